@@ -1,0 +1,42 @@
+# Every target installs what it needs into .venv first, so `make dev` and `make test` work on a fresh clone.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: dev test install lint bench clean build-ApiFunction build-DispatchFunction build-CompleteFunction \
+        build-WebhooksFunction build-SweeperFunction
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first: any other torch requirement may pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/darkroom dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check functions gpu infra tests
+	$(BIN)/cfn-lint template.yaml
+
+bench: $(STAMP)
+	$(BIN)/python -m gpu.bench
+
+clean:
+	rm -rf $(VENV) .darkroom .pytest_cache
+
+# `sam build` runs these (Metadata: BuildMethod: makefile): every function ships the same code,
+# the functions/ package plus the lightweight model catalog, with the runtime requirements only.
+build-ApiFunction build-DispatchFunction build-CompleteFunction build-WebhooksFunction build-SweeperFunction:
+	mkdir -p "$(ARTIFACTS_DIR)/gpu"
+	cp -r functions "$(ARTIFACTS_DIR)/"
+	cp gpu/__init__.py gpu/catalog.py gpu/catalog.yaml "$(ARTIFACTS_DIR)/gpu/"
+	python -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)"

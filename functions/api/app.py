@@ -1,0 +1,36 @@
+"""The api function's resolver: one router per dialect, auth middleware, errors mapped per dialect."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from functions.api import errors, native
+from functions.api.auth import auth_middleware
+from functions.core.errors import DarkroomError
+from functions.core.observability import logger
+
+app = APIGatewayHttpResolver()
+app.use(middlewares=[auth_middleware])
+app.include_router(native.router)
+
+
+@app.exception_handler(DarkroomError)
+def _domain_error(exc: DarkroomError) -> Response:
+    if exc.status >= 500:
+        logger.warning("request failed", extra={"error": exc.message, "code": exc.code})
+    return errors.render(app.current_event.path, exc)
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    # Never a bare 500 page: the caller gets its dialect's error shape; the stack trace goes to the log.
+    logger.exception("unhandled error")
+    return errors.render(app.current_event.path, DarkroomError("Internal error; the request can be retried"))
+
+
+@app.not_found
+def _not_found(exc: Exception) -> Response:
+    return errors.route_not_found(app.current_event.path, app.current_event.http_method)
+
+
+__all__ = ["app"]

@@ -1,0 +1,61 @@
+"""Authentication: the key from any of the three header forms, looked up by hash, put on the request context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from functions.core.errors import FieldError, Forbidden, Unauthorized
+from functions.core.keys import ApiKey, KeyStore
+
+# Routes served without a key: CORS preflight only, for now.
+PUBLIC_METHODS = {"OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    workspace_id: str
+    key_id: str
+    scopes: frozenset[str]
+    rate_limit: int
+
+    @classmethod
+    def from_key(cls, key: ApiKey) -> "Principal":
+        return cls(key.workspace_id, key.key_id, frozenset(key.scopes), key.rate_limit)
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes and "admin" not in self.scopes:
+            raise Forbidden(f"This API key lacks the {scope} scope", code="insufficient_scope",
+                            errors=[FieldError("authorization", f"key lacks the {scope} scope", "insufficient_scope")])
+
+
+def key_from_headers(headers: dict[str, str]) -> str | None:
+    """`Authorization: <key>`, `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    if lowered.get("x-api-key", "").strip():
+        return lowered["x-api-key"].strip()
+    value = lowered.get("authorization", "").strip()
+    if value.lower().startswith("bearer "):
+        value = value[7:].strip()
+    return value or None
+
+
+def authenticate(headers: dict[str, str], store: KeyStore | None = None) -> Principal:
+    secret = key_from_headers(headers)
+    if not secret:
+        raise Unauthorized("Missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
+                           code="missing_api_key",
+                           errors=[FieldError("authorization", "no API key in Authorization or X-API-Key", "required")])
+    key = (store or KeyStore()).lookup(secret)
+    if key is None:
+        raise Unauthorized("Invalid API key", code="invalid_api_key",
+                           errors=[FieldError("authorization", "API key is unknown or revoked", "invalid_api_key")])
+    return Principal.from_key(key)
+
+
+def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    if app.current_event.http_method not in PUBLIC_METHODS:
+        app.append_context(principal=authenticate(app.current_event.headers))
+    return next_middleware(app)

@@ -1,0 +1,11 @@
+"""Lambda entry point for every HTTP route (template.yaml: ApiFunction)."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.api.app import app
+from functions.core.observability import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,180 @@
+"""Artificial Studio dialect: /api/run, /api/generate, /api/generations…, /api/tools…, /api/models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.api import idempotency
+from functions.api.auth import Principal
+from functions.api.request import json_body, query_int
+from functions.core import clock
+from functions.core.errors import Conflict, FieldError, NotFound, TransitionRejected, ValidationFailed
+from functions.core.generation import GenerationInput, parse_input, resolve_params
+from functions.core.jobs import JobStatus, JobStore
+from functions.core.lifecycle import finish
+from functions.core.submit import SubmitRequest, submit
+from functions.dialects import native
+from gpu.catalog import ModelSpec, ToolSpec, get_catalog
+
+router = Router()
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tool: str = Field(min_length=1)
+    input: dict[str, Any]
+    model: str | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[Literal["start", "completed"]] | None = None
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1)
+    input: dict[str, Any]
+    webhook: str | None = None
+    webhook_events_filter: list[Literal["start", "completed"]] | None = None
+
+
+def _principal() -> Principal:
+    return router.context["principal"]
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
+                    headers=headers)
+
+
+def _model(name: str, field: str) -> ModelSpec:
+    model = get_catalog().model(name)
+    if model is None:
+        raise ValidationFailed(f"Unknown model {name!r}; GET /api/models lists them",
+                               errors=[FieldError(field, f"unknown model {name!r}", "model_not_found")],
+                               code="model_not_found")
+    return model
+
+
+def _submit(tool: str | None, model: ModelSpec, raw_input: dict[str, Any], webhook: str | None,
+            events: list[str] | None) -> dict[str, Any]:
+    principal = _principal()
+    principal.require(f"{model.type}:generate")
+    inp = parse_input(GenerationInput, raw_input, prefix="input.")
+    params = resolve_params(model, inp, prefix="input.")
+    request = SubmitRequest(workspace_id=principal.workspace_id, model=model, params=params,
+                            input=inp.model_dump(exclude_none=True, exclude_defaults=True) | {"prompt": inp.prompt},
+                            tool=tool, webhook=webhook, webhook_events=events or ["completed"])
+    job = submit(request)
+    return job.model_dump(mode="json")
+
+
+def _idempotent(body: BaseModel, work) -> dict[str, Any]:
+    key = router.current_event.headers.get("idempotency-key")
+    return idempotency.once(key, _principal().workspace_id, body.model_dump(mode="json"), work)
+
+
+@router.post("/api/run")
+def run_tool() -> Response:
+    body = parse_input(RunRequest, json_body(router.current_event))
+    tool = get_catalog().tool(body.tool)
+    if tool is None:
+        raise ValidationFailed(f"Unknown tool {body.tool!r}; GET /api/tools lists them",
+                               errors=[FieldError("tool", f"unknown tool {body.tool!r}", "tool_not_found")],
+                               code="tool_not_found")
+    model = _model(body.model, "model") if body.model else _model(tool.default_model, "tool")
+    if model.task != tool.task:
+        raise ValidationFailed(f"Model {model.id} does not serve {tool.slug}",
+                               errors=[FieldError("model", f"{model.id} is a {model.task} model", "invalid_value")])
+    job = _idempotent(body, lambda: _submit(tool.slug, model, body.input, body.webhook, body.webhook_events_filter))
+    return _json(202, {"id": job["id"], "status": "processing", "tool": tool.slug,
+                       "createdAt": clock.iso(job["created_at"])})
+
+
+@router.post("/api/generate")
+def generate() -> Response:
+    body = parse_input(GenerateRequest, json_body(router.current_event))
+    model = _model(body.model, "model")
+    tool = next((t.slug for t in get_catalog().tools if t.task == model.task), None)
+    job = _idempotent(body, lambda: _submit(tool, model, body.input, body.webhook, body.webhook_events_filter))
+    return _json(200, {"_id": job["id"], "id": job["id"], "status": "pending", "model": model.id, "output": None})
+
+
+@router.get("/api/generations")
+def list_generations() -> Response:
+    principal = _principal()
+    principal.require("media:read")
+    event = router.current_event
+    limit = query_int(event, "limit", default=20, minimum=1, maximum=100)
+    offset = query_int(event, "offset", default=0, minimum=0, maximum=100_000)
+    status_name = (event.query_string_parameters or {}).get("status")
+    status = None
+    if status_name:
+        status = native.STATUS_FILTER.get(status_name)
+        if status is None:
+            raise ValidationFailed(f"Unknown status {status_name!r}", errors=[FieldError(
+                "status", f"must be one of pending, processing, success, error, canceled", "invalid_value")])
+    jobs, total = JobStore().list_for_workspace(principal.workspace_id, status=status, limit=limit, offset=offset)
+    return _json(200, {
+        "data": [native.generation(j) for j in jobs],
+        "pagination": {"total": total, "limit": limit, "offset": offset, "hasMore": offset + len(jobs) < total},
+    })
+
+
+@router.get("/api/generations/<job_id>")
+def get_generation(job_id: str) -> Response:
+    principal = _principal()
+    principal.require("media:read")
+    return _json(200, native.generation(JobStore().get_for_workspace(principal.workspace_id, job_id)))
+
+
+@router.post("/api/generations/<job_id>/cancel")
+def cancel_generation(job_id: str) -> Response:
+    principal = _principal()
+    store = JobStore()
+    job = store.get_for_workspace(principal.workspace_id, job_id)
+    principal.require(f"{job.type}:generate")
+    try:
+        job, _ = finish(job, JobStatus.CANCELED, store=store)
+    except TransitionRejected as exc:
+        raise Conflict(f"Generation {job_id} already finished ({exc.current})", code="already_finished")
+    return _json(200, native.generation(job))
+
+
+def _tool_view(tool: ToolSpec, *, detail: bool) -> dict[str, Any]:
+    models = get_catalog().models_for(tool.task)
+    view: dict[str, Any] = {
+        "slug": tool.slug, "name": tool.name, "description": tool.description, "type": tool.type,
+        "task": tool.task, "defaultModel": tool.default_model,
+        "models": [{"id": m.id, "name": m.name, "credits": m.credits_per_image} for m in models],
+    }
+    if detail:
+        view["inputSchema"] = GenerationInput.model_json_schema()
+    return view
+
+
+@router.get("/api/tools")
+def list_tools() -> Response:
+    return _json(200, {"data": [_tool_view(t, detail=True) for t in get_catalog().tools]})
+
+
+@router.get("/api/tools/<slug>")
+def get_tool(slug: str) -> Response:
+    tool = get_catalog().tool(slug)
+    if tool is None:
+        raise NotFound(f"Tool {slug} not found", code="tool_not_found")
+    return _json(200, _tool_view(tool, detail=True))
+
+
+@router.get("/api/models")
+def list_models() -> Response:
+    catalog = get_catalog()
+    return _json(200, {"data": [{
+        "id": m.id, "name": m.name, "task": m.task, "type": m.type, "family": m.family,
+        "tools": [t.slug for t in catalog.tools if t.task == m.task],
+        "credits": m.credits_per_image, "defaults": m.defaults.model_dump(exclude_none=True),
+        "aliases": m.aliases,
+    } for m in catalog.models]})

@@ -1,0 +1,36 @@
+"""Reading the request: JSON body and query parameters, with errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from functions.core.errors import FieldError, ValidationFailed
+
+
+def json_body(event: APIGatewayProxyEventV2) -> Any:
+    raw = event.decoded_body if event.body is not None else None
+    if not raw:
+        raise ValidationFailed("Request body is required", errors=[FieldError("body", "is required", "required")])
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"Request body is not valid JSON: {exc}",
+                               errors=[FieldError("body", f"is not valid JSON ({exc})", "invalid_json")]) from None
+
+
+def query_int(event: APIGatewayProxyEventV2, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    raw = (event.query_string_parameters or {}).get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be an integer",
+                               errors=[FieldError(name, "must be an integer", "invalid_type")]) from None
+    if not minimum <= value <= maximum:
+        raise ValidationFailed(f"{name} must be between {minimum} and {maximum}",
+                               errors=[FieldError(name, f"must be between {minimum} and {maximum}", "out_of_range")])
+    return value

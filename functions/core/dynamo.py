@@ -1,0 +1,44 @@
+"""DynamoDB (de)serialization shared by every store: plain Python in, attribute values out."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo_numbers(value: Any) -> Any:
+    # DynamoDB refuses floats; a JSON round trip turns every float into a Decimal in one pass.
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _from_dynamo_numbers(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo_numbers(v) for v in value]
+    return value
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in _to_dynamo_numbers(item).items() if v is not None}
+
+
+def value(v: Any) -> dict[str, Any]:
+    return _serializer.serialize(_to_dynamo_numbers(v))
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return _from_dynamo_numbers({k: _deserializer.deserialize(v) for k, v in item.items()})
+
+
+def is_conditional_failure(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}

@@ -1,0 +1,75 @@
+"""Domain exceptions. Each dialect maps them to its own HTTP error shape in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+    code: str = "invalid"
+
+
+class DarkroomError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, errors: list[FieldError] | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+        if code:
+            self.code = code
+        self.headers = headers or {}
+
+    @property
+    def param(self) -> str | None:
+        return self.errors[0].field if self.errors else None
+
+
+class ValidationFailed(DarkroomError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(DarkroomError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class Forbidden(DarkroomError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DarkroomError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DarkroomError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(DarkroomError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ServiceUnavailable(DarkroomError):
+    status = 503
+    code = "service_unavailable"
+
+
+@dataclass
+class TransitionRejected(Exception):
+    """A conditional state write found the job in a state the transition does not start from."""
+
+    job_id: str
+    target: str
+    current: str | None = None
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,137 @@
+"""What a generation request means, whatever dialect it came in: validated input, resolved parameters.
+
+Each dialect translates its request into `GenerationInput`; `resolve_params` turns that plus the catalog
+model into the exact parameters the worker runs (so a retried job runs identically).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gpu.catalog import ModelSpec
+
+from .errors import FieldError, ValidationFailed
+
+MAX_PROMPT_CHARS = 4000
+MAX_IMAGES = 10
+_SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+_RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+
+class GenerationInput(BaseModel):
+    """The generation parameters every dialect can express. Unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="What to generate.")
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="What to avoid.")
+    n: int = Field(1, ge=1, le=MAX_IMAGES, description="Number of images, generated as one batch.")
+    width: int | None = Field(None, ge=64, le=4096, description="Output width in pixels.")
+    height: int | None = Field(None, ge=64, le=4096, description="Output height in pixels.")
+    size: str | None = Field(None, description='Output size as "WIDTHxHEIGHT", e.g. "1024x1024".')
+    aspect_ratio: str | None = Field(None, description='Aspect ratio such as "16:9"; takes precedence over size.')
+    steps: int | None = Field(None, ge=1, le=200, description="Denoising steps (model default if omitted).")
+    guidance: float | None = Field(None, ge=0, le=30, description="Classifier-free guidance scale.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Same seed, same image.")
+    output_format: OutputFormat = Field("png", description="png, jpeg or webp.")
+    quality: int | None = Field(None, ge=1, le=100, description="jpeg/webp quality.")
+
+    @field_validator("size")
+    @classmethod
+    def _size_shape(cls, value: str | None) -> str | None:
+        if value is not None and value != "auto" and not _SIZE.match(value):
+            raise ValueError('must look like "1024x1024"')
+        return value
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _ratio_shape(cls, value: str | None) -> str | None:
+        if value is not None and value != "auto" and not _RATIO.match(value):
+            raise ValueError('must look like "16:9"')
+        return value
+
+
+def parse_input(model: type[BaseModel], data: Any, *, prefix: str = "") -> Any:
+    """Validate with pydantic; turn its errors into a ValidationFailed that names each field and reason."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("Request body must be a JSON object",
+                               errors=[FieldError(prefix.rstrip(".") or "body", "must be a JSON object", "invalid_type")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_failed(exc, prefix=prefix) from None
+
+
+def validation_failed(exc: ValidationError, *, prefix: str = "") -> ValidationFailed:
+    errors = []
+    for err in exc.errors():
+        field = prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix.rstrip(".") or "body"
+        code = {"extra_forbidden": "unknown_field", "missing": "required"}.get(err["type"], err["type"])
+        message = "is not a recognised field" if code == "unknown_field" else err["msg"]
+        message = message.removeprefix("Value error, ")
+        errors.append(FieldError(field, message, code))
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return ValidationFailed(f"Invalid request: {summary}", errors=errors)
+
+
+def _bad(field: str, message: str, code: str = "invalid_value") -> ValidationFailed:
+    return ValidationFailed(f"Invalid request: {field}: {message}", errors=[FieldError(field, message, code)],
+                            code=code)
+
+
+def _snap(value: float, multiple: int) -> int:
+    return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def resolve_size(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") -> tuple[int, int]:
+    """width/height: explicit pixels, else aspect_ratio (at the model's default area), else size, else default."""
+    width, height = model.defaults.width, model.defaults.height
+    if inp.aspect_ratio and inp.aspect_ratio != "auto":
+        rw, rh = (int(x) for x in inp.aspect_ratio.split(":"))
+        if rw == 0 or rh == 0:
+            raise _bad(prefix + "aspect_ratio", "both sides must be positive")
+        area = model.defaults.width * model.defaults.height
+        width = _snap(math.sqrt(area * rw / rh), model.multiple_of)
+        height = _snap(math.sqrt(area * rh / rw), model.multiple_of)
+    elif inp.size and inp.size != "auto":
+        width, height = (int(x) for x in inp.size.split("x"))
+    if inp.width is not None:
+        width = inp.width
+    if inp.height is not None:
+        height = inp.height
+    field = prefix + ("width" if inp.width is not None else "size")
+    for side in (width, height):
+        if not model.min_side <= side <= model.max_side:
+            raise _bad(field, f"{width}x{height} is outside {model.min_side}..{model.max_side} pixels per side "
+                              f"for {model.id}", "invalid_size")
+        if side % model.multiple_of:
+            raise _bad(field, f"{width}x{height}: each side must be a multiple of {model.multiple_of} for {model.id}",
+                       "invalid_size")
+    return width, height
+
+
+def resolve_params(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") -> dict[str, Any]:
+    """The exact parameters the worker will run, defaults filled in from the catalog."""
+    width, height = resolve_size(model, inp, prefix=prefix)
+    steps = inp.steps if inp.steps is not None else model.defaults.steps
+    if steps > model.max_steps:
+        raise _bad(prefix + "steps", f"must be at most {model.max_steps} for {model.id}")
+    params: dict[str, Any] = {
+        "prompt": inp.prompt,
+        "n": inp.n,
+        "width": width,
+        "height": height,
+        "steps": steps,
+        "guidance": inp.guidance if inp.guidance is not None else model.defaults.guidance,
+        "seed": inp.seed,
+        "output_format": inp.output_format,
+        "quality": inp.quality,
+    }
+    if inp.negative_prompt:
+        params["negative_prompt"] = inp.negative_prompt
+    return {k: v for k, v in params.items() if v is not None}

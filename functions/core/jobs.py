@@ -1,0 +1,307 @@
+"""The generation job: its record, its state machine, and every write to the jobs table.
+
+State transitions are DynamoDB conditional writes, so a transition applied twice is a no-op and two
+writers racing (the worker finishing while the user cancels) cannot both win. This is the only module
+that changes a job's status.
+"""
+
+from __future__ import annotations
+
+import random
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from . import aws, clock, dynamo
+from .errors import NotFound, TransitionRejected
+from .settings import get_settings
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+# target state -> the states it may be entered from.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.RUNNING: frozenset({JobStatus.QUEUED}),
+    JobStatus.SUCCEEDED: frozenset({JobStatus.RUNNING}),
+    JobStatus.FAILED: frozenset({JobStatus.QUEUED, JobStatus.RUNNING}),
+    JobStatus.CANCELED: frozenset({JobStatus.QUEUED, JobStatus.RUNNING}),
+}
+
+# Unfinished jobs are spread over a few partitions of the sweeper's sparse index.
+ACTIVE_SHARDS = 4
+
+
+class Output(BaseModel):
+    key: str
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    frames: int | None = None
+    thumbnail_key: str | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class Job(BaseModel):
+    """One generation request, whatever dialect it came through."""
+
+    id: str
+    workspace_id: str
+    status: JobStatus = JobStatus.QUEUED
+    dialect: str = "native"
+    tool: str | None = None
+    model: str
+    task: str
+    type: str = "image"
+    # What the caller sent (shown back as `payload`) and what the worker runs (resolved defaults).
+    input: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    webhook: str | None = None
+    webhook_events: list[str] = Field(default_factory=lambda: ["completed"])
+    created_at: float
+    updated_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    deadline: float | None = None
+    outputs: list[Output] = Field(default_factory=list)
+    error: JobError | None = None
+    progress: dict[str, int] | None = None
+    dispatch: dict[str, Any] | None = None
+    # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
+    attempts: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    def to_item(self) -> dict[str, Any]:
+        item = self.model_dump(mode="json", exclude_none=True)
+        item.update(_index_attributes(self))
+        item["expires_at"] = int(self.created_at + get_settings().job_retention_days * 86400)
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "Job":
+        return cls.model_validate(item)
+
+
+def created_key(created_at: float, job_id: str) -> str:
+    return f"{int(created_at * 1000):014d}#{job_id}"
+
+
+def _index_attributes(job: Job) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "created_key": created_key(job.created_at, job.id),
+        "workspace_status": f"{job.workspace_id}#{job.status}",
+    }
+    if not job.terminal:
+        attrs["active_shard"] = str(random.randrange(ACTIVE_SHARDS))
+    return attrs
+
+
+class JobStore:
+    """All reads and writes of the jobs table."""
+
+    def __init__(self, table: str | None = None) -> None:
+        self.table = table or get_settings().jobs_table
+        self.ddb = aws.client("dynamodb")
+
+    # ---- create and read
+    def put_new_item(self, job: Job) -> dict[str, Any]:
+        """The Put of a new job, for a transaction (credits join it in the same TransactWriteItems)."""
+        return {
+            "TableName": self.table,
+            "Item": dynamo.serialize(job.to_item()),
+            "ConditionExpression": "attribute_not_exists(id)",
+        }
+
+    def create(self, job: Job) -> None:
+        self.ddb.put_item(**self.put_new_item(job))
+
+    def get(self, job_id: str, *, consistent: bool = True) -> Job | None:
+        resp = self.ddb.get_item(TableName=self.table, Key={"id": {"S": job_id}}, ConsistentRead=consistent)
+        return Job.from_item(dynamo.deserialize(resp["Item"])) if "Item" in resp else None
+
+    def get_for_workspace(self, workspace_id: str, job_id: str) -> Job:
+        """A job the workspace owns. Another workspace's job is indistinguishable from a missing one."""
+        job = self.get(job_id) if _plausible_id(job_id) else None
+        if job is None or job.workspace_id != workspace_id:
+            raise NotFound(f"Generation {job_id} not found", code="generation_not_found")
+        return job
+
+    def list_for_workspace(self, workspace_id: str, *, status: JobStatus | None = None, limit: int = 20,
+                           offset: int = 0) -> tuple[list[Job], int]:
+        """Newest first, with the total count for offset pagination."""
+        if status is None:
+            index, key_name, key_value = "by-workspace", "workspace_id", workspace_id
+        else:
+            index, key_name, key_value = "by-workspace-status", "workspace_status", f"{workspace_id}#{status}"
+        query = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": key_name},
+            "ExpressionAttributeValues": {":v": {"S": key_value}},
+            "ScanIndexForward": False,
+        }
+        total = 0
+        for page in self.ddb.get_paginator("query").paginate(**query, Select="COUNT"):
+            total += page["Count"]
+        jobs: list[Job] = []
+        if offset < total and limit > 0:
+            seen = 0
+            for page in self.ddb.get_paginator("query").paginate(**query):
+                for item in page["Items"]:
+                    if seen >= offset:
+                        jobs.append(Job.from_item(dynamo.deserialize(item)))
+                        if len(jobs) == limit:
+                            return jobs, total
+                    seen += 1
+        return jobs, total
+
+    def overdue(self, now: float, *, limit: int = 100) -> list[str]:
+        """Ids of unfinished jobs whose deadline has passed, from the sparse index."""
+        ids: list[str] = []
+        for shard in range(ACTIVE_SHARDS):
+            paginator = self.ddb.get_paginator("query").paginate(
+                TableName=self.table,
+                IndexName="active-by-deadline",
+                KeyConditionExpression="active_shard = :s AND deadline < :now",
+                ExpressionAttributeValues={":s": {"S": str(shard)}, ":now": dynamo.value(now)},
+            )
+            for page in paginator:
+                ids.extend(item["id"]["S"] for item in page["Items"])
+                if len(ids) >= limit:
+                    return ids[:limit]
+        return ids
+
+    # ---- state transitions
+    def transition_update(self, job: Job, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
+                          now: float | None = None) -> dict[str, Any]:
+        """The conditional Update that moves `job` to `target`, for use alone or inside a transaction."""
+        now = now if now is not None else clock.now()
+        allowed = TRANSITIONS[target]
+        fields: dict[str, Any] = {
+            "status": target.value,
+            "workspace_status": f"{job.workspace_id}#{target}",
+            "updated_at": now,
+            **(set_fields or {}),
+        }
+        remove: list[str] = []
+        if target == JobStatus.RUNNING:
+            fields["started_at"] = now
+            fields["deadline"] = now + get_settings().run_deadline_seconds
+        if target.terminal:
+            fields["finished_at"] = now
+            # Leaving the sweeper's sparse index: finished jobs need no watching.
+            remove += ["active_shard", "deadline"]
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": dynamo.value(v) for i, v in enumerate(fields.values())}
+        from_values = {f":from{i}": {"S": s.value} for i, s in enumerate(sorted(allowed))}
+        expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        if remove:
+            names.update({f"#r{i}": k for i, k in enumerate(remove)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        return {
+            "TableName": self.table,
+            "Key": {"id": {"S": job.id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": f"#status_ IN ({', '.join(from_values)})",
+            "ExpressionAttributeNames": {**names, "#status_": "status"},
+            "ExpressionAttributeValues": {**values, **from_values},
+        }
+
+    def transition(self, job: Job, target: JobStatus, *, set_fields: dict[str, Any] | None = None) -> tuple[Job, bool]:
+        """Move the job to `target`. Returns (job as stored now, applied).
+
+        Applying the same transition twice returns (job, False): a no-op, not an error, so every handler
+        is safe to run twice on the same message. A transition from a state it does not start from (a
+        canceled job that finishes anyway) raises TransitionRejected with the current state.
+        """
+        update = self.transition_update(job, target, set_fields=set_fields)
+        try:
+            resp = self.ddb.update_item(**update, ReturnValues="ALL_NEW",
+                                        ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except self.ddb.exceptions.ConditionalCheckFailedException as exc:
+            current = exc.response.get("Item")
+            if current is None:
+                raise NotFound(f"Generation {job.id} not found") from exc
+            stored = Job.from_item(dynamo.deserialize(current))
+            if stored.status == target:
+                return stored, False
+            raise TransitionRejected(job.id, target.value, stored.status.value) from exc
+        return Job.from_item(dynamo.deserialize(resp["Attributes"])), True
+
+    # ---- bookkeeping that does not change status
+    def _update_if(self, job_id: str, expression: str, condition: str, names: dict[str, str],
+                   values: dict[str, Any]) -> bool:
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"id": {"S": job_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={k: dynamo.value(v) for k, v in values.items()},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def claim_dispatch(self, job_id: str, claim: str, now: float) -> bool:
+        """Take the right to spawn this job's GPU call. False if another delivery already took it."""
+        return self._update_if(
+            job_id,
+            "SET #d = :d, attempts = if_not_exists(attempts, :zero) + :one, deadline = :deadline",
+            "#s = :queued AND attribute_not_exists(#d)",
+            {"#d": "dispatch", "#s": "status"},
+            {":d": {"claim": claim, "claimed_at": now}, ":queued": "queued", ":zero": 0, ":one": 1,
+             ":deadline": now + get_settings().dispatch_deadline_seconds},
+        )
+
+    def record_dispatch(self, job_id: str, claim: str, dispatcher: str, call_id: str, now: float) -> bool:
+        return self._update_if(
+            job_id,
+            "SET #d = :d",
+            "#d.claim = :claim",
+            {"#d": "dispatch"},
+            {":d": {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id},
+             ":claim": claim},
+        )
+
+    def release_dispatch(self, job_id: str, claim: str | None, now: float) -> bool:
+        """Give up a claim (spawn failed) or a lost dispatch (sweeper) so the job can be dispatched again."""
+        condition = "#s = :queued" + (" AND #d.claim = :claim" if claim else "")
+        values: dict[str, Any] = {":queued": "queued", ":deadline": now + get_settings().dispatch_deadline_seconds}
+        if claim:
+            values[":claim"] = claim
+        return self._update_if(job_id, "REMOVE #d SET deadline = :deadline", condition,
+                               {"#d": "dispatch", "#s": "status"}, values)
+
+    def record_progress(self, job_id: str, step: int, total: int) -> bool:
+        return self._update_if(
+            job_id, "SET progress = :p, updated_at = :now", "#s = :running",
+            {"#s": "status"}, {":p": {"step": step, "total": total}, ":running": "running", ":now": clock.now()},
+        )
+
+
+def _plausible_id(job_id: str) -> bool:
+    return 0 < len(job_id) <= 64 and job_id.replace("-", "").replace("_", "").isalnum()

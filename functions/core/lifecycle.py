@@ -1,0 +1,55 @@
+"""Finishing a job: the terminal transition and what must follow it, in one place.
+
+Every path that ends a job (the worker's result, a cancel, the sweeper, a failed enqueue) goes through
+`finish`, so each terminal state produces exactly one webhook event id, however often it is retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import messages
+from .errors import TransitionRejected
+from .jobs import Job, JobStatus, JobStore
+from .observability import logger
+from .settings import get_settings
+
+EVENT_NAMES = {
+    JobStatus.RUNNING: "generation.started",
+    JobStatus.SUCCEEDED: "generation.succeeded",
+    JobStatus.FAILED: "generation.failed",
+    JobStatus.CANCELED: "generation.canceled",
+}
+
+
+def event_id(job: Job, status: JobStatus) -> str:
+    # Stable across retries and replays, so receivers can dedupe on webhook-id.
+    return f"evt_{job.id}_{status.value}"
+
+
+def emit(job: Job, status: JobStatus) -> None:
+    """Queue the webhook event for `status` if the job asked for it."""
+    if not job.webhook:
+        return
+    wanted = "start" if status == JobStatus.RUNNING else "completed"
+    if wanted not in job.webhook_events:
+        return
+    messages.send(get_settings().webhooks_queue_url,
+                  messages.WebhookMessage(event_id=event_id(job, status), job_id=job.id, event=EVENT_NAMES[status]))
+
+
+def finish(job: Job, target: JobStatus, *, fields: dict[str, Any] | None = None,
+           store: JobStore | None = None) -> tuple[Job, bool]:
+    """Apply a terminal transition and emit its event. Returns (job as stored, whether this call applied it).
+
+    Run twice, the second call changes nothing but re-emits the event with the same id: a crash between
+    the write and the send would otherwise lose the webhook.
+    """
+    store = store or JobStore()
+    try:
+        job, applied = store.transition(job, target, set_fields=fields)
+    except TransitionRejected as exc:
+        logger.info("job already finished", extra={"job_id": job.id, "target": target, "current": exc.current})
+        raise
+    emit(job, target)
+    return job, applied

@@ -1,0 +1,57 @@
+"""The messages that travel on the jobs, results and webhooks queues, and how they are sent."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from . import aws
+from .jobs import JobError, Output
+
+
+class JobMessage(BaseModel):
+    """jobs queue: a job is ready to be dispatched to a GPU."""
+
+    job_id: str
+
+
+class ResultMessage(BaseModel):
+    """results queue: what the GPU worker reports: that it started a job, and how the job ended."""
+
+    job_id: str
+    outcome: Literal["started", "succeeded", "failed"]
+    outputs: list[Output] = Field(default_factory=list)
+    error: JobError | None = None
+    seed: int | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class WebhookMessage(BaseModel):
+    """webhooks queue: one event for one job; `event_id` is stable across retries and replays."""
+
+    event_id: str
+    job_id: str
+    event: str
+    attempt: int = 0
+
+
+def send(queue_url: str, message: BaseModel, *, delay_seconds: int = 0, **attributes: Any) -> str:
+    resp = aws.client("sqs").send_message(
+        QueueUrl=queue_url, MessageBody=message.model_dump_json(exclude_none=True), DelaySeconds=delay_seconds,
+        **attributes,
+    )
+    return resp["MessageId"]
+
+
+class WorkRequest(BaseModel):
+    """What the dispatcher hands the GPU worker: everything it needs, so the worker reads no configuration
+    beyond its AWS credentials (the Modal container has no Darkroom settings of its own)."""
+
+    job_id: str
+    workspace_id: str
+    model: str
+    params: dict[str, Any]
+    jobs_table: str
+    results_queue_url: str
+    bucket: str

@@ -1,0 +1,47 @@
+"""Configuration, parsed from the environment once per cold start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every DARKROOM_* variable. template.yaml sets them in AWS; the local stack sets them from the same template."""
+
+    model_config = SettingsConfigDict(env_prefix="DARKROOM_", extra="ignore")
+
+    jobs_table: str = "darkroom-jobs"
+    keys_table: str = "darkroom-api-keys"
+    workspaces_table: str = "darkroom-workspaces"
+    idempotency_table: str = "darkroom-idempotency"
+    jobs_queue_url: str = ""
+    results_queue_url: str = ""
+    webhooks_queue_url: str = ""
+    outputs_bucket: str = "darkroom-outputs"
+
+    # "modal" in AWS; the local stack runs the worker in-process.
+    dispatcher: Literal["modal", "local"] = "modal"
+    modal_app: str = "darkroom"
+    modal_token_secret_arn: str = ""
+
+    # True only in the local stack: loopback webhook targets and reference URLs are allowed.
+    local: bool = False
+    job_retention_days: int = Field(30, ge=1)
+    # Presigned GET URLs for outputs; the APIs promise 24 h.
+    url_ttl_seconds: int = Field(24 * 3600, ge=60, le=7 * 24 * 3600)
+    # Revoked keys stop working after at most this long in a warm Lambda (see README: API keys).
+    key_cache_ttl_seconds: float = Field(30.0, ge=0)
+    # Deadlines after which the sweeper acts on an unfinished job.
+    dispatch_deadline_seconds: int = Field(300, ge=10)
+    run_deadline_seconds: int = Field(1800, ge=30)
+    # Where the local stack keeps tiny models and its env file.
+    data_dir: str = ".darkroom"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,77 @@
+"""Accepting a job: one logic function that every dialect calls.
+
+The job record is written first (a conditional put), then a message goes onto the jobs queue. If the
+queue cannot be reached the job is failed at once and the caller gets 503: nothing is left half-accepted.
+If the process dies between the two writes, the sweeper finds the queued job past its dispatch deadline
+and enqueues it, so an accepted job is never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gpu.catalog import ModelSpec
+
+from . import clock, messages
+from .errors import FieldError, ServiceUnavailable, ValidationFailed
+from .jobs import Job, JobError, JobStatus, JobStore
+from .settings import get_settings
+from .urls import UnsafeUrl, check_url
+
+WEBHOOK_EVENTS = ("start", "completed")
+
+
+@dataclass
+class SubmitRequest:
+    workspace_id: str
+    model: ModelSpec
+    params: dict[str, Any]
+    input: dict[str, Any]
+    dialect: str = "native"
+    tool: str | None = None
+    webhook: str | None = None
+    webhook_events: list[str] = field(default_factory=lambda: ["completed"])
+
+
+def check_webhook(url: str | None, *, field_name: str = "webhook") -> None:
+    if url is None:
+        return
+    try:
+        check_url(url, allow_loopback=get_settings().local, must_resolve=False)
+    except UnsafeUrl as exc:
+        raise ValidationFailed(f"Invalid webhook URL: {exc}",
+                               errors=[FieldError(field_name, f"webhook URL {exc}", "invalid_webhook")]) from None
+
+
+def submit(request: SubmitRequest, *, store: JobStore | None = None) -> Job:
+    store = store or JobStore()
+    check_webhook(request.webhook)
+    settings = get_settings()
+    now = clock.now()
+    job = Job(
+        id=clock.new_object_id(now),
+        workspace_id=request.workspace_id,
+        dialect=request.dialect,
+        tool=request.tool,
+        model=request.model.id,
+        task=request.model.task,
+        type=request.model.type,
+        input=request.input,
+        params=request.params,
+        webhook=request.webhook,
+        webhook_events=request.webhook_events,
+        created_at=now,
+        updated_at=now,
+        deadline=now + settings.dispatch_deadline_seconds,
+    )
+    store.create(job)
+    try:
+        messages.send(settings.jobs_queue_url, messages.JobMessage(job_id=job.id))
+    except (BotoCoreError, ClientError) as exc:
+        store.transition(job, JobStatus.FAILED, set_fields={
+            "error": JobError(code="enqueue_failed", message="The job queue was unavailable").model_dump()})
+        raise ServiceUnavailable("The job queue is unavailable; nothing was charged, please retry") from exc
+    return job

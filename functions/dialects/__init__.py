@@ -1,0 +1,13 @@
+"""How each vendor API shows jobs and errors. The api routers and the webhooks function both use these."""
+
+from __future__ import annotations
+
+NATIVE, OPENAI, AIMS = "native", "openai", "aims"
+
+
+def dialect_for_path(path: str) -> str:
+    if path.startswith("/v1/"):
+        return OPENAI
+    if path.startswith("/api/v1/"):
+        return AIMS
+    return NATIVE

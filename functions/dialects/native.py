@@ -1,0 +1,74 @@
+"""Artificial Studio: statuses, the generation object, the webhook payload and the error body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.core import clock, storage
+from functions.core.errors import DarkroomError
+from functions.core.jobs import Job, JobStatus
+
+STATUS = {
+    JobStatus.QUEUED: "pending",
+    JobStatus.RUNNING: "processing",
+    JobStatus.SUCCEEDED: "success",
+    JobStatus.FAILED: "error",
+    JobStatus.CANCELED: "error",
+}
+STATUS_FILTER = {
+    "pending": JobStatus.QUEUED, "processing": JobStatus.RUNNING, "success": JobStatus.SUCCEEDED,
+    "error": JobStatus.FAILED, "canceled": JobStatus.CANCELED,
+    # Internal names are accepted too.
+    **{s.value: s for s in JobStatus},
+}
+
+
+def _urls(job: Job) -> tuple[list[str], list[str | None]]:
+    outputs = [storage.presigned_get(o.key) for o in job.outputs]
+    thumbnails = [storage.presigned_get(o.thumbnail_key) if o.thumbnail_key else None for o in job.outputs]
+    return outputs, thumbnails
+
+
+def _error(job: Job) -> str | None:
+    if job.status == JobStatus.CANCELED:
+        return "Generation was canceled"
+    return job.error.message if job.error else None
+
+
+def generation(job: Job) -> dict[str, Any]:
+    """GET /api/generations/{id}."""
+    outputs, thumbnails = _urls(job)
+    body: dict[str, Any] = {
+        "id": job.id,
+        "status": STATUS[job.status],
+        "output": outputs[0] if outputs else None,
+        "thumbnail": thumbnails[0] if thumbnails else None,
+        "tool": job.tool,
+        "model": job.model,
+        "type": job.type,
+        "payload": job.input,
+        "error": _error(job),
+        "createdAt": clock.iso(job.created_at),
+        "outputs": outputs,
+    }
+    if job.progress and job.status == JobStatus.RUNNING:
+        body["progress"] = job.progress
+    if job.outputs:
+        first = job.outputs[0]
+        body["metadata"] = {k: v for k, v in first.model_dump(exclude={"key", "thumbnail_key"}).items()
+                            if v is not None}
+    return body
+
+
+def webhook_payload(job: Job) -> dict[str, Any]:
+    """The seeds' webhook payload {_id, status, output, model, type, payload, error} plus id, tool, thumbnail, createdAt."""
+    body = generation(job)
+    return {"_id": job.id, **{k: body[k] for k in (
+        "id", "status", "output", "thumbnail", "model", "tool", "type", "payload", "error", "createdAt")}}
+
+
+def error_body(exc: DarkroomError) -> dict[str, Any]:
+    return {
+        "message": exc.message,
+        "errors": [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors],
+    }

@@ -1,0 +1,38 @@
+"""Dispatching one job: skip what is finished or already dispatched, claim, spawn, record the call id."""
+
+from __future__ import annotations
+
+from functions.core import clock
+from functions.core.jobs import JobStatus, JobStore
+from functions.core.messages import JobMessage, WorkRequest
+from functions.core.observability import logger
+from functions.core.settings import get_settings
+from functions.dispatch.dispatchers import Dispatcher
+
+
+def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: JobStore | None = None) -> str | None:
+    """Returns the call id, or None when there was nothing to do. Raises to have the message retried."""
+    store = store or JobStore()
+    job = store.get(message.job_id)
+    if job is None or job.status != JobStatus.QUEUED:
+        logger.info("skip dispatch", extra={"job_id": message.job_id, "status": job and job.status})
+        return None
+    now = clock.now()
+    # The claim makes a redelivered message (or a second poller) a no-op: one spawn per dispatch attempt.
+    if not store.claim_dispatch(job.id, claim, now):
+        logger.info("already dispatched", extra={"job_id": job.id})
+        return None
+    settings = get_settings()
+    request = WorkRequest(job_id=job.id, workspace_id=job.workspace_id, model=job.model, params=job.params,
+                          jobs_table=store.table, results_queue_url=settings.results_queue_url,
+                          bucket=settings.outputs_bucket)
+    try:
+        call_id = dispatcher.spawn(request)
+    except Exception:
+        # Let the message come back after its visibility timeout; after maxReceiveCount it dead-letters
+        # and the sweeper fails (and refunds) the job, so nothing is silently lost.
+        store.release_dispatch(job.id, claim, now)
+        raise
+    store.record_dispatch(job.id, claim, dispatcher.name, call_id, now)
+    logger.info("dispatched", extra={"job_id": job.id, "call_id": call_id, "dispatcher": dispatcher.name})
+    return call_id

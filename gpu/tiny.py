@@ -1,0 +1,217 @@
+"""Tiny random-weight pipelines, built offline, for tests and the local stack.
+
+They are saved with `save_pretrained` (safetensors + model_index.json), so `gpu.pipelines.load_pipeline`
+loads them through exactly the same `from_pretrained` path as real weights. Only the sizes are tiny:
+the VAE still downsamples by 8 and the pipelines take the same arguments as the real models.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, DiffusionPipeline
+
+# Bump when a config below changes, so stale caches are not reused.
+TINY_VERSION = "v1"
+
+_CLIP_MAX_LENGTH = 77  # CLIP's position embeddings; SDXL pads prompts to tokenizer.model_max_length.
+_T5_MAX_LENGTH = 512  # FluxPipeline's largest max_sequence_length.
+
+
+def ensure_tiny_pipeline(family: str, cache_dir: Path) -> Path:
+    """Return `cache_dir/tiny-<family>-v1`, building it first if it is missing."""
+    return build_tiny_pipeline(family, Path(cache_dir) / f"tiny-{family}-{TINY_VERSION}")
+
+
+def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
+    """Build a tiny random pipeline of `family` and save it at `dest`; a no-op if it is already there.
+
+    Safe against concurrent builders (pytest-xdist workers, threads): each one writes a private temp dir
+    next to `dest` and renames it into place, so `dest` is either absent or complete.
+    """
+    builders = {"sdxl": _build_sdxl, "flux": _build_flux}
+    if family not in builders:
+        raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
+    dest = Path(dest)
+    if (dest / "model_index.json").exists():
+        return dest
+
+    import torch
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        # Private RNG state: building must not perturb (or depend on) the caller's global seed.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            pipe = builders[family]()
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            # Another builder won the race (rename onto a non-empty dir fails); theirs is complete.
+            if not (dest / "model_index.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+# --- tokenizers, built in code: nothing is downloaded ---------------------------------------------
+
+
+def _clip_tokenizer() -> Any:
+    """Byte-level BPE tokenizer with every byte as a token (and its `</w>` word-final form), no merges."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPTokenizer
+
+    chars = sorted(ByteLevel.alphabet())  # the 256 chars of CLIP's bytes_to_unicode
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=_CLIP_MAX_LENGTH)
+
+
+def _t5_tokenizer() -> Any:
+    """Unigram tokenizer over printable ASCII, laid out like T5's (<pad>=0, </s>=1, <unk>=2)."""
+    from transformers import T5Tokenizer
+
+    pieces = ["<pad>", "</s>", "<unk>", "▁"] + [chr(c) for c in range(33, 127)]
+    pieces += ["▁" + chr(c) for c in range(33, 127)]
+    vocab = [(p, 0.0 if i < 3 else -float(len(p))) for i, p in enumerate(pieces)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=_T5_MAX_LENGTH)
+
+
+def _clip_config(tokenizer: Any) -> Any:
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=_CLIP_MAX_LENGTH,
+        projection_dim=32,
+        hidden_act="gelu",
+        # The pooled output is taken at the first eos token, so the ids must match the tokenizer's.
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _vae(latent_channels: int, **kwargs: Any) -> AutoencoderKL:
+    from diffusers import AutoencoderKL
+
+    # Four blocks, three downsamplings: vae_scale_factor == 8, like the real VAEs.
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        block_out_channels=[8, 8, 16, 16],
+        layers_per_block=1,
+        norm_num_groups=4,
+        latent_channels=latent_channels,
+        sample_size=256,
+        **kwargs,
+    )
+
+
+# --- pipelines -------------------------------------------------------------------------------------
+
+
+def _build_sdxl() -> DiffusionPipeline:
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = _clip_tokenizer()
+    text_config = _clip_config(tokenizer)
+    unet = UNet2DConditionModel(
+        sample_size=32,  # latent size: the pipeline's default image is 32 * 8 = 256 px
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * 8 + 32,  # 6 time ids * 8 + text_encoder_2 projection_dim
+        cross_attention_dim=64,  # hidden sizes of both text encoders, concatenated
+        norm_num_groups=8,
+    )
+    # As sdxl-turbo ships it: Euler with trailing spacing, good for few steps.
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="trailing",
+    )
+    return StableDiffusionXLPipeline(
+        vae=_vae(4),
+        text_encoder=CLIPTextModel(text_config),
+        text_encoder_2=CLIPTextModelWithProjection(text_config),
+        tokenizer=tokenizer,
+        tokenizer_2=_clip_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+    )
+
+
+def _build_flux() -> DiffusionPipeline:
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+
+    tokenizer = _clip_tokenizer()
+    tokenizer_2 = _t5_tokenizer()
+    t5_config = T5Config(
+        vocab_size=len(tokenizer_2),
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=tokenizer_2.pad_token_id,
+        eos_token_id=tokenizer_2.eos_token_id,
+        decoder_start_token_id=tokenizer_2.pad_token_id,
+    )
+    latent_channels = 4
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=latent_channels * 4,  # latents are packed in 2x2 patches
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=t5_config.d_model,
+        pooled_projection_dim=32,  # CLIP hidden size
+        axes_dims_rope=[4, 4, 8],  # sums to attention_head_dim
+    )
+    return FluxPipeline(
+        # Flux's VAE has no quant convs and shifts/scales latents.
+        vae=_vae(
+            latent_channels,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+            shift_factor=0.0609,
+            scaling_factor=1.5035,
+        ),
+        text_encoder=CLIPTextModel(_clip_config(tokenizer)),
+        tokenizer=tokenizer,
+        text_encoder_2=T5EncoderModel(t5_config),
+        tokenizer_2=tokenizer_2,
+        transformer=transformer,
+        # As flux-schnell ships it: static shift, no resolution-dependent shifting.
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False),
+    )

@@ -1,0 +1,1 @@
+"""Tooling around the service: the local stack, the CLI, deploy helpers."""

@@ -1,0 +1,197 @@
+"""`darkroom dev`: the whole system on one machine, built from template.yaml, with no cloud account.
+
+Data lives in the moto server's memory and does not survive a restart; the developer's API key does (it
+is kept in .darkroom/dev.env and registered again at start), and so do the tiny models (.darkroom/models).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import resources
+from .gateway import Gateway, Route
+from .lambda_runtime import LocalFunction
+from .moto_server import MotoServer
+from .pollers import Schedule, SqsPoller, parse_rate
+from .template import REGION, TEMPLATE_PATH, Resolver, functions, load
+
+DEV_WORKSPACE = "dev"
+# A GPU dispatch on a laptop is cheap; more pollers than this only contend for the CPU.
+MAX_LOCAL_POLLERS = 2
+
+
+@dataclass
+class StackInfo:
+    url: str
+    api_key: str
+    moto_endpoint: str
+    env_file: Path
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+class LocalStack:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8000, data_dir: Path = Path(".darkroom"),
+                 template_path: Path = TEMPLATE_PATH, env: dict[str, str] | None = None,
+                 sweep_interval: float | None = None, poll_wait_seconds: int = 1, warm_models: bool = True) -> None:
+        self.host, self.port = host, port
+        self.data_dir = data_dir.resolve()
+        self.template_path = template_path
+        self.extra_env = env or {}
+        self.sweep_interval = sweep_interval
+        self.poll_wait_seconds = poll_wait_seconds
+        self.warm_models = warm_models
+        self.moto = MotoServer(host)
+        self.gateway: Gateway | None = None
+        self.pollers: list[SqsPoller] = []
+        self.schedules: list[Schedule] = []
+        self.functions: dict[str, LocalFunction] = {}
+        self.physical: dict[str, Any] = {}
+        self.env: dict[str, str] = {}
+
+    # ---- start
+    def start(self) -> StackInfo:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        endpoint = self.moto.start()
+        try:
+            return self._start(endpoint)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, endpoint: str) -> StackInfo:
+        template = load(self.template_path)
+        self.physical = resources.create_all(template, endpoint)
+        resolver = Resolver(template, self.physical)
+        specs = functions(template)
+        self.env = self._environment(endpoint, resolver, specs)
+        os.environ.update(self.env)
+        _reset_process_caches()
+
+        api_key = self._bootstrap_key()
+        for logical_id, spec in specs.items():
+            self.functions[logical_id] = LocalFunction(spec)
+
+        routes = [Route(method, path, self.functions[fid]) for method, path, fid in _routes(specs)]
+        self.gateway = Gateway(routes)
+        self.port = self.gateway.start(self.host, self.port)
+        url = f"http://{self.host}:{self.port}"
+
+        for logical_id, spec in specs.items():
+            for props in spec.events_of("SQS").values():
+                queue = props["Queue"]["Fn::GetAtt"][0]
+                concurrency = int(resolver.resolve(props.get("ScalingConfig", {}).get("MaximumConcurrency", 2)))
+                self.pollers.append(SqsPoller(
+                    self.functions[logical_id], self.physical[queue].ref, self.physical[queue].attrs["Arn"],
+                    batch_size=int(props.get("BatchSize", 10)), concurrency=min(concurrency, MAX_LOCAL_POLLERS),
+                    endpoint=endpoint, wait_seconds=self.poll_wait_seconds))
+            for props in spec.events_of("Schedule").values():
+                interval = self.sweep_interval or parse_rate(props["Schedule"])
+                self.schedules.append(Schedule(self.functions[logical_id], interval))
+        for runner in (*self.pollers, *self.schedules):
+            runner.start()
+
+        env_file = self.data_dir / "dev.env"
+        env_file.write_text(f"DARKROOM_URL={url}\nDARKROOM_API_KEY={api_key}\nDARKROOM_LOCAL_AWS_ENDPOINT={endpoint}\n")
+        if self.warm_models:
+            threading.Thread(target=_warm_models, name="warm-models", daemon=True).start()
+        return StackInfo(url=url, api_key=api_key, moto_endpoint=endpoint, env_file=env_file)
+
+    def _environment(self, endpoint: str, resolver: Resolver, specs: dict) -> dict[str, str]:
+        """One process hosts every function, so their template environments are merged (they agree on every
+        shared name), then pointed at the moto server and the in-process GPU worker."""
+        env: dict[str, str] = {}
+        for spec in specs.values():
+            for key, value in resolver.resolve(spec.environment).items():
+                env[key] = str(value)
+        env.update({
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "DARKROOM_DISPATCHER": "local",
+            "DARKROOM_LOCAL": "true",
+            "DARKROOM_MODAL_TOKEN_SECRET_ARN": "",
+            "DARKROOM_DATA_DIR": str(self.data_dir),
+            # Model loading is logged by the worker; library progress bars only clutter the dev console.
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+            "TRANSFORMERS_VERBOSITY": "error",
+            "DIFFUSERS_VERBOSITY": "error",
+            "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+        })
+        env.pop("AWS_PROFILE", None)
+        env.update(self.extra_env)
+        return env
+
+    def _bootstrap_key(self) -> str:
+        """The developer keeps one key across restarts: it is re-registered from dev.env into the fresh tables."""
+        from functions.core.keys import ALL_SCOPES, KeyStore
+        from functions.core.workspaces import WorkspaceStore
+
+        WorkspaceStore().ensure(DEV_WORKSPACE, "Local development")
+        previous = read_env_file(self.data_dir / "dev.env").get("DARKROOM_API_KEY")
+        secret, _ = KeyStore().create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES), secret=previous or None)
+        return secret
+
+    # ---- stop
+    def stop(self) -> None:
+        for runner in (*self.schedules, *self.pollers):
+            runner._stop.set()
+        for runner in (*self.schedules, *self.pollers):
+            runner.stop()
+        if self.gateway:
+            self.gateway.stop()
+        _shutdown_local_dispatcher()
+        self.moto.stop()
+
+
+def _routes(specs: dict) -> list[tuple[str, str, str]]:
+    return [(p["Method"].upper(), p["Path"], lid) for lid, s in specs.items() for p in s.events_of("HttpApi").values()]
+
+
+def _reset_process_caches() -> None:
+    from functions.core import aws, settings
+    from functions.dispatch import dispatchers
+
+    settings.get_settings.cache_clear()
+    aws.reset_clients()
+    dispatchers.get_dispatcher.cache_clear()
+
+
+def _shutdown_local_dispatcher() -> None:
+    from functions.dispatch import dispatchers
+
+    if dispatchers.get_dispatcher.cache_info().currsize:
+        dispatcher = dispatchers.get_dispatcher()
+        if isinstance(dispatcher, dispatchers.LocalDispatcher):
+            dispatcher.pool.shutdown(wait=False, cancel_futures=True)
+        dispatchers.get_dispatcher.cache_clear()
+
+
+def _warm_models() -> None:
+    """Build (once) and load the tiny pipelines in the background, so the first job does not wait for it."""
+    try:
+        from gpu import worker
+        from gpu.catalog import get_catalog
+        seen = set()
+        for model in get_catalog().models:
+            if model.family not in seen:
+                seen.add(model.family)
+                worker.load(model)
+    except Exception:  # noqa: BLE001 - warming is an optimisation; the job path reports real errors
+        import traceback
+
+        traceback.print_exc()

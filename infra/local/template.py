@@ -1,0 +1,142 @@
+"""Reading template.yaml: CloudFormation short tags, SAM Globals, and intrinsic functions resolved
+against the local stack's physical resources."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_Loader.add_multi_constructor("!", lambda loader, suffix, node: _tag(loader, suffix, node))
+
+
+def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass
+class Physical:
+    """What Ref and GetAtt give for one resource in the local stack."""
+
+    ref: str
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+class Resolver:
+    def __init__(self, template: dict[str, Any], physical: dict[str, Physical],
+                 parameters: dict[str, str] | None = None) -> None:
+        self.template = template
+        self.physical = physical
+        self.parameters = {
+            name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
+        } | (parameters or {})
+        self.pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com",
+                       "AWS::StackName": "darkroom-local", "AWS::Partition": "aws"}
+
+    def ref(self, name: str) -> str:
+        if name in self.physical:
+            return self.physical[name].ref
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
+        raise KeyError(f"!Ref {name}: no such resource or parameter in the local stack")
+
+    def get_att(self, name: str, attr: str) -> str:
+        try:
+            return self.physical[name].attrs[attr]
+        except KeyError:
+            raise KeyError(f"!GetAtt {name}.{attr}: not available in the local stack") from None
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                return self.get_att(*(arg if isinstance(arg, list) else arg.split(".", 1)))
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub(m.group(1), variables), text)
+            if key == "Fn::Join":
+                return arg[0].join(str(v) for v in self.resolve(arg[1]))
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, name: str, variables: dict[str, Any]) -> str:
+        if name in variables:
+            return str(variables[name])
+        if "." in name:
+            return self.get_att(*name.split(".", 1))
+        return self.ref(name)
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, Any]
+    events: dict[str, dict[str, Any]]
+
+    def events_of(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: ev.get("Properties", {}) for name, ev in self.events.items() if ev.get("Type") == kind}
+
+
+def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
+    """Every AWS::Serverless::Function with Globals merged in, as SAM does."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    specs = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        env = dict(globals_.get("Environment", {}).get("Variables", {}))
+        env.update(props.get("Environment", {}).get("Variables", {}))
+        specs[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            handler=props["Handler"],
+            timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
+            memory=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
+            environment=env,
+            events=props.get("Events", {}),
+        )
+    return specs
+
+
+def http_routes(template: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(method, path, function logical id) for every HttpApi event in the template."""
+    routes = []
+    for spec in functions(template).values():
+        for props in spec.events_of("HttpApi").values():
+            routes.append((props["Method"].upper(), props["Path"], spec.logical_id))
+    return routes
