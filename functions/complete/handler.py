@@ -8,7 +8,8 @@ from functions.complete.logic import complete
 from functions.core.messages import ResultMessage
 from functions.core.observability import logger
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch that fails whole is reported item by item too, so Lambda and the local poller treat it alike.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -9,7 +9,8 @@ from functions.core.observability import logger
 from functions.dispatch.dispatchers import get_dispatcher
 from functions.dispatch.logic import dispatch
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch that fails whole is reported item by item too, so Lambda and the local poller treat it alike.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> None:

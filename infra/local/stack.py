@@ -73,9 +73,10 @@ class LocalStack:
         self.physical = resources.create_all(template, endpoint)
         resolver = Resolver(template, self.physical)
         specs = functions(template)
-        self.env = self._environment(endpoint, resolver, specs)
+        self.env = local_environment(resolver, specs, endpoint, self.data_dir) | self.extra_env
         os.environ.update(self.env)
-        _reset_process_caches()
+        os.environ.pop("AWS_PROFILE", None)  # the moto server takes any credentials; a profile may not exist
+        reset_process_caches()
 
         api_key = self._bootstrap_key()
         for logical_id, spec in specs.items():
@@ -106,36 +107,6 @@ class LocalStack:
             threading.Thread(target=_warm_models, name="warm-models", daemon=True).start()
         return StackInfo(url=url, api_key=api_key, moto_endpoint=endpoint, env_file=env_file)
 
-    def _environment(self, endpoint: str, resolver: Resolver, specs: dict) -> dict[str, str]:
-        """One process hosts every function, so their template environments are merged (they agree on every
-        shared name), then pointed at the moto server and the in-process GPU worker."""
-        env: dict[str, str] = {}
-        for spec in specs.values():
-            for key, value in resolver.resolve(spec.environment).items():
-                env[key] = str(value)
-        env.update({
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "DARKROOM_DISPATCHER": "local",
-            "DARKROOM_LOCAL": "true",
-            "DARKROOM_MODAL_TOKEN_SECRET_ARN": "",
-            "DARKROOM_DATA_DIR": str(self.data_dir),
-            # Model loading is logged by the worker; library progress bars only clutter the dev console.
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-            "TRANSFORMERS_VERBOSITY": "error",
-            "DIFFUSERS_VERBOSITY": "error",
-            "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-        })
-        env.pop("AWS_PROFILE", None)
-        env.update(self.extra_env)
-        return env
-
     def _bootstrap_key(self) -> str:
         """The developer keeps one key across restarts: it is re-registered from dev.env into the fresh tables."""
         from functions.core.keys import ALL_SCOPES, KeyStore
@@ -158,11 +129,40 @@ class LocalStack:
         self.moto.stop()
 
 
+def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: Path) -> dict[str, str]:
+    """One process hosts every function, so their template environments are merged (they agree on every
+    shared name), then pointed at the moto server and the in-process GPU worker."""
+    env: dict[str, str] = {}
+    for spec in specs.values():
+        for key, value in resolver.resolve(spec.environment).items():
+            env[key] = str(value)
+    env.update({
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "DARKROOM_DISPATCHER": "local",
+        "DARKROOM_LOCAL": "true",
+        "DARKROOM_MODAL_TOKEN_SECRET_ARN": "",
+        "DARKROOM_DATA_DIR": str(data_dir),
+        # Model loading is logged by the worker; library progress bars only clutter the dev console.
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "TRANSFORMERS_VERBOSITY": "error",
+        "DIFFUSERS_VERBOSITY": "error",
+        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    })
+    return env
+
+
 def _routes(specs: dict) -> list[tuple[str, str, str]]:
     return [(p["Method"].upper(), p["Path"], lid) for lid, s in specs.items() for p in s.events_of("HttpApi").values()]
 
 
-def _reset_process_caches() -> None:
+def reset_process_caches() -> None:
     from functions.core import aws, settings
     from functions.dispatch import dispatchers
 
