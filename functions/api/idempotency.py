@@ -30,15 +30,18 @@ class IdempotencyMismatch(DarkroomError):
     code = "idempotency_key_reused"
 
 
+# The handler registers each invocation's context, so an in-progress record expires with the invocation.
+config = IdempotencyConfig(
+    event_key_jmespath="[workspace_id, key]",
+    payload_validation_jmespath="fingerprint",
+    expires_after_seconds=24 * 3600,
+)
+
+
 @lru_cache(maxsize=1)
 def _runner() -> Callable[..., dict[str, Any]]:
     # Built on first use, so requests without the header never pay for the persistence layer.
     persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
-    config = IdempotencyConfig(
-        event_key_jmespath="[workspace_id, key]",
-        payload_validation_jmespath="fingerprint",
-        expires_after_seconds=24 * 3600,
-    )
 
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
     def submit_once(request: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
