@@ -102,9 +102,10 @@ def _merge(base: dict, extra: dict) -> dict:
             by_key[entry[key]] = entry
         merged[section] = list(by_key.values())
     for alias, target in (extra.get("aliases") or {}).items():
-        for entry in merged["models"]:
-            if entry["id"] == target:
-                entry.setdefault("aliases", []).append(alias)
+        entry = next((m for m in merged["models"] if m["id"] == target), None)
+        if entry is None:
+            raise ValueError(f"alias {alias!r} points at {target!r}, which is not in the catalog")
+        entry.setdefault("aliases", []).append(alias)
     return merged
 
 

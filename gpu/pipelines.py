@@ -91,6 +91,12 @@ def load_pipeline(
         return pipe
 
 
+def remember(family: str, source: str | Path, device: str, dtype: str, pipe: "DiffusionPipeline") -> None:
+    """Put an already loaded pipeline in the cache (the Modal class loads on CPU, then moves it to the GPU)."""
+    with _guard:
+        _cache[(family, str(source), device, dtype)] = pipe
+
+
 def clear_cache() -> None:
     """Forget every loaded pipeline (tests; freeing memory)."""
     with _guard:

@@ -40,7 +40,7 @@ def weights_source(model: ModelSpec) -> str | Path:
     return Path(setting) / model.repo
 
 
-def _device() -> tuple[str, str]:
+def device_and_dtype() -> tuple[str, str]:
     import torch
 
     if torch.cuda.is_available():
@@ -50,7 +50,7 @@ def _device() -> tuple[str, str]:
 
 def load(model: ModelSpec):
     """The model's pipeline on this machine's best device, loaded once per process."""
-    device, dtype = _device()
+    device, dtype = device_and_dtype()
     return load_pipeline(model.family, weights_source(model), device=device, dtype=dtype)
 
 

@@ -37,8 +37,8 @@ def key_from_headers(headers: dict[str, str]) -> str | None:
     if lowered.get("x-api-key", "").strip():
         return lowered["x-api-key"].strip()
     value = lowered.get("authorization", "").strip()
-    if value.lower().startswith("bearer "):
-        value = value[7:].strip()
+    if value.lower() == "bearer" or value.lower().startswith("bearer "):
+        value = value[6:].strip()
     return value or None
 
 

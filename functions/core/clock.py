@@ -14,7 +14,8 @@ def now() -> float:
 
 def iso(ts: float) -> str:
     """JavaScript-style ISO 8601 with milliseconds, as the Artificial Studio API shows `createdAt`."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+    moment = datetime.fromtimestamp(round(ts, 3), UTC)  # round once, so seconds and milliseconds agree
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def new_object_id(ts: float | None = None) -> str:

@@ -104,14 +104,21 @@ def resolve_size(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") ->
         width = inp.width
     if inp.height is not None:
         height = inp.height
-    field = prefix + ("width" if inp.width is not None else "size")
-    for side in (width, height):
-        if not model.min_side <= side <= model.max_side:
-            raise _bad(field, f"{width}x{height} is outside {model.min_side}..{model.max_side} pixels per side "
-                              f"for {model.id}", "invalid_size")
-        if side % model.multiple_of:
-            raise _bad(field, f"{width}x{height}: each side must be a multiple of {model.multiple_of} for {model.id}",
-                       "invalid_size")
+    for side, value in (("width", width), ("height", height)):
+        if model.min_side <= value <= model.max_side and value % model.multiple_of == 0:
+            continue
+        # Name the input that produced the bad side: the explicit pixel field, else the ratio or size.
+        if getattr(inp, side) is not None:
+            field = side
+        elif inp.aspect_ratio and inp.aspect_ratio != "auto":
+            field = "aspect_ratio"
+        else:
+            field = "size"
+        if not model.min_side <= value <= model.max_side:
+            raise _bad(prefix + field, f"{width}x{height} is outside {model.min_side}..{model.max_side} pixels per "
+                                       f"side for {model.id}", "invalid_size")
+        raise _bad(prefix + field, f"{width}x{height}: each side must be a multiple of {model.multiple_of} for "
+                                   f"{model.id}", "invalid_size")
     return width, height
 
 

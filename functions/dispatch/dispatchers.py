@@ -53,7 +53,7 @@ class ModalDispatcher:
     def spawn(self, request: WorkRequest) -> str:
         model = get_catalog().model(request.model)
         assert model is not None, request.model
-        call = self._cls(model.modal_class)().generate.spawn(request.model_dump())
+        call = self._cls(model.modal_class)(model=model.id).generate.spawn(request.model_dump())
         return call.object_id
 
 

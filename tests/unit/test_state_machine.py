@@ -31,10 +31,9 @@ NOW = 1_700_000_100.0
 
 
 def make_job(status: JobStatus = Q, **overrides) -> Job:
-    fields = dict(id="65a1b2c3d4e5f60718293a4b", workspace_id="ws_1", status=status, model="sdxl-turbo",
-                  task="text-to-image", created_at=1_700_000_000.25, deadline=1_700_000_300.0)
-    fields.update(overrides)
-    return Job(**fields)
+    fields = {"id": "65a1b2c3d4e5f60718293a4b", "workspace_id": "ws_1", "status": status, "model": "sdxl-turbo",
+              "task": "text-to-image", "created_at": 1_700_000_000.25, "deadline": 1_700_000_300.0}
+    return Job(**(fields | overrides))
 
 
 @pytest.fixture

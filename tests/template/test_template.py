@@ -1,0 +1,407 @@
+"""template.yaml: it lints, it transforms offline, and it agrees with the code it deploys.
+
+Nothing here calls AWS: the SAM transform runs with an empty managed-policy map and a dummy region, and the
+API routes are exercised through the Powertools resolver in-process.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+
+from functions.core import aws
+from functions.core.keys import ApiKey, lookup_cache
+from functions.core.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FUNCTIONS = {"ApiFunction", "DispatchFunction", "CompleteFunction", "WebhooksFunction", "SweeperFunction"}
+QUEUE_CONSUMERS = {"JobsQueue": "DispatchFunction", "ResultsQueue": "CompleteFunction",
+                   "WebhooksQueue": "WebhooksFunction"}
+
+
+class _NoManagedPolicies:
+    """What `sam` passes as the managed-policy map; the template uses inline statements only."""
+
+    def load(self) -> dict:
+        return {}
+
+
+def _plain(node):
+    return json.loads(json.dumps(node))
+
+
+def _aws_env(mp: pytest.MonkeyPatch) -> None:
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.delenv("AWS_SESSION_TOKEN", raising=False)
+    mp.delenv("AWS_PROFILE", raising=False)
+    # Anything that slips through to AWS fails at once instead of leaving the machine.
+    mp.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+
+
+@pytest.fixture(scope="module")
+def source() -> dict:
+    template, problems = decode(str(TEMPLATE))
+    assert not problems, problems
+    return _plain(template)
+
+
+@pytest.fixture(scope="module")
+def transformed(source) -> dict:
+    template = copy.deepcopy(source)
+    # `sam package` replaces the local CodeUri with the uploaded artifact; the transform needs an S3 URI.
+    template["Globals"]["Function"]["CodeUri"] = "s3://darkroom-artifacts/darkroom.zip"
+    with pytest.MonkeyPatch.context() as mp:
+        _aws_env(mp)
+        return _plain(transform(template, {}, _NoManagedPolicies()))
+
+
+@pytest.fixture
+def offline_aws(monkeypatch):
+    _aws_env(monkeypatch)
+    aws.reset_clients()
+    get_settings.cache_clear()
+    lookup_cache.clear()
+    yield
+    aws.reset_clients()
+    get_settings.cache_clear()
+    lookup_cache.clear()
+
+
+def resources(template: dict, type_: str) -> dict[str, dict]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def ref_name(value) -> str | None:
+    """The logical id a Ref or GetAtt points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            return target[0] if isinstance(target, list) else target.split(".")[0]
+    return None
+
+
+def http_routes(source: dict) -> list[tuple[str, str]]:
+    routes = []
+    for resource in source["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                routes.append((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+    return routes
+
+
+# ---------------------------------------------------------------- (a) cfn-lint
+
+
+def _cfn_lint() -> str:
+    sibling = Path(sys.executable).with_name("cfn-lint")
+    found = str(sibling) if sibling.exists() else shutil.which("cfn-lint")
+    assert found, "cfn-lint is not installed (it is a dev dependency: make install)"
+    return found
+
+
+def test_cfn_lint_passes():
+    result = subprocess.run([_cfn_lint(), str(TEMPLATE)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- (b) the SAM transform, offline
+
+
+def test_transform_creates_every_function(transformed):
+    functions = resources(transformed, "AWS::Lambda::Function")
+    assert set(functions) == FUNCTIONS
+    for name, function in functions.items():
+        assert function["Properties"]["Code"] == {"S3Bucket": "darkroom-artifacts", "S3Key": "darkroom.zip"}, name
+        assert function["Properties"]["Runtime"].startswith("python3"), name
+
+
+def test_transform_leaves_no_serverless_resources(transformed):
+    assert not [n for n, r in transformed["Resources"].items() if r["Type"].startswith("AWS::Serverless::")]
+    assert "Transform" not in transformed
+
+
+def test_queue_consumers_report_batch_item_failures(transformed):
+    mappings = resources(transformed, "AWS::Lambda::EventSourceMapping")
+    by_queue = {ref_name(m["Properties"]["EventSourceArn"]): m["Properties"] for m in mappings.values()}
+    assert set(by_queue) == set(QUEUE_CONSUMERS)
+    for queue, function in QUEUE_CONSUMERS.items():
+        props = by_queue[queue]
+        assert ref_name(props["FunctionName"]) == function, queue
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], queue
+
+
+def test_gpu_dispatch_concurrency_is_capped(transformed):
+    (props,) = [m["Properties"] for m in resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+                if ref_name(m["Properties"]["EventSourceArn"]) == "JobsQueue"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxGpuConcurrency"}
+
+
+def test_sweeper_runs_on_a_schedule(transformed):
+    rules = [r["Properties"] for r in resources(transformed, "AWS::Events::Rule").values()]
+    schedules = [r for r in rules if any(ref_name(t["Arn"]) == "SweeperFunction" for t in r["Targets"])]
+    assert len(schedules) == 1
+    assert re.fullmatch(r"rate\(\d+ minutes?\)|cron\(.+\)", schedules[0]["ScheduleExpression"])
+    permissions = [p["Properties"] for p in resources(transformed, "AWS::Lambda::Permission").values()
+                   if ref_name(p["Properties"]["FunctionName"]) == "SweeperFunction"]
+    assert any(p["Principal"] == "events.amazonaws.com" for p in permissions)
+
+
+def test_http_api_carries_every_route(source, transformed):
+    (api,) = resources(transformed, "AWS::ApiGatewayV2::Api").values()
+    paths = api["Properties"]["Body"]["paths"]
+    for method, path in http_routes(source):
+        assert path in paths and method.lower() in paths[path], (method, path)
+
+
+# ---------------------------------------------------------------- (c) handlers
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_handler_imports_and_is_callable(name, transformed, offline_aws):
+    handler = transformed["Resources"][name]["Properties"]["Handler"]
+    module_name, _, attr = handler.rpartition(".")
+    assert module_name.startswith("functions."), handler
+    module = importlib.import_module(module_name)
+    function = getattr(module, attr)
+    assert callable(function)
+    assert list(inspect.signature(function).parameters) == ["event", "context"], handler
+
+
+def test_makefile_builds_every_function(source):
+    makefile = (ROOT / "Makefile").read_text()
+    for name, resource in resources(source, "AWS::Serverless::Function").items():
+        assert resource.get("Metadata", {}).get("BuildMethod") == "makefile", name
+        assert re.search(rf"^[^\n#]*\bbuild-{name}\b[^\n]*:", makefile, re.MULTILINE), name
+
+
+def test_build_requirements_exist_and_cover_the_runtime_dependencies():
+    # The Makefile's build target installs functions/requirements.txt into every function's artifact.
+    assert "functions/requirements.txt" in (ROOT / "Makefile").read_text()
+    requirements = ROOT / "functions" / "requirements.txt"
+    assert requirements.is_file(), "Makefile build-* targets install functions/requirements.txt, which is missing"
+    import tomllib
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    listed = {re.split(r"[\[<>=~! ;]", line.strip(), maxsplit=1)[0].lower()
+              for line in requirements.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    cli_only = {"typer", "rich"}  # the `darkroom` command's, not the functions'
+    for dependency in declared:
+        name = re.split(r"[\[<>=~! ;]", dependency, maxsplit=1)[0].lower()
+        if name in cli_only:
+            continue
+        assert name in listed, f"{name} is a runtime dependency but not in functions/requirements.txt"
+
+
+# ---------------------------------------------------------------- (d) routes vs the resolver
+
+
+def _event(method: str, path: str, headers: dict[str, str] | None = None) -> dict:
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example", "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1",
+                     "userAgent": "pytest"},
+            "requestId": "req", "routeKey": "$default", "stage": "$default", "time": "", "timeEpoch": 0,
+        },
+        "isBase64Encoded": False,
+    }
+
+
+class _Context:
+    function_name = "ApiFunction"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+    aws_request_id = "req"
+
+
+# A value no job id or tool slug can be, so the handlers answer without reading any table.
+PARAM = "no.such.thing"
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", PARAM, path)
+
+
+@pytest.fixture
+def resolve(offline_aws, monkeypatch):
+    from functions.api import auth
+    from functions.api.app import app
+
+    class OneKeyStore:
+        """A key store that knows one key, with no scopes: routes answer 400/403/404 before any table read."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def lookup(self, secret: str) -> ApiKey | None:
+            if secret != "dr_test":
+                return None
+            return ApiKey(key_id="key_1", key_hash="h", workspace_id="ws_1", name="t", scopes=[], prefix="dr_tes",
+                          created_at=0)
+
+    monkeypatch.setattr(auth, "KeyStore", OneKeyStore)
+
+    def call(method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        response = app.resolve(_event(method, path, headers), _Context())
+        return response["statusCode"], json.loads(response["body"] or "null")
+
+    return call
+
+
+def test_template_has_http_routes(source):
+    assert len(http_routes(source)) >= 8
+
+
+def test_every_template_route_requires_a_key(source, resolve):
+    for method, path in http_routes(source):
+        status, body = resolve(method, _concrete(path))
+        assert status == 401, (method, path, body)
+        assert body["message"].startswith("Missing API key"), (method, path, body)
+
+
+def test_every_template_route_is_served(source, resolve):
+    for method, path in http_routes(source):
+        status, body = resolve(method, _concrete(path), {"Authorization": "Bearer dr_test"})
+        assert status < 500, (method, path, body)
+        assert not body.get("message", "").startswith("No route for"), (method, path, body)
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/api/made-up"), ("DELETE", "/api/generations/x"),
+                                         ("POST", "/api/models"), ("GET", "/api/run/extra")])
+def test_unknown_route_is_404(resolve, method, path):
+    status, body = resolve(method, path, {"Authorization": "Bearer dr_test"})
+    assert status == 404
+    assert body["message"] == f"No route for {method} {path}"
+
+
+def test_every_resolver_route_is_deployed(source):
+    """A route the code serves but the template does not declare would be unreachable in AWS."""
+    from functions.api.app import app
+
+    declared = {(m, re.sub(r"\{[^}]+\}", "{}", p)) for m, p in http_routes(source)}
+    routes = app._static_routes + app._dynamic_routes
+    assert routes
+    served = {(r.method.upper(), re.sub(r"<[^>]+>", "{}", r.path)) for r in routes}
+    assert served <= declared, served - declared
+
+
+# ---------------------------------------------------------------- (e) resources
+
+
+def test_every_queue_has_a_dead_letter_queue(source):
+    queues = resources(source, "AWS::SQS::Queue")
+    dead_letter = {ref_name(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+                   for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    assert dead_letter <= set(queues)
+    for name, queue in queues.items():
+        if name in dead_letter:
+            assert "RedrivePolicy" not in queue["Properties"], name
+            continue
+        policy = queue["Properties"].get("RedrivePolicy")
+        assert policy, f"{name} has no RedrivePolicy"
+        target = ref_name(policy["deadLetterTargetArn"])
+        assert target in queues and target != name, name
+        assert policy["deadLetterTargetArn"] == {"Fn::GetAtt": [target, "Arn"]} or \
+            policy["deadLetterTargetArn"] == {"Fn::GetAtt": f"{target}.Arn"}, name
+        assert int(policy["maxReceiveCount"]) >= 1, name
+        # A message must outlive its source queue's retention once it lands in the DLQ.
+        assert int(queues[target]["Properties"]["MessageRetentionPeriod"]) >= \
+            int(queue["Properties"].get("MessageRetentionPeriod", 345600)), name
+    assert {n for n in queues if n not in dead_letter} == set(QUEUE_CONSUMERS)
+
+
+def test_every_table_is_on_demand(source):
+    tables = resources(source, "AWS::DynamoDB::Table")
+    assert tables
+    for name, table in tables.items():
+        assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST", name
+
+
+def test_ttl_specifications_are_enabled(source):
+    tables = resources(source, "AWS::DynamoDB::Table")
+    with_ttl = {n: t["Properties"]["TimeToLiveSpecification"] for n, t in tables.items()
+                if "TimeToLiveSpecification" in t["Properties"]}
+    for name, spec in with_ttl.items():
+        assert spec["Enabled"] is True, name
+        assert spec["AttributeName"], name
+    # The attributes the code writes: Job.to_item's expires_at, Powertools idempotency's expiration.
+    assert with_ttl["JobsTable"]["AttributeName"] == "expires_at"
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    default_expiry = inspect.signature(DynamoDBPersistenceLayer).parameters["expiry_attr"].default
+    assert with_ttl["IdempotencyTable"]["AttributeName"] == default_expiry
+
+
+def test_jobs_table_indexes_match_the_job_item(source):
+    from functions.core.jobs import Job
+
+    props = source["Resources"]["JobsTable"]["Properties"]
+    indexes = {i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]] for i in props["GlobalSecondaryIndexes"]}
+    assert indexes == {"by-workspace": ["workspace_id", "created_key"],
+                       "by-workspace-status": ["workspace_status", "created_key"],
+                       "active-by-deadline": ["active_shard", "deadline"]}
+    types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    item = Job(id="j", workspace_id="w", model="m", task="text-to-image", created_at=1.5, deadline=2.5).to_item()
+    for name, type_ in types.items():
+        assert name in item, name
+        assert isinstance(item[name], str if type_ == "S" else (int, float)), name
+
+
+def test_modal_token_lives_in_secrets_manager(source, transformed):
+    (secret,) = resources(source, "AWS::SecretsManager::Secret").values()
+    secret_string = json.dumps(secret["Properties"]["SecretString"])
+    assert "ModalTokenId" in secret_string and "ModalTokenSecret" in secret_string
+    for parameter in ("ModalTokenId", "ModalTokenSecret"):
+        assert source["Parameters"][parameter]["NoEcho"] is True, parameter
+    for name, function in resources(transformed, "AWS::Lambda::Function").items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        for key in variables:
+            assert key not in {"MODAL_TOKEN", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"}, (name, key)
+        text = json.dumps(variables)
+        assert "ModalTokenId" not in text and "ModalTokenSecret" not in text, name
+    dispatch = transformed["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
+    assert dispatch["DARKROOM_MODAL_TOKEN_SECRET_ARN"] == {"Ref": "ModalToken"}
+
+
+def _function_timeout(source: dict, name: str) -> int:
+    props = source["Resources"][name]["Properties"]
+    return int(props.get("Timeout", source["Globals"]["Function"]["Timeout"]))
+
+
+def test_jobs_queue_visibility_is_six_times_the_dispatch_timeout(source):
+    visibility = int(source["Resources"]["JobsQueue"]["Properties"]["VisibilityTimeout"])
+    assert visibility >= 6 * _function_timeout(source, "DispatchFunction")
+
+
+@pytest.mark.parametrize("queue,function", sorted(QUEUE_CONSUMERS.items()))
+def test_every_consumed_queue_outlasts_its_consumer(source, queue, function):
+    # AWS: an SQS event source's visibility timeout should be at least six times the function timeout.
+    visibility = int(source["Resources"][queue]["Properties"].get("VisibilityTimeout", 30))
+    assert visibility >= 6 * _function_timeout(source, function)
+
+
+def test_function_timeouts_in_the_transformed_template(source, transformed):
+    for name in FUNCTIONS:
+        assert transformed["Resources"][name]["Properties"]["Timeout"] == _function_timeout(source, name), name
