@@ -55,3 +55,5 @@ class WorkRequest(BaseModel):
     jobs_table: str
     results_queue_url: str
     bucket: str
+    # Only the local stack lets reference URLs point at loopback.
+    allow_loopback_urls: bool = False

@@ -25,7 +25,7 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
     settings = get_settings()
     request = WorkRequest(job_id=job.id, workspace_id=job.workspace_id, model=job.model, params=job.params,
                           jobs_table=store.table, results_queue_url=settings.results_queue_url,
-                          bucket=settings.outputs_bucket)
+                          bucket=settings.outputs_bucket, allow_loopback_urls=settings.local)
     try:
         call_id = dispatcher.spawn(request)
     except Exception:
