@@ -99,6 +99,12 @@ def tenant(world) -> Tenant:
 
 
 @pytest.fixture
+def new_tenant(world):
+    """A factory for more tenants (other workspaces, other scopes)."""
+    return make_tenant
+
+
+@pytest.fixture
 def api(world) -> Client:
     """The api function behind the local gateway's event translation, without a socket."""
     template = load()
@@ -127,6 +133,15 @@ class InlineDispatcher:
             self.spawned.append(request.job_id)
         worker.run(request)
         return f"inline-{len(self.spawned)}"
+
+
+@pytest.fixture
+def failing_dispatcher(monkeypatch) -> InlineDispatcher:
+    from functions.dispatch import handler
+
+    failing = InlineDispatcher(fail=True)
+    monkeypatch.setattr(handler, "get_dispatcher", lambda: failing)
+    return failing
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from conftest import make_tenant
 from functions.core.jobs import JobStore
 from functions.core.keys import KeyStore
 
@@ -35,9 +34,9 @@ def test_keys_are_stored_only_as_hashes(world, tenant):
     assert items and all(tenant.key not in str(item) for item in items)
 
 
-def test_other_workspace_gets_404(api, tenant):
+def test_other_workspace_gets_404(api, tenant, new_tenant):
     job_id = api.post("/api/run", json=RUN, headers=tenant.headers).json["id"]
-    other = make_tenant()
+    other = new_tenant()
     resp = api.get(f"/api/generations/{job_id}", headers=other.headers)
     assert resp.status_code == 404 and resp.json["message"] == f"Generation {job_id} not found"
     assert api.post(f"/api/generations/{job_id}/cancel", headers=other.headers).status_code == 404
@@ -45,13 +44,13 @@ def test_other_workspace_gets_404(api, tenant):
     assert listed["data"] == [] and listed["pagination"]["total"] == 0
 
 
-def test_scope_is_enforced(api, world):
-    reader = make_tenant(scopes=["media:read"])
+def test_scope_is_enforced(api, world, new_tenant):
+    reader = new_tenant(scopes=["media:read"])
     resp = api.post("/api/run", json=RUN, headers=reader.headers)
     assert resp.status_code == 403 and "image:generate" in resp.json["message"]
 
 
-def test_idempotency_key_returns_the_first_job(api, tenant):
+def test_idempotency_key_returns_the_first_job(api, tenant, new_tenant):
     headers = {**tenant.headers, "Idempotency-Key": "order-42"}
     first = api.post("/api/run", json=RUN, headers=headers)
     second = api.post("/api/run", json=RUN, headers=headers)
@@ -61,7 +60,7 @@ def test_idempotency_key_returns_the_first_job(api, tenant):
     changed = api.post("/api/run", json={**RUN, "input": {"prompt": "something else"}}, headers=headers)
     assert changed.status_code == 422 and "Idempotency-Key" in changed.json["message"]
     # The same key in another workspace is a different request.
-    other = make_tenant()
+    other = new_tenant()
     assert api.post("/api/run", json=RUN, headers={**other.headers, "Idempotency-Key": "order-42"}).json["id"] \
         != first.json["id"]
 

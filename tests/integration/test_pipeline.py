@@ -79,13 +79,9 @@ def test_redelivered_job_message_spawns_once(world, api, tenant, dispatcher):
     assert dispatcher.spawned == [job_id]
 
 
-def test_spawn_failure_is_a_batch_item_failure_and_job_stays_dispatchable(world, api, tenant, monkeypatch):
+def test_spawn_failure_is_a_batch_item_failure_and_job_stays_dispatchable(world, api, tenant, failing_dispatcher):
     from functions.dispatch import handler as dispatch_handler
 
-    from conftest import InlineDispatcher
-
-    failing = InlineDispatcher(fail=True)
-    monkeypatch.setattr(dispatch_handler, "get_dispatcher", lambda: failing)
     job_id = submit(api, tenant)
     record = {"messageId": "m-2", "receiptHandle": "r", "body": f'{{"job_id": "{job_id}"}}', "attributes": {},
               "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1",
