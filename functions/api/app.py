@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from functions.api import errors, native
+from functions.api import errors, native, webhooks
 from functions.api.auth import auth_middleware
 from functions.core.errors import DarkroomError
 from functions.core.observability import logger
@@ -12,6 +12,7 @@ from functions.core.observability import logger
 app = APIGatewayHttpResolver()
 app.use(middlewares=[auth_middleware])
 app.include_router(native.router)
+app.include_router(webhooks.router)
 
 
 @app.exception_handler(DarkroomError)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api import idempotency
 from functions.api.auth import Principal
-from functions.api.request import json_body, query_int
+from functions.api.request import json_body, json_response, query_int
 from functions.core import clock
 from functions.core.errors import Conflict, FieldError, NotFound, TransitionRejected, ValidationFailed
 from functions.core.generation import GenerationInput, parse_input, resolve_params
@@ -43,11 +42,6 @@ class GenerateRequest(BaseModel):
 
 def _principal() -> Principal:
     return router.context["principal"]
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
-                    headers=headers)
 
 
 def _model(name: str, field: str) -> ModelSpec:
@@ -90,7 +84,7 @@ def run_tool() -> Response:
         raise ValidationFailed(f"Model {model.id} does not serve {tool.slug}",
                                errors=[FieldError("model", f"{model.id} is a {model.task} model", "invalid_value")])
     job = _idempotent(body, lambda: _submit(tool.slug, model, body.input, body.webhook, body.webhook_events_filter))
-    return _json(202, {"id": job["id"], "status": "processing", "tool": tool.slug,
+    return json_response(202, {"id": job["id"], "status": "processing", "tool": tool.slug,
                        "createdAt": clock.iso(job["created_at"])})
 
 
@@ -100,7 +94,7 @@ def generate() -> Response:
     model = _model(body.model, "model")
     tool = next((t.slug for t in get_catalog().tools if t.task == model.task), None)
     job = _idempotent(body, lambda: _submit(tool, model, body.input, body.webhook, body.webhook_events_filter))
-    return _json(200, {"_id": job["id"], "id": job["id"], "status": "pending", "model": model.id, "output": None})
+    return json_response(200, {"_id": job["id"], "id": job["id"], "status": "pending", "model": model.id, "output": None})
 
 
 @router.get("/api/generations")
@@ -118,7 +112,7 @@ def list_generations() -> Response:
             raise ValidationFailed(f"Unknown status {status_name!r}", errors=[FieldError(
                 "status", f"must be one of pending, processing, success, error, canceled", "invalid_value")])
     jobs, total = JobStore().list_for_workspace(principal.workspace_id, status=status, limit=limit, offset=offset)
-    return _json(200, {
+    return json_response(200, {
         "data": [native.generation(j) for j in jobs],
         "pagination": {"total": total, "limit": limit, "offset": offset, "hasMore": offset + len(jobs) < total},
     })
@@ -128,7 +122,7 @@ def list_generations() -> Response:
 def get_generation(job_id: str) -> Response:
     principal = _principal()
     principal.require("media:read")
-    return _json(200, native.generation(JobStore().get_for_workspace(principal.workspace_id, job_id)))
+    return json_response(200, native.generation(JobStore().get_for_workspace(principal.workspace_id, job_id)))
 
 
 @router.post("/api/generations/<job_id>/cancel")
@@ -141,7 +135,7 @@ def cancel_generation(job_id: str) -> Response:
         job, _ = finish(job, JobStatus.CANCELED, store=store)
     except TransitionRejected as exc:
         raise Conflict(f"Generation {job_id} already finished ({exc.current})", code="already_finished")
-    return _json(200, native.generation(job))
+    return json_response(200, native.generation(job))
 
 
 def _tool_view(tool: ToolSpec, *, detail: bool) -> dict[str, Any]:
@@ -158,7 +152,7 @@ def _tool_view(tool: ToolSpec, *, detail: bool) -> dict[str, Any]:
 
 @router.get("/api/tools")
 def list_tools() -> Response:
-    return _json(200, {"data": [_tool_view(t, detail=True) for t in get_catalog().tools]})
+    return json_response(200, {"data": [_tool_view(t, detail=True) for t in get_catalog().tools]})
 
 
 @router.get("/api/tools/<slug>")
@@ -166,13 +160,13 @@ def get_tool(slug: str) -> Response:
     tool = get_catalog().tool(slug)
     if tool is None:
         raise NotFound(f"Tool {slug} not found", code="tool_not_found")
-    return _json(200, _tool_view(tool, detail=True))
+    return json_response(200, _tool_view(tool, detail=True))
 
 
 @router.get("/api/models")
 def list_models() -> Response:
     catalog = get_catalog()
-    return _json(200, {"data": [{
+    return json_response(200, {"data": [{
         "id": m.id, "name": m.name, "task": m.task, "type": m.type, "family": m.family,
         "tools": [t.slug for t in catalog.tools if t.task == m.task],
         "credits": m.credits_per_image, "defaults": m.defaults.model_dump(exclude_none=True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from functions.core.errors import FieldError, ValidationFailed
@@ -19,6 +20,16 @@ def json_body(event: APIGatewayProxyEventV2) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"Request body is not valid JSON: {exc}",
                                errors=[FieldError("body", f"is not valid JSON ({exc})", "invalid_json")]) from None
+
+
+def optional_json_body(event: APIGatewayProxyEventV2) -> Any:
+    """The JSON body, or {} when there is none (routes whose body is optional)."""
+    return json_body(event) if event.body else {}
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
+                    headers=headers)
 
 
 def query_int(event: APIGatewayProxyEventV2, name: str, *, default: int, minimum: int, maximum: int) -> int:

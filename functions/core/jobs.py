@@ -87,6 +87,9 @@ class Job(BaseModel):
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0
+    # Webhook delivery attempts, newest last; a 410 from the receiver disables the endpoint for this job.
+    deliveries: list[dict[str, Any]] = Field(default_factory=list)
+    webhook_disabled: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -295,6 +298,17 @@ class JobStore:
             values[":claim"] = claim
         return self._update_if(job_id, "REMOVE #d SET deadline = :deadline", condition,
                                {"#d": "dispatch", "#s": "status"}, values)
+
+    def record_delivery(self, job_id: str, attempt: dict[str, Any], *, disable: bool = False) -> None:
+        """Append one webhook delivery attempt to the job (and disable its endpoint on a 410)."""
+        expression = "SET deliveries = list_append(if_not_exists(deliveries, :empty), :attempt)"
+        if disable:
+            expression += ", webhook_disabled = :true"
+        values = {":empty": {"L": []}, ":attempt": dynamo.value([attempt])}
+        if disable:
+            values[":true"] = {"BOOL": True}
+        self.ddb.update_item(TableName=self.table, Key={"id": {"S": job_id}}, UpdateExpression=expression,
+                             ExpressionAttributeValues=values)
 
     def record_progress(self, job_id: str, step: int, total: int) -> bool:
         return self._update_if(

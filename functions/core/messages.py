@@ -33,7 +33,11 @@ class WebhookMessage(BaseModel):
     event_id: str
     job_id: str
     event: str
+    # Attempts made so far; the next one is not made before `not_before` (epoch seconds).
     attempt: int = 0
+    not_before: float = 0
+    # A redelivery the user asked for: sent even if the event was delivered or the endpoint disabled.
+    forced: bool = False
 
 
 def send(queue_url: str, message: BaseModel, *, delay_seconds: int = 0, **attributes: Any) -> str:

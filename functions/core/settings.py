@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     jobs_queue_url: str = ""
     results_queue_url: str = ""
     webhooks_queue_url: str = ""
+    webhooks_dlq_url: str = ""
     outputs_bucket: str = "darkroom-outputs"
 
     # "modal" in AWS; the local stack runs the worker in-process.
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
     # Deadlines after which the sweeper acts on an unfinished job.
     dispatch_deadline_seconds: int = Field(300, ge=10)
     run_deadline_seconds: int = Field(1800, ge=30)
+    # Webhook delivery: seconds between attempts after the first (Standard Webhooks' schedule, jittered).
+    # The local stack and tests can compress it, e.g. DARKROOM_WEBHOOK_RETRY_SCHEDULE="1,1,1".
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,50400,72000,86400"
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=30)
+    # How long a rotated-out secret keeps signing, unless the rotate call says otherwise.
+    webhook_secret_grace_seconds: int = Field(24 * 3600, ge=0)
     # Where the local stack keeps tiny models and its env file.
     data_dir: str = ".darkroom"
 
@@ -45,3 +52,7 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def retry_delays(settings: Settings) -> list[float]:
+    return [float(x) for x in settings.webhook_retry_schedule.split(",") if x.strip()]

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from . import aws, clock, dynamo
+from . import aws, clock, dynamo, signing
+from .errors import NotFound
 from .settings import get_settings
+
+
+class WebhookSecret(BaseModel):
+    secret: str
+    created_at: float
+    # Set on the previous secret when it is rotated out: it keeps signing until then.
+    expires_at: float | None = None
 
 
 class Workspace(BaseModel):
     id: str
     name: str
     created_at: float
+    webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
+
+    def active_webhook_secrets(self, now: float | None = None) -> list[str]:
+        now = now if now is not None else clock.now()
+        return [s.secret for s in self.webhook_secrets if s.expires_at is None or s.expires_at > now]
 
 
 class WorkspaceStore:
@@ -25,9 +38,16 @@ class WorkspaceStore:
         resp = self.ddb.get_item(TableName=self.table, Key={"id": {"S": workspace_id}}, ConsistentRead=True)
         return Workspace.model_validate(dynamo.deserialize(resp["Item"])) if "Item" in resp else None
 
-    def ensure(self, workspace_id: str, name: str | None = None, **extra: Any) -> Workspace:
-        """Create the workspace if it does not exist; return it either way (safe to run twice)."""
-        item = {"id": workspace_id, "name": name or workspace_id, "created_at": clock.now(), **extra}
+    def ensure(self, workspace_id: str, name: str | None = None, *, webhook_secret: str | None = None,
+               **extra: Any) -> Workspace:
+        """Create the workspace if it does not exist; return it either way (safe to run twice).
+
+        `webhook_secret` is for the local stack only, which keeps the developer's secret across restarts.
+        """
+        now = clock.now()
+        secret = WebhookSecret(secret=webhook_secret or signing.new_secret(), created_at=now)
+        item = {"id": workspace_id, "name": name or workspace_id, "created_at": now,
+                "webhook_secrets": [secret.model_dump(exclude_none=True)], **extra}
         try:
             self.ddb.put_item(TableName=self.table, Item=dynamo.serialize(item),
                               ConditionExpression="attribute_not_exists(id)")
@@ -35,4 +55,22 @@ class WorkspaceStore:
             pass
         workspace = self.get(workspace_id)
         assert workspace is not None
+        return workspace
+
+    def rotate_webhook_secret(self, workspace_id: str, *, grace_seconds: int) -> Workspace:
+        """A new signing secret; the current ones keep signing (both signatures sent) for `grace_seconds`."""
+        workspace = self.get(workspace_id)
+        if workspace is None:
+            raise NotFound(f"Workspace {workspace_id} not found")
+        now = clock.now()
+        kept = [WebhookSecret(secret=s.secret, created_at=s.created_at,
+                              expires_at=min(s.expires_at or now + grace_seconds, now + grace_seconds))
+                for s in workspace.webhook_secrets if s.expires_at is None or s.expires_at > now]
+        secrets = [WebhookSecret(secret=signing.new_secret(), created_at=now), *kept]
+        self.ddb.update_item(
+            TableName=self.table, Key={"id": {"S": workspace_id}},
+            UpdateExpression="SET webhook_secrets = :s",
+            ExpressionAttributeValues={":s": dynamo.value([s.model_dump(exclude_none=True) for s in secrets])},
+        )
+        workspace.webhook_secrets = secrets
         return workspace

@@ -11,3 +11,11 @@ def dialect_for_path(path: str) -> str:
     if path.startswith("/api/v1/"):
         return AIMS
     return NATIVE
+
+
+def webhook_payload(job) -> dict:
+    """The job as its own dialect shows it in a webhook body."""
+    from functions.dialects import native
+
+    renderers = {NATIVE: native.webhook_payload}
+    return renderers.get(job.dialect, native.webhook_payload)(job)

@@ -1,17 +1,48 @@
 """Lambda entry point for the webhooks queue (template.yaml: WebhooksFunction).
 
-Placeholder until the webhooks issue builds signed delivery: every event is reported as a batch item
-failure, so it stays on the queue and ends in the dead-letter queue, inspectable and replayable; none
-is dropped.
+Each record is one delivery attempt. A retry is a new message delayed on the queue (up to SQS's 15
+minutes; longer waits are finished by hiding the message for up to 12 hours at a time), an exhausted
+event goes to the dead-letter queue with its reason, where `darkroom webhooks replay-dlq` can resend it.
 """
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.core import aws, messages
+from functions.core.messages import WebhookMessage
 from functions.core.observability import logger
+from functions.core.settings import get_settings
+from functions.webhooks.delivery import process
+
+MAX_DELAY_SECONDS = 900  # SQS DelaySeconds limit
+MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS visibility timeout limit
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+class NotYet(Exception):
+    """The message's next attempt is later: it stays on the queue, hidden until then."""
+
+
+def record_handler(record: SQSRecord) -> None:
+    message = WebhookMessage.model_validate_json(record.body)
+    decision = process(message)
+    settings = get_settings()
+    if decision.action == "wait":
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=settings.webhooks_queue_url, ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=max(1, min(int(decision.delay) + 1, MAX_VISIBILITY_SECONDS)))
+        raise NotYet(message.event_id)
+    if decision.action == "retry":
+        messages.send(settings.webhooks_queue_url, decision.next,
+                      delay_seconds=max(0, min(int(round(decision.delay)), MAX_DELAY_SECONDS)))
+    elif decision.action == "dead_letter":
+        logger.warning("webhook dead-lettered", extra={"event_id": message.event_id, "reason": decision.reason})
+        messages.send(settings.webhooks_dlq_url, decision.next or message, MessageAttributes={
+            "reason": {"DataType": "String", "StringValue": decision.reason[:1000]}})
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
-    records = event.get("Records", [])
-    logger.info("webhook delivery not built yet; keeping events queued", extra={"count": len(records)})
-    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

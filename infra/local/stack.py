@@ -28,6 +28,7 @@ MAX_LOCAL_POLLERS = 2
 class StackInfo:
     url: str
     api_key: str
+    webhook_secret: str
     moto_endpoint: str
     env_file: Path
 
@@ -78,7 +79,7 @@ class LocalStack:
         os.environ.pop("AWS_PROFILE", None)  # the moto server takes any credentials; a profile may not exist
         reset_process_caches()
 
-        api_key = self._bootstrap_key()
+        api_key, webhook_secret = self._bootstrap_dev_workspace()
         for logical_id, spec in specs.items():
             self.functions[logical_id] = LocalFunction(spec)
 
@@ -102,20 +103,25 @@ class LocalStack:
             runner.start()
 
         env_file = self.data_dir / "dev.env"
-        env_file.write_text(f"DARKROOM_URL={url}\nDARKROOM_API_KEY={api_key}\nDARKROOM_LOCAL_AWS_ENDPOINT={endpoint}\n")
+        env_file.write_text(f"DARKROOM_URL={url}\nDARKROOM_API_KEY={api_key}\n"
+                            f"DARKROOM_WEBHOOK_SECRET={webhook_secret}\nDARKROOM_LOCAL_AWS_ENDPOINT={endpoint}\n")
         if self.warm_models:
             threading.Thread(target=_warm_models, name="warm-models", daemon=True).start()
-        return StackInfo(url=url, api_key=api_key, moto_endpoint=endpoint, env_file=env_file)
+        return StackInfo(url=url, api_key=api_key, webhook_secret=webhook_secret, moto_endpoint=endpoint,
+                         env_file=env_file)
 
-    def _bootstrap_key(self) -> str:
-        """The developer keeps one key across restarts: it is re-registered from dev.env into the fresh tables."""
+    def _bootstrap_dev_workspace(self) -> tuple[str, str]:
+        """The developer keeps one API key and one webhook secret across restarts: both are registered again
+        from dev.env into the fresh tables."""
         from functions.core.keys import ALL_SCOPES, KeyStore
         from functions.core.workspaces import WorkspaceStore
 
-        WorkspaceStore().ensure(DEV_WORKSPACE, "Local development")
-        previous = read_env_file(self.data_dir / "dev.env").get("DARKROOM_API_KEY")
-        secret, _ = KeyStore().create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES), secret=previous or None)
-        return secret
+        previous = read_env_file(self.data_dir / "dev.env")
+        workspace = WorkspaceStore().ensure(DEV_WORKSPACE, "Local development",
+                                            webhook_secret=previous.get("DARKROOM_WEBHOOK_SECRET") or None)
+        secret, _ = KeyStore().create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES),
+                                      secret=previous.get("DARKROOM_API_KEY") or None)
+        return secret, workspace.webhook_secrets[0].secret
 
     # ---- stop
     def stop(self) -> None:

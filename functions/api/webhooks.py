@@ -1,0 +1,91 @@
+"""Webhook inspection and control: delivery attempts, redelivery, the workspace's signing secret."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.api.auth import Principal
+from functions.api.request import json_response, optional_json_body
+from functions.core import messages
+from functions.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from functions.core.generation import parse_input
+from functions.core.jobs import JobStore
+from functions.core.lifecycle import event_id
+from functions.core.settings import get_settings
+from functions.core.workspaces import WorkspaceStore
+
+router = Router()
+
+
+class RedeliverRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: str | None = Field(None, description="Which event to send again; the job's final event by default.")
+
+
+class RotateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grace_seconds: int | None = Field(None, ge=0, le=7 * 86400,
+                                      description="How long the old secret keeps signing too (default 24 h).")
+
+
+def _principal() -> Principal:
+    return router.context["principal"]
+
+
+@router.get("/api/generations/<job_id>/deliveries")
+def list_deliveries(job_id: str) -> Response:
+    principal = _principal()
+    principal.require("media:read")
+    job = JobStore().get_for_workspace(principal.workspace_id, job_id)
+    return json_response(200, {"data": job.deliveries, "webhook": job.webhook, "disabled": job.webhook_disabled})
+
+
+@router.post("/api/generations/<job_id>/deliveries/redeliver")
+def redeliver(job_id: str) -> Response:
+    principal = _principal()
+    principal.require("media:write")
+    body = parse_input(RedeliverRequest, optional_json_body(router.current_event))
+    job = JobStore().get_for_workspace(principal.workspace_id, job_id)
+    if not job.webhook:
+        raise ValidationFailed("This generation has no webhook",
+                               errors=[FieldError("webhook", "the generation was submitted without one", "no_webhook")])
+    if body.event_id is None and not job.terminal:
+        raise Conflict("The generation has not finished; there is no final event to send yet", code="not_finished")
+    wanted = body.event_id or event_id(job, job.status)
+    known = {event_id(job, job.status)} | {d["event_id"] for d in job.deliveries}
+    if wanted not in known:
+        raise NotFound(f"Event {wanted} not found for generation {job_id}", code="event_not_found")
+    name = next((d["event"] for d in job.deliveries if d["event_id"] == wanted), f"generation.{job.status.value}")
+    # Same webhook-id (receivers dedupe on it), fresh timestamp and signature at send time.
+    messages.send(get_settings().webhooks_queue_url,
+                  messages.WebhookMessage(event_id=wanted, job_id=job.id, event=name, forced=True))
+    return json_response(202, {"event_id": wanted, "status": "queued"})
+
+
+def _secret_view(workspace) -> dict:
+    current, *previous = workspace.webhook_secrets
+    return {"secret": current.secret,
+            "previous": [{"secret": s.secret, "expires_at": s.expires_at} for s in previous]}
+
+
+@router.get("/api/webhooks/secret")
+def get_secret() -> Response:
+    principal = _principal()
+    principal.require("media:write")
+    store = WorkspaceStore()
+    workspace = store.get(principal.workspace_id) or store.ensure(principal.workspace_id)
+    if not workspace.webhook_secrets:
+        workspace = store.rotate_webhook_secret(principal.workspace_id, grace_seconds=0)
+    return json_response(200, _secret_view(workspace))
+
+
+@router.post("/api/webhooks/secret/rotate")
+def rotate_secret() -> Response:
+    principal = _principal()
+    principal.require("media:write")
+    body = parse_input(RotateRequest, optional_json_body(router.current_event))
+    grace = body.grace_seconds if body.grace_seconds is not None else get_settings().webhook_secret_grace_seconds
+    workspace = WorkspaceStore().rotate_webhook_secret(principal.workspace_id, grace_seconds=grace)
+    return json_response(200, _secret_view(workspace))

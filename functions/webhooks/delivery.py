@@ -1,0 +1,168 @@
+"""One webhook delivery attempt, and what happens next: done, retry later, or dead-letter.
+
+Retries follow Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h, with
+jitter), as new SQS messages with a delay, never by sleeping in the Lambda. 2xx is success; 410 turns
+the endpoint off for the job; 429, 5xx, timeouts and connection errors are retried (honouring
+Retry-After); any other answer gets one short retry, then counts as final.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from typing import Literal
+
+import httpx
+
+from functions.core import clock
+from functions.core.jobs import Job, JobStore
+from functions.core.messages import WebhookMessage
+from functions.core.settings import get_settings, retry_delays
+from functions.core.signing import signed_headers
+from functions.core.urls import UnsafeUrl, check_url
+from functions.core.workspaces import WorkspaceStore
+from functions.dialects import webhook_payload
+
+USER_AGENT = "Darkroom-Webhooks/1.0"
+# Longest Retry-After we honour; beyond it the schedule's own delay applies.
+MAX_RETRY_AFTER = 24 * 3600
+
+Outcome = Literal["delivered", "retry", "disabled", "rejected", "unsafe"]
+
+
+@dataclass
+class Attempt:
+    outcome: Outcome
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+    retry_after: float | None = None
+
+
+@dataclass
+class Decision:
+    """What the handler does with the message: nothing more, send `next` later, or dead-letter it."""
+
+    action: Literal["done", "wait", "retry", "dead_letter"]
+    delay: float = 0
+    next: WebhookMessage | None = None
+    reason: str = ""
+    attempt: dict = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def http_client() -> httpx.Client:
+    # One client per warm Lambda: connections to the same receivers are reused across invocations.
+    return httpx.Client(follow_redirects=False, headers={"user-agent": USER_AGENT},
+                        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def render_body(job: Job) -> str:
+    return json.dumps(webhook_payload(job), separators=(",", ":"))
+
+
+def post(job: Job, message: WebhookMessage, signing_secrets: list[str]) -> Attempt:
+    settings = get_settings()
+    try:
+        # Checked on every attempt: the name may resolve elsewhere than it did at submit time.
+        check_url(job.webhook or "", allow_loopback=settings.local)
+    except UnsafeUrl as exc:
+        return Attempt("unsafe", error=f"webhook URL refused: {exc}")
+    body = render_body(job)
+    headers = {
+        **signed_headers(message.event_id, body, signing_secrets),
+        "content-type": "application/json",
+        "x-webhook-source": "darkroom",
+        "x-media-id": job.id,
+    }
+    started = time.perf_counter()
+    try:
+        response = http_client().post(job.webhook, content=body.encode(), headers=headers,
+                                      timeout=settings.webhook_timeout_seconds)
+    except httpx.TimeoutException:
+        return Attempt("retry", error=f"timed out after {settings.webhook_timeout_seconds:g}s",
+                       duration_ms=int((time.perf_counter() - started) * 1000))
+    except httpx.HTTPError as exc:
+        return Attempt("retry", error=f"{type(exc).__name__}: {exc}",
+                       duration_ms=int((time.perf_counter() - started) * 1000))
+    duration = int((time.perf_counter() - started) * 1000)
+    code = response.status_code
+    if 200 <= code < 300:
+        return Attempt("delivered", code, duration_ms=duration)
+    if code == 410:
+        return Attempt("disabled", code, error="receiver answered 410 Gone", duration_ms=duration)
+    if code == 429 or code >= 500:
+        return Attempt("retry", code, error=f"HTTP {code}", duration_ms=duration, retry_after=_retry_after(response))
+    return Attempt("rejected", code, error=f"HTTP {code}", duration_ms=duration)
+
+
+def _jitter(delay: float) -> float:
+    return delay * random.uniform(0.9, 1.1)
+
+
+def already_delivered(job: Job, event_id: str) -> bool:
+    return any(d.get("event_id") == event_id and d.get("outcome") == "delivered" for d in job.deliveries)
+
+
+def process(message: WebhookMessage, *, store: JobStore | None = None, now: float | None = None) -> Decision:
+    store = store or JobStore()
+    now = now if now is not None else clock.now()
+    # Within a second counts as due: SQS delays and visibility are whole seconds.
+    if message.not_before - now > 1:
+        return Decision("wait", delay=message.not_before - now)
+    job = store.get(message.job_id)
+    if job is None or not job.webhook:
+        return Decision("done", reason="no job or no webhook")
+    if not message.forced and (job.webhook_disabled or already_delivered(job, message.event_id)):
+        return Decision("done", reason="disabled" if job.webhook_disabled else "already delivered")
+    workspace = WorkspaceStore().get(job.workspace_id)
+    signing_secrets = workspace.active_webhook_secrets(now) if workspace else []
+    if not signing_secrets:
+        return Decision("dead_letter", reason="workspace has no webhook signing secret")
+
+    attempt = post(job, message, signing_secrets)
+    number = message.attempt + 1
+    record = {"event_id": message.event_id, "event": message.event, "attempt": number, "at": clock.iso(now),
+              "url": job.webhook, "status_code": attempt.status_code, "error": attempt.error,
+              "duration_ms": attempt.duration_ms}
+    delays = retry_delays(get_settings())
+
+    if attempt.outcome in ("delivered", "disabled"):
+        record["outcome"] = attempt.outcome
+        store.record_delivery(job.id, record, disable=attempt.outcome == "disabled")
+        return Decision("done", attempt=record)
+
+    # 4xx other than 410/429 (and redirects): one short retry in case it was a deploy hiccup, then final.
+    retryable = attempt.outcome == "retry" or (attempt.outcome == "rejected" and number == 1)
+    if retryable and number <= len(delays):
+        delay = _jitter(delays[number - 1] if attempt.outcome == "retry" else delays[0])
+        if attempt.retry_after is not None:
+            delay = max(delay, attempt.retry_after)
+        record |= {"outcome": "retrying", "next_attempt_at": clock.iso(now + delay)}
+        store.record_delivery(job.id, record)
+        nxt = message.model_copy(update={"attempt": number, "not_before": now + delay})
+        return Decision("retry", delay=delay, next=nxt, attempt=record)
+
+    record["outcome"] = "failed"
+    store.record_delivery(job.id, record)
+    reason = attempt.error or "delivery failed"
+    return Decision("dead_letter", reason=f"after {number} attempts: {reason}",
+                    next=message.model_copy(update={"attempt": number}), attempt=record)
