@@ -1,0 +1,213 @@
+"""Webhook delivery end to end on the real queue and handler, against a scripted receiver on loopback.
+
+Receivers verify with the `standardwebhooks` package, not the project's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from functions.core import settings
+from functions.core.jobs import JobStatus, JobStore
+from functions.core.workspaces import WorkspaceStore
+
+pytestmark = pytest.mark.xdist_group("integration")
+
+SEED_KEYS = {"_id", "status", "output", "model", "type", "payload", "error"}
+
+
+class Receiver:
+    """An HTTP server whose answers follow a script: (status, delay seconds, headers) per request."""
+
+    def __init__(self, script: list[tuple[int, float, dict]] | None = None) -> None:
+        self.script = list(script or [])
+        self.requests: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["content-length"])).decode()
+                receiver.requests.append({"headers": dict(self.headers), "body": body, "at": time.time()})
+                status, delay, headers = receiver.script.pop(0) if receiver.script else (200, 0, {})
+                time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(script=None) -> Receiver:
+        made.append(Receiver(script))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("DARKROOM_WEBHOOK_RETRY_SCHEDULE", "1,1,1,1")
+    settings.get_settings.cache_clear()
+
+
+def finished_job(api, tenant, url: str, status: str = "succeeded") -> str:
+    """A job with a webhook, taken to a terminal state by the complete function."""
+    from functions.complete.logic import complete
+    from functions.core.messages import ResultMessage
+
+    body = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": "256x256"}, "webhook": url}
+    job_id = api.post("/api/run", json=body, headers=tenant.headers).json["id"]
+    store = JobStore()
+    store.transition(store.get(job_id), JobStatus.RUNNING)
+    error = None if status == "succeeded" else {"code": "oom", "message": "out of memory"}
+    complete(ResultMessage(job_id=job_id, outcome=status, error=error))
+    return job_id
+
+
+def deliver_until(drain, done, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        drain("WebhooksFunction", "WebhooksQueue")
+        if done():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached")
+
+
+def secret_of(tenant) -> str:
+    return WorkspaceStore().get(tenant.workspace_id).webhook_secrets[0].secret
+
+
+def test_delivery_is_signed_and_has_the_seed_payload(world, api, tenant, drain, receiver):
+    rx = receiver()
+    job_id = finished_job(api, tenant, rx.url)
+    deliver_until(drain, lambda: rx.requests)
+    request = rx.requests[0]
+    payload = Webhook(secret_of(tenant)).verify(request["body"], request["headers"])
+    assert SEED_KEYS <= payload.keys() and payload["_id"] == job_id and payload["status"] == "success"
+    assert payload["type"] == "image" and payload["payload"]["prompt"] == "a lighthouse"
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert headers["x-webhook-source"] == "darkroom" and headers["x-media-id"] == job_id
+    assert headers["webhook-id"] == f"evt_{job_id}_succeeded"
+    deliveries = api.get(f"/api/generations/{job_id}/deliveries", headers=tenant.headers).json["data"]
+    assert [d["outcome"] for d in deliveries] == ["delivered"] and deliveries[0]["status_code"] == 200
+    # The secret never shows in job reads.
+    assert secret_of(tenant) not in json.dumps(api.get(f"/api/generations/{job_id}", headers=tenant.headers).json)
+
+
+def test_receiver_failing_three_times_then_succeeding(world, api, tenant, drain, receiver, fast_retries):
+    rx = receiver([(500, 0, {}), (503, 0, {}), (500, 0, {})])
+    job_id = finished_job(api, tenant, rx.url)
+    deliver_until(drain, lambda: len(rx.requests) == 4)
+    time.sleep(1.5)
+    drain("WebhooksFunction", "WebhooksQueue")
+    assert len(rx.requests) == 4
+    assert len({r["headers"]["webhook-id"] for r in rx.requests}) == 1
+    deliveries = JobStore().get(job_id).deliveries
+    assert [d["outcome"] for d in deliveries] == ["retrying", "retrying", "retrying", "delivered"]
+    assert [d["attempt"] for d in deliveries] == [1, 2, 3, 4]
+
+
+def test_always_failing_receiver_dead_letters_then_redelivers(world, api, tenant, drain, receiver, monkeypatch):
+    monkeypatch.setenv("DARKROOM_WEBHOOK_RETRY_SCHEDULE", "1,1")
+    settings.get_settings.cache_clear()
+    rx = receiver([(500, 0, {})] * 3)
+    job_id = finished_job(api, tenant, rx.url, status="failed")
+    deliver_until(drain, lambda: len(rx.requests) == 3)
+    dead = world.messages("WebhooksDeadLetterQueue")
+    assert [m["event_id"] for m in dead] == [f"evt_{job_id}_failed"] and dead[0]["attempt"] == 3
+    assert JobStore().get(job_id).deliveries[-1]["outcome"] == "failed"
+    # The receiver is fixed (its script is used up: it answers 200 now); redeliver from the API.
+    resp = api.post(f"/api/generations/{job_id}/deliveries/redeliver", headers=tenant.headers)
+    assert resp.status_code == 202
+    deliver_until(drain, lambda: len(rx.requests) == 4)
+    last = rx.requests[-1]
+    assert last["headers"]["webhook-id"] == rx.requests[0]["headers"]["webhook-id"]
+    Webhook(secret_of(tenant)).verify(last["body"], last["headers"])
+    assert JobStore().get(job_id).deliveries[-1]["outcome"] == "delivered"
+
+
+def test_hanging_receiver_times_out(world, api, tenant, drain, receiver, monkeypatch):
+    monkeypatch.setenv("DARKROOM_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("DARKROOM_WEBHOOK_RETRY_SCHEDULE", "60")
+    settings.get_settings.cache_clear()
+    rx = receiver([(200, 4, {})])
+    job_id = finished_job(api, tenant, rx.url)
+    started = time.time()
+    deliver_until(drain, lambda: JobStore().get(job_id).deliveries)
+    attempt = JobStore().get(job_id).deliveries[0]
+    assert attempt["outcome"] == "retrying" and "timed out after 1s" in attempt["error"]
+    assert attempt["duration_ms"] < 2500 and time.time() - started < 4
+
+
+def test_410_disables_the_endpoint(world, api, tenant, drain, receiver, fast_retries):
+    rx = receiver([(410, 0, {})])
+    job_id = finished_job(api, tenant, rx.url)
+    deliver_until(drain, lambda: rx.requests)
+    time.sleep(1.5)
+    drain("WebhooksFunction", "WebhooksQueue")
+    job = JobStore().get(job_id)
+    assert len(rx.requests) == 1 and job.webhook_disabled
+    assert [d["outcome"] for d in job.deliveries] == ["disabled"]
+
+
+def test_retry_after_is_honoured(world, api, tenant, drain, receiver, fast_retries):
+    rx = receiver([(429, 0, {"Retry-After": "3"})])
+    deliver_job = finished_job(api, tenant, rx.url)
+    deliver_until(drain, lambda: len(rx.requests) == 2, timeout=30)
+    assert rx.requests[1]["at"] - rx.requests[0]["at"] >= 2.9
+    assert [d["outcome"] for d in JobStore().get(deliver_job).deliveries] == ["retrying", "delivered"]
+
+
+def test_private_webhook_is_refused_at_submit_when_deployed(world, api, tenant, monkeypatch):
+    monkeypatch.setenv("DARKROOM_LOCAL", "false")
+    settings.get_settings.cache_clear()
+    for url in ("https://127.0.0.1/hook", "https://10.1.2.3/hook", "https://169.254.169.254/latest",
+                "http://93.184.216.34/hook", "https://[fd00:ec2::254]/x"):
+        body = {"tool": "create-image", "input": {"prompt": "x"}, "webhook": url}
+        resp = api.post("/api/run", json=body, headers=tenant.headers)
+        assert resp.status_code == 400, url
+        assert resp.json["errors"][0]["field"] == "webhook"
+
+
+def test_rotation_signs_with_both_secrets_during_grace(world, api, tenant, drain, receiver):
+    old = secret_of(tenant)
+    rotated = api.post("/api/webhooks/secret/rotate", json={"grace_seconds": 3600}, headers=tenant.headers).json
+    assert rotated["secret"] != old and rotated["previous"][0]["secret"] == old
+    rx = receiver()
+    finished_job(api, tenant, rx.url)
+    deliver_until(drain, lambda: rx.requests)
+    request = rx.requests[0]
+    assert len(request["headers"]["webhook-signature"].split(" ")) == 2
+    for secret in (old, rotated["secret"]):
+        Webhook(secret).verify(request["body"], request["headers"])
+    # After the grace period only the new secret signs.
+    api.post("/api/webhooks/secret/rotate", json={"grace_seconds": 0}, headers=tenant.headers)
+    current = api.get("/api/webhooks/secret", headers=tenant.headers).json
+    assert current["previous"] == [] or all(p["expires_at"] <= time.time() for p in current["previous"])
