@@ -11,11 +11,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 app = typer.Typer(help="Darkroom: self-hosted media generation API.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(help="Verify, receive and replay webhooks.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 
 DataDir = Annotated[Path, typer.Option(help="Where the local stack keeps its env file and tiny models.")]
@@ -122,7 +124,9 @@ def keys_list(
     _target(local, stack_name, data_dir)
     from functions.core.keys import KeyStore
 
-    table = Table("id", "name", "prefix", "scopes", "rate/min", "revoked")
+    table = Table("name", "prefix", "scopes", "rate/min", "revoked")
+    # The id is what `keys revoke` takes: never wrapped or cut, however narrow the terminal.
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=20))
     for key in KeyStore().list(workspace):
         table.add_row(key.key_id, key.name, key.prefix + "…", " ".join(key.scopes), str(key.rate_limit),
                       "yes" if key.revoked_at else "")
@@ -143,6 +147,132 @@ def keys_revoke(
 
     KeyStore().revoke(workspace, key_id)
     console.print(f"Revoked {key_id}")
+
+
+def _secret(secret: Optional[str], data_dir: Path) -> str:
+    if secret:
+        return secret
+    from infra.local.stack import read_env_file
+
+    found = os.environ.get("DARKROOM_WEBHOOK_SECRET") or read_env_file(data_dir / "dev.env").get(
+        "DARKROOM_WEBHOOK_SECRET")
+    if not found:
+        raise typer.BadParameter("pass --secret, set DARKROOM_WEBHOOK_SECRET, or run `darkroom dev` first")
+    return found
+
+
+Secret = Annotated[Optional[str], typer.Option(help="whsec_… (default: DARKROOM_WEBHOOK_SECRET or .darkroom/dev.env)")]
+
+
+@webhooks_app.command("verify")
+def webhooks_verify(
+    header: Annotated[list[str], typer.Option("--header", "-H", help="'name: value', repeat for webhook-id, "
+                                                                      "webhook-timestamp, webhook-signature")],
+    body_file: Annotated[Path, typer.Option("--body", help="File with the raw body ('-' for stdin).")] = Path("-"),
+    secret: Secret = None,
+    data_dir: DataDir = Path(".darkroom"),
+) -> None:
+    """Check a delivery's Standard Webhooks signature. Exits 1 if it does not verify."""
+    import sys
+
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    headers = dict(h.split(":", 1) for h in header)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    body = sys.stdin.read() if str(body_file) == "-" else body_file.read_text()
+    try:
+        Webhook(_secret(secret, data_dir)).verify(body, headers)
+    except WebhookVerificationError as exc:
+        console.print(f"[red]not verified:[/] {exc}")
+        raise typer.Exit(1)
+    console.print("[green]verified[/]")
+
+
+@webhooks_app.command("listen")
+def webhooks_listen(
+    port: Annotated[int, typer.Option(help="Port to listen on (loopback).")] = 9000,
+    secret: Secret = None,
+    data_dir: DataDir = Path(".darkroom"),
+) -> None:
+    """A receiver for local development: prints each verified event, answers 401 to unverified ones."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    verifier = Webhook(_secret(secret, data_dir))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
+            try:
+                payload = verifier.verify(body, dict(self.headers))
+            except WebhookVerificationError as exc:
+                console.print(f"[red]rejected[/] {self.headers.get('webhook-id')}: {exc}")
+                self.send_response(401)
+                self.end_headers()
+                return
+            console.print(f"[green]{self.headers.get('webhook-id')}[/] {json.dumps(payload)}")
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    console.print(f"Listening on http://127.0.0.1:{port}/ (use it as the webhook URL). Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@webhooks_app.command("replay-dlq")
+def webhooks_replay_dlq(
+    local: Local = False,
+    stack_name: StackName = None,
+    data_dir: DataDir = Path(".darkroom"),
+    limit: Annotated[int, typer.Option(help="At most this many events.")] = 1000,
+) -> None:
+    """Send dead-lettered webhook events again (same webhook-id, fresh schedule), then remove them from the DLQ."""
+    queues = _webhook_queues(local, stack_name, data_dir)
+    from functions.core import aws
+    from functions.core.messages import WebhookMessage, send
+
+    sqs = aws.client("sqs")
+    replayed = 0
+    while replayed < limit:
+        batch = sqs.receive_message(QueueUrl=queues["dlq"], MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                    MessageAttributeNames=["All"]).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            event = WebhookMessage.model_validate_json(message["Body"])
+            send(queues["queue"], event.model_copy(update={"attempt": 0, "not_before": 0, "forced": True}))
+            sqs.delete_message(QueueUrl=queues["dlq"], ReceiptHandle=message["ReceiptHandle"])
+            replayed += 1
+            reason = message.get("MessageAttributes", {}).get("reason", {}).get("StringValue", "")
+            console.print(f"replayed {event.event_id} ({reason})")
+    console.print(f"{replayed} event(s) replayed")
+
+
+def _webhook_queues(local: bool, stack_name: Optional[str], data_dir: Path) -> dict[str, str]:
+    _target(local, stack_name, data_dir)
+    if local:
+        from functions.core import aws
+
+        sqs = aws.client("sqs")
+        return {"queue": sqs.get_queue_url(QueueName="darkroom-WebhooksQueue")["QueueUrl"],
+                "dlq": sqs.get_queue_url(QueueName="darkroom-WebhooksDeadLetterQueue")["QueueUrl"]}
+    if not stack_name:
+        raise typer.BadParameter("pass --local or --stack-name")
+    import boto3
+
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in
+               boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]}
+    return {"queue": outputs["WebhooksQueueUrl"], "dlq": outputs["WebhooksDeadLetterQueueUrl"]}
 
 
 if __name__ == "__main__":
