@@ -73,3 +73,24 @@ class TransitionRejected(Exception):
     target: str
     current: str | None = None
     extra: dict = field(default_factory=dict)
+
+
+class PaymentRequired(DarkroomError):
+    status = 402
+    code = "insufficient_quota"
+
+
+class RateLimited(DarkroomError):
+    status = 429
+    code = "rate_limit_exceeded"
+
+
+class GatewayTimeout(DarkroomError):
+    """A synchronous call ran out of time; the job goes on and stays pollable."""
+
+    status = 504
+    code = "timeout"
+
+    def __init__(self, message: str, *, job_id: str, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.job_id = job_id
