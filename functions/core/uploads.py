@@ -1,0 +1,94 @@
+"""Input files (reference images): uploaded straight to S3 with a presigned POST, the serverless way around
+Lambda's 6 MB payload limit, or stored directly when a small multipart upload comes through the API.
+
+An upload is referred to later as `upload://<id>`. The API turns that into a key under the caller's own
+workspace prefix, so one workspace can never point a job at another's files, and the worker reads it from
+S3 directly (never over HTTP).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from . import aws, storage
+from .errors import FieldError, ValidationFailed
+from .settings import get_settings
+from .urls import UnsafeUrl, check_url
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+UPLOAD_TTL_SECONDS = 3600
+SCHEME = "upload://"
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+_ID = re.compile(r"^up_[0-9a-f]{24}/[A-Za-z0-9._-]{1,128}$")
+
+
+def _safe_name(filename: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", filename.rsplit("/", 1)[-1]).strip(".-") or "file"
+    return name[:128]
+
+
+def new_upload_id(filename: str) -> str:
+    return f"up_{secrets.token_hex(12)}/{_safe_name(filename)}"
+
+
+def key_for(workspace_id: str, upload_id: str) -> str:
+    return f"{workspace_id}/uploads/{upload_id}"
+
+
+def check_content_type(content_type: str, field: str = "content_type") -> None:
+    if content_type not in IMAGE_TYPES:
+        raise ValidationFailed(f"Unsupported file type {content_type!r}",
+                               errors=[FieldError(field, f"must be one of {', '.join(sorted(IMAGE_TYPES))}",
+                                                  "unsupported_type")])
+
+
+def presigned_upload(workspace_id: str, filename: str, content_type: str) -> dict:
+    """A presigned POST for one file of at most 20 MiB, and the reference to use in later requests."""
+    check_content_type(content_type)
+    upload_id = new_upload_id(filename)
+    post = aws.client("s3").generate_presigned_post(
+        Bucket=get_settings().outputs_bucket,
+        Key=key_for(workspace_id, upload_id),
+        Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, MAX_UPLOAD_BYTES]],
+        ExpiresIn=UPLOAD_TTL_SECONDS,
+    )
+    return {"id": upload_id, "reference": SCHEME + upload_id,
+            "upload": {"method": "POST", "url": post["url"], "fields": post["fields"]},
+            "max_bytes": MAX_UPLOAD_BYTES, "expires_in": UPLOAD_TTL_SECONDS}
+
+
+def store(workspace_id: str, filename: str, content_type: str, data: bytes, field: str = "file") -> dict:
+    """A small file that came through the API itself (multipart)."""
+    check_content_type(content_type, field)
+    if not data:
+        raise ValidationFailed("The file is empty", errors=[FieldError(field, "is empty", "empty_file")])
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValidationFailed("The file is larger than 20 MiB",
+                               errors=[FieldError(field, "is larger than 20 MiB", "file_too_large")])
+    upload_id = new_upload_id(filename)
+    key = key_for(workspace_id, upload_id)
+    storage.put_bytes(key, data, content_type)
+    return {"id": upload_id, "reference": SCHEME + upload_id, "url": storage.presigned_get(key),
+            "size": len(data), "content_type": content_type}
+
+
+def resolve_reference(value: str, workspace_id: str, field: str) -> dict:
+    """A reference as the worker takes it: {"upload_key": …} for our uploads, {"url": …} for http(s)."""
+    if value.startswith(SCHEME):
+        upload_id = value[len(SCHEME):]
+        if not _ID.match(upload_id):
+            raise ValidationFailed(f"{field}: malformed upload reference",
+                                   errors=[FieldError(field, "is not a valid upload:// reference", "invalid_reference")])
+        return {"upload_key": key_for(workspace_id, upload_id)}
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValidationFailed(f"{field}: must be an http(s) URL or an upload:// reference",
+                               errors=[FieldError(field, "must be an http(s) URL or an upload:// reference",
+                                                  "invalid_reference")])
+    try:
+        # Early, clear 400 for private targets; the worker checks again (and after every redirect).
+        check_url(value, allow_loopback=get_settings().local, schemes=("http", "https"), must_resolve=False)
+    except UnsafeUrl as exc:
+        raise ValidationFailed(f"{field}: {exc}", errors=[FieldError(field, str(exc), "invalid_reference")]) from None
+    return {"url": value}
