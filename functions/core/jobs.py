@@ -87,6 +87,9 @@ class Job(BaseModel):
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0
+    # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned.
+    cost: float = 0
+    refunded: float | None = None
     # Webhook delivery attempts, newest last; a 410 from the receiver disables the endpoint for this job.
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
     webhook_disabled: bool = False
@@ -232,26 +235,37 @@ class JobStore:
             "ExpressionAttributeValues": {**values, **from_values},
         }
 
-    def transition(self, job: Job, target: JobStatus, *, set_fields: dict[str, Any] | None = None) -> tuple[Job, bool]:
+    def transition(self, job: Job, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
+                   together_with: list[dict[str, Any]] | None = None) -> tuple[Job, bool]:
         """Move the job to `target`. Returns (job as stored now, applied).
 
         Applying the same transition twice returns (job, False): a no-op, not an error, so every handler
         is safe to run twice on the same message. A transition from a state it does not start from (a
         canceled job that finishes anyway) raises TransitionRejected with the current state.
+        `together_with` are Update items (a credit refund) committed in the same transaction, so they
+        happen exactly when the transition does.
         """
         update = self.transition_update(job, target, set_fields=set_fields)
         try:
+            if together_with:
+                self.ddb.transact_write_items(TransactItems=[{"Update": update},
+                                                             *({"Update": u} for u in together_with)])
+                stored = self.get(job.id)
+                assert stored is not None
+                return stored, True
             resp = self.ddb.update_item(**update, ReturnValues="ALL_NEW",
                                         ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except self.ddb.exceptions.ConditionalCheckFailedException as exc:
-            current = exc.response.get("Item")
-            if current is None:
+            return Job.from_item(dynamo.deserialize(resp["Attributes"])), True
+        except (self.ddb.exceptions.ConditionalCheckFailedException,
+                self.ddb.exceptions.TransactionCanceledException) as exc:
+            stored = self.get(job.id)
+            if stored is None:
                 raise NotFound(f"Generation {job.id} not found") from exc
-            stored = Job.from_item(dynamo.deserialize(current))
             if stored.status == target:
                 return stored, False
+            if stored.status in TRANSITIONS[target]:
+                raise  # the condition held, so something else failed in the transaction
             raise TransitionRejected(job.id, target.value, stored.status.value) from exc
-        return Job.from_item(dynamo.deserialize(resp["Attributes"])), True
 
     # ---- bookkeeping that does not change status
     def _update_if(self, job_id: str, expression: str, condition: str, names: dict[str, str],

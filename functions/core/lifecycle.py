@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import messages
+from . import credits, messages
 from .errors import TransitionRejected
 from .jobs import Job, JobStatus, JobStore
 from .observability import logger
@@ -46,8 +46,14 @@ def finish(job: Job, target: JobStatus, *, fields: dict[str, Any] | None = None,
     the write and the send would otherwise lose the webhook.
     """
     store = store or JobStore()
+    fields = dict(fields or {})
+    refund = []
+    if target in (JobStatus.FAILED, JobStatus.CANCELED) and job.cost:
+        # A failed or canceled job gives back exactly what it reserved, in the transition's own transaction.
+        fields["refunded"] = job.cost
+        refund = [credits.refund_update(job.workspace_id, job.cost)]
     try:
-        job, applied = store.transition(job, target, set_fields=fields)
+        job, applied = store.transition(job, target, set_fields=fields, together_with=refund)
     except TransitionRejected as exc:
         logger.info("job already finished", extra={"job_id": job.id, "target": target, "current": exc.current})
         raise

@@ -15,9 +15,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gpu.catalog import ModelSpec
 
-from . import clock, messages
+from . import clock, credits, messages
 from .errors import FieldError, ServiceUnavailable, ValidationFailed
 from .jobs import Job, JobError, JobStatus, JobStore
+from .lifecycle import finish
 from .settings import get_settings
 from .urls import UnsafeUrl, check_url
 
@@ -66,12 +67,27 @@ def submit(request: SubmitRequest, *, store: JobStore | None = None) -> Job:
         created_at=now,
         updated_at=now,
         deadline=now + settings.dispatch_deadline_seconds,
+        cost=credits.cost_of(request.model, request.params),
     )
-    store.create(job)
+    reserve(job, store)
     try:
         messages.send(settings.jobs_queue_url, messages.JobMessage(job_id=job.id))
     except (BotoCoreError, ClientError) as exc:
-        store.transition(job, JobStatus.FAILED, set_fields={
+        finish(job, JobStatus.FAILED, store=store, fields={
             "error": JobError(code="enqueue_failed", message="The job queue was unavailable").model_dump()})
         raise ServiceUnavailable("The job queue is unavailable; nothing was charged, please retry") from exc
     return job
+
+
+def reserve(job: Job, store: JobStore) -> None:
+    """Write the job and take its credits in one transaction: both happen, or neither (402)."""
+    items = [{"Put": store.put_new_item(job)}]
+    if job.cost:
+        items.append({"Update": credits.reserve_update(job.workspace_id, job.cost)})
+    try:
+        store.ddb.transact_write_items(TransactItems=items)
+    except store.ddb.exceptions.TransactionCanceledException as exc:
+        reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            raise credits.insufficient(job.workspace_id, job.cost) from None
+        raise

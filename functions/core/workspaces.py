@@ -23,6 +23,8 @@ class Workspace(BaseModel):
     name: str
     created_at: float
     webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
+    credits: float = 0
+    credits_used: float = 0
 
     def active_webhook_secrets(self, now: float | None = None) -> list[str]:
         now = now if now is not None else clock.now()
@@ -47,7 +49,8 @@ class WorkspaceStore:
         now = clock.now()
         secret = WebhookSecret(secret=webhook_secret or signing.new_secret(), created_at=now)
         item = {"id": workspace_id, "name": name or workspace_id, "created_at": now,
-                "webhook_secrets": [secret.model_dump(exclude_none=True)], **extra}
+                "webhook_secrets": [secret.model_dump(exclude_none=True)],
+                "credits": get_settings().default_credits, "credits_added": get_settings().default_credits, **extra}
         try:
             self.ddb.put_item(TableName=self.table, Item=dynamo.serialize(item),
                               ConditionExpression="attribute_not_exists(id)")

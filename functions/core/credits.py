@@ -1,0 +1,93 @@
+"""Workspace credits: reserved with the job in one DynamoDB transaction, refunded exactly once.
+
+The balance lives on the workspace item. A reservation is a conditional decrement (`credits >= cost`) in
+the same TransactWriteItems that writes the job, so a job never exists without its reservation, the
+balance never goes negative, and concurrent submits cannot overspend. A refund rides in the same
+transaction as the job's failed/canceled transition, whose condition makes it happen once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpu.catalog import ModelSpec
+
+from . import aws, dynamo
+from .errors import NotFound, PaymentRequired
+from .settings import get_settings
+
+
+def cost_of(model: ModelSpec, params: dict[str, Any]) -> float:
+    """n images x the per-image price, or seconds of video x the per-second price."""
+    if model.type == "video":
+        return round(float(params.get("duration", 0)) * float(model.credits_per_second or 0) * params.get("n", 1), 4)
+    return round(float(params.get("n", 1)) * float(model.credits_per_image), 4)
+
+
+def _key(workspace_id: str) -> dict[str, Any]:
+    return {"id": {"S": workspace_id}}
+
+
+def reserve_update(workspace_id: str, cost: float) -> dict[str, Any]:
+    return {
+        "TableName": get_settings().workspaces_table,
+        "Key": _key(workspace_id),
+        "UpdateExpression": "SET credits = credits - :cost, credits_used = if_not_exists(credits_used, :zero) + :cost",
+        "ConditionExpression": "attribute_exists(id) AND credits >= :cost",
+        "ExpressionAttributeValues": {":cost": dynamo.value(cost), ":zero": {"N": "0"}},
+    }
+
+
+def refund_update(workspace_id: str, cost: float) -> dict[str, Any]:
+    return {
+        "TableName": get_settings().workspaces_table,
+        "Key": _key(workspace_id),
+        "UpdateExpression": "SET credits = credits + :cost, credits_used = credits_used - :cost, "
+                            "credits_refunded = if_not_exists(credits_refunded, :zero) + :cost",
+        "ExpressionAttributeValues": {":cost": dynamo.value(cost), ":zero": {"N": "0"}},
+    }
+
+
+def balance(workspace_id: str) -> float:
+    resp = aws.client("dynamodb").get_item(TableName=get_settings().workspaces_table, Key=_key(workspace_id),
+                                           ConsistentRead=True, ProjectionExpression="credits")
+    if "Item" not in resp:
+        raise NotFound(f"Workspace {workspace_id} not found", code="workspace_not_found")
+    return dynamo.deserialize(resp["Item"]).get("credits", 0)
+
+
+def usage(workspace_id: str) -> dict[str, float]:
+    resp = aws.client("dynamodb").get_item(TableName=get_settings().workspaces_table, Key=_key(workspace_id),
+                                           ConsistentRead=True)
+    if "Item" not in resp:
+        raise NotFound(f"Workspace {workspace_id} not found", code="workspace_not_found")
+    item = dynamo.deserialize(resp["Item"])
+    return {k: item.get(k, 0) for k in ("credits", "credits_used", "credits_refunded", "credits_added")}
+
+
+def add(workspace_id: str, amount: float) -> float:
+    """Top up (or, with a negative amount, take back — never below zero). Returns the new balance."""
+    client = aws.client("dynamodb")
+    condition = "attribute_exists(id)" + (" AND credits >= :neg" if amount < 0 else "")
+    values = {":amount": dynamo.value(amount), ":zero": {"N": "0"}}
+    if amount < 0:
+        values[":neg"] = dynamo.value(-amount)
+    try:
+        resp = client.update_item(
+            TableName=get_settings().workspaces_table, Key=_key(workspace_id),
+            UpdateExpression="SET credits = credits + :amount, "
+                             "credits_added = if_not_exists(credits_added, :zero) + :amount",
+            ConditionExpression=condition, ExpressionAttributeValues=values, ReturnValues="UPDATED_NEW")
+    except client.exceptions.ConditionalCheckFailedException:
+        raise NotFound(f"Workspace {workspace_id} not found, or its balance is too low",
+                       code="workspace_not_found") from None
+    return dynamo.deserialize(resp["Attributes"])["credits"]
+
+
+def insufficient(workspace_id: str, cost: float) -> PaymentRequired:
+    try:
+        have = balance(workspace_id)
+    except NotFound:
+        have = 0
+    return PaymentRequired(f"Insufficient credits: this request costs {cost:g}, the workspace has {have:g}",
+                           code="insufficient_quota")

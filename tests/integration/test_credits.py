@@ -1,0 +1,108 @@
+"""Credits: reserved with the job, refunded exactly once, never negative, never charged twice."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from functions.core import credits
+from functions.core.errors import PaymentRequired, TransitionRejected
+from functions.core.jobs import JobStatus, JobStore
+from functions.core.lifecycle import finish
+from functions.core.submit import SubmitRequest, submit
+from functions.core.workspaces import WorkspaceStore
+from gpu.catalog import get_catalog
+
+pytestmark = pytest.mark.xdist_group("integration")
+
+RUN = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": "256x256", "n": 2}}
+
+
+def funded_workspace(new_tenant, amount: float):
+    tenant = new_tenant()
+    credits.add(tenant.workspace_id, amount - credits.balance(tenant.workspace_id))
+    return tenant
+
+
+def test_submit_reserves_n_times_the_price(world, api, new_tenant):
+    tenant = funded_workspace(new_tenant, 10)
+    job_id = api.post("/api/run", json=RUN, headers=tenant.headers).json["id"]
+    assert JobStore().get(job_id).cost == 2 * get_catalog().model("flux-schnell").credits_per_image
+    assert credits.balance(tenant.workspace_id) == 8
+    assert credits.usage(tenant.workspace_id)["credits_used"] == 2
+
+
+def test_insufficient_credits_is_402_and_writes_nothing(world, api, new_tenant):
+    tenant = funded_workspace(new_tenant, 1)
+    resp = api.post("/api/run", json=RUN, headers=tenant.headers)
+    assert resp.status_code == 402 and "costs 2" in resp.json["message"]
+    assert JobStore().list_for_workspace(tenant.workspace_id)[1] == 0
+    assert credits.balance(tenant.workspace_id) == 1
+    assert world.messages("JobsQueue") == []
+
+
+def test_failure_and_cancel_refund_exactly_once(world, api, new_tenant):
+    tenant = funded_workspace(new_tenant, 10)
+    store = JobStore()
+    failed = api.post("/api/run", json=RUN, headers=tenant.headers).json["id"]
+    canceled = api.post("/api/run", json=RUN, headers=tenant.headers).json["id"]
+    assert credits.balance(tenant.workspace_id) == 6
+    store.transition(store.get(failed), JobStatus.RUNNING)
+    for _ in range(2):  # a retried result message must not refund twice
+        finish(store.get(failed), JobStatus.FAILED, fields={"error": {"code": "x", "message": "boom"}})
+    assert credits.balance(tenant.workspace_id) == 8 and store.get(failed).refunded == 2
+    for _ in range(2):
+        assert api.post(f"/api/generations/{canceled}/cancel", headers=tenant.headers).status_code == 200
+    assert credits.balance(tenant.workspace_id) == 10
+    with pytest.raises(TransitionRejected):
+        finish(store.get(failed), JobStatus.CANCELED)
+    assert credits.balance(tenant.workspace_id) == 10
+
+
+def test_concurrent_submits_and_refunds_never_overspend(world, new_tenant):
+    tenant = funded_workspace(new_tenant, 5)
+    model = get_catalog().model("sdxl-turbo")
+    accepted, refused = [], []
+    barrier = threading.Barrier(12)
+
+    def one() -> None:
+        request = SubmitRequest(workspace_id=tenant.workspace_id, model=model, input={"prompt": "x"},
+                                params={"prompt": "x", "n": 1, "width": 512, "height": 512, "steps": 1})
+        barrier.wait()
+        try:
+            accepted.append(submit(request))
+        except PaymentRequired:
+            refused.append(1)
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(accepted) == 5 and len(refused) == 7
+    assert credits.balance(tenant.workspace_id) == 0
+
+    # Every job failed and canceled at once, from several threads: each refunds exactly once.
+    barrier = threading.Barrier(len(accepted) * 2)
+
+    def end(job, target) -> None:
+        barrier.wait()
+        try:
+            finish(JobStore().get(job.id), target)
+        except TransitionRejected:
+            pass
+
+    threads = [threading.Thread(target=end, args=(job, target)) for job in accepted
+               for target in (JobStatus.FAILED, JobStatus.CANCELED)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert credits.balance(tenant.workspace_id) == 5
+    assert all(JobStore().get(j.id).refunded == 1 for j in accepted)
+
+
+def test_new_workspaces_start_with_the_default_credits(world):
+    workspace = WorkspaceStore().ensure("ws-default-credits")
+    assert workspace.credits == credits.balance("ws-default-credits") == 1000
