@@ -92,7 +92,7 @@ def keys_create(
     workspace: Annotated[str, typer.Option(help="Workspace id; created if it does not exist.")] = "default",
     scope: Annotated[Optional[list[str]], typer.Option(help="Scope to grant (repeat). Default: all but admin.")] = None,
     admin: Annotated[bool, typer.Option(help="Grant every scope, admin included (bootstrap key).")] = False,
-    rate_limit: Annotated[int, typer.Option(help="Requests per minute.")] = 60,
+    rate_limit: Annotated[int, typer.Option(help="Requests per minute (default 60).")] = 60,
     local: Local = False,
     stack_name: StackName = None,
     data_dir: DataDir = Path(".darkroom"),

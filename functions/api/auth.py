@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
+from functions.core import ratelimit
 from functions.core.errors import FieldError, Forbidden, Unauthorized
 from functions.core.keys import ApiKey, KeyStore
 
@@ -55,7 +57,15 @@ def authenticate(headers: dict[str, str], store: KeyStore | None = None) -> Prin
     return Principal.from_key(key)
 
 
+# The rate-limit headers of the request in flight: the handler adds them to every response, errors included.
+response_headers: ContextVar[dict[str, str]] = ContextVar("response_headers", default={})
+
+
 def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
     if app.current_event.http_method not in PUBLIC_METHODS:
-        app.append_context(principal=authenticate(app.current_event.headers))
+        principal = authenticate(app.current_event.headers)
+        response_headers.set({})
+        quota = ratelimit.hit(principal.key_id, principal.rate_limit)
+        response_headers.set(quota.headers())
+        app.append_context(principal=principal)
     return next_middleware(app)

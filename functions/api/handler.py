@@ -4,10 +4,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import idempotency
 from functions.api.app import app
+from functions.api.auth import response_headers
 from functions.core.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     idempotency.config.register_lambda_context(context)
-    return app.resolve(event, context)
+    response_headers.set({})
+    response = app.resolve(event, context)
+    response.setdefault("headers", {}).update(response_headers.get())
+    return response

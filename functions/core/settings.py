@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     keys_table: str = "darkroom-api-keys"
     workspaces_table: str = "darkroom-workspaces"
     idempotency_table: str = "darkroom-idempotency"
+    rate_limits_table: str = "darkroom-rate-limits"
     jobs_queue_url: str = ""
     results_queue_url: str = ""
     webhooks_queue_url: str = ""

@@ -20,6 +20,8 @@ from .pollers import Schedule, SqsPoller, parse_rate
 from .template import REGION, TEMPLATE_PATH, Resolver, functions, load
 
 DEV_WORKSPACE = "dev"
+DEV_RATE_LIMIT = 6000
+DEV_CREDITS = 1_000_000
 # A GPU dispatch on a laptop is cheap; more pollers than this only contend for the CPU.
 MAX_LOCAL_POLLERS = 2
 
@@ -117,9 +119,10 @@ class LocalStack:
         from functions.core.workspaces import WorkspaceStore
 
         previous = read_env_file(self.data_dir / "dev.env")
-        workspace = WorkspaceStore().ensure(DEV_WORKSPACE, "Local development",
+        workspace = WorkspaceStore().ensure(DEV_WORKSPACE, "Local development", credits=DEV_CREDITS,
                                             webhook_secret=previous.get("DARKROOM_WEBHOOK_SECRET") or None)
-        secret, _ = KeyStore().create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES),
+        # The developer's own key: every scope, and a limit high enough for polling loops and test suites.
+        secret, _ = KeyStore().create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES), rate_limit=DEV_RATE_LIMIT,
                                       secret=previous.get("DARKROOM_API_KEY") or None)
         return secret, workspace.webhook_secrets[0].secret
 
