@@ -18,6 +18,8 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 webhooks_app = typer.Typer(help="Verify, receive and replay webhooks.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+workspaces_app = typer.Typer(help="Create workspaces, add credits, show usage.", no_args_is_help=True)
+app.add_typer(workspaces_app, name="workspaces")
 console = Console()
 
 DataDir = Annotated[Path, typer.Option(help="Where the local stack keeps its env file and tiny models.")]
@@ -68,7 +70,8 @@ def _target(local: bool, stack_name: Optional[str], data_dir: Path) -> None:
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "local",
                            "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
                            "DARKROOM_KEYS_TABLE": "darkroom-ApiKeysTable",
-                           "DARKROOM_WORKSPACES_TABLE": "darkroom-WorkspacesTable"})
+                           "DARKROOM_WORKSPACES_TABLE": "darkroom-WorkspacesTable",
+                           "DARKROOM_JOBS_TABLE": "darkroom-JobsTable"})
     elif stack_name:
         import boto3
 
@@ -76,6 +79,7 @@ def _target(local: bool, stack_name: Optional[str], data_dir: Path) -> None:
                    boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]}
         os.environ["DARKROOM_KEYS_TABLE"] = outputs["ApiKeysTableName"]
         os.environ["DARKROOM_WORKSPACES_TABLE"] = outputs["WorkspacesTableName"]
+        os.environ["DARKROOM_JOBS_TABLE"] = outputs["JobsTableName"]
     from functions.core import aws, settings
 
     settings.get_settings.cache_clear()
@@ -147,6 +151,55 @@ def keys_revoke(
 
     KeyStore().revoke(workspace, key_id)
     console.print(f"Revoked {key_id}")
+
+
+@workspaces_app.command("create")
+def workspaces_create(
+    workspace: Annotated[str, typer.Argument(help="Workspace id (letters, digits, - and _).")],
+    name: Annotated[Optional[str], typer.Option(help="Display name.")] = None,
+    credits: Annotated[float, typer.Option(help="Starting balance.")] = 0,
+    local: Local = False,
+    stack_name: StackName = None,
+    data_dir: DataDir = Path(".darkroom"),
+) -> None:
+    """Create a workspace (its keys share one credit pool)."""
+    _target(local, stack_name, data_dir)
+    from functions.core.workspaces import WorkspaceStore
+
+    created = WorkspaceStore().ensure(workspace, name, credits=credits, credits_added=credits)
+    console.print(f"Workspace {created.id} ({created.name}): {created.credits:g} credits")
+
+
+@workspaces_app.command("add-credits")
+def workspaces_add_credits(
+    workspace: Annotated[str, typer.Argument(help="Workspace id.")],
+    amount: Annotated[float, typer.Argument(help="Credits to add (negative to take back).")],
+    local: Local = False,
+    stack_name: StackName = None,
+    data_dir: DataDir = Path(".darkroom"),
+) -> None:
+    """Top up a workspace's credit pool."""
+    _target(local, stack_name, data_dir)
+    from functions.core import credits
+
+    console.print(f"{workspace}: {credits.add(workspace, amount):g} credits")
+
+
+@workspaces_app.command("usage")
+def workspaces_usage(
+    workspace: Annotated[str, typer.Argument(help="Workspace id.")],
+    local: Local = False,
+    stack_name: StackName = None,
+    data_dir: DataDir = Path(".darkroom"),
+) -> None:
+    """Balance, credits used, refunded and added."""
+    _target(local, stack_name, data_dir)
+    from functions.core import credits
+
+    table = Table("balance", "used", "refunded", "added")
+    usage = credits.usage(workspace)
+    table.add_row(*(f"{usage[k]:g}" for k in ("credits", "credits_used", "credits_refunded", "credits_added")))
+    console.print(table)
 
 
 def _secret(secret: Optional[str], data_dir: Path) -> str:

@@ -1,0 +1,122 @@
+"""The account (`GET /api/account`), key management and workspace administration (admin scope)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from functions.api.auth import Principal
+from functions.api.request import json_body, json_response
+from functions.core import credits
+from functions.core.errors import Conflict, NotFound
+from functions.core.generation import parse_input
+from functions.core.keys import ALL_SCOPES, DEFAULT_SCOPES, KeyStore
+from functions.core.workspaces import WorkspaceStore
+
+router = Router()
+
+
+class CreateKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
+    rate_limit: int = Field(60, ge=1, le=100_000, description="Requests per minute.")
+    workspace_id: str | None = Field(None, description="Another workspace (operators only); default: yours.")
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - set(ALL_SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; choose from {list(ALL_SCOPES)}")
+        return scopes
+
+
+class CreateWorkspace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str | None = Field(None, max_length=200)
+    credits: float = Field(0, ge=0)
+
+
+class AddCredits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: float = Field(description="Credits to add; negative to take back (never below zero).")
+
+
+def _principal() -> Principal:
+    return router.context["principal"]
+
+
+def _admin() -> Principal:
+    principal = _principal()
+    principal.require("admin")
+    return principal
+
+
+@router.get("/api/account")
+def account() -> Response:
+    principal = _principal()
+    workspace = WorkspaceStore().get(principal.workspace_id)
+    if workspace is None:
+        raise NotFound("Workspace not found", code="workspace_not_found")
+    usage = credits.usage(principal.workspace_id)
+    return json_response(200, {
+        "workspace": {"id": workspace.id, "name": workspace.name},
+        "credits": usage["credits"],
+        "plan": "self-hosted",
+        "usage": {"creditsUsed": usage["credits_used"], "creditsRefunded": usage["credits_refunded"],
+                  "creditsAdded": usage["credits_added"]},
+        "key": {"id": principal.key_id, "scopes": sorted(principal.scopes), "rateLimit": principal.rate_limit},
+    })
+
+
+@router.get("/api/keys")
+def list_keys() -> Response:
+    principal = _admin()
+    workspace_id = router.current_event.get_query_string_value("workspace_id") or principal.workspace_id
+    return json_response(200, {"data": [k.public() for k in KeyStore().list(workspace_id)]})
+
+
+@router.post("/api/keys")
+def create_key() -> Response:
+    principal = _admin()
+    body = parse_input(CreateKey, json_body(router.current_event))
+    workspace_id = body.workspace_id or principal.workspace_id
+    if WorkspaceStore().get(workspace_id) is None:
+        raise NotFound(f"Workspace {workspace_id} not found", code="workspace_not_found")
+    secret, record = KeyStore().create(workspace_id, body.name, scopes=body.scopes, rate_limit=body.rate_limit)
+    # The only time the secret is shown.
+    return json_response(201, {"key": secret, **record.public()})
+
+
+@router.delete("/api/keys/<key_id>")
+def revoke_key(key_id: str) -> Response:
+    principal = _admin()
+    workspace_id = router.current_event.get_query_string_value("workspace_id") or principal.workspace_id
+    return json_response(200, KeyStore().revoke(workspace_id, key_id).public())
+
+
+@router.post("/api/admin/workspaces")
+def create_workspace() -> Response:
+    _admin()
+    body = parse_input(CreateWorkspace, json_body(router.current_event))
+    store = WorkspaceStore()
+    if store.get(body.id) is not None:
+        raise Conflict(f"Workspace {body.id} already exists", code="workspace_exists")
+    workspace = store.ensure(body.id, body.name, credits=body.credits, credits_added=body.credits)
+    return json_response(201, {"id": workspace.id, "name": workspace.name, "credits": workspace.credits})
+
+
+@router.post("/api/admin/workspaces/<workspace_id>/credits")
+def add_credits(workspace_id: str) -> Response:
+    _admin()
+    body = parse_input(AddCredits, json_body(router.current_event))
+    return json_response(200, {"id": workspace_id, "credits": credits.add(workspace_id, body.amount)})
+
+
+@router.get("/api/admin/workspaces/<workspace_id>/usage")
+def workspace_usage(workspace_id: str) -> Response:
+    _admin()
+    return json_response(200, {"id": workspace_id, **credits.usage(workspace_id)})
