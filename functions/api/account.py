@@ -58,6 +58,7 @@ def _admin() -> Principal:
 @router.get("/api/account")
 def account() -> Response:
     principal = _principal()
+    principal.require("media:read")
     workspace = WorkspaceStore().get(principal.workspace_id)
     if workspace is None:
         raise NotFound("Workspace not found", code="workspace_not_found")
