@@ -1,4 +1,7 @@
-"""The model catalog: data (catalog.yaml, plus an operator's extra file), validated with pydantic."""
+"""The model catalog: data (catalog.yaml, plus an operator's extra file), validated with pydantic.
+
+Import-light on purpose (pydantic and yaml only): the api Lambda ships this module without torch.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ Task = Literal["text-to-image", "image-to-image", "text-to-video", "image-to-vid
 TASK_TYPES: dict[str, str] = {
     "text-to-image": "image", "image-to-image": "image", "text-to-video": "video", "image-to-video": "video",
 }
+# Tasks whose jobs need reference images (the init image of an edit, the first frame of a video).
+REFERENCE_TASKS: frozenset[str] = frozenset({"image-to-image", "image-to-video"})
+# The task a model switches to when a request brings reference images.
+_WITH_REFERENCES: dict[str, str] = {"text-to-image": "image-to-image", "text-to-video": "image-to-video"}
 
 
 class Defaults(BaseModel):
@@ -22,8 +29,12 @@ class Defaults(BaseModel):
     guidance: float | None = None
     width: int = 1024
     height: int = 1024
+    # image-to-image: how far the output may move from the reference (0 keeps it, 1 ignores it).
+    strength: float | None = Field(None, gt=0, le=1)
+    # video
     fps: int | None = None
     frames: int | None = None
+    duration: float | None = None
 
 
 class ModelSpec(BaseModel):
@@ -35,22 +46,82 @@ class ModelSpec(BaseModel):
     repo: str
     revision: str = "main"
     gated: bool = False
+    # Only these files of the repo are downloaded (some repos also hold many single-file checkpoints).
+    allow_patterns: list[str] | None = None
     gpu: str = "H100"
     modal_class: str
     credits_per_image: float = 1
-    credits_per_second: float | None = None
+    credits_per_second: float | None = None  # video models: credits per second of output
     defaults: Defaults = Field(default_factory=Defaults)
+    min_steps: int = 1
     max_steps: int = 50
     # Pixel bounds and granularity: diffusion VAEs downscale by 8 and FLUX packs 2x2 latents, hence 16.
     min_side: int = 256
     max_side: int = 2048
     multiple_of: int = 16
+    # Video: allowed durations in seconds (an API snaps to the nearest), and the frame-count rule:
+    # frames = frame_multiple * k + 1 (LTX's VAE compresses 8 frames into one latent frame, plus the first).
+    durations: list[float] = Field(default_factory=list)
+    frame_multiple: int = 1
+    max_frames: int | None = None
+    audio: bool = False
+    # The model to switch to when a request brings reference images: the image-to-image (or
+    # image-to-video) model on the same weights.
+    edit_model: str | None = None
     aliases: list[str] = Field(default_factory=list)
     description: str = ""
 
     @property
     def type(self) -> str:
         return TASK_TYPES[self.task]
+
+    @property
+    def takes_references(self) -> bool:
+        return self.task in REFERENCE_TASKS
+
+    def credits(self, n: int = 1, duration: float | None = None) -> float:
+        """What `n` outputs cost: per image, or per second of video (`duration`, the default if omitted)."""
+        if self.type == "video":
+            assert self.credits_per_second is not None  # checked when the catalog loads
+            return self.credits_per_second * (duration or self.defaults.duration or 0) * n
+        return self.credits_per_image * n
+
+    def snap_duration(self, seconds: float) -> float:
+        """The allowed duration nearest to `seconds` (the shorter one on a tie: it costs less)."""
+        if not self.durations:
+            raise ValueError(f"{self.id} is not a video model")
+        return min(sorted(self.durations), key=lambda d: abs(d - seconds))
+
+    def frames_for(self, duration: float, fps: float | None = None) -> int:
+        """The frame count that best fills `duration` seconds at `fps`, following the model's frame rule."""
+        fps = fps or self.defaults.fps
+        if not fps or fps <= 0 or duration <= 0:
+            raise ValueError(f"{self.id}: duration and fps must be positive")
+        step = self.frame_multiple
+        frames = max(1, round(duration * fps / step)) * step + (1 if step > 1 else 0)
+        return min(frames, self.max_frames) if self.max_frames else frames
+
+    def valid_frames(self, frames: int) -> bool:
+        if frames < 1 or (self.max_frames and frames > self.max_frames):
+            return False
+        return self.frame_multiple == 1 or (frames - 1) % self.frame_multiple == 0
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        if not 1 <= self.min_steps <= self.defaults.steps <= self.max_steps:
+            raise ValueError(f"{self.id}: defaults.steps must be within min_steps..max_steps")
+        if self.type != "video":
+            return self
+        d = self.defaults
+        if not (self.durations and d.fps and d.duration and self.credits_per_second):
+            raise ValueError(f"video model {self.id} needs durations, defaults.fps, defaults.duration and "
+                             "credits_per_second")
+        if min(self.durations) <= 0:
+            raise ValueError(f"{self.id}: durations must be positive")
+        if d.frames is not None and d.frames != self.frames_for(d.duration, d.fps):
+            raise ValueError(f"{self.id}: defaults.frames {d.frames} does not match defaults.duration "
+                             f"{d.duration}s at {d.fps} fps ({self.frames_for(d.duration, d.fps)} frames)")
+        return self
 
 
 class ToolSpec(BaseModel):
@@ -68,11 +139,22 @@ class Catalog(BaseModel):
     tools: list[ToolSpec]
 
     @model_validator(mode="after")
-    def _check_references(self) -> "Catalog":
-        ids = {m.id for m in self.models}
+    def _check_references(self) -> Catalog:
+        by_id = {m.id: m for m in self.models}
         for tool in self.tools:
-            if tool.default_model not in ids:
+            if tool.default_model not in by_id:
                 raise ValueError(f"tool {tool.slug}: default_model {tool.default_model!r} is not in the catalog")
+        for model in self.models:
+            if model.edit_model is None:
+                continue
+            edit = by_id.get(model.edit_model)
+            if edit is None:
+                raise ValueError(f"{model.id}: edit_model {model.edit_model!r} is not in the catalog")
+            if edit.task != _WITH_REFERENCES.get(model.task):
+                raise ValueError(f"{model.id}: edit_model {edit.id} is a {edit.task} model, not "
+                                 f"{_WITH_REFERENCES.get(model.task, 'a reference task')}")
+            if (edit.repo, edit.revision) != (model.repo, model.revision):
+                raise ValueError(f"{model.id}: edit_model {edit.id} must use the same weights")
         return self
 
     def model(self, name: str) -> ModelSpec | None:
@@ -84,6 +166,13 @@ class Catalog(BaseModel):
 
     def models_for(self, task: str) -> list[ModelSpec]:
         return [m for m in self.models if m.task == task]
+
+    def with_references(self, model: ModelSpec) -> ModelSpec | None:
+        """The model that serves `model`'s request when it brings reference images: itself if it takes
+        them, else its edit_model; None if it has no such counterpart."""
+        if model.takes_references:
+            return model
+        return self.model(model.edit_model) if model.edit_model else None
 
     def _index(self) -> dict[str, ModelSpec]:
         index: dict[str, ModelSpec] = {}

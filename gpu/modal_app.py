@@ -29,6 +29,7 @@ image = (
         "pillow==12.0.0",
         "imageio-ffmpeg==0.6.0",
         "boto3>=1.34",
+        "httpx>=0.27,<1",
         "pydantic>=2.7,<3",
         "pydantic-settings>=2.3,<3",
         "aws-lambda-powertools>=3.10,<4",
@@ -46,12 +47,19 @@ aws_secret = modal.Secret.from_name("darkroom-aws")
 hf_secret = modal.Secret.from_name("darkroom-hf", required_keys=["HF_TOKEN"])
 
 
-def _family_gpu(family: str) -> str:
-    return next(m.gpu for m in get_catalog().models if m.family == family)
+def _class_gpu(modal_class: str) -> str:
+    """The GPU a class runs on: the catalog's, for the models it serves (they must agree)."""
+    gpus = {m.gpu for m in get_catalog().models if m.modal_class == modal_class}
+    if len(gpus) != 1:
+        raise ValueError(f"models served by {modal_class} must name exactly one GPU type, got {sorted(gpus)}")
+    return gpus.pop()
 
 
 class _Generator:
     """Loads one model per container (from the Volume, once, snapshotted) and runs jobs for it.
+
+    Any catalog family works: an edit model (flux-img2img, sdxl-img2img, ltx-i2v) loads its base family's
+    weights from the same directory and derives its pipeline from them (gpu/pipelines.py).
 
     Subclasses declare `model: str = modal.parameter()`: Modal reads parameters from the class itself.
     """
@@ -69,14 +77,16 @@ class _Generator:
 
     @modal.enter(snap=False)
     def move_to_gpu(self) -> None:
-        from gpu import pipelines, worker
-
         import torch
+
+        from gpu import pipelines, worker
 
         spec = get_catalog().model(self.model)
         device, dtype = worker.device_and_dtype()  # cuda/bfloat16 on Modal; cpu/float32 under .local()
         self.pipe.to(device=device, dtype=getattr(torch, dtype))
-        # The worker asks the pipeline cache for (family, source, device, dtype): hand it this one.
+        # The worker asks the pipeline cache for (family, source, device, dtype): hand it this one, and
+        # forget the CPU entries, whose modules (shared with this pipeline) have just moved.
+        pipelines.clear_cache()
         pipelines.remember(spec.family, worker.weights_source(spec), device, dtype, self.pipe)
 
     @modal.method()
@@ -88,24 +98,35 @@ class _Generator:
         return result.model_dump() if result else None
 
 
-_class_options = dict(
-    image=image,
-    volumes={WEIGHTS_DIR: weights},
-    secrets=[aws_secret],
-    scaledown_window=300,
-    timeout=900,
-    enable_memory_snapshot=True,
-    experimental_options={"enable_gpu_snapshot": False},
-)
+_class_options = {
+    "image": image,
+    "volumes": {WEIGHTS_DIR: weights},
+    "secrets": [aws_secret],
+    "scaledown_window": 300,
+    "timeout": 900,
+    "enable_memory_snapshot": True,
+    "experimental_options": {"enable_gpu_snapshot": False},
+}
 
 
-@app.cls(gpu=_family_gpu("flux"), **_class_options)
+@app.cls(gpu=_class_gpu("FluxGenerator"), **_class_options)
 class FluxGenerator(_Generator):
+    """flux-schnell, flux-dev and their edit models."""
+
     model: str = modal.parameter()
 
 
-@app.cls(gpu=_family_gpu("sdxl"), **_class_options)
+@app.cls(gpu=_class_gpu("SDXLGenerator"), **_class_options)
 class SDXLGenerator(_Generator):
+    """sdxl-turbo, playground-v2 and their edit models."""
+
+    model: str = modal.parameter()
+
+
+@app.cls(gpu=_class_gpu("LTXVideoGenerator"), **_class_options)
+class LTXVideoGenerator(_Generator):
+    """ltx-video (text-to-video) and ltx-video-i2v (image-to-video)."""
+
     model: str = modal.parameter()
 
 
@@ -117,12 +138,16 @@ def download(model_ids: list[str] | None = None) -> list[str]:
     from huggingface_hub import snapshot_download
 
     done = []
+    fetched: set[tuple[str, str]] = set()
     for spec in get_catalog().models:
         if model_ids and spec.id not in model_ids:
             continue
-        snapshot_download(spec.repo, revision=spec.revision, local_dir=f"{WEIGHTS_DIR}/{spec.repo}",
-                          token=os.environ.get("HF_TOKEN"),
-                          ignore_patterns=["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack"])
+        # Edit models share their text model's repo: download each (repo, revision) once.
+        if (spec.repo, spec.revision) not in fetched:
+            snapshot_download(spec.repo, revision=spec.revision, local_dir=f"{WEIGHTS_DIR}/{spec.repo}",
+                              token=os.environ.get("HF_TOKEN"), allow_patterns=spec.allow_patterns,
+                              ignore_patterns=["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack"])
+            fetched.add((spec.repo, spec.revision))
         done.append(spec.id)
     weights.commit()
     return done

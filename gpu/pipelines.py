@@ -5,35 +5,63 @@ Importing this module is cheap: torch and diffusers are imported inside the func
 
 from __future__ import annotations
 
+import inspect
 import secrets
 import threading
+import time
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from PIL.Image import Image
 
-# Family -> diffusers class name; PIPELINE_CLASSES maps the same families to the classes themselves.
-_FAMILY_CLASS_NAMES = {
-    "sdxl": "StableDiffusionXLPipeline",  # sdxl-turbo, playground-v2
-    "flux": "FluxPipeline",  # flux-schnell, flux-dev
+
+@dataclass(frozen=True)
+class Family:
+    """How one pipeline family is loaded and called."""
+
+    pipeline: str  # the diffusers class
+    # The family whose weights directory this one reads. A derived family (img2img, i2v) is built from
+    # the loaded base pipeline with `from_pipe`, so both share every module (and the GPU memory).
+    base: str
+    output: Literal["image", "video"] = "image"
+    takes_image: bool = False  # an init image (img2img) or a first frame (i2v)
+    strength: bool = False  # img2img: denoise only `strength` of the way from the init image
+    negative_prompt: bool = False  # FluxPipeline's only acts with true_cfg_scale > 1
+    # Flux packs latents in 2x2 patches, so sizes must divide by 2 * vae_scale_factor (else it resizes).
+    latent_patch: int = 1
+    # LTX's scheduler stretches its sigmas to a terminal value: with one step that divides by zero.
+    min_steps: int = 1
+
+
+FAMILIES: dict[str, Family] = {
+    "sdxl": Family("StableDiffusionXLPipeline", "sdxl", negative_prompt=True),  # sdxl-turbo, playground-v2
+    "sdxl-img2img": Family("StableDiffusionXLImg2ImgPipeline", "sdxl", takes_image=True, strength=True,
+                           negative_prompt=True),
+    "flux": Family("FluxPipeline", "flux", latent_patch=2),  # flux-schnell, flux-dev
+    "flux-img2img": Family("FluxImg2ImgPipeline", "flux", takes_image=True, strength=True, latent_patch=2),
+    "ltx": Family("LTXPipeline", "ltx", output="video", negative_prompt=True, min_steps=2),  # ltx-video
+    "ltx-i2v": Family("LTXImageToVideoPipeline", "ltx", output="video", takes_image=True, negative_prompt=True,
+                      min_steps=2),
 }
-# Families whose __call__ takes a classic negative_prompt (FluxPipeline's only acts with true_cfg_scale > 1).
-_NEGATIVE_PROMPT_FAMILIES = {"sdxl"}
-# Flux packs latents in 2x2 patches, so sizes must divide by 2 * vae_scale_factor (else it silently resizes).
-_LATENT_PATCH = {"flux": 2}
 _DTYPES = {"float32", "float16", "bfloat16"}
-FAMILIES: tuple[str, ...] = tuple(_FAMILY_CLASS_NAMES)
+
+
+def family_spec(family: str) -> Family:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown pipeline family {family!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[family]
 
 
 def __getattr__(name: str) -> Any:
     # PIPELINE_CLASSES is built on first access (PEP 562) so importing this module stays cheap.
     if name == "PIPELINE_CLASSES":
-        classes = {family: _pipeline_class(family) for family in _FAMILY_CLASS_NAMES}
+        classes = {family: _pipeline_class(family) for family in FAMILIES}
         globals()[name] = classes  # later lookups find a plain module attribute
         return classes
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -44,17 +72,16 @@ if TYPE_CHECKING:
 
 
 def _pipeline_class(family: str) -> type:
-    if family not in _FAMILY_CLASS_NAMES:
-        raise ValueError(f"unknown pipeline family {family!r}; known: {sorted(_FAMILY_CLASS_NAMES)}")
     import diffusers
 
-    return getattr(diffusers, _FAMILY_CLASS_NAMES[family])
+    return getattr(diffusers, family_spec(family).pipeline)
 
 
 _CacheKey = tuple[str, str, str, str]
 _cache: dict[_CacheKey, DiffusionPipeline] = {}
 _load_locks: dict[_CacheKey, threading.Lock] = {}
-# A pipeline's scheduler holds per-call state, so two threads must never run the same pipeline at once.
+# Keyed on a pipeline's scheduler: it holds per-call state, and pipelines derived with from_pipe share it
+# (and every module), so two threads must never run pipelines sharing one at once.
 _run_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 _guard = threading.Lock()
 
@@ -64,9 +91,11 @@ def load_pipeline(
 ) -> DiffusionPipeline:
     """Load (once per process) the `family` pipeline from a local dir or a Hub repo id.
 
-    Cached on (family, source, device, dtype). Thread-safe: concurrent callers of the same key wait for
-    one load; different keys load in parallel.
+    Cached on (family, source, device, dtype). A derived family (img2img, i2v) first loads its base family
+    from the same source, then shares its modules. Thread-safe: concurrent callers of the same key wait
+    for one load; different keys load in parallel.
     """
+    spec = family_spec(family)
     cls = _pipeline_class(family)
     if dtype not in _DTYPES:
         raise ValueError(f"unsupported dtype {dtype!r}; use one of {sorted(_DTYPES)}")
@@ -78,20 +107,22 @@ def load_pipeline(
     with lock:
         if key in _cache:  # loaded by the thread we waited for
             return _cache[key]
-        import torch
+        if spec.base != family:
+            pipe = cls.from_pipe(load_pipeline(spec.base, source, device=device, dtype=dtype))
+        else:
+            import torch
 
-        kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}  # diffusers 0.42 deprecates torch_dtype
-        if Path(source).is_dir():
-            kwargs["local_files_only"] = True
-        pipe = cls.from_pretrained(source, **kwargs)
-        pipe = pipe.to(device)
+            kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}  # diffusers 0.42 deprecates torch_dtype
+            if Path(source).is_dir():
+                kwargs["local_files_only"] = True
+            pipe = cls.from_pretrained(source, **kwargs).to(device)
         pipe.set_progress_bar_config(disable=True)
         with _guard:
             _cache[key] = pipe
         return pipe
 
 
-def remember(family: str, source: str | Path, device: str, dtype: str, pipe: "DiffusionPipeline") -> None:
+def remember(family: str, source: str | Path, device: str, dtype: str, pipe: DiffusionPipeline) -> None:
     """Put an already loaded pipeline in the cache (the Modal class loads on CPU, then moves it to the GPU)."""
     with _guard:
         _cache[(family, str(source), device, dtype)] = pipe
@@ -108,31 +139,57 @@ def clear_cache() -> None:
 class GenerationRequest:
     prompt: str
     negative_prompt: str | None = None
-    n: int = 1
+    n: int = 1  # images, or videos
     width: int = 1024
     height: int = 1024
     steps: int = 4
     guidance: float | None = None  # None: the pipeline's own default
-    seed: int | None = None  # None: a random seed, returned by generate()
+    seed: int | None = None  # None: a random seed, returned in the result
+    # img2img: init images, used in turn for the n outputs; i2v: images[0] is the first frame. Each is
+    # cropped to the requested aspect ratio and resized to the requested size.
+    images: list[Image] | None = None
+    strength: float | None = None  # img2img only; None: the pipeline's default
+    frames: int | None = None  # video: frame count (LTX: 8k+1)
+    fps: float | None = None  # video: frames per second (LTX conditions on it)
+
+
+@dataclass
+class GenerationResult:
+    seed: int
+    images: list[Image] = field(default_factory=list)  # image families
+    videos: list[list[Image]] = field(default_factory=list)  # video families: the frames of each video
+    # Seconds spent in the VAE decoder (part of the call): the benchmark reports it as its own stage.
+    vae_decode: float = 0.0
 
 
 def size_multiple(pipe: DiffusionPipeline, family: str) -> int:
-    """What width and height must be multiples of for this pipeline (8 for SDXL, 16 for Flux)."""
-    return int(getattr(pipe, "vae_scale_factor", 8)) * _LATENT_PATCH.get(family, 1)
+    """What width and height must be multiples of (8 for SDXL, 16 for Flux, 32 for LTX)."""
+    spec = family_spec(family)
+    if spec.output == "video":
+        return int(pipe.vae_spatial_compression_ratio) * int(pipe.transformer_spatial_patch_size)
+    return int(getattr(pipe, "vae_scale_factor", 8)) * spec.latent_patch
 
 
-def generate(
-    pipe: DiffusionPipeline,
-    family: str,
-    req: GenerationRequest,
-    *,
-    on_step: Callable[[int, int], None] | None = None,
-) -> tuple[list[Image], int]:
-    """Run `req.n` images as one batch; return (images, seed used).
+def frame_multiple(pipe: DiffusionPipeline) -> int:
+    """Video frame counts are frame_multiple * k + 1 (the VAE's temporal compression)."""
+    return int(pipe.vae_temporal_compression_ratio) * int(pipe.transformer_temporal_patch_size)
 
-    Deterministic for a given seed: the initial noise comes from a CPU generator, which gives the same
-    numbers on every device. `on_step(done, total)` is called after each denoising step.
-    """
+
+def fit(image: Image, width: int, height: int) -> Image:
+    """`image` as RGB at exactly width x height: centre-cropped to that aspect ratio, then resized."""
+    from PIL import Image, ImageOps
+
+    return ImageOps.fit(image.convert("RGB"), (width, height), method=Image.Resampling.BICUBIC)
+
+
+def effective_steps(steps: int, strength: float) -> int:
+    """img2img runs int(steps * strength) steps; raise `steps` until at least one runs."""
+    while int(steps * strength) < 1:
+        steps += 1
+    return steps
+
+
+def _validate(pipe: DiffusionPipeline, family: str, spec: Family, req: GenerationRequest) -> None:
     multiple = size_multiple(pipe, family)
     if req.width <= 0 or req.height <= 0 or req.width % multiple or req.height % multiple:
         raise ValueError(
@@ -141,15 +198,49 @@ def generate(
         )
     if req.n < 1:
         raise ValueError(f"n must be at least 1, got {req.n}")
-    if req.steps < 1:
-        raise ValueError(f"steps must be at least 1, got {req.steps}")
+    if req.steps < spec.min_steps:
+        raise ValueError(f"steps must be at least {spec.min_steps} for {family}, got {req.steps}")
+    if spec.takes_image and not req.images:
+        raise ValueError(f"{family} needs at least one input image")
+    if not spec.takes_image and req.images:
+        raise ValueError(f"{family} takes no input image")
+    if req.strength is not None and not spec.strength:
+        raise ValueError(f"{family} takes no strength")
+    if req.strength is not None and not 0 < req.strength <= 1:
+        raise ValueError(f"strength must be in (0, 1], got {req.strength}")
+    if spec.output == "video":
+        step = frame_multiple(pipe)
+        if req.frames is None or req.frames < 1 or (req.frames - 1) % step:
+            raise ValueError(f"frames must be {step}k+1 for {family}, got {req.frames}")
+        if req.fps is None or req.fps <= 0:
+            raise ValueError(f"fps must be positive for {family}, got {req.fps}")
+    elif req.frames is not None or req.fps is not None:
+        raise ValueError(f"{family} makes images: frames and fps do not apply")
+
+
+def generate(
+    pipe: DiffusionPipeline,
+    family: str,
+    req: GenerationRequest,
+    *,
+    on_step: Callable[[int, int], None] | None = None,
+) -> GenerationResult:
+    """Run `req.n` images (or videos) as one batch.
+
+    Deterministic for a given seed: the initial noise comes from a CPU generator, which gives the same
+    numbers on every device. `on_step(done, total)` is called after each denoising step; `total` is the
+    number of steps that actually run (fewer than req.steps for img2img).
+    """
+    spec = family_spec(family)
+    _validate(pipe, family, spec, req)
 
     import torch
 
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
+    count_key = "num_videos_per_prompt" if spec.output == "video" else "num_images_per_prompt"
     kwargs: dict[str, Any] = {
         "prompt": req.prompt,
-        "num_images_per_prompt": req.n,
+        count_key: req.n,
         "width": req.width,
         "height": req.height,
         "num_inference_steps": req.steps,
@@ -158,8 +249,19 @@ def generate(
     }
     if req.guidance is not None:
         kwargs["guidance_scale"] = req.guidance
-    if req.negative_prompt and family in _NEGATIVE_PROMPT_FAMILIES:
+    if req.negative_prompt and spec.negative_prompt:
         kwargs["negative_prompt"] = req.negative_prompt
+    if req.images:
+        fitted = [fit(image, req.width, req.height) for image in req.images]
+        # img2img: one init image per output, reused in turn; i2v: the first frame of every video.
+        kwargs["image"] = [fitted[i % len(fitted)] for i in range(req.n)] if spec.strength else fitted[0]
+    if spec.strength:
+        strength = req.strength if req.strength is not None else _default_strength(pipe)
+        kwargs["strength"] = strength
+        kwargs["num_inference_steps"] = effective_steps(req.steps, strength)
+    if spec.output == "video":
+        kwargs["num_frames"] = req.frames
+        kwargs["frame_rate"] = req.fps
     if on_step is not None:
 
         def _callback(p: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -169,14 +271,49 @@ def generate(
 
         kwargs["callback_on_step_end"] = _callback
 
-    with _run_lock(pipe), torch.inference_mode():
-        images = pipe(**kwargs).images
-    return list(images), seed
+    with _run_lock(pipe), torch.inference_mode(), _timed(pipe.vae.decoder) as decode_time:
+        out = pipe(**kwargs)
+    result = GenerationResult(seed=seed, vae_decode=decode_time())
+    if spec.output == "video":
+        result.videos = [list(frames) for frames in out.frames]
+    else:
+        result.images = list(out.images)
+    return result
+
+
+def _default_strength(pipe: Any) -> float:
+    return float(inspect.signature(type(pipe).__call__).parameters["strength"].default)
+
+
+@contextmanager
+def _timed(module: Any) -> Iterator[Callable[[], float]]:
+    """Time every forward of `module` (hooks, removed on exit); yields a function returning the total."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # kernels are async
+    total = [0.0]
+    started = [0.0]
+
+    def before(*_: Any) -> None:
+        sync()
+        started[0] = time.perf_counter()
+
+    def after(*_: Any) -> None:
+        sync()
+        total[0] += time.perf_counter() - started[0]
+
+    handles = [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    try:
+        yield lambda: total[0]
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _run_lock(pipe: Any) -> threading.Lock:
     with _guard:
-        lock = _run_locks.get(pipe)
+        lock = _run_locks.get(pipe.scheduler)
         if lock is None:
-            lock = _run_locks[pipe] = threading.Lock()
+            lock = _run_locks[pipe.scheduler] = threading.Lock()
         return lock
+

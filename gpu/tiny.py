@@ -2,7 +2,11 @@
 
 They are saved with `save_pretrained` (safetensors + model_index.json), so `gpu.pipelines.load_pipeline`
 loads them through exactly the same `from_pretrained` path as real weights. Only the sizes are tiny:
-the VAE still downsamples by 8 and the pipelines take the same arguments as the real models.
+the VAEs still downsample as the real ones do (8x for images; 32x spatially and 8x in time for LTX) and
+the pipelines take the same arguments as the real models.
+
+Derived families share their base family's directory, as the real ones share a repo: `sdxl-img2img`
+reads `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ _T5_MAX_LENGTH = 512  # FluxPipeline's largest max_sequence_length.
 
 
 def ensure_tiny_pipeline(family: str, cache_dir: Path) -> Path:
-    """Return `cache_dir/tiny-<family>-v1`, building it first if it is missing."""
-    return build_tiny_pipeline(family, Path(cache_dir) / f"tiny-{family}-{TINY_VERSION}")
+    """Return `cache_dir/tiny-<base family>-v1`, building it first if it is missing."""
+    from gpu.pipelines import family_spec
+
+    base = family_spec(family).base
+    return build_tiny_pipeline(base, Path(cache_dir) / f"tiny-{base}-{TINY_VERSION}")
 
 
 def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
@@ -34,7 +41,7 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     Safe against concurrent builders (pytest-xdist workers, threads): each one writes a private temp dir
     next to `dest` and renames it into place, so `dest` is either absent or complete.
     """
-    builders = {"sdxl": _build_sdxl, "flux": _build_flux}
+    builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx}
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
     dest = Path(dest)
@@ -74,6 +81,23 @@ def _clip_tokenizer() -> Any:
     tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
     vocab = {tok: i for i, tok in enumerate(tokens)}
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=_CLIP_MAX_LENGTH)
+
+
+def _t5_config(tokenizer: Any) -> Any:
+    from transformers import T5Config
+
+    return T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
 
 
 def _t5_tokenizer() -> Any:
@@ -170,22 +194,11 @@ def _build_sdxl() -> DiffusionPipeline:
 
 def _build_flux() -> DiffusionPipeline:
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+    from transformers import CLIPTextModel, T5EncoderModel
 
     tokenizer = _clip_tokenizer()
     tokenizer_2 = _t5_tokenizer()
-    t5_config = T5Config(
-        vocab_size=len(tokenizer_2),
-        d_model=32,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        pad_token_id=tokenizer_2.pad_token_id,
-        eos_token_id=tokenizer_2.eos_token_id,
-        decoder_start_token_id=tokenizer_2.pad_token_id,
-    )
+    t5_config = _t5_config(tokenizer_2)
     latent_channels = 4
     transformer = FluxTransformer2DModel(
         patch_size=1,
@@ -214,4 +227,68 @@ def _build_flux() -> DiffusionPipeline:
         transformer=transformer,
         # As flux-schnell ships it: static shift, no resolution-dependent shifting.
         scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False),
+    )
+
+
+def _build_ltx() -> DiffusionPipeline:
+    """After diffusers' own LTX test components, but with the real VAE's compression (32x32 pixels and
+    8 frames per latent), so sizes and frame counts follow the same rules as LTX-Video."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+    from transformers import T5EncoderModel
+
+    tokenizer = _t5_tokenizer()
+    t5_config = _t5_config(tokenizer)
+    latent_channels = 8
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=latent_channels,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        # 4x4 patches, then three 2x downsamplings in space and time: 32x spatial, 8x temporal.
+        patch_size=4,
+        patch_size_t=1,
+        spatio_temporal_scaling=(True, True, True, False),
+        decoder_spatio_temporal_scaling=(True, True, True, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=t5_config.d_model,
+    )
+    # As LTX-Video ships it: resolution-dependent shift.
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        base_image_seq_len=1024,
+        max_image_seq_len=4096,
+        base_shift=0.95,
+        max_shift=2.05,
+        shift=1.0,
+        shift_terminal=0.1,
+        use_dynamic_shifting=True,
+    )
+    return LTXPipeline(
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=T5EncoderModel(t5_config),
+        tokenizer=tokenizer,
+        transformer=transformer,
     )

@@ -1,4 +1,5 @@
-"""The runtime-agnostic GPU worker: resolve the model, load (cached), run, encode, upload, report.
+"""The runtime-agnostic GPU worker: resolve the model, fetch references, load (cached), run, encode, upload,
+report. One flow for every task: text-to-image, image-to-image, text-to-video and image-to-video.
 
 The same code runs inside the Modal class (gpu/modal_app.py) and in the local stack's worker pool.
 It reports through the results queue; the complete function applies the terminal state.
@@ -14,7 +15,7 @@ from functions.core import messages, storage
 from functions.core.errors import TransitionRejected
 from functions.core.jobs import JobError, JobStatus, JobStore, Output
 from functions.core.observability import logger
-from gpu import encode
+from gpu import encode, references
 from gpu.catalog import ModelSpec, get_catalog
 from gpu.pipelines import GenerationRequest, generate, load_pipeline
 
@@ -55,15 +56,45 @@ def load(model: ModelSpec):
 
 
 def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMessage:
-    """Run the job and upload its outputs. Raises on failure; `run` turns that into a failed result."""
+    """Run the job and upload its outputs. Raises on failure; `run` turns that into a failed result.
+
+    `request.params` holds what the API resolved: prompt, negative_prompt, n, width, height, steps,
+    guidance, seed, output_format and quality (images); `references` (a list of {"url"} or {"upload_key"})
+    and `strength` for image-to-image; `references` (the first is the first frame) for image-to-video;
+    `frames`, or `duration` (seconds), and `fps` for video. Catalog defaults fill what is missing.
+    """
     model = get_catalog().model(request.model)
     if model is None:
         raise LookupError(f"model {request.model!r} is not in this worker's catalog")
     params = request.params
     timings: dict[str, float] = {}
-    started = time.perf_counter()
+
+    # References first: a bad one fails the job before any GPU time is spent.
+    images = None
+    if model.takes_references:
+        t0 = time.perf_counter()
+        images = references.load_references(params.get("references") or [], workspace_id=request.workspace_id,
+                                             bucket=request.bucket, allow_loopback=request.allow_loopback_urls)
+        timings["fetch"] = time.perf_counter() - t0
+        if not images:
+            raise references.InvalidReference(f"{model.id} ({model.task}) needs at least one reference image")
+    elif params.get("references"):
+        hint = f"; its edit model is {model.edit_model}" if model.edit_model else ""
+        raise references.InvalidReference(f"{model.id} ({model.task}) takes no reference images{hint}")
+
+    gen = GenerationRequest(
+        prompt=params["prompt"], negative_prompt=params.get("negative_prompt"), n=params.get("n", 1),
+        width=params["width"], height=params["height"], steps=params["steps"], guidance=params.get("guidance"),
+        seed=params.get("seed"), images=images,
+    )
+    if model.task == "image-to-image":
+        gen.strength = params.get("strength", model.defaults.strength)
+    if model.type == "video":
+        gen.frames, gen.fps = video_timing(model, params)
+
+    t0 = time.perf_counter()
     pipe = load(model)
-    timings["load"] = time.perf_counter() - started
+    timings["load"] = time.perf_counter() - t0
 
     last_report = [0.0]
 
@@ -73,31 +104,72 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
             last_report[0] = now
             store.record_progress(request.job_id, step, total)
 
-    gen = GenerationRequest(
-        prompt=params["prompt"], negative_prompt=params.get("negative_prompt"), n=params.get("n", 1),
-        width=params["width"], height=params["height"], steps=params["steps"], guidance=params.get("guidance"),
-        seed=params.get("seed"),
-    )
     t0 = time.perf_counter()
-    images, seed = generate(pipe, model.family, gen, on_step=on_step)
+    result = generate(pipe, model.family, gen, on_step=on_step)
     timings["inference"] = time.perf_counter() - t0
+    timings["vae_decode"] = result.vae_decode  # part of inference
 
-    fmt = params.get("output_format", "png")
-    outputs: list[Output] = []
+    if model.type == "video":
+        assert gen.fps is not None
+        outputs = _store_videos(request, result.videos, gen.fps, timings)
+    else:
+        outputs = _store_images(request, result.images, params.get("output_format", "png"), params.get("quality"),
+                                timings)
+    return messages.ResultMessage(job_id=request.job_id, outcome="succeeded", outputs=outputs, seed=result.seed,
+                                  timings={k: round(v, 4) for k, v in timings.items()})
+
+
+def video_timing(model: ModelSpec, params: dict) -> tuple[int, float]:
+    """(frames, fps): `frames` as given, else enough frames for `duration` (or the default duration)."""
+    fps = float(params.get("fps") or model.defaults.fps or 0)
+    if fps <= 0:
+        raise ValueError(f"{model.id}: fps must be positive")
+    duration = float(params.get("duration") or model.defaults.duration or 0)
+    frames = int(params.get("frames") or model.frames_for(duration, fps))
+    if not model.valid_frames(frames):
+        raise ValueError(f"{model.id}: {frames} frames is not a valid count (frames = {model.frame_multiple}k+1, "
+                         f"at most {model.max_frames})")
+    return frames, fps
+
+
+def _store_images(request: messages.WorkRequest, images: list, fmt: str, quality: int | None,
+                  timings: dict[str, float]) -> list[Output]:
+    ext = "jpg" if fmt == "jpeg" else fmt
     t0 = time.perf_counter()
-    encoded = [(encode.encode_image(img, fmt, params.get("quality")), encode.make_thumbnail(img)) for img in images]
+    encoded = [(encode.encode_image(img, fmt, quality), encode.make_thumbnail(img)) for img in images]
     timings["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for index, (data, thumb) in enumerate(encoded):
-        key = storage.output_key(request.workspace_id, request.job_id, index, "jpg" if fmt == "jpeg" else fmt)
+    outputs = []
+    for index, ((data, thumb), image) in enumerate(zip(encoded, images)):
+        key = storage.output_key(request.workspace_id, request.job_id, index, ext)
         thumb_key = storage.thumbnail_key(request.workspace_id, request.job_id, index)
         storage.put_bytes(key, data, encode.CONTENT_TYPES[fmt], bucket=request.bucket)
         storage.put_bytes(thumb_key, thumb, "image/jpeg", bucket=request.bucket)
         outputs.append(Output(key=key, thumbnail_key=thumb_key, content_type=encode.CONTENT_TYPES[fmt],
-                              width=images[index].width, height=images[index].height))
+                              width=image.width, height=image.height))
     timings["upload"] = time.perf_counter() - t0
-    return messages.ResultMessage(job_id=request.job_id, outcome="succeeded", outputs=outputs, seed=seed,
-                                  timings={k: round(v, 4) for k, v in timings.items()})
+    return outputs
+
+
+def _store_videos(request: messages.WorkRequest, videos: list[list], fps: float,
+                  timings: dict[str, float]) -> list[Output]:
+    t0 = time.perf_counter()
+    encoded = [(encode.encode_video(frames, fps), encode.make_poster(frames[0])) for frames in videos]
+    timings["encode"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outputs = []
+    for index, ((data, poster), frames) in enumerate(zip(encoded, videos)):
+        key = storage.output_key(request.workspace_id, request.job_id, index, "mp4")
+        poster_key = storage.thumbnail_key(request.workspace_id, request.job_id, index)
+        storage.put_bytes(key, data, encode.CONTENT_TYPES["mp4"], bucket=request.bucket)
+        storage.put_bytes(poster_key, poster, "image/jpeg", bucket=request.bucket)
+        # encode_video keeps even sizes whole; generated sizes are multiples of 32.
+        width, height = frames[0].width - frames[0].width % 2, frames[0].height - frames[0].height % 2
+        outputs.append(Output(key=key, thumbnail_key=poster_key, content_type=encode.CONTENT_TYPES["mp4"],
+                              width=width, height=height, frames=len(frames), fps=fps,
+                              duration=round(len(frames) / fps, 3)))
+    timings["upload"] = time.perf_counter() - t0
+    return outputs
 
 
 def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
@@ -119,9 +191,11 @@ def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
         result = execute(request, store)
     except Exception as exc:  # noqa: BLE001 - any failure becomes a failed job with a clear error
         logger.exception("generation failed", extra={"job_id": request.job_id})
-        code = getattr(exc, "code", None) or "generation_failed"
+        code = getattr(exc, "code", None)
+        # A coded error (a bad reference) is the caller's to fix: its message is written for them.
+        message = str(exc) if code else f"{type(exc).__name__}: {exc}"
         result = messages.ResultMessage(job_id=request.job_id, outcome="failed",
-                                        error=JobError(code=code, message=f"{type(exc).__name__}: {exc}"))
+                                        error=JobError(code=code or "generation_failed", message=message))
     messages.send(request.results_queue_url, result)
     return result
 

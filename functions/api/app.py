@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from functions.api import account, errors, native, webhooks
+from functions.api import account, aims, errors, native, openai, share, styles, uploads, webhooks
 from functions.api.auth import auth_middleware
 from functions.core.errors import DarkroomError
 from functions.core.observability import logger
@@ -14,6 +14,11 @@ app.use(middlewares=[auth_middleware])
 app.include_router(native.router)
 app.include_router(webhooks.router)
 app.include_router(account.router)
+app.include_router(uploads.router)
+app.include_router(share.router)
+app.include_router(openai.router)
+app.include_router(aims.router)
+app.include_router(styles.router)
 
 
 @app.exception_handler(DarkroomError)

@@ -12,8 +12,9 @@ from functions.core import ratelimit
 from functions.core.errors import FieldError, Forbidden, Unauthorized
 from functions.core.keys import ApiKey, KeyStore
 
-# Routes served without a key: CORS preflight only, for now.
+# Served without a key: CORS preflight, and share pages of media made public.
 PUBLIC_METHODS = {"OPTIONS"}
+PUBLIC_PATH_PREFIXES = ("/shared/media/",)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,10 @@ response_headers: ContextVar[dict[str, str]] = ContextVar("response_headers", de
 
 
 def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    if app.current_event.http_method not in PUBLIC_METHODS:
-        principal = authenticate(app.current_event.headers)
+    event = app.current_event
+    if event.http_method not in PUBLIC_METHODS and not (
+            event.http_method == "GET" and event.path.startswith(PUBLIC_PATH_PREFIXES)):
+        principal = authenticate(event.headers)
         response_headers.set({})
         quota = ratelimit.hit(principal.key_id, principal.rate_limit)
         response_headers.set(quota.headers())

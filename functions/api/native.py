@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api import idempotency
 from functions.api.auth import Principal
-from functions.api.request import json_body, json_response, query_int
+from functions.api.request import base_url, json_body, json_response, query_int
 from functions.core import clock
 from functions.core.errors import Conflict, FieldError, NotFound, TransitionRejected, ValidationFailed
-from functions.core.generation import GenerationInput, parse_input, resolve_params
+from functions.core.generation import GenerationInput, parse_input, resolve_request
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.lifecycle import finish
 from functions.core.submit import SubmitRequest, submit
@@ -56,12 +56,14 @@ def _model(name: str, field: str) -> ModelSpec:
 def _submit(tool: str | None, model: ModelSpec, raw_input: dict[str, Any], webhook: str | None,
             events: list[str] | None) -> dict[str, Any]:
     principal = _principal()
-    principal.require(f"{model.type}:generate")
     inp = parse_input(GenerationInput, raw_input, prefix="input.")
-    params = resolve_params(model, inp, prefix="input.")
+    model, params = resolve_request(model, inp, workspace_id=principal.workspace_id, prefix="input.")
+    principal.require(f"{model.type}:generate")
+    tool = tool or next((t.slug for t in get_catalog().tools if t.task == model.task), None)
     request = SubmitRequest(workspace_id=principal.workspace_id, model=model, params=params,
                             input=inp.model_dump(exclude_none=True, exclude_defaults=True) | {"prompt": inp.prompt},
-                            tool=tool, webhook=webhook, webhook_events=events or ["completed"])
+                            tool=tool, webhook=webhook, webhook_events=events or ["completed"],
+                            make_public=inp.make_public, base_url=base_url(router.current_event))
     job = submit(request)
     return job.model_dump(mode="json")
 
@@ -80,6 +82,10 @@ def run_tool() -> Response:
                                errors=[FieldError("tool", f"unknown tool {body.tool!r}", "tool_not_found")],
                                code="tool_not_found")
     model = _model(body.model, "model") if body.model else _model(tool.default_model, "tool")
+    if model.task != tool.task and model.edit_model:
+        # edit-image with a text-to-image model id means that model's image-to-image counterpart.
+        counterpart = get_catalog().model(model.edit_model)
+        model = counterpart if counterpart and counterpart.task == tool.task else model
     if model.task != tool.task:
         raise ValidationFailed(f"Model {model.id} does not serve {tool.slug}",
                                errors=[FieldError("model", f"{model.id} is a {model.task} model", "invalid_value")])
@@ -92,8 +98,7 @@ def run_tool() -> Response:
 def generate() -> Response:
     body = parse_input(GenerateRequest, json_body(router.current_event))
     model = _model(body.model, "model")
-    tool = next((t.slug for t in get_catalog().tools if t.task == model.task), None)
-    job = _idempotent(body, lambda: _submit(tool, model, body.input, body.webhook, body.webhook_events_filter))
+    job = _idempotent(body, lambda: _submit(None, model, body.input, body.webhook, body.webhook_events_filter))
     return json_response(200, {"_id": job["id"], "id": job["id"], "status": "pending", "model": model.id, "output": None})
 
 

@@ -18,10 +18,8 @@ from .settings import get_settings
 
 
 def cost_of(model: ModelSpec, params: dict[str, Any]) -> float:
-    """n images x the per-image price, or seconds of video x the per-second price."""
-    if model.type == "video":
-        return round(float(params.get("duration", 0)) * float(model.credits_per_second or 0) * params.get("n", 1), 4)
-    return round(float(params.get("n", 1)) * float(model.credits_per_image), 4)
+    """n images x the per-image price, or seconds of video x the per-second price (the catalog's rule)."""
+    return round(model.credits(params.get("n", 1), params.get("duration")), 4)
 
 
 def _key(workspace_id: str) -> dict[str, Any]:

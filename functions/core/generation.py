@@ -18,6 +18,7 @@ from .errors import FieldError, ValidationFailed
 
 MAX_PROMPT_CHARS = 4000
 MAX_IMAGES = 10
+MAX_REFERENCES = 10
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -40,6 +41,15 @@ class GenerationInput(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Same seed, same image.")
     output_format: OutputFormat = Field("png", description="png, jpeg or webp.")
     quality: int | None = Field(None, ge=1, le=100, description="jpeg/webp quality.")
+    image_urls: list[str] | None = Field(None, max_length=MAX_REFERENCES,
+                                         description="Reference images (http(s) URLs or upload:// references): "
+                                                     "image-to-image, or the first frame of a video.")
+    image_url: str | None = Field(None, description="One reference image (same as image_urls with one entry).")
+    first_frame_url: str | None = Field(None, description="The first frame of an image-to-video generation.")
+    strength: float | None = Field(None, gt=0, le=1, description="How far image-to-image departs from the reference.")
+    duration: float | None = Field(None, gt=0, le=60, description="Video length in seconds (snapped to the model's).")
+    fps: int | None = Field(None, ge=1, le=60, description="Video frames per second.")
+    make_public: bool = Field(False, description="Give the output a public share page (share_url).")
 
     @field_validator("size")
     @classmethod
@@ -142,3 +152,49 @@ def resolve_params(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") 
     if inp.negative_prompt:
         params["negative_prompt"] = inp.negative_prompt
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _references(inp: GenerationInput, workspace_id: str, prefix: str) -> list[dict[str, str]]:
+    from .uploads import resolve_reference
+
+    named = [("first_frame_url", inp.first_frame_url), ("image_url", inp.image_url)]
+    named += [(f"image_urls.{i}", url) for i, url in enumerate(inp.image_urls or [])]
+    refs = [resolve_reference(url, workspace_id, prefix + name) for name, url in named if url]
+    if len(refs) > MAX_REFERENCES:
+        raise _bad(prefix + "image_urls", f"at most {MAX_REFERENCES} reference images")
+    return refs
+
+
+def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str,
+                    prefix: str = "") -> tuple[ModelSpec, dict[str, Any]]:
+    """The model that will run and its exact parameters, for every task.
+
+    Reference images switch a text-to-image (text-to-video) model to its image-to-image (image-to-video)
+    counterpart; video durations snap to the model's nearest supported one and fix the frame count.
+    """
+    from gpu.catalog import get_catalog
+
+    refs = _references(inp, workspace_id, prefix)
+    if refs and not model.takes_references:
+        if not model.edit_model:
+            raise _bad(prefix + "image_urls", f"{model.id} does not take reference images")
+        model = get_catalog().model(model.edit_model) or model
+    if model.takes_references and not refs:
+        raise _bad(prefix + "image_urls", f"{model.id} ({model.task}) needs at least one reference image",
+                   "required")
+    params = resolve_params(model, inp, prefix=prefix)
+    if refs:
+        params["references"] = refs
+        if model.type == "image":
+            params["strength"] = inp.strength if inp.strength is not None else model.defaults.strength
+    if model.type == "video":
+        if inp.n != 1:
+            raise _bad(prefix + "n", "video models make one video per request")
+        duration = model.snap_duration(inp.duration if inp.duration is not None else model.defaults.duration)
+        fps = inp.fps or model.defaults.fps
+        params.update(duration=duration, fps=fps, frames=model.frames_for(duration, fps))
+        params.pop("output_format", None)
+        params.pop("quality", None)
+    elif inp.duration is not None or inp.fps is not None:
+        raise _bad(prefix + ("duration" if inp.duration is not None else "fps"), f"{model.id} makes images, not video")
+    return model, {k: v for k, v in params.items() if v is not None}

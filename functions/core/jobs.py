@@ -87,6 +87,8 @@ class Job(BaseModel):
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0
+    # Set when the caller asked for make_public: the unauthenticated share page of the outputs.
+    share_url: str | None = None
     # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned.
     cost: float = 0
     refunded: float | None = None

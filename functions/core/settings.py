@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=30)
     # How long a rotated-out secret keeps signing, unless the rotate call says otherwise.
     webhook_secret_grace_seconds: int = Field(24 * 3600, ge=0)
+    # The public base URL for share links (a custom domain); by default the API's own host.
+    public_base_url: str | None = None
     # Credits a new workspace starts with (operators top up with `darkroom workspaces add-credits`).
     default_credits: float = Field(1000, ge=0)
     # How long synchronous dialects (OpenAI, AI Media Studio) wait for a job: under API Gateway's 30 s.

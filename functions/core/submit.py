@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gpu.catalog import ModelSpec
 
-from . import clock, credits, messages
+from . import clock, credits, messages, sharing
 from .errors import FieldError, ServiceUnavailable, ValidationFailed
 from .jobs import Job, JobError, JobStatus, JobStore
 from .lifecycle import finish
@@ -35,6 +35,9 @@ class SubmitRequest:
     tool: str | None = None
     webhook: str | None = None
     webhook_events: list[str] = field(default_factory=lambda: ["completed"])
+    # make_public: the outputs get a share page at `<base_url>/shared/media/<share id>`, served without a key.
+    make_public: bool = False
+    base_url: str | None = None
 
 
 def check_webhook(url: str | None, *, field_name: str = "webhook") -> None:
@@ -69,6 +72,8 @@ def submit(request: SubmitRequest, *, store: JobStore | None = None) -> Job:
         deadline=now + settings.dispatch_deadline_seconds,
         cost=credits.cost_of(request.model, request.params),
     )
+    if request.make_public:
+        job.share_url = sharing.share_url(request.base_url or "", job.id)
     reserve(job, store)
     try:
         messages.send(settings.jobs_queue_url, messages.JobMessage(job_id=job.id))

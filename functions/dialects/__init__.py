@@ -15,7 +15,7 @@ def dialect_for_path(path: str) -> str:
 
 def webhook_payload(job) -> dict:
     """The job as its own dialect shows it in a webhook body."""
-    from functions.dialects import native
+    from functions.dialects import aims, native, openai
 
-    renderers = {NATIVE: native.webhook_payload}
+    renderers = {NATIVE: native.webhook_payload, OPENAI: openai.webhook_payload, AIMS: aims.webhook_payload}
     return renderers.get(job.dialect, native.webhook_payload)(job)

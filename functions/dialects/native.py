@@ -51,6 +51,8 @@ def generation(job: Job) -> dict[str, Any]:
         "createdAt": clock.iso(job.created_at),
         "outputs": outputs,
     }
+    if job.share_url:
+        body["shareUrl"] = job.share_url
     if job.progress and job.status == JobStatus.RUNNING:
         body["progress"] = job.progress
     if job.outputs:

@@ -7,7 +7,6 @@ is kept in .darkroom/dev.env and registered again at start), and so do the tiny 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +107,11 @@ class LocalStack:
         env_file.write_text(f"DARKROOM_URL={url}\nDARKROOM_API_KEY={api_key}\n"
                             f"DARKROOM_WEBHOOK_SECRET={webhook_secret}\nDARKROOM_LOCAL_AWS_ENDPOINT={endpoint}\n")
         if self.warm_models:
-            threading.Thread(target=_warm_models, name="warm-models", daemon=True).start()
+            # On the GPU worker pool itself, ahead of any job: model code is never imported or built by two
+            # threads at once (diffusers' first import is not thread-safe), and the first job finds it warm.
+            from functions.dispatch.dispatchers import get_dispatcher
+
+            get_dispatcher().pool.submit(_warm_models)
         return StackInfo(url=url, api_key=api_key, webhook_secret=webhook_secret, moto_endpoint=endpoint,
                          env_file=env_file)
 

@@ -1,36 +1,28 @@
-"""The pipeline code on tiny random-weight pipelines: same loader and runner as real weights, on CPU."""
+"""The text-to-image pipeline code on tiny random-weight pipelines: same loader and runner as real weights,
+on CPU. Image-to-image and video live in test_img2img.py and test_video.py."""
 
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before diffusers/huggingface_hub are imported
-
 import numpy as np
 import pytest
+from gpu_helpers import gradient, pixels
 from PIL import Image
 
 from gpu.encode import CONTENT_TYPES, encode_image, make_thumbnail
-from gpu.pipelines import FAMILIES, GenerationRequest, generate, load_pipeline
+from gpu.pipelines import GenerationRequest, generate, load_pipeline
 from gpu.tiny import build_tiny_pipeline, ensure_tiny_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TEXT_TO_IMAGE = ("sdxl", "flux")
 
 
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny-pipelines")
-    for family in FAMILIES:
-        ensure_tiny_pipeline(family, root)
-    return root
-
-
-@pytest.fixture(scope="session", params=FAMILIES)
+@pytest.fixture(scope="session", params=TEXT_TO_IMAGE)
 def family(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -46,11 +38,18 @@ def _request(**overrides) -> GenerationRequest:
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image, dtype=np.int16)
+    return pixels(image)
+
+
+def _images(pipe, family, req, **kw) -> tuple[list[Image.Image], int]:
+    result = generate(pipe, family, req, **kw)
+    assert result.videos == []
+    return result.images, result.seed
 
 
 def test_module_imports_do_not_import_torch():
-    code = "import sys, gpu, gpu.pipelines, gpu.tiny, gpu.encode; assert 'torch' not in sys.modules"
+    code = ("import sys, gpu, gpu.catalog, gpu.pipelines, gpu.tiny, gpu.encode, gpu.references, gpu.worker, gpu.bench;"
+            " assert 'torch' not in sys.modules and 'diffusers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
 
@@ -61,8 +60,21 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
 
     assert pipelines.PIPELINE_CLASSES == {
         "sdxl": diffusers.StableDiffusionXLPipeline,
+        "sdxl-img2img": diffusers.StableDiffusionXLImg2ImgPipeline,
         "flux": diffusers.FluxPipeline,
+        "flux-img2img": diffusers.FluxImg2ImgPipeline,
+        "ltx": diffusers.LTXPipeline,
+        "ltx-i2v": diffusers.LTXImageToVideoPipeline,
     }
+
+
+def test_every_catalog_family_is_known_and_has_a_tiny_pipeline(tiny_root):
+    from gpu.catalog import get_catalog
+    from gpu.pipelines import FAMILIES
+
+    for model in get_catalog().models:
+        assert model.family in FAMILIES, model.id
+        assert (ensure_tiny_pipeline(model.family, tiny_root) / "model_index.json").exists(), model.id
 
 
 def test_loads_the_family_class_with_vae_scale_factor_8(pipe, family):
@@ -73,36 +85,36 @@ def test_loads_the_family_class_with_vae_scale_factor_8(pipe, family):
 @pytest.mark.parametrize("size", [(256, 256), (320, 192)])
 def test_output_has_the_requested_size(pipe, family, size):
     width, height = size
-    images, _ = generate(pipe, family, _request(width=width, height=height))
+    images, _ = _images(pipe, family, _request(width=width, height=height))
     assert [im.size for im in images] == [(width, height)]
     assert images[0].mode == "RGB"
 
 
 def test_n_images_come_from_one_call_and_differ(pipe, family):
     calls = []
-    images, _ = generate(pipe, family, _request(n=2), on_step=lambda i, total: calls.append(i))
+    images, _ = _images(pipe, family, _request(n=2), on_step=lambda i, total: calls.append(i))
     assert len(images) == 2
     assert calls == [1, 2, 3, 4]  # one denoising loop for the whole batch
     assert not np.array_equal(_pixels(images[0]), _pixels(images[1]))
 
 
 def test_same_seed_gives_identical_pixels(pipe, family):
-    first, seed_a = generate(pipe, family, _request(seed=123))
-    second, seed_b = generate(pipe, family, _request(seed=123))
+    first, seed_a = _images(pipe, family, _request(seed=123))
+    second, seed_b = _images(pipe, family, _request(seed=123))
     assert seed_a == seed_b == 123
     assert np.array_equal(_pixels(first[0]), _pixels(second[0]))
 
 
 def test_different_seed_gives_different_pixels(pipe, family):
-    first, _ = generate(pipe, family, _request(seed=1))
-    second, _ = generate(pipe, family, _request(seed=2))
+    first, _ = _images(pipe, family, _request(seed=1))
+    second, _ = _images(pipe, family, _request(seed=2))
     assert np.abs(_pixels(first[0]) - _pixels(second[0])).mean() > 1
 
 
 def test_random_seed_is_returned_and_reproduces_the_image(pipe, family):
-    images, seed = generate(pipe, family, _request(seed=None))
+    images, seed = _images(pipe, family, _request(seed=None))
     assert isinstance(seed, int)
-    again, _ = generate(pipe, family, _request(seed=seed))
+    again, _ = _images(pipe, family, _request(seed=seed))
     assert np.array_equal(_pixels(images[0]), _pixels(again[0]))
 
 
@@ -114,16 +126,16 @@ def test_progress_is_reported_once_per_step(pipe, family):
 
 def test_guidance_is_passed(pipe, family):
     # SDXL: guidance > 1 turns classifier-free guidance on. Flux: the scale is accepted (schnell ignores it).
-    low, _ = generate(pipe, family, _request(guidance=0.0))
-    high, _ = generate(pipe, family, _request(guidance=7.0))
+    low, _ = _images(pipe, family, _request(guidance=0.0))
+    high, _ = _images(pipe, family, _request(guidance=7.0))
     assert high[0].size == low[0].size
     if family == "sdxl":
         assert not np.array_equal(_pixels(low[0]), _pixels(high[0]))
 
 
 def test_negative_prompt_only_reaches_families_that_take_it(pipe, family):
-    plain, _ = generate(pipe, family, _request(guidance=5.0))
-    negative, _ = generate(pipe, family, _request(guidance=5.0, negative_prompt="blurry, dark"))
+    plain, _ = _images(pipe, family, _request(guidance=5.0))
+    negative, _ = _images(pipe, family, _request(guidance=5.0, negative_prompt="blurry, dark"))
     changed = not np.array_equal(_pixels(plain[0]), _pixels(negative[0]))
     assert changed == (family == "sdxl")
 
@@ -161,11 +173,11 @@ def test_concurrent_loads_share_one_pipeline(tmp_path):
 
 
 def test_concurrent_generations_on_one_pipeline_stay_deterministic(pipe, family):
-    expected, _ = generate(pipe, family, _request(seed=5))
+    expected, _ = _images(pipe, family, _request(seed=5))
     results: list[np.ndarray] = []
 
     def run() -> None:
-        results.append(_pixels(generate(pipe, family, _request(seed=5))[0][0]))
+        results.append(_pixels(generate(pipe, family, _request(seed=5)).images[0]))
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for t in threads:
@@ -201,11 +213,7 @@ def test_build_is_idempotent_and_atomic(tmp_path):
 
 
 def _gradient(mode: str = "RGB", size: tuple[int, int] = (64, 48)) -> Image.Image:
-    w, h = size
-    x = np.linspace(0, 255, w, dtype=np.uint8)[None, :].repeat(h, 0)
-    y = np.linspace(0, 255, h, dtype=np.uint8)[:, None].repeat(w, 1)
-    channels = [x, y, 255 - x] + ([np.where(x > 127, 255, 0).astype(np.uint8)] if mode == "RGBA" else [])
-    return Image.fromarray(np.stack(channels, -1), mode)
+    return gradient(size, mode)
 
 
 @pytest.mark.parametrize("fmt, pil_format", [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")])

@@ -171,3 +171,18 @@ def drain(world):
 
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pipeline(world, dispatcher):
+    """The dispatch and complete functions polling their real queues in the background (the GPU worker
+    inline), so synchronous dialects' waits finish as they do in the local stack."""
+    pollers = [poller(world, "DispatchFunction", "JobsQueue"), poller(world, "CompleteFunction", "ResultsQueue")]
+    for p in pollers:
+        p.wait_seconds = 1
+        p.start()
+    yield dispatcher
+    for p in pollers:
+        p._stop.set()
+    for p in pollers:
+        p.stop()

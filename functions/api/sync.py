@@ -1,0 +1,91 @@
+"""Synchronous generation, shared by the OpenAI and AI Media Studio routers: validate the translated
+input, submit the job (honouring Idempotency-Key), wait for it within the configured bound, and hand the
+finished job back for the dialect to render.
+
+On timeout the caller gets the dialect's error carrying the job id (504); the job goes on and stays
+pollable through GET /api/generations/{id}. The response says `x-should-retry: false`, so the OpenAI SDK
+does not resubmit (each resubmission would be a new job, charged again). Repeating the request with the
+same Idempotency-Key instead joins the same job and waits for it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from functions.api import idempotency
+from functions.api.auth import Principal
+from functions.api.request import base_url
+from functions.core.errors import DarkroomError, GatewayTimeout
+from functions.core.generation import GenerationInput, parse_input, resolve_params, resolve_request
+from functions.core.jobs import Job
+from functions.core.submit import SubmitRequest, submit
+from functions.core.waiting import wait_for
+from functions.dialects.shared import rename_fields, require_success
+from gpu.catalog import ModelSpec, get_catalog
+
+
+@dataclass
+class SyncGeneration:
+    model: ModelSpec
+    # GenerationInput fields, already translated from the dialect's request.
+    fields: dict[str, Any]
+    # What the caller sent, as the job records it (shown back as `payload`).
+    record: dict[str, Any]
+    dialect: str
+    # GenerationInput field -> the dialect's name for it, for errors that name the caller's field.
+    names: dict[str, str] = field(default_factory=dict)
+    # The dialect's name for the reference images, for a job that fails on one of them.
+    references_field: str = "image_urls"
+    # What makes two requests "the same" for Idempotency-Key; the record by default (edits use file hashes,
+    # since each stored upload gets a fresh reference).
+    fingerprint: dict[str, Any] | None = None
+    make_public: bool = False
+
+
+def principal(router: Router) -> Principal:
+    return router.context["principal"]
+
+
+def tool_for(model: ModelSpec) -> str | None:
+    return next((t.slug for t in get_catalog().tools if t.task == model.task), None)
+
+
+def precheck(gen: SyncGeneration) -> None:
+    """Every 400 the input itself can cause, before anything is stored (references are not resolved)."""
+    try:
+        resolve_params(gen.model, parse_input(GenerationInput, gen.fields))
+    except DarkroomError as exc:
+        raise rename_fields(exc, gen.names) from None
+
+
+def validate(gen: SyncGeneration, workspace_id: str) -> tuple[ModelSpec, dict[str, Any]]:
+    """The model that runs and the worker's params (the core's resolve_request), or a 400 naming the
+    dialect's field."""
+    try:
+        return resolve_request(gen.model, parse_input(GenerationInput, gen.fields), workspace_id=workspace_id)
+    except DarkroomError as exc:
+        raise rename_fields(exc, gen.names) from None
+
+
+def run(router: Router, gen: SyncGeneration) -> Job:
+    """Submit (once per Idempotency-Key) and wait; the succeeded job, or the dialect's error."""
+    caller = principal(router)
+    caller.require(f"{gen.model.type}:generate")
+    model, params = validate(gen, caller.workspace_id)
+    event = router.current_event
+    request = SubmitRequest(workspace_id=caller.workspace_id, model=model, params=params, input=gen.record,
+                            dialect=gen.dialect, tool=tool_for(model), make_public=gen.make_public,
+                            base_url=base_url(event) if gen.make_public else None)
+    key = event.headers.get("idempotency-key")
+    fingerprint = {"dialect": gen.dialect, "model": model.id, "input": gen.fingerprint or gen.record}
+    job = Job.model_validate(idempotency.once(key, caller.workspace_id, fingerprint,
+                                              lambda: submit(request).model_dump(mode="json")))
+    try:
+        job = wait_for(job)
+    except GatewayTimeout as exc:
+        exc.headers.setdefault("x-should-retry", "false")
+        raise
+    return require_success(job, references_field=gen.references_field)

@@ -1,0 +1,180 @@
+"""ArtAPI / OpenAI Images: the request bodies, their translation into GenerationInput fields, the images
+response, the webhook payload and the error body `{"error": {message, type, param, code}}`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from functions.core import storage
+from functions.core.errors import DarkroomError
+from functions.core.generation import MAX_PROMPT_CHARS
+from functions.core.jobs import Job, JobStatus
+from functions.dialects.shared import (
+    Background,
+    GenerationFailed,
+    ImageFormat,
+    Quality,
+    Styled,
+    generation_fields,
+    outputs_base64,
+    quality_word,
+    steps_for_quality,
+    style_prompt,
+)
+from gpu.catalog import ModelSpec
+
+# `style` takes OpenAI's vivid/natural or any preset slug; ArtAPI documents vivid as the default.
+DEFAULT_STYLE = "vivid"
+# Core GenerationInput field -> OpenAI parameter, for errors that name what the caller sent.
+PARAM_NAMES = {"steps": "quality", "quality": "output_compression", "width": "size", "height": "size",
+               "guidance": "style", "image_urls": "image"}
+# OpenAI parameters Darkroom refuses with a reason (instead of "unknown field").
+UNSUPPORTED = {
+    "svg": "SVG output is not supported; output_format is png, jpeg or webp",
+    "complexity": "is an SVG option; SVG output is not supported",
+    "frame_count": "animated output is not supported",
+    "frame_duration_ms": "animated output is not supported",
+    "markup": "SVG markup input is not supported",
+}
+
+
+class _Common(BaseModel):
+    """What generations and edits share. Unknown fields are refused (as OpenAI does), naming the field."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: str | None = Field(None, min_length=1)
+    n: int = Field(1, ge=1, le=10)
+    size: str | None = None
+    quality: Quality | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    output_format: ImageFormat | None = None
+    output_compression: int | None = Field(None, ge=0, le=100)
+    background: Background | None = None
+    moderation: Literal["low", "auto"] | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = Field(None, ge=0, le=3)
+    style: str | None = None
+    # Darkroom extensions (extra_body in the SDK): a preset by slug, a negative prompt, a seed.
+    style_slug: str | None = None
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        # The shape is checked by GenerationInput; here only "auto" is normalised away.
+        return None if value in (None, "", "auto") else value
+
+
+class ImagesGenerateRequest(_Common):
+    pass
+
+
+class ImagesEditRequest(_Common):
+    input_fidelity: Literal["high", "low"] | None = None
+
+
+def unsupported_param(data: dict[str, Any]) -> tuple[str, str] | None:
+    for name, reason in UNSUPPORTED.items():
+        if data.get(name) not in (None, ""):
+            return name, reason
+    if data.get("output_format") in ("gif", "svg"):
+        return "output_format", f"{data['output_format']} is not supported; use png, jpeg or webp"
+    return None
+
+
+def styled(body: _Common) -> Styled:
+    """The preset (style_slug, or a preset slug given as `style`) and then the vivid/natural tone."""
+    style = body.style if body.style is not None else (None if body.style_slug else DEFAULT_STYLE)
+    presets: list[tuple[str | None, str]] = [(body.style_slug, "style_slug")]
+    presets.append((style, "style"))
+    return style_prompt(body.prompt, body.negative_prompt, presets)
+
+
+def generation_input(body: _Common, model: ModelSpec, styled_prompt: Styled) -> dict[str, Any]:
+    return generation_fields(model, styled_prompt, {
+        "n": body.n,
+        "size": body.size,
+        "steps": steps_for_quality(model, body.quality),
+        "seed": body.seed,
+        "output_format": body.output_format,
+        # output_compression is the jpeg/webp quality; 0 would be unreadable, so it is floored at 1.
+        "quality": max(1, body.output_compression) if body.output_compression is not None else None,
+    })
+
+
+def images_response(job: Job, *, response_format: str | None = None) -> dict[str, Any]:
+    """The OpenAI ImagesResponse for a succeeded job. `revised_prompt` is the prompt the model ran (the
+    caller's, after style presets)."""
+    revised = job.params.get("prompt")
+    if response_format == "b64_json":
+        data = [{"b64_json": b, "revised_prompt": revised} for b in outputs_base64(job, "use response_format=url")]
+    else:
+        data = [{"url": storage.presigned_get(o.key), "revised_prompt": revised} for o in job.outputs]
+    first = job.outputs[0] if job.outputs else None
+    width = first.width if first and first.width else job.params.get("width")
+    height = first.height if first and first.height else job.params.get("height")
+    return {
+        "created": int(job.created_at),
+        "data": data,
+        "output_format": job.params.get("output_format", "png"),
+        "size": f"{width}x{height}" if width and height else None,
+        "quality": quality_word(job.input.get("quality")),
+        # The pipelines render opaque pixels whatever was asked; the response says what was made.
+        "background": "opaque",
+    }
+
+
+def webhook_payload(job: Job) -> dict[str, Any]:
+    """A job made through this dialect, as a webhook body: the synchronous response (with URLs), plus
+    the job's id and status so a receiver can tell events apart."""
+    body: dict[str, Any] = {"id": job.id, "object": "image.generation", "status": job.status.value,
+                            "created": int(job.created_at), "model": job.model}
+    if job.status == JobStatus.SUCCEEDED:
+        body |= images_response(job)
+    elif job.error is not None:
+        body["error"] = {"message": job.error.message, "type": "api_error", "param": None, "code": job.error.code}
+    return body
+
+
+def models_list(models: list[ModelSpec], created: int) -> dict[str, Any]:
+    return {"object": "list", "data": [model_object(m, created) for m in models]}
+
+
+def model_object(model: ModelSpec, created: int) -> dict[str, Any]:
+    return {"id": model.id, "object": "model", "created": created, "owned_by": "darkroom"}
+
+
+# ---------------------------------------------------------------- errors
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+          403: "permission_error", 404: "invalid_request_error", 409: "invalid_request_error",
+          413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+# Field-level codes as ArtAPI names them.
+_CODES = {("prompt", "string_too_long"): "prompt_too_long", ("size", "value_error"): "invalid_size"}
+# Generic codes that say less than the first field error's.
+_GENERIC = {"invalid_request", "internal_error"}
+
+
+def error_body(exc: DarkroomError) -> dict[str, Any]:
+    first = exc.errors[0] if exc.errors else None
+    param = first.field if first and first.field not in ("body", "authorization") else None
+    code = exc.code
+    if first is not None and code in _GENERIC:
+        code = first.code
+    if first is not None:
+        code = _CODES.get((first.field, first.code), code)
+    if isinstance(exc, GenerationFailed) and code != "generation_canceled":
+        code = "upstream_error"  # ArtAPI's code for a generation that failed on the GPU side
+    error: dict[str, Any] = {"message": exc.message, "type": _TYPES.get(exc.status, "api_error"), "param": param,
+                             "code": code}
+    job_id = getattr(exc, "job_id", None)
+    if job_id:
+        error["job_id"] = job_id
+    return {"error": error}

@@ -1,0 +1,348 @@
+"""Benchmark the worker's stages per model and size: `python -m gpu.bench` (or `make bench`).
+
+For each catalog model and a couple of sizes it measures, the way the worker runs a job:
+load (weights from disk to the device, once per container), inference (the whole pipeline call) and, inside
+it, VAE decode (timed with hooks on the decoder), encode (png + thumbnail, or mp4 + poster), and upload (to
+S3 on a moto server this script starts). It reports images, or seconds of video, per second of job time
+(inference + encode + upload) and the worker's overhead: (encode + upload) / inference.
+
+Here it runs the tiny random-weight pipelines on CPU; on a CUDA machine it uses bfloat16, and with
+--compile it compiles the denoiser. --weights points it at real weights (as DARKROOM_WEIGHTS does).
+Results print as a table and go to docs/benchmarks.md with a description of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gpu.catalog import ModelSpec, get_catalog
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"
+BUCKET = "darkroom-bench"
+
+
+@dataclass
+class Row:
+    model: str
+    task: str
+    width: int
+    height: int
+    n: int
+    steps: int
+    frames: int | None
+    fps: float | None
+    load: float
+    warmup: float
+    inference: float
+    vae_decode: float
+    encode: float
+    upload: float
+    output_bytes: int
+
+    @property
+    def job_time(self) -> float:
+        return self.inference + self.encode + self.upload
+
+    @property
+    def throughput(self) -> float:
+        """Images, or seconds of video, per second of job time."""
+        amount = self.n * (self.frames / self.fps if self.frames and self.fps else 1)
+        return amount / self.job_time
+
+    @property
+    def unit(self) -> str:
+        return "video s/s" if self.frames else "img/s"
+
+    @property
+    def overhead(self) -> float:
+        return (self.encode + self.upload) / self.inference
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    width, height = (int(v) for v in text.lower().split("x"))
+    return width, height
+
+
+def _sizes_for(model: ModelSpec, args: argparse.Namespace, on_gpu: bool) -> list[tuple[int, int]]:
+    if args.sizes:
+        sizes = [_parse_size(s) for s in args.sizes.split(",")]
+    elif on_gpu:  # real work: the model's default size, and half of it
+        d = model.defaults
+        sizes = [(d.width, d.height), (d.width // 2, d.height // 2)]
+    else:  # tiny pipelines on a CPU
+        sizes = [(256, 256), (512, 320) if model.type == "video" else (512, 512)]
+    snap = model.multiple_of
+    return [(max(model.min_side, w // snap * snap), max(model.min_side, h // snap * snap)) for w, h in sizes]
+
+
+def _median(runs: list[float]) -> float:
+    return statistics.median(runs)
+
+
+def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespace, *,
+                device: str, dtype: str, upload: Callable[[str, bytes, str], None]) -> Row:
+    import torch
+
+    from gpu import encode, pipelines, worker
+
+    width, height = size
+    steps = args.steps or model.defaults.steps
+    steps = max(steps, model.min_steps)
+    req = pipelines.GenerationRequest(prompt="a lighthouse on a cliff at dusk, waves, cinematic", n=args.n,
+                                      width=width, height=height, steps=steps, guidance=model.defaults.guidance,
+                                      seed=1)
+    if model.task == "image-to-image":
+        req.images, req.strength = [_reference(width, height)], model.defaults.strength
+    elif model.task == "image-to-video":
+        req.images = [_reference(width, height)]
+    if model.type == "video":
+        req.fps = float(model.defaults.fps or 24)
+        req.frames = args.frames or model.frames_for(args.duration or model.defaults.duration or 2, req.fps)
+
+    # Load: as a fresh container does (weights on disk, nothing cached in this process).
+    pipelines.clear_cache()
+    source = worker.weights_source(model)  # tiny ones are built here, before the clock starts
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    t0 = time.perf_counter()
+    pipe = pipelines.load_pipeline(model.family, source, device=device, dtype=dtype)
+    _sync(device)
+    load = time.perf_counter() - t0
+    if args.compile:
+        denoiser = getattr(pipe, "transformer", None) or pipe.unet
+        denoiser.compile(mode=args.compile_mode)
+
+    # Warm-up (kernel selection, torch.compile): reported, not counted.
+    t0 = time.perf_counter()
+    pipelines.generate(pipe, model.family, req)
+    _sync(device)
+    warmup = time.perf_counter() - t0
+
+    inference, decode, encoding, uploading = [], [], [], []
+    size_bytes = 0
+    for run in range(args.repeat):
+        t0 = time.perf_counter()
+        result = pipelines.generate(pipe, model.family, req)
+        _sync(device)
+        inference.append(time.perf_counter() - t0)
+        decode.append(result.vae_decode)
+
+        t0 = time.perf_counter()
+        if model.type == "video":
+            files = [(encode.encode_video(frames, req.fps or 24), "video/mp4") for frames in result.videos]
+            files += [(encode.make_poster(frames[0]), "image/jpeg") for frames in result.videos]
+        else:
+            files = [(encode.encode_image(im, "png"), "image/png") for im in result.images]
+            files += [(encode.make_thumbnail(im), "image/jpeg") for im in result.images]
+        encoding.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        for index, (data, content_type) in enumerate(files):
+            upload(f"bench/{model.id}/{width}x{height}/{run}/{index}", data, content_type)
+        uploading.append(time.perf_counter() - t0)
+        size_bytes = sum(len(data) for data, _ in files)
+
+    return Row(model=model.id, task=model.task, width=width, height=height, n=req.n, steps=steps,
+               frames=req.frames, fps=req.fps, load=load, warmup=warmup, inference=_median(inference),
+               vae_decode=_median(decode), encode=_median(encoding), upload=_median(uploading),
+               output_bytes=size_bytes)
+
+
+def _reference(width: int, height: int) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    x = np.linspace(0, 255, width, dtype=np.uint8)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height, dtype=np.uint8)[:, None].repeat(width, 1)
+    return Image.fromarray(np.stack([x, y, 255 - x], -1))
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+# --- the machine, the S3 stand-in, the report ------------------------------------------------------
+
+
+def describe_machine(device: str, dtype: str, args: argparse.Namespace) -> dict[str, str]:
+    import diffusers
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                          if line.startswith("MemTotal")))
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        memory = "unknown"
+    info = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{cpu}, {os.cpu_count()} logical cores, torch using {torch.get_num_threads()} threads",
+        "memory": memory,
+        "accelerator": torch.cuda.get_device_name(0) if device == "cuda" else "none (CPU)",
+        "device / dtype": f"{device} / {dtype}" + (f", torch.compile ({args.compile_mode})" if args.compile else ""),
+        "weights": "tiny random-weight pipelines (gpu/tiny.py)" if _weights() == "tiny" else
+        f"real weights ({_weights()})",
+        "software": f"Python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}",
+        "S3": "moto server on loopback (started by the benchmark)",
+    }
+    if hasattr(os, "getloadavg"):
+        info["load average at start"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return info
+
+
+def _weights() -> str:
+    return os.environ.get("DARKROOM_WEIGHTS", "tiny")
+
+
+class _S3:
+    """A moto server with one bucket; uploads go through the worker's own storage module."""
+
+    def __enter__(self) -> Callable[[str, bytes, str], None]:
+        from infra.local.moto_server import MotoServer
+
+        self.server = MotoServer()
+        endpoint = self.server.start()
+        os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+        os.environ.pop("AWS_PROFILE", None)
+        from functions.core import aws, storage
+
+        aws.reset_clients()
+        aws.client("s3").create_bucket(Bucket=BUCKET)
+        return lambda key, data, content_type: storage.put_bytes(key, data, content_type, bucket=BUCKET)
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+
+HEADERS = ["model", "task", "size", "frames", "n", "steps", "load s", "warm-up s", "inference s",
+           "VAE decode s", "encode s", "upload s", "throughput", "overhead"]
+
+
+def row_cells(row: Row) -> list[str]:
+    return [
+        row.model, row.task, f"{row.width}x{row.height}",
+        f"{row.frames} @ {row.fps:g} fps" if row.frames and row.fps else "-", str(row.n), str(row.steps),
+        f"{row.load:.2f}", f"{row.warmup:.2f}", f"{row.inference:.3f}", f"{row.vae_decode:.3f}",
+        f"{row.encode:.3f}", f"{row.upload:.3f}", f"{row.throughput:.2f} {row.unit}", f"{row.overhead:.2f}",
+    ]
+
+
+def markdown(rows: list[Row], machine: dict[str, str], command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `gpu/bench.py` (`make bench` or `python -m gpu.bench`); rerun it to refresh this page.",
+        "",
+        "Each row is one catalog model at one size, run the way the worker runs a job. Stages:",
+        "",
+        ("- **load**: weights from disk to the device, as a fresh container does (once per container; edit "
+         "models load their text model's weights, then share them);"),
+        "- **warm-up**: the first call (kernel selection, torch.compile), not counted below;",
+        "- **inference**: the whole pipeline call (text encoders, denoising, VAE decode), median of the runs;",
+        "- **VAE decode**: the part of inference spent in the VAE decoder (timed with hooks on it);",
+        "- **encode**: PNG + JPEG thumbnail per image, or H.264 mp4 + JPEG poster per video;",
+        "- **upload**: S3 PutObject of every file (a moto server on loopback here: no network latency);",
+        "- **throughput**: images, or seconds of video, per second of job time (inference + encode + upload);",
+        "- **overhead**: the worker's own cost relative to the model's, (encode + upload) / inference.",
+        "",
+        "## Machine",
+        "",
+        *[f"- {key}: {value}" for key, value in machine.items()],
+        f"- command: `{command}`",
+        "",
+        "## Results",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(HEADERS))) + " |",
+        *["| " + " | ".join(row_cells(row)) + " |" for row in rows],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def print_table(rows: list[Row]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Darkroom worker benchmark")
+    for i, header in enumerate(HEADERS):
+        table.add_column(header, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*row_cells(row))
+    Console(width=220).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpu.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", help="comma-separated catalog ids (default: every model)")
+    parser.add_argument("--sizes", help="comma-separated WIDTHxHEIGHT (default: two per model)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: each model's default)")
+    parser.add_argument("--n", type=int, default=1, help="images (or videos) per job")
+    parser.add_argument("--frames", type=int, help="video frames (default: from --duration)")
+    parser.add_argument("--duration", type=float, help="video seconds (default: the model's default)")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per row (the median is kept)")
+    parser.add_argument("--weights", help="tiny, hub or a weights directory (default: DARKROOM_WEIGHTS, else tiny)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser (CUDA)")
+    parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+
+    if args.weights:
+        os.environ["DARKROOM_WEIGHTS"] = args.weights
+    for quiet in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+        os.environ.setdefault(quiet, "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if _weights() != "hub":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from gpu import worker
+
+    catalog = get_catalog()
+    models = [catalog.model(m) for m in args.models.split(",")] if args.models else list(catalog.models)
+    if None in models:
+        parser.error(f"unknown model in {args.models!r}")
+    device, dtype = worker.device_and_dtype()
+
+    machine = describe_machine(device, dtype, args)
+    rows: list[Row] = []
+    with _S3() as upload:
+        for model in models:
+            assert model is not None
+            for size in _sizes_for(model, args, device == "cuda"):
+                row = bench_model(model, size, args, device=device, dtype=dtype, upload=upload)
+                rows.append(row)
+                print(" | ".join(row_cells(row)), file=sys.stderr, flush=True)
+    print_table(rows)
+    if not args.no_write:
+        command = "python -m gpu.bench" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(markdown(rows, machine, command.strip()))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

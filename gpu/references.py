@@ -1,0 +1,217 @@
+"""Reference images for image-to-image and image-to-video: the workspace's own uploads, or http(s) URLs.
+
+A job's `params["references"]` is a list of `{"url": "https://..."}` or `{"upload_key": "<ws>/uploads/..."}`.
+Uploads are read from S3 directly (never over HTTP) and only from the job's own workspace. URLs are
+fetched with an SSRF guard on every hop: each redirect is followed by hand and checked again, and the
+connection goes to the very address that was checked (no second DNS lookup that could answer otherwise).
+Every failure is an `InvalidReference` naming the reference; the worker fails the job with its code.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import posixpath
+import socket
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from PIL import Image, ImageOps
+
+from functions.core import aws
+from functions.core.urls import UnsafeUrl, check_address, check_url
+
+MAX_REFERENCES = 10
+# Decoders for the formats people upload; nothing exotic (EPS, for one, would run Ghostscript).
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 20 * 1024 * 1024
+    timeout: float = 10.0  # seconds for the whole fetch of one URL, redirects included
+    max_redirects: int = 3
+    max_pixels: int = 50_000_000  # a 48 MP phone photo fits; a decompression bomb does not
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class InvalidReference(ValueError):
+    code = "invalid_reference"
+
+
+def load_references(
+    refs: Sequence[Any], *, workspace_id: str, bucket: str, allow_loopback: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[Image.Image]:
+    """Every reference as an RGB image, in order. Raises InvalidReference for the first bad one."""
+    if not isinstance(refs, Sequence) or isinstance(refs, str):
+        raise InvalidReference("references must be a list")
+    if len(refs) > MAX_REFERENCES:
+        raise InvalidReference(f"at most {MAX_REFERENCES} references, got {len(refs)}")
+
+    def one(index: int) -> Image.Image:
+        return load_reference(refs[index], f"references[{index}]", workspace_id=workspace_id, bucket=bucket,
+                              allow_loopback=allow_loopback, limits=limits)
+
+    if len(refs) <= 1:
+        return [one(i) for i in range(len(refs))]
+    # Fetches wait on the network, not the CPU: run them side by side.
+    with ThreadPoolExecutor(max_workers=min(4, len(refs)), thread_name_prefix="reference") as pool:
+        return list(pool.map(one, range(len(refs))))
+
+
+def load_reference(
+    ref: Any, label: str, *, workspace_id: str, bucket: str, allow_loopback: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Image.Image:
+    if not isinstance(ref, dict) or len(ref) != 1 or not isinstance(next(iter(ref.values())), str):
+        raise InvalidReference(f'{label}: must be {{"url": "..."}} or {{"upload_key": "..."}}')
+    if "upload_key" in ref:
+        data = _read_upload(ref["upload_key"], label, workspace_id=workspace_id, bucket=bucket, limits=limits)
+    elif "url" in ref:
+        label = f"{label} ({_shorten(ref['url'])})"
+        data = fetch_url(ref["url"], label, allow_loopback=allow_loopback, limits=limits)
+    else:
+        raise InvalidReference(f'{label}: must be {{"url": "..."}} or {{"upload_key": "..."}}')
+    return decode_image(data, label, max_pixels=limits.max_pixels)
+
+
+# --- uploads ---------------------------------------------------------------------------------------
+
+
+def _read_upload(key: str, label: str, *, workspace_id: str, bucket: str, limits: Limits) -> bytes:
+    # normpath catches "..", "//" and "./" tricks: the key must be a plain path under the prefix.
+    if not key.startswith(f"{workspace_id}/uploads/") or posixpath.normpath(key) != key:
+        raise InvalidReference(f"{label}: {key!r} is not an upload of this workspace")
+    s3 = aws.client("s3")
+    try:
+        resp = s3.get_object(Bucket=bucket, Key=key)
+    except s3.exceptions.NoSuchKey:
+        raise InvalidReference(f"{label}: upload {key!r} was not found (was it uploaded?)") from None
+    with resp["Body"] as body:
+        if resp.get("ContentLength", 0) > limits.max_bytes:
+            raise InvalidReference(f"{label}: upload {key!r} is larger than {_size(limits.max_bytes)}")
+        return body.read()
+
+
+# --- URLs ------------------------------------------------------------------------------------------
+
+
+def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """GET `url` with the SSRF guard on every hop, at most `limits.max_bytes`, within `limits.timeout`."""
+    deadline = time.monotonic() + limits.timeout
+    # trust_env=False: a proxy from the environment would make the connection, and the check, moot.
+    with httpx.Client(timeout=limits.timeout, follow_redirects=False, trust_env=False) as client:
+        for _hop in range(limits.max_redirects + 1):
+            target, headers, extensions = _pinned(url, label, allow_loopback)
+            try:
+                with client.stream("GET", target, headers=headers, extensions=extensions) as resp:
+                    if resp.status_code in _REDIRECTS:
+                        location = resp.headers.get("location")
+                        if not location:
+                            raise InvalidReference(f"{label}: HTTP {resp.status_code} without a Location")
+                        url = urljoin(url, location)
+                        continue
+                    if resp.status_code != 200:
+                        raise InvalidReference(f"{label}: the server answered HTTP {resp.status_code}")
+                    return _read_capped(resp, label, limits, deadline)
+            except httpx.TimeoutException:
+                raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s") from None
+            except httpx.HTTPError as exc:
+                raise InvalidReference(f"{label}: could not be fetched ({type(exc).__name__}: {exc})") from None
+    raise InvalidReference(f"{label}: more than {limits.max_redirects} redirects")
+
+
+def _pinned(url: str, label: str, allow_loopback: bool) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """Check `url`, resolve its host once, check every address, and aim the request at the first one.
+
+    The Host header and TLS SNI (so certificate checks) keep the original name.
+    """
+    try:
+        check_url(url, allow_loopback=allow_loopback, schemes=("http", "https"), resolve=False)
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+            except (socket.gaierror, UnicodeError):
+                raise UnsafeUrl(f"host {host} does not resolve") from None
+            addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        for address in addresses:
+            check_address(address, allow_loopback=allow_loopback)
+    except UnsafeUrl as exc:
+        raise InvalidReference(f"{label}: not allowed: {exc}") from None
+    target = httpx.URL(url).copy_with(host=str(addresses[0]))
+    extensions: dict[str, Any] = {}
+    if parts.scheme == "https" and str(addresses[0]) != host:
+        extensions["sni_hostname"] = host
+    return target, {"Host": parts.netloc, "Accept": "image/*"}, extensions
+
+
+def _read_capped(resp: httpx.Response, label: str, limits: Limits, deadline: float) -> bytes:
+    too_big = InvalidReference(f"{label}: larger than {_size(limits.max_bytes)}")
+    length = resp.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limits.max_bytes:
+        raise too_big  # refused before reading a byte
+    buf = bytearray()
+    for chunk in resp.iter_bytes():
+        buf += chunk
+        if len(buf) > limits.max_bytes:
+            raise too_big
+        # httpx's timeout applies per read; a server dripping bytes must not hold the worker longer.
+        if time.monotonic() > deadline:
+            raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s")
+    return bytes(buf)
+
+
+# --- decoding --------------------------------------------------------------------------------------
+
+
+def decode_image(data: bytes, label: str, *, max_pixels: int = Limits.max_pixels) -> Image.Image:
+    """Validate and decode with Pillow: a known format, a sane pixel count, an intact file. RGB out."""
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as probe:
+            width, height = probe.size  # from the header: nothing is decoded yet
+            if width * height > max_pixels:
+                raise InvalidReference(f"{label}: {width}x{height} has more than {max_pixels} pixels")
+            probe.verify()
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        image.load()
+        image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+    except InvalidReference:
+        raise
+    except Image.DecompressionBombError:
+        raise InvalidReference(f"{label}: the image has too many pixels") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder error means the same thing: not a usable image
+        raise InvalidReference(f"{label}: not a valid PNG, JPEG, WebP, GIF or BMP image "
+                               f"({type(exc).__name__}: {exc})") from None
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, transparent pixels on white (not on whatever colour they hid)."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _shorten(url: str, limit: int = 120) -> str:
+    return url if len(url) <= limit else url[: limit - 1] + "…"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MiB" if n >= 1024 * 1024 else f"{n} bytes"

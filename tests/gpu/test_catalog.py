@@ -1,0 +1,87 @@
+"""The catalog's image-to-image and video entries: edit counterparts, durations, frame rules, validation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from gpu.catalog import Catalog, get_catalog
+from gpu.pipelines import FAMILIES
+
+
+def _data() -> dict:
+    from pathlib import Path
+
+    import gpu.catalog
+
+    return yaml.safe_load(Path(gpu.catalog.__file__).with_name("catalog.yaml").read_text())
+
+
+def test_every_text_model_finds_its_edit_counterpart_on_the_same_weights():
+    catalog = get_catalog()
+    for model in catalog.models:
+        counterpart = catalog.with_references(model)
+        if model.task in ("text-to-image", "text-to-video"):
+            assert counterpart is not None and counterpart.id == model.edit_model, model.id
+            assert counterpart.task == {"text-to-image": "image-to-image",
+                                        "text-to-video": "image-to-video"}[model.task]
+            assert (counterpart.repo, counterpart.revision) == (model.repo, model.revision)
+            # Same weights directory: the derived family's base is the text model's family.
+            assert FAMILIES[counterpart.family].base == model.family
+            assert counterpart.modal_class == model.modal_class
+        else:
+            assert counterpart is model
+
+
+def test_tools_cover_every_task():
+    catalog = get_catalog()
+    assert {t.slug: t.default_model for t in catalog.tools} == {
+        "create-image": "flux-schnell", "edit-image": "flux-schnell-edit",
+        "create-video": "ltx-video", "image-to-video": "ltx-video-i2v",
+    }
+
+
+def test_ltx_frames_durations_and_credits():
+    ltx = get_catalog().model("ltx-video")
+    assert ltx.type == "video" and ltx.durations == [2, 4, 6]
+    assert [ltx.frames_for(d) for d in ltx.durations] == [49, 97, 145]  # 8k+1 at 24 fps
+    assert ltx.frames_for(4, fps=8) == 33
+    assert ltx.frames_for(60) == ltx.max_frames == 257
+    assert all(ltx.valid_frames(f) for f in (9, 49, 97, 257)) and not any(ltx.valid_frames(f) for f in (0, 48, 265))
+    assert ltx.defaults.frames == ltx.frames_for(ltx.defaults.duration)
+    assert [ltx.snap_duration(s) for s in (0.5, 2.9, 3, 3.1, 5, 100)] == [2, 2, 2, 4, 4, 6]
+    assert ltx.credits(duration=4) == 4 * ltx.credits_per_second
+    assert ltx.audio is False and ltx.min_steps == 2
+
+
+def test_image_credits_and_edit_strength():
+    catalog = get_catalog()
+    assert catalog.model("flux-dev").credits(n=2) == 6
+    assert catalog.model("sdxl-turbo-edit").defaults.strength == 0.5
+    with pytest.raises(ValueError, match="not a video model"):
+        catalog.model("flux-schnell").snap_duration(4)
+
+
+def _broken(mutate) -> ValidationError:
+    data = copy.deepcopy(_data())
+    mutate({m["id"]: m for m in data["models"]})
+    with pytest.raises(ValidationError) as info:
+        Catalog.model_validate(data)
+    return info.value
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda m: m["flux-schnell"].update(edit_model="nope"), "edit_model 'nope' is not in the catalog"),
+    (lambda m: m["flux-schnell"].update(edit_model="ltx-video-i2v"), "is a image-to-video model"),
+    (lambda m: m["flux-schnell"].update(edit_model="flux-dev-edit"), "must use the same weights"),
+    (lambda m: m["ltx-video"].pop("durations"), "needs durations"),
+    (lambda m: m["ltx-video"].pop("credits_per_second"), "credits_per_second"),
+    (lambda m: m["ltx-video"]["defaults"].update(frames=96), "does not match"),
+    (lambda m: m["ltx-video"]["defaults"].update(steps=1), "min_steps"),
+    (lambda m: m["flux-schnell-edit"]["defaults"].update(strength=1.5), "less than or equal to 1"),
+])
+def test_inconsistent_entries_are_refused_when_the_catalog_loads(mutate, match):
+    assert match in str(_broken(mutate))

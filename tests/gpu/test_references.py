@@ -1,0 +1,325 @@
+"""Reference images: fetched over real HTTP from a server on 127.0.0.1, with the SSRF guard on every hop."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from gpu_helpers import gradient
+from PIL import Image
+
+from gpu.references import (
+    DEFAULT_LIMITS,
+    InvalidReference,
+    Limits,
+    decode_image,
+    fetch_url,
+    load_reference,
+    load_references,
+)
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height: a decompression bomb needs no more to be dangerous."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + \
+        chunk(b"IEND", b"")
+
+
+PNG = _encoded(gradient((64, 48)), "PNG")
+BIG = 21 * 1024 * 1024
+
+
+class _Handler(BaseHTTPRequestHandler):
+    routes: ClassVar[dict[str, Callable[[_Handler], None]]] = {}
+    hosts: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.hosts.append(self.headers.get("Host", ""))
+        route = self.routes.get(self.path)
+        try:
+            if route is None:
+                self.send_error(404)
+            else:
+                route(self)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up on purpose (oversize, timeout)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+    # helpers for routes
+    def body(self, data: bytes, content_type: str = "image/png", length: bool = True) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        if length:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def redirect(self, location: str, status: int = 302) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def _drip(handler: _Handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/png")
+    handler.end_headers()
+    for byte in PNG[:40]:
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
+def _stream_big(handler: _Handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/png")
+    handler.end_headers()  # no Content-Length: the size is only known by reading
+    chunk = b"\0" * 65536
+    for _ in range(BIG // len(chunk)):
+        handler.wfile.write(chunk)
+
+
+_Handler.routes = {
+    "/fox.png": lambda h: h.body(PNG),
+    "/fox-stream.png": lambda h: h.body(PNG, length=False),
+    "/fox.jpg": lambda h: h.body(_encoded(gradient((64, 48)), "JPEG"), "image/jpeg"),
+    "/fox.webp": lambda h: h.body(_encoded(gradient((64, 48)), "WEBP"), "image/webp"),
+    "/rgba.png": lambda h: h.body(_encoded(gradient((64, 48), "RGBA"), "PNG")),
+    "/no-type.png": lambda h: h.body(PNG, "application/octet-stream"),
+    "/to-fox": lambda h: h.redirect("/fox.png"),
+    "/to-fox-301": lambda h: h.redirect("fox.png", 301),
+    "/chain1": lambda h: h.redirect("/fox.png"),
+    "/chain2": lambda h: h.redirect("/chain1", 307),
+    "/chain3": lambda h: h.redirect("/chain2", 308),
+    "/chain4": lambda h: h.redirect("/chain3"),
+    "/loop": lambda h: h.redirect("/loop"),
+    "/to-private": lambda h: h.redirect("http://10.0.0.7/fox.png"),
+    "/to-metadata": lambda h: h.redirect("http://169.254.169.254/latest/meta-data/"),
+    "/to-ftp": lambda h: h.redirect("ftp://example.com/fox.png"),
+    "/no-location": lambda h: (h.send_response(302), h.send_header("Content-Length", "0"), h.end_headers()),
+    "/big": lambda h: h.body(b"\0" * BIG),
+    "/big-stream": _stream_big,
+    "/text": lambda h: h.body(b"hello, I am not an image", "text/plain"),
+    "/truncated.png": lambda h: h.body(PNG[: len(PNG) // 2]),
+    "/bomb.png": lambda h: h.body(_png_claiming(8000, 8000)),
+    "/huge-bomb.png": lambda h: h.body(_png_claiming(20000, 20000)),  # past Pillow's own hard limit
+    "/slow.png": _drip,
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def fetch(url: str, *, allow_loopback: bool = True, limits: Limits = DEFAULT_LIMITS) -> Image.Image:
+    return load_reference({"url": url}, "references[0]", workspace_id="ws-a", bucket="unused",
+                          allow_loopback=allow_loopback, limits=limits)
+
+
+# --- what is accepted ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/fox.png", "/fox.jpg", "/fox.webp", "/no-type.png"])
+def test_images_are_fetched_and_decoded_to_rgb(server, path):
+    image = fetch(server + path)
+    assert image.size == (64, 48) and image.mode == "RGB"
+
+
+def test_transparency_is_flattened_onto_white(server):
+    image = fetch(server + "/rgba.png")
+    assert image.mode == "RGB"
+    assert np.asarray(image)[:, :20].min() == 255  # the transparent left side
+
+
+@pytest.mark.parametrize("path", ["/to-fox", "/to-fox-301", "/chain3"])
+def test_redirects_are_followed_up_to_three(server, path):
+    assert fetch(server + path).size == (64, 48)
+
+
+def test_localhost_by_name_when_loopback_is_allowed(server):
+    port = server.rsplit(":", 1)[1]
+    assert fetch(f"http://localhost:{port}/fox.png").size == (64, 48)
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_original_host(server, monkeypatch):
+    port = int(server.rsplit(":", 1)[1])
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def fake(host, *args, **kwargs):
+        lookups.append(host)
+        if host == "images.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    _Handler.hosts.clear()
+    assert fetch(f"http://images.example:{port}/fox.png").size == (64, 48)
+    # The name is resolved once (httpcore only "resolves" the literal address it was given): the address
+    # checked is the one connected to.
+    assert lookups.count("images.example") == 1 and set(lookups) <= {"images.example", "127.0.0.1"}
+    assert _Handler.hosts == [f"images.example:{port}"]
+    # The same name resolving to loopback is refused outside the local stack (DNS rebinding).
+    with pytest.raises(InvalidReference, match="not a public address"):
+        fetch(f"http://images.example:{port}/fox.png", allow_loopback=False)
+
+
+# --- what is refused -------------------------------------------------------------------------------
+
+
+def test_loopback_is_refused_unless_allowed(server):
+    with pytest.raises(InvalidReference, match=r"references\[0\] \(http://127\.0\.0\.1.*not allowed.*public"):
+        fetch(server + "/fox.png", allow_loopback=False)
+    port = server.rsplit(":", 1)[1]
+    with pytest.raises(InvalidReference, match="not allowed"):
+        fetch(f"http://localhost:{port}/fox.png", allow_loopback=False)
+
+
+@pytest.mark.parametrize("path, match", [
+    ("/to-private", "10.0.0.7 is not a public address"),
+    ("/to-metadata", "metadata"),
+    ("/to-ftp", "must use http"),
+])
+def test_redirects_are_checked_again(server, path, match):
+    with pytest.raises(InvalidReference, match=match):
+        fetch(server + path)  # even with loopback allowed
+
+
+@pytest.mark.parametrize("path", ["/chain4", "/loop"])
+def test_too_many_redirects(server, path):
+    with pytest.raises(InvalidReference, match="more than 3 redirects"):
+        fetch(server + path)
+
+
+def test_redirect_without_location(server):
+    with pytest.raises(InvalidReference, match="without a Location"):
+        fetch(server + "/no-location")
+
+
+@pytest.mark.parametrize("url, match", [
+    ("ftp://example.com/fox.png", "must use http"),
+    ("file:///etc/passwd", "must use http"),
+    ("http://user:pw@example.com/fox.png", "credentials"),
+    ("http://10.1.2.3/fox.png", "not a public address"),
+    ("http://[::1]:9/fox.png", "not a public address"),
+    ("http://169.254.169.254/latest/meta-data/", "metadata"),
+    ("http://does-not-exist.invalid/fox.png", "does not resolve"),
+])
+def test_unsafe_urls_are_refused_before_connecting(url, match):
+    with pytest.raises(InvalidReference, match=match):
+        fetch(url, allow_loopback=False)
+
+
+@pytest.mark.parametrize("path", ["/big", "/big-stream"])
+def test_more_than_20_mib_is_refused(server, path):
+    with pytest.raises(InvalidReference, match="larger than 20 MiB"):
+        fetch(server + path)
+
+
+@pytest.mark.parametrize("path", ["/fox.png", "/fox-stream.png"])
+def test_the_limit_applies_with_or_without_a_content_length(server, path):
+    with pytest.raises(InvalidReference, match="larger than 100 bytes"):
+        fetch(server + path, limits=Limits(max_bytes=100))
+
+
+def test_a_slow_server_times_out(server):
+    started = time.monotonic()
+    with pytest.raises(InvalidReference, match="timed out after 1 s"):
+        fetch(server + "/slow.png", limits=Limits(timeout=1.0))
+    assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize("path, match", [
+    ("/text", "not a valid PNG, JPEG"),
+    ("/truncated.png", "not a valid PNG, JPEG"),
+    ("/bomb.png", "8000x8000 has more than 50000000 pixels"),
+    ("/huge-bomb.png", "too many pixels"),
+    ("/missing.png", "HTTP 404"),
+])
+def test_non_images_and_bombs_are_refused(server, path, match):
+    with pytest.raises(InvalidReference, match=match) as info:
+        fetch(server + path)
+    assert info.value.code == "invalid_reference"
+
+
+def test_formats_outside_the_allow_list_are_refused():
+    with pytest.raises(InvalidReference, match="not a valid"):
+        decode_image(_encoded(gradient((16, 16)), "TIFF"), "references[0]")
+
+
+# --- uploads and shapes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [
+    "ws-b/uploads/u1/fox.png",  # another workspace
+    "ws-a/generations/j1/0.png",  # not an upload
+    "ws-a/uploads/../../ws-b/uploads/u1/fox.png",
+    "ws-a/uploads//fox.png",
+    "/ws-a/uploads/u1/fox.png",
+    "ws-ab/uploads/u1/fox.png",
+])
+def test_uploads_outside_the_jobs_workspace_are_refused_without_reading(key, monkeypatch):
+    from functions.core import aws
+
+    monkeypatch.setattr(aws, "client", lambda service: pytest.fail("S3 must not be read"))
+    with pytest.raises(InvalidReference, match="is not an upload of this workspace"):
+        load_reference({"upload_key": key}, "references[0]", workspace_id="ws-a", bucket="b")
+
+
+@pytest.mark.parametrize("ref", [
+    "https://example.com/fox.png", {"url": 3}, {"path": "x"}, {"url": "https://a", "upload_key": "ws-a/uploads/x"},
+])
+def test_malformed_references_are_refused(ref):
+    with pytest.raises(InvalidReference, match=r"references\[0\]: must be"):
+        load_reference(ref, "references[0]", workspace_id="ws-a", bucket="b")
+
+
+def test_the_error_names_the_bad_reference(server):
+    with pytest.raises(InvalidReference, match=r"^references\[1\] \(.*/text\)"):
+        load_references([{"url": server + "/fox.png"}, {"url": server + "/text"}], workspace_id="ws-a",
+                        bucket="unused", allow_loopback=True)
+
+
+def test_several_references_keep_their_order(server):
+    images = load_references([{"url": server + "/fox.png"}, {"url": server + "/rgba.png"},
+                              {"url": server + "/fox.jpg"}], workspace_id="ws-a", bucket="unused",
+                             allow_loopback=True)
+    assert len(images) == 3
+    assert np.asarray(images[1])[:, :20].min() == 255  # the flattened RGBA one is second
+
+
+def test_too_many_references():
+    with pytest.raises(InvalidReference, match="at most 10"):
+        load_references([{"url": "https://example.com/x.png"}] * 11, workspace_id="ws-a", bucket="b")
+
+
+def test_fetch_url_returns_the_bytes(server):
+    assert fetch_url(server + "/fox.png", "ref", allow_loopback=True) == PNG

@@ -1,0 +1,98 @@
+"""Uploads and the native API's task inputs: references, edit counterparts, video durations."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+from PIL import Image
+
+from functions.core import storage
+from functions.core.jobs import JobStore
+from gpu.catalog import get_catalog
+
+pytestmark = pytest.mark.xdist_group("integration")
+
+
+def png_bytes(size=(64, 64), color=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_presigned_upload_then_edit_with_the_reference(world, api, tenant):
+    resp = api.post("/api/uploads", json={"filename": "cat photo.png", "content_type": "image/png"},
+                    headers=tenant.headers)
+    assert resp.status_code == 201, resp.json
+    upload = resp.json
+    assert upload["reference"].startswith("upload://up_") and upload["reference"].endswith("/cat-photo.png")
+    posted = httpx.post(upload["upload"]["url"], data=upload["upload"]["fields"],
+                        files={"file": ("cat.png", png_bytes(), "image/png")})
+    assert posted.status_code in (200, 204), posted.text
+    key = f"{tenant.workspace_id}/uploads/{upload['id']}"
+    assert storage.get_bytes(key) == png_bytes()
+
+    body = {"tool": "edit-image", "input": {"prompt": "make it blue", "image_urls": [upload["reference"]],
+                                            "size": "256x256"}}
+    job_id = api.post("/api/run", json=body, headers=tenant.headers).json["id"]
+    job = JobStore().get(job_id)
+    assert job.task == "image-to-image" and job.params["references"] == [{"upload_key": key}]
+    assert job.params["strength"] > 0
+
+
+def test_a_reference_always_resolves_inside_the_callers_workspace(world, api, tenant, new_tenant):
+    upload = api.post("/api/uploads", json={"filename": "a.png", "content_type": "image/png"},
+                      headers=tenant.headers).json
+    other = new_tenant()
+    body = {"model": "sdxl-turbo", "input": {"prompt": "x", "image_urls": [upload["reference"]]}}
+    job_id = api.post("/api/generate", json=body, headers=other.headers).json["_id"]
+    refs = JobStore().get(job_id).params["references"]
+    assert refs == [{"upload_key": f"{other.workspace_id}/uploads/{upload['id']}"}]
+
+
+def test_multipart_file_upload_fronts(world, api, tenant):
+    for path in ("/files", "/api/v1/uploads"):
+        resp = api.post(path, data={"file": (io.BytesIO(png_bytes()), "pic.png", "application/octet-stream")},
+                        headers=tenant.headers, content_type="multipart/form-data")
+        assert resp.status_code == 201, (path, resp.get_data(as_text=True))
+        assert resp.json["content_type"] == "image/png" and resp.json["size"] == len(png_bytes())
+        assert httpx.get(resp.json["url"]).content == png_bytes()
+    bad = api.post("/files", data={"file": (io.BytesIO(b"not an image"), "x.txt", "text/plain")},
+                   headers=tenant.headers, content_type="multipart/form-data")
+    assert bad.status_code == 400 and bad.json["errors"][0]["field"] == "file"
+
+
+def test_text_to_image_with_references_switches_to_the_edit_model(world, api, tenant):
+    body = {"model": "flux-schnell", "input": {"prompt": "x", "image_url": "https://93.184.216.34/a.png"}}
+    job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["_id"]
+    job = JobStore().get(job_id)
+    assert job.model == get_catalog().model("flux-schnell").edit_model and job.tool == "edit-image"
+    assert job.params["references"] == [{"url": "https://93.184.216.34/a.png"}]
+
+
+def test_video_duration_snaps_and_sets_frames_and_price(world, api, tenant):
+    model = get_catalog().model("ltx-video")
+    body = {"tool": "create-video", "input": {"prompt": "waves", "duration": 4.4, "size": "256x256"}}
+    resp = api.post("/api/run", json=body, headers=tenant.headers)
+    assert resp.status_code == 202, resp.json
+    job = JobStore().get(resp.json["id"])
+    snapped = model.snap_duration(4.4)
+    assert job.type == "video" and job.params["duration"] == snapped
+    assert job.params["frames"] == model.frames_for(snapped, model.defaults.fps)
+    assert job.cost == model.credits_per_second * snapped
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"tool": "create-video", "input": {"prompt": "x", "n": 2}}, "input.n"),
+    ({"tool": "image-to-video", "input": {"prompt": "x"}}, "input.image_urls"),
+    ({"tool": "edit-image", "input": {"prompt": "x", "image_urls": ["ftp://host/a.png"]}}, "input.image_urls.0"),
+    ({"tool": "edit-image", "input": {"prompt": "x", "image_urls": ["upload://../../etc"]}}, "input.image_urls.0"),
+    ({"tool": "create-image", "input": {"prompt": "x", "duration": 3}}, "input.duration"),
+    ({"tool": "edit-image", "input": {"prompt": "x", "image_urls": ["https://a.example/1.png"] * 11}},
+     "input.image_urls"),
+])
+def test_bad_task_inputs_name_the_field(api, tenant, body, field):
+    resp = api.post("/api/run", json=body, headers=tenant.headers)
+    assert resp.status_code == 400, resp.json
+    assert resp.json["errors"][0]["field"] == field, resp.json
