@@ -56,9 +56,11 @@ def _model(name: str, field: str) -> ModelSpec:
 def _submit(tool: str | None, model: ModelSpec, raw_input: dict[str, Any], webhook: str | None,
             events: list[str] | None) -> dict[str, Any]:
     principal = _principal()
+    # Before any input check: a key without the scope learns nothing about the request (reference edits
+    # never change a model's type, so the scope is known already).
+    principal.require(f"{model.type}:generate")
     inp = parse_input(GenerationInput, raw_input, prefix="input.")
     model, params = resolve_request(model, inp, workspace_id=principal.workspace_id, prefix="input.")
-    principal.require(f"{model.type}:generate")
     tool = tool or next((t.slug for t in get_catalog().tools if t.task == model.task), None)
     request = SubmitRequest(workspace_id=principal.workspace_id, model=model, params=params,
                             input=inp.model_dump(exclude_none=True, exclude_defaults=True) | {"prompt": inp.prompt},

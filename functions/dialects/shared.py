@@ -29,12 +29,12 @@ RESOLUTIONS = {"0.5K": 512, "1K": 1024, "2K": 2048, "4K": 4096}
 def steps_for_quality(model: ModelSpec, quality: str | None) -> int | None:
     """`quality` as denoising steps for this model, None for its default.
 
-    low halves the model's default steps; hd/high take half as many again (at least one more), never
-    past the model's max_steps; auto/standard/medium keep the default.
+    low halves the model's default steps (never below its min_steps); hd/high take half as many again (at
+    least one more), never past its max_steps; auto/standard/medium keep the default.
     """
     base = model.defaults.steps
     if quality == "low":
-        return max(1, math.ceil(base / 2))
+        return max(model.min_steps, math.ceil(base / 2))
     if quality in ("hd", "high"):
         return min(model.max_steps, max(base + 1, math.ceil(base * 1.5)))
     return None

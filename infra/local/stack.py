@@ -166,6 +166,8 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
         "TRANSFORMERS_VERBOSITY": "error",
         "DIFFUSERS_VERBOSITY": "error",
         "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+        # No API Gateway in front: synchronous dialects may wait as long as a CPU needs for a video.
+        "DARKROOM_SYNC_WAIT_SECONDS": os.environ.get("DARKROOM_SYNC_WAIT_SECONDS", "180"),
     })
     return env
 

@@ -124,8 +124,8 @@ def test_quality_words_become_steps_within_the_model():
     assert steps_for_quality(schnell, "hd") == 6 and steps_for_quality(schnell, "low") == 2
     assert steps_for_quality(dev, "high") == 42 and steps_for_quality(dev, "low") == 14
     assert steps_for_quality(turbo, "hd") == 2 and steps_for_quality(turbo, "low") == 1
-    tight = schnell.model_copy(update={"max_steps": 4})
-    assert steps_for_quality(tight, "hd") == 4
+    tight = schnell.model_copy(update={"max_steps": 4, "min_steps": 3})
+    assert steps_for_quality(tight, "hd") == 4 and steps_for_quality(tight, "low") == 3
 
 
 def test_resolution_sets_the_long_side():
