@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -86,10 +85,6 @@ def _sizes_for(model: ModelSpec, args: argparse.Namespace, on_gpu: bool) -> list
     return [(max(model.min_side, w // snap * snap), max(model.min_side, h // snap * snap)) for w, h in sizes]
 
 
-def _median(runs: list[float]) -> float:
-    return statistics.median(runs)
-
-
 def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespace, *,
                 device: str, dtype: str, upload: Callable[[str, bytes, str], None]) -> Row:
     import torch
@@ -153,10 +148,10 @@ def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespac
         uploading.append(time.perf_counter() - t0)
         size_bytes = sum(len(data) for data, _ in files)
 
+    # Best of the runs, as timeit reports: on a shared machine noise only ever adds time.
     return Row(model=model.id, task=model.task, width=width, height=height, n=req.n, steps=steps,
-               frames=req.frames, fps=req.fps, load=load, warmup=warmup, inference=_median(inference),
-               vae_decode=_median(decode), encode=_median(encoding), upload=_median(uploading),
-               output_bytes=size_bytes)
+               frames=req.frames, fps=req.fps, load=load, warmup=warmup, inference=min(inference),
+               vae_decode=min(decode), encode=min(encoding), upload=min(uploading), output_bytes=size_bytes)
 
 
 def _reference(width: int, height: int) -> Any:
@@ -261,12 +256,15 @@ def markdown(rows: list[Row], machine: dict[str, str], command: str) -> str:
         ("- **load**: weights from disk to the device, as a fresh container does (once per container; edit "
          "models load their text model's weights, then share them);"),
         "- **warm-up**: the first call (kernel selection, torch.compile), not counted below;",
-        "- **inference**: the whole pipeline call (text encoders, denoising, VAE decode), median of the runs;",
+        "- **inference**: the whole pipeline call (text encoders, denoising, VAE decode);",
         "- **VAE decode**: the part of inference spent in the VAE decoder (timed with hooks on it);",
         "- **encode**: PNG + JPEG thumbnail per image, or H.264 mp4 + JPEG poster per video;",
         "- **upload**: S3 PutObject of every file (a moto server on loopback here: no network latency);",
         "- **throughput**: images, or seconds of video, per second of job time (inference + encode + upload);",
         "- **overhead**: the worker's own cost relative to the model's, (encode + upload) / inference.",
+        "",
+        ("Times are seconds, the best of the measured runs for each stage (as `timeit` reports: on a shared "
+         "machine, noise only ever adds time)."),
         "",
         "## Machine",
         "",
@@ -280,6 +278,20 @@ def markdown(rows: list[Row], machine: dict[str, str], command: str) -> str:
         *["| " + " | ".join(row_cells(row)) + " |" for row in rows],
         "",
     ]
+    if machine.get("weights", "").startswith("tiny"):
+        lines += [
+            "## Reading these numbers",
+            "",
+            ("- The weights are the tiny random ones: inference measures the pipelines' mechanics (the same "
+             "classes, schedulers and VAE compression as the real models), not the real models' speed. Encode "
+             "and upload depend only on pixels and frames, so they carry over to real weights at the same "
+             "sizes, where inference is far heavier: the overhead ratio here overstates the real one."),
+            ("- Video encode is H.264 (x264, preset fast, crf 18) of random-weight frames, which are noise: "
+             "the worst case for x264, so real footage encodes faster and smaller."),
+            ("- On a CUDA machine: `python -m gpu.bench --weights /path/to/weights [--compile]` (bfloat16; "
+             "`--compile` compiles the denoiser, and the warm-up column shows the compile time)."),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -303,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1, help="images (or videos) per job")
     parser.add_argument("--frames", type=int, help="video frames (default: from --duration)")
     parser.add_argument("--duration", type=float, help="video seconds (default: the model's default)")
-    parser.add_argument("--repeat", type=int, default=3, help="measured runs per row (the median is kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per row (the best is kept)")
     parser.add_argument("--weights", help="tiny, hub or a weights directory (default: DARKROOM_WEIGHTS, else tiny)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser (CUDA)")
     parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
@@ -316,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     for quiet in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
         os.environ.setdefault(quiet, "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()  # from_pretrained's "Loading pipeline components" bars
     if _weights() != "hub":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gpu import worker

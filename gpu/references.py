@@ -109,11 +109,15 @@ def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Lim
     """GET `url` with the SSRF guard on every hop, at most `limits.max_bytes`, within `limits.timeout`."""
     deadline = time.monotonic() + limits.timeout
     # trust_env=False: a proxy from the environment would make the connection, and the check, moot.
-    with httpx.Client(timeout=limits.timeout, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
         for _hop in range(limits.max_redirects + 1):
             target, headers, extensions = _pinned(url, label, allow_loopback)
+            remaining = deadline - time.monotonic()  # one budget for every hop, connects included
+            if remaining <= 0:
+                raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s")
             try:
-                with client.stream("GET", target, headers=headers, extensions=extensions) as resp:
+                with client.stream("GET", target, headers=headers, extensions=extensions,
+                                   timeout=remaining) as resp:
                     if resp.status_code in _REDIRECTS:
                         location = resp.headers.get("location")
                         if not location:

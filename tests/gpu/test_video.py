@@ -46,7 +46,9 @@ def test_text_to_video_is_fast_on_this_cpu(t2v):
     generate(t2v, "ltx", _request())  # warm
     started = time.perf_counter()
     generate(t2v, "ltx", _request())
-    assert time.perf_counter() - started < 5
+    # Well under a second on an idle 2-core CPU; the margin is for a shared, loaded one. A VAE that did
+    # not compress like LTX's (32x, 8x in time) would blow it by far.
+    assert time.perf_counter() - started < 10
 
 
 def test_same_seed_same_video(t2v):

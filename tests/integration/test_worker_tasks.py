@@ -285,3 +285,20 @@ def test_storage_keys_stay_in_the_workspace(world, tenant):
     out = result.outputs[0]
     assert out.key == storage.output_key(tenant.workspace_id, result.job_id, 0, "mp4")
     assert out.thumbnail_key == storage.thumbnail_key(tenant.workspace_id, result.job_id, 0)
+
+
+# --- the Modal classes run the same worker ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls_name, model_id", [("LTXVideoGenerator", "ltx-video-i2v"),
+                                                ("FluxGenerator", "flux-schnell-edit")])
+def test_modal_classes_serve_reference_tasks_locally(world, tenant, cls_name, model_id):
+    from gpu import modal_app
+
+    params = model_params(model_id, world, tenant.workspace_id)
+    request = make_request(world, tenant.workspace_id, model_id, **params)
+    generator = getattr(modal_app, cls_name)(model=model_id)
+    result = generator.generate.local(request.model_dump())
+    assert result["outcome"] == "succeeded", result.get("error")
+    assert [m["outcome"] for m in world.messages("ResultsQueue")] == ["started", "succeeded"]
+    assert result["outputs"][0]["content_type"] == ("video/mp4" if model_id.startswith("ltx") else "image/png")
