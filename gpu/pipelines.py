@@ -71,10 +71,17 @@ if TYPE_CHECKING:
     PIPELINE_CLASSES: dict[str, type]
 
 
-def _pipeline_class(family: str) -> type:
-    import diffusers
+# diffusers and transformers import their submodules lazily, on first attribute access, and two threads
+# doing that at once fail with ImportError. Every import-heavy step (class lookup, load, tiny build) takes
+# this one process-wide lock; inference on loaded pipelines does not.
+MODEL_IO_LOCK = threading.RLock()
 
-    return getattr(diffusers, family_spec(family).pipeline)
+
+def _pipeline_class(family: str) -> type:
+    with MODEL_IO_LOCK:
+        import diffusers
+
+        return getattr(diffusers, family_spec(family).pipeline)
 
 
 _CacheKey = tuple[str, str, str, str]
@@ -108,14 +115,17 @@ def load_pipeline(
         if key in _cache:  # loaded by the thread we waited for
             return _cache[key]
         if spec.base != family:
-            pipe = cls.from_pipe(load_pipeline(spec.base, source, device=device, dtype=dtype))
+            base = load_pipeline(spec.base, source, device=device, dtype=dtype)
+            with MODEL_IO_LOCK:
+                pipe = cls.from_pipe(base)
         else:
             import torch
 
             kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}  # diffusers 0.42 deprecates torch_dtype
             if Path(source).is_dir():
                 kwargs["local_files_only"] = True
-            pipe = cls.from_pretrained(source, **kwargs).to(device)
+            with MODEL_IO_LOCK:
+                pipe = cls.from_pretrained(source, **kwargs).to(device)
         pipe.set_progress_bar_config(disable=True)
         with _guard:
             _cache[key] = pipe

@@ -29,10 +29,11 @@ _T5_MAX_LENGTH = 512  # FluxPipeline's largest max_sequence_length.
 
 def ensure_tiny_pipeline(family: str, cache_dir: Path) -> Path:
     """Return `cache_dir/tiny-<base family>-v1`, building it first if it is missing."""
-    from gpu.pipelines import family_spec
+    from gpu.pipelines import MODEL_IO_LOCK, family_spec
 
     base = family_spec(family).base
-    return build_tiny_pipeline(base, Path(cache_dir) / f"tiny-{base}-{TINY_VERSION}")
+    with MODEL_IO_LOCK:  # building imports diffusers' model classes: one thread at a time
+        return build_tiny_pipeline(base, Path(cache_dir) / f"tiny-{base}-{TINY_VERSION}")
 
 
 def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
