@@ -32,7 +32,7 @@ def import_seconds(module: str) -> float:
 def main() -> None:
     floor = import_seconds("boto3")
     rows = [(module, import_seconds(module)) for module in HANDLERS]
-    lines = ["| handler | import (ms, median of %d) | × import boto3 |" % RUNS, "|---|---:|---:|",
+    lines = [f"| handler | import (ms, median of {RUNS}) | × import boto3 |", "|---|---:|---:|",
              f"| boto3 alone | {floor * 1000:.0f} | 1.0 |"]
     lines += [f"| {module} | {seconds * 1000:.0f} | {seconds / floor:.1f} |" for module, seconds in rows]
     table = "\n".join(lines)
@@ -41,7 +41,7 @@ def main() -> None:
     DOC.write_text(
         "# Lambda cold start: handler import time\n\n"
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, Python {platform.python_version()}, "
-        f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
+        f"{subprocess.run(['nproc'], capture_output=True, text=True, check=True).stdout.strip()} cores, "
         "with `python -m infra.bench_coldstart`. Lambda's init adds the runtime's own start to these.\n\n"
         f"{table}\n\n"
         "What is kept off the path: modal (imported by the dispatch function on first spawn only), torch and "

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -58,7 +58,7 @@ def dev(
         console.print("Stopped.")
 
 
-def _target(local: bool, stack_name: Optional[str], data_dir: Path) -> None:
+def _target(local: bool, stack_name: str | None, data_dir: Path) -> None:
     """Point this process's settings at the local stack's tables or a deployed stack's."""
     if local:
         from infra.local.stack import read_env_file
@@ -87,14 +87,14 @@ def _target(local: bool, stack_name: Optional[str], data_dir: Path) -> None:
 
 
 Local = Annotated[bool, typer.Option("--local", help="Use the running local stack (darkroom dev).")]
-StackName = Annotated[Optional[str], typer.Option(help="Deployed CloudFormation stack to read table names from.")]
+StackName = Annotated[str | None, typer.Option(help="Deployed CloudFormation stack to read table names from.")]
 
 
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
     workspace: Annotated[str, typer.Option(help="Workspace id; created if it does not exist.")] = "default",
-    scope: Annotated[Optional[list[str]], typer.Option(help="Scope to grant (repeat). Default: all but admin.")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="Scope to grant (repeat). Default: all but admin.")] = None,
     admin: Annotated[bool, typer.Option(help="Grant every scope, admin included (bootstrap key).")] = False,
     rate_limit: Annotated[int, typer.Option(help="Requests per minute (default 60).")] = 60,
     local: Local = False,
@@ -156,7 +156,7 @@ def keys_revoke(
 @workspaces_app.command("create")
 def workspaces_create(
     workspace: Annotated[str, typer.Argument(help="Workspace id (letters, digits, - and _).")],
-    name: Annotated[Optional[str], typer.Option(help="Display name.")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     credits: Annotated[float, typer.Option(help="Starting balance.")] = 0,
     local: Local = False,
     stack_name: StackName = None,
@@ -202,7 +202,7 @@ def workspaces_usage(
     console.print(table)
 
 
-def _secret(secret: Optional[str], data_dir: Path) -> str:
+def _secret(secret: str | None, data_dir: Path) -> str:
     if secret:
         return secret
     from infra.local.stack import read_env_file
@@ -214,7 +214,7 @@ def _secret(secret: Optional[str], data_dir: Path) -> str:
     return found
 
 
-Secret = Annotated[Optional[str], typer.Option(help="whsec_… (default: DARKROOM_WEBHOOK_SECRET or .darkroom/dev.env)")]
+Secret = Annotated[str | None, typer.Option(help="whsec_… (default: DARKROOM_WEBHOOK_SECRET or .darkroom/dev.env)")]
 
 
 @webhooks_app.command("verify")
@@ -256,7 +256,7 @@ def webhooks_listen(
     verifier = Webhook(_secret(secret, data_dir))
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
             try:
                 payload = verifier.verify(body, dict(self.headers))
@@ -311,7 +311,7 @@ def webhooks_replay_dlq(
     console.print(f"{replayed} event(s) replayed")
 
 
-def _webhook_queues(local: bool, stack_name: Optional[str], data_dir: Path) -> dict[str, str]:
+def _webhook_queues(local: bool, stack_name: str | None, data_dir: Path) -> dict[str, str]:
     _target(local, stack_name, data_dir)
     if local:
         from functions.core import aws

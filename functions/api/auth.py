@@ -25,7 +25,7 @@ class Principal:
     rate_limit: int
 
     @classmethod
-    def from_key(cls, key: ApiKey) -> "Principal":
+    def from_key(cls, key: ApiKey) -> Principal:
         return cls(key.workspace_id, key.key_id, frozenset(key.scopes), key.rate_limit)
 
     def require(self, scope: str) -> None:
@@ -59,7 +59,7 @@ def authenticate(headers: dict[str, str], store: KeyStore | None = None) -> Prin
 
 
 # The rate-limit headers of the request in flight: the handler adds them to every response, errors included.
-response_headers: ContextVar[dict[str, str]] = ContextVar("response_headers", default={})
+response_headers: ContextVar[dict[str, str] | None] = ContextVar("response_headers", default=None)
 
 
 def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:

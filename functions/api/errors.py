@@ -7,8 +7,7 @@ import json
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from functions.core.errors import DarkroomError, NotFound
-from functions.dialects import AIMS, NATIVE, OPENAI, dialect_for_path
-from functions.dialects import aims, native, openai
+from functions.dialects import AIMS, NATIVE, OPENAI, aims, dialect_for_path, native, openai
 
 RENDERERS = {NATIVE: native.error_body, OPENAI: openai.error_body, AIMS: aims.error_body}
 

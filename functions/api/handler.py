@@ -13,5 +13,5 @@ def handler(event: dict, context: LambdaContext) -> dict:
     idempotency.config.register_lambda_context(context)
     response_headers.set({})
     response = app.resolve(event, context)
-    response.setdefault("headers", {}).update(response_headers.get())
+    response.setdefault("headers", {}).update(response_headers.get() or {})
     return response

@@ -117,7 +117,7 @@ def list_generations() -> Response:
         status = native.STATUS_FILTER.get(status_name)
         if status is None:
             raise ValidationFailed(f"Unknown status {status_name!r}", errors=[FieldError(
-                "status", f"must be one of pending, processing, success, error, canceled", "invalid_value")])
+                "status", "must be one of pending, processing, success, error, canceled", "invalid_value")])
     jobs, total = JobStore().list_for_workspace(principal.workspace_id, status=status, limit=limit, offset=offset)
     return json_response(200, {
         "data": [native.generation(j) for j in jobs],

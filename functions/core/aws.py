@@ -6,7 +6,7 @@ environment variable and the code here stays identical to what runs in AWS.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -17,7 +17,7 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     return boto3.session.Session().client(service, config=_S3_CONFIG if service == "s3" else _CONFIG)
 

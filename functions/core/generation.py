@@ -95,7 +95,7 @@ def _bad(field: str, message: str, code: str = "invalid_value") -> ValidationFai
 
 
 def _snap(value: float, multiple: int) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
+    return max(multiple, round(value / multiple) * multiple)
 
 
 def resolve_size(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") -> tuple[int, int]:

@@ -107,7 +107,7 @@ class Job(BaseModel):
         return item
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Job":
+    def from_item(cls, item: dict[str, Any]) -> Job:
         return cls.model_validate(item)
 
 

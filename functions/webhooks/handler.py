@@ -36,7 +36,7 @@ def record_handler(record: SQSRecord) -> None:
         raise NotYet(message.event_id)
     if decision.action == "retry":
         messages.send(settings.webhooks_queue_url, decision.next,
-                      delay_seconds=max(0, min(int(round(decision.delay)), MAX_DELAY_SECONDS)))
+                      delay_seconds=max(0, min(round(decision.delay), MAX_DELAY_SECONDS)))
     elif decision.action == "dead_letter":
         logger.warning("webhook dead-lettered", extra={"event_id": message.event_id, "reason": decision.reason})
         messages.send(settings.webhooks_dlq_url, decision.next or message, MessageAttributes={

@@ -36,7 +36,7 @@ _Loader.add_multi_constructor("!", lambda loader, suffix, node: _tag(loader, suf
 
 
 def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(path.read_text(), Loader=_Loader)
 
 
 @dataclass

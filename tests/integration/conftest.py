@@ -146,7 +146,7 @@ def failing_dispatcher(monkeypatch) -> InlineDispatcher:
 
 @pytest.fixture
 def dispatcher(monkeypatch) -> InlineDispatcher:
-    from functions.dispatch import dispatchers, handler
+    from functions.dispatch import handler
 
     inline = InlineDispatcher()
     monkeypatch.setattr(handler, "get_dispatcher", lambda: inline)

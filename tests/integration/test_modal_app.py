@@ -11,7 +11,7 @@ pytestmark = pytest.mark.xdist_group("integration")
 
 
 def test_modal_class_runs_a_job_locally(world, api, tenant):
-    import gpu.modal_app as modal_app
+    from gpu import modal_app
 
     body = {"model": "sdxl-turbo", "input": {"prompt": "a lighthouse", "size": "256x256", "seed": 3}}
     job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["_id"]
@@ -33,7 +33,7 @@ def test_modal_class_runs_a_job_locally(world, api, tenant):
 
 
 def test_every_catalog_class_is_served_by_the_app():
-    import gpu.modal_app as modal_app
+    from gpu import modal_app
     from gpu.catalog import get_catalog
 
     for model in get_catalog().models:

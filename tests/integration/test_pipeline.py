@@ -14,7 +14,6 @@ from functions.core.errors import TransitionRejected
 from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.messages import ResultMessage
 from functions.sweeper.logic import MAX_DISPATCH_ATTEMPTS, sweep
-
 from infra.local.lambda_runtime import LambdaContext
 
 pytestmark = pytest.mark.xdist_group("integration")

@@ -31,7 +31,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"])).decode()
                 receiver.requests.append({"headers": dict(self.headers), "body": body, "at": time.time()})
                 status, delay, headers = receiver.script.pop(0) if receiver.script else (200, 0, {})
