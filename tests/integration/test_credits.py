@@ -61,10 +61,11 @@ def test_failure_and_cancel_refund_exactly_once(world, api, new_tenant):
 
 
 def test_concurrent_submits_and_refunds_never_overspend(world, new_tenant):
-    tenant = funded_workspace(new_tenant, 5)
+    # The exact scenario: 50 parallel submits against a balance for 20.
+    tenant = funded_workspace(new_tenant, 20)
     model = get_catalog().model("sdxl-turbo")
     accepted, refused = [], []
-    barrier = threading.Barrier(12)
+    barrier = threading.Barrier(50)
 
     def one() -> None:
         request = SubmitRequest(workspace_id=tenant.workspace_id, model=model, input={"prompt": "x"},
@@ -75,12 +76,12 @@ def test_concurrent_submits_and_refunds_never_overspend(world, new_tenant):
         except PaymentRequired:
             refused.append(1)
 
-    threads = [threading.Thread(target=one) for _ in range(12)]
+    threads = [threading.Thread(target=one) for _ in range(50)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(accepted) == 5 and len(refused) == 7
+    assert len(accepted) == 20 and len(refused) == 30
     assert credits.balance(tenant.workspace_id) == 0
 
     # Every job failed and canceled at once, from several threads: each refunds exactly once.
@@ -99,7 +100,7 @@ def test_concurrent_submits_and_refunds_never_overspend(world, new_tenant):
         t.start()
     for t in threads:
         t.join()
-    assert credits.balance(tenant.workspace_id) == 5
+    assert credits.balance(tenant.workspace_id) == 20
     assert all(JobStore().get(j.id).refunded == 1 for j in accepted)
 
 

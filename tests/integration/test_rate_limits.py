@@ -39,22 +39,23 @@ def test_headers_on_every_response_and_429_past_the_limit(api, tenant):
 
 
 def test_limit_holds_under_concurrency(world):
+    # The exact scenario: a 10/min key under a burst of 30.
     allowed, refused = [], []
-    barrier = threading.Barrier(10)
+    barrier = threading.Barrier(30)
 
     def one() -> None:
         barrier.wait()
         try:
-            allowed.append(ratelimit.hit("key_concurrent", 4, now=1_000_000.0))
+            allowed.append(ratelimit.hit("key_concurrent", 10, now=1_000_000.0))
         except RateLimited:
             refused.append(1)
 
-    threads = [threading.Thread(target=one) for _ in range(10)]
+    threads = [threading.Thread(target=one) for _ in range(30)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(allowed) == 4 and len(refused) == 6
-    assert sorted(q.remaining for q in allowed) == [0, 1, 2, 3]
+    assert len(allowed) == 10 and len(refused) == 20
+    assert sorted(q.remaining for q in allowed) == list(range(10))
     # The next window starts afresh.
-    assert ratelimit.hit("key_concurrent", 4, now=1_000_060.0).remaining == 3
+    assert ratelimit.hit("key_concurrent", 10, now=1_000_060.0).remaining == 9
