@@ -211,3 +211,19 @@ def test_rotation_signs_with_both_secrets_during_grace(world, api, tenant, drain
     api.post("/api/webhooks/secret/rotate", json={"grace_seconds": 0}, headers=tenant.headers)
     current = api.get("/api/webhooks/secret", headers=tenant.headers).json
     assert current["previous"] == [] or all(p["expires_at"] <= time.time() for p in current["previous"])
+
+
+def test_start_event_only_when_asked_for(world, api, tenant, dispatcher, drain):
+    """webhook_events_filter ["start", "completed"] adds generation.started; the default is completed only."""
+    for events, expected in ((["start", "completed"], ["generation.started", "generation.succeeded"]),
+                             (None, ["generation.succeeded"])):
+        body = {"tool": "create-image", "input": {"prompt": "x", "size": "256x256"},
+                "webhook": "http://127.0.0.1:9/hook"}
+        if events:
+            body["webhook_events_filter"] = events
+        job_id = api.post("/api/run", json=body, headers=tenant.headers).json["id"]
+        drain("DispatchFunction", "JobsQueue")
+        drain("CompleteFunction", "ResultsQueue")
+        queued = [m for m in world.messages("WebhooksQueue") if m["job_id"] == job_id]
+        assert [m["event"] for m in queued] == expected
+        assert len({m["event_id"] for m in queued}) == len(expected)
