@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from cfnlint.decode import decode
+from offline_aws import set_offline_aws_env
 from samtranslator.translator.transform import transform
 
 from functions.core import aws
@@ -42,16 +43,6 @@ def _plain(node):
     return json.loads(json.dumps(node))
 
 
-def _aws_env(mp: pytest.MonkeyPatch) -> None:
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    mp.delenv("AWS_SESSION_TOKEN", raising=False)
-    mp.delenv("AWS_PROFILE", raising=False)
-    # Anything that slips through to AWS fails at once instead of leaving the machine.
-    mp.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-
-
 @pytest.fixture(scope="module")
 def source() -> dict:
     template, problems = decode(str(TEMPLATE))
@@ -65,13 +56,13 @@ def transformed(source) -> dict:
     # `sam package` replaces the local CodeUri with the uploaded artifact; the transform needs an S3 URI.
     template["Globals"]["Function"]["CodeUri"] = "s3://darkroom-artifacts/darkroom.zip"
     with pytest.MonkeyPatch.context() as mp:
-        _aws_env(mp)
+        set_offline_aws_env(mp)
         return _plain(transform(template, {}, _NoManagedPolicies()))
 
 
 @pytest.fixture
 def offline_aws(monkeypatch):
-    _aws_env(monkeypatch)
+    set_offline_aws_env(monkeypatch)
     aws.reset_clients()
     get_settings.cache_clear()
     lookup_cache.clear()

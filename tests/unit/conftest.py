@@ -8,6 +8,7 @@ integration suite's moto server, and an environment variable set by a test never
 from __future__ import annotations
 
 import pytest
+from offline_aws import set_offline_aws_env
 
 from functions.core import aws
 from functions.core.keys import lookup_cache
@@ -24,13 +25,7 @@ def _forget_caches() -> None:
 
 @pytest.fixture(autouse=True)
 def _offline_aws(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    # A call that slips through to AWS fails at once (nothing listens on port 9) instead of leaving the machine.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    set_offline_aws_env(monkeypatch)
     monkeypatch.delenv("DARKROOM_CATALOG_EXTRA", raising=False)
     _forget_caches()
     yield
