@@ -34,9 +34,8 @@ clean:
 	rm -rf $(VENV) .darkroom .pytest_cache
 
 # `sam build` runs these (Metadata: BuildMethod: makefile): every function ships the same code,
-# the functions/ package plus the lightweight model catalog, with the runtime requirements only.
+# the functions/ package (the model catalog included), with the runtime requirements only.
 build-ApiFunction build-DispatchFunction build-CompleteFunction build-WebhooksFunction build-SweeperFunction:
-	mkdir -p "$(ARTIFACTS_DIR)/gpu"
+	mkdir -p "$(ARTIFACTS_DIR)"
 	cp -r functions "$(ARTIFACTS_DIR)/"
-	cp gpu/__init__.py gpu/catalog.py gpu/catalog.yaml "$(ARTIFACTS_DIR)/gpu/"
 	python -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)"

@@ -1,4 +1,5 @@
-"""The GPU side: model catalog, runtime-agnostic worker, tiny local pipelines and the Modal app.
+"""The GPU side: the runtime-agnostic worker, pipeline loading, tiny local pipelines and the Modal app.
 
-Import-light on purpose: the api Lambda imports gpu.catalog, which must not pull in torch.
+It builds on functions/core (the job store, messages, storage and the model catalog); nothing under
+functions/ imports from here. Import-light on purpose: torch and diffusers load on first use.
 """

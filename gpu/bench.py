@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gpu.catalog import ModelSpec, get_catalog
+from functions.core.catalog import ModelSpec, get_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"

@@ -10,7 +10,7 @@ and spawns `generate` for one job.
 
 import modal
 
-from gpu.catalog import get_catalog
+from functions.core.catalog import get_catalog
 
 APP_NAME = "darkroom"
 WEIGHTS_DIR = "/weights"

@@ -16,7 +16,7 @@ from functions.core.errors import TransitionRejected
 from functions.core.jobs import JobError, JobStatus, JobStore, Output
 from functions.core.observability import logger
 from gpu import encode, references
-from gpu.catalog import ModelSpec, get_catalog
+from functions.core.catalog import ModelSpec, get_catalog
 from gpu.pipelines import GenerationRequest, generate, load_pipeline
 
 # Progress writes are throttled: one DynamoDB update per this many seconds at most.

@@ -17,7 +17,7 @@ from functions.core.generation import parse_input
 from functions.dialects import AIMS
 from functions.dialects import aims as dialect
 from functions.dialects.shared import DEFAULT_TOOLS, bad_field, pick_model
-from gpu.catalog import ModelSpec, get_catalog
+from functions.core.catalog import ModelSpec, get_catalog
 
 router = Router()
 

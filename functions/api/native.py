@@ -18,7 +18,7 @@ from functions.core.jobs import JobStatus, JobStore
 from functions.core.lifecycle import finish
 from functions.core.submit import SubmitRequest, submit
 from functions.dialects import native
-from gpu.catalog import ModelSpec, ToolSpec, get_catalog
+from functions.core.catalog import ModelSpec, ToolSpec, get_catalog
 
 router = Router()
 

@@ -20,7 +20,7 @@ from functions.core.generation import parse_input
 from functions.dialects import OPENAI
 from functions.dialects import openai as dialect
 from functions.dialects.shared import bad_field, pick_model
-from gpu.catalog import get_catalog
+from functions.core.catalog import get_catalog
 
 router = Router()
 

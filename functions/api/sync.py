@@ -24,7 +24,7 @@ from functions.core.jobs import Job
 from functions.core.submit import SubmitRequest, submit
 from functions.core.waiting import wait_for
 from functions.dialects.shared import rename_fields, require_success
-from gpu.catalog import ModelSpec, get_catalog
+from functions.core.catalog import ModelSpec, get_catalog
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpu.catalog import ModelSpec
+from functions.core.catalog import ModelSpec
 
 from . import aws, dynamo
 from .errors import NotFound, PaymentRequired

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gpu.catalog import ModelSpec
+from functions.core.catalog import ModelSpec
 
 from .errors import FieldError, ValidationFailed
 
@@ -172,7 +172,7 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     Reference images switch a text-to-image (text-to-video) model to its image-to-image (image-to-video)
     counterpart; video durations snap to the model's nearest supported one and fix the frame count.
     """
-    from gpu.catalog import get_catalog
+    from functions.core.catalog import get_catalog
 
     refs = _references(inp, workspace_id, prefix)
     if refs and not model.takes_references:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gpu.catalog import ModelSpec
+from functions.core.catalog import ModelSpec
 
 from .errors import FieldError, ValidationFailed
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gpu.catalog import ModelSpec
+from functions.core.catalog import ModelSpec
 
 from . import clock, credits, messages, sharing
 from .errors import FieldError, ServiceUnavailable, ValidationFailed

@@ -26,7 +26,7 @@ from functions.dialects.shared import (
     steps_for_quality,
     style_prompt,
 )
-from gpu.catalog import ModelSpec
+from functions.core.catalog import ModelSpec
 
 MAX_IMAGE_URLS = 10
 # Core GenerationInput field -> this dialect's name, for errors that name what the caller sent.

@@ -23,7 +23,7 @@ from functions.dialects.shared import (
     steps_for_quality,
     style_prompt,
 )
-from gpu.catalog import ModelSpec
+from functions.core.catalog import ModelSpec
 
 # `style` takes OpenAI's vivid/natural or any preset slug; ArtAPI documents vivid as the default.
 DEFAULT_STYLE = "vivid"

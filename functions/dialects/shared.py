@@ -13,7 +13,7 @@ from functions.core import storage
 from functions.core.errors import DarkroomError, FieldError, PayloadTooLarge, ValidationFailed
 from functions.core.jobs import Job, JobStatus
 from functions.core.styles import Style, apply_style, style_defaults
-from gpu.catalog import ModelSpec
+from functions.core.catalog import ModelSpec
 
 Quality = Literal["auto", "standard", "hd", "low", "medium", "high"]
 Background = Literal["auto", "transparent", "opaque"]
@@ -183,7 +183,7 @@ def pick_model(name: str | None, *, kind: str, references: bool, field_name: str
                references_field: str = "image_urls") -> ModelSpec:
     """The catalog model that serves the request: the named one (id or alias) or the default tool's, switched
     to its reference-taking counterpart (edit_model) when the request brings reference images."""
-    from gpu.catalog import get_catalog
+    from functions.core.catalog import get_catalog
 
     catalog = get_catalog()
     if name is None:

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from functions.core.messages import WorkRequest
 from functions.core.settings import get_settings
-from gpu.catalog import get_catalog
+from functions.core.catalog import get_catalog
 
 
 class Dispatcher(Protocol):

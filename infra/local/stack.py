@@ -199,7 +199,7 @@ def _warm_models() -> None:
     """Build (once) and load the tiny pipelines in the background, so the first job does not wait for it."""
     try:
         from gpu import worker
-        from gpu.catalog import get_catalog
+        from functions.core.catalog import get_catalog
         seen = set()
         for model in get_catalog().models:
             if model.family not in seen:

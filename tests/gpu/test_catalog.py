@@ -8,16 +8,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from gpu.catalog import Catalog, get_catalog
+from functions.core.catalog import Catalog, get_catalog
 from gpu.pipelines import FAMILIES
 
 
 def _data() -> dict:
     from pathlib import Path
 
-    import gpu.catalog
+    import functions.core.catalog
 
-    return yaml.safe_load(Path(gpu.catalog.__file__).with_name("catalog.yaml").read_text())
+    return yaml.safe_load(Path(functions.core.catalog.__file__).with_name("catalog.yaml").read_text())
 
 
 def test_every_text_model_finds_its_edit_counterpart_on_the_same_weights():

@@ -48,7 +48,7 @@ def _images(pipe, family, req, **kw) -> tuple[list[Image.Image], int]:
 
 
 def test_module_imports_do_not_import_torch():
-    code = ("import sys, gpu, gpu.catalog, gpu.pipelines, gpu.tiny, gpu.encode, gpu.references, gpu.worker, gpu.bench;"
+    code = ("import sys, gpu, functions.core.catalog, gpu.pipelines, gpu.tiny, gpu.encode, gpu.references, gpu.worker, gpu.bench;"
             " assert 'torch' not in sys.modules and 'diffusers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
@@ -69,7 +69,7 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
 
 
 def test_every_catalog_family_is_known_and_has_a_tiny_pipeline(tiny_root):
-    from gpu.catalog import get_catalog
+    from functions.core.catalog import get_catalog
     from gpu.pipelines import FAMILIES
 
     for model in get_catalog().models:

@@ -22,7 +22,7 @@ from functions.core import credits, uploads
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from functions.core.styles import get_styles
-from gpu.catalog import get_catalog
+from functions.core.catalog import get_catalog
 
 pytestmark = pytest.mark.xdist_group("integration")
 

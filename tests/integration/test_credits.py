@@ -12,7 +12,7 @@ from functions.core.jobs import JobStatus, JobStore
 from functions.core.lifecycle import finish
 from functions.core.submit import SubmitRequest, submit
 from functions.core.workspaces import WorkspaceStore
-from gpu.catalog import get_catalog
+from functions.core.catalog import get_catalog
 
 pytestmark = pytest.mark.xdist_group("integration")
 

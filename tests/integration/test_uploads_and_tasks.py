@@ -10,7 +10,7 @@ from PIL import Image
 
 from functions.core import storage
 from functions.core.jobs import JobStore
-from gpu.catalog import get_catalog
+from functions.core.catalog import get_catalog
 
 pytestmark = pytest.mark.xdist_group("integration")
 

@@ -33,7 +33,7 @@ from functions.dialects.shared import (
     size_for_resolution,
     steps_for_quality,
 )
-from gpu.catalog import get_catalog
+from functions.core.catalog import get_catalog
 
 REQUIRED_STYLES = ("anime-style", "cyberpunk-style", "watercolor-style", "photorealistic", "cinematic", "pixel-art",
                    "oil-painting", "3d-render", "line-art", "fantasy-art", "comic-book", "low-poly", "vivid", "natural")
