@@ -379,18 +379,181 @@ def test_jobs_table_indexes_match_the_job_item(source):
 
 def test_modal_token_lives_in_secrets_manager(source, transformed):
     (secret,) = resources(source, "AWS::SecretsManager::Secret").values()
-    secret_string = json.dumps(secret["Properties"]["SecretString"])
-    assert "ModalTokenId" in secret_string and "ModalTokenSecret" in secret_string
-    for parameter in ("ModalTokenId", "ModalTokenSecret"):
-        assert source["Parameters"][parameter]["NoEcho"] is True, parameter
+    # Created empty; `darkroom deploy` writes the token with PutSecretValue: no parameter, no command line.
+    assert "SecretString" not in secret["Properties"] and "GenerateSecretString" not in secret["Properties"]
+    assert not [p for p in source["Parameters"] if "token" in p.lower()]
     for name, function in resources(transformed, "AWS::Lambda::Function").items():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
         for key in variables:
             assert key not in {"MODAL_TOKEN", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"}, (name, key)
-        text = json.dumps(variables)
-        assert "ModalTokenId" not in text and "ModalTokenSecret" not in text, name
     dispatch = transformed["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
     assert dispatch["DARKROOM_MODAL_TOKEN_SECRET_ARN"] == {"Ref": "ModalToken"}
+    assert source["Outputs"]["ModalTokenSecretArn"]["Value"] == {"Ref": "ModalToken"}
+
+
+# ---------------------------------------------------------------- the GPU worker's identity
+
+
+def test_no_long_lived_credentials(source):
+    text = json.dumps(source)
+    for type_ in ("AWS::IAM::User", "AWS::IAM::AccessKey", "AWS::IAM::Group"):
+        assert not resources(source, type_), type_
+    assert "AccessKey" not in text and "aws_secret_access_key" not in text.lower()
+
+
+def _worker_role(source) -> dict:
+    return source["Resources"]["ModalWorkerRole"]["Properties"]
+
+
+def test_worker_role_trusts_only_this_modal_workspace_environment_and_app(source):
+    (statement,) = _worker_role(source)["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"] == {"Federated": {"Fn::If": ["CreateModalOidcProvider", {"Ref": "ModalOidcProvider"},
+                                                                {"Ref": "ModalOidcProviderArn"}]}}
+    condition = statement["Condition"]
+    assert condition["StringEquals"] == {"oidc.modal.com:aud": "oidc.modal.com"}
+    assert set(condition) == {"StringEquals", "StringLike"}
+    (sub,) = condition["StringLike"].values()
+    pattern = sub["Fn::Sub"]
+    # Every field that names the tenant is pinned; only the function and container may vary.
+    assert pattern == ("modal:workspace_id:${ModalWorkspaceId}:environment_name:${ModalEnvironment}"
+                       ":app_name:${ModalAppName}:function_name:*")
+    assert pattern.count("*") == 1 and pattern.endswith("function_name:*")
+    assert re.fullmatch(source["Parameters"]["ModalWorkspaceId"]["AllowedPattern"], "ac-12345abcd")
+    assert not re.fullmatch(source["Parameters"]["ModalWorkspaceId"]["AllowedPattern"], "*")
+    assert "Default" not in source["Parameters"]["ModalWorkspaceId"]  # no stack trusts a workspace by accident
+
+
+def _sub_claim_matches(pattern: str, sub: str) -> bool:
+    """IAM StringLike: * is any run of characters, ? one character."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, sub) is not None
+
+
+@pytest.mark.parametrize("sub,trusted", [
+    ("modal:workspace_id:ac-ours:environment_name:main:app_name:darkroom:function_name:FluxGenerator.*:"
+     "container_id:ta-1", True),
+    ("modal:workspace_id:ac-other:environment_name:main:app_name:darkroom:function_name:x:container_id:ta-1", False),
+    ("modal:workspace_id:ac-ours:environment_name:dev:app_name:darkroom:function_name:x:container_id:ta-1", False),
+    ("modal:workspace_id:ac-ours:environment_name:main:app_name:darkroom-evil:function_name:x:container_id:t", False),
+    ("modal:workspace_id:ac-ours:environment_name:main:app_name:other:function_name:x:app_name:darkroom", False),
+])
+def test_worker_trust_on_example_identity_tokens(source, sub, trusted):
+    (statement,) = _worker_role(source)["AssumeRolePolicyDocument"]["Statement"]
+    pattern = statement["Condition"]["StringLike"]["oidc.modal.com:sub"]["Fn::Sub"]
+    pattern = pattern.replace("${ModalWorkspaceId}", "ac-ours").replace("${ModalEnvironment}", "main")
+    pattern = pattern.replace("${ModalAppName}", "darkroom")
+    assert _sub_claim_matches(pattern, sub) is trusted
+
+
+def test_worker_role_allows_only_what_the_worker_does(source):
+    (policy,) = _worker_role(source)["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    granted = {}
+    for s in statements:
+        assert s["Effect"] == "Allow"
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources_ = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        for action in actions:
+            assert "*" not in action, action
+            granted.setdefault(action, []).extend(json.dumps(r) for r in resources_)
+    assert set(granted) == {"s3:PutObject", "s3:GetObject", "dynamodb:GetItem", "dynamodb:UpdateItem",
+                            "sqs:SendMessage"}
+    assert granted["s3:PutObject"] == [json.dumps({"Fn::Sub": "${OutputsBucket.Arn}/*/generations/*"})]
+    assert granted["s3:GetObject"] == [json.dumps({"Fn::Sub": "${OutputsBucket.Arn}/*/uploads/*"})]
+    assert granted["sqs:SendMessage"] == [json.dumps({"Fn::GetAtt": ["ResultsQueue", "Arn"]})]
+    assert granted["dynamodb:UpdateItem"] == [json.dumps({"Fn::GetAtt": ["JobsTable", "Arn"]})]
+
+
+def test_worker_policy_covers_the_keys_the_worker_uses(source):
+    from functions.core import storage, uploads
+
+    def allowed(sub: str, key: str) -> bool:
+        return _sub_claim_matches(sub.replace("${OutputsBucket.Arn}/", ""), key)
+
+    (policy,) = _worker_role(source)["Policies"]
+    by_action = {s["Action"]: s["Resource"]["Fn::Sub"] for s in policy["PolicyDocument"]["Statement"]
+                 if str(s["Action"]).startswith("s3:")}
+    assert allowed(by_action["s3:PutObject"], storage.output_key("ws1", "job1", 0, "png"))
+    assert allowed(by_action["s3:PutObject"], storage.thumbnail_key("ws1", "job1", 0))
+    assert not allowed(by_action["s3:PutObject"], uploads.key_for("ws1", "up1"))
+    assert allowed(by_action["s3:GetObject"], uploads.key_for("ws1", "up1"))
+    assert not allowed(by_action["s3:GetObject"], storage.output_key("ws1", "job1", 0, "png"))
+
+
+def test_dispatch_hands_the_worker_role_to_each_job(transformed):
+    dispatch = transformed["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
+    assert dispatch["DARKROOM_WORKER_ROLE_ARN"] == {"Fn::GetAtt": ["ModalWorkerRole", "Arn"]}
+
+
+def test_oidc_provider_is_modals_and_optional(source):
+    provider = source["Resources"]["ModalOidcProvider"]
+    assert provider["Condition"] == "CreateModalOidcProvider"
+    assert provider["Properties"]["Url"] == "https://oidc.modal.com"
+    assert provider["Properties"]["ClientIdList"] == ["oidc.modal.com"]
+    assert source["Conditions"]["CreateModalOidcProvider"] == {"Fn::Equals": [{"Ref": "ModalOidcProviderArn"}, ""]}
+
+
+# ---------------------------------------------------------------- operations
+
+
+def test_every_function_has_a_log_group_with_retention(source, transformed):
+    groups = resources(source, "AWS::Logs::LogGroup")
+    named = {g["Properties"]["LogGroupName"]["Fn::Sub"]: g["Properties"] for g in groups.values()}
+    for function in FUNCTIONS:
+        props = named[f"/aws/lambda/${{{function}}}"]
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, function
+    assert 30 in source["Parameters"]["LogRetentionDays"]["AllowedValues"]
+
+
+def test_alarms_on_every_dlq_and_every_function(source):
+    alarms = resources(source, "AWS::CloudWatch::Alarm").values()
+    watched_queues = {a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms
+                      if a["Properties"]["Namespace"] == "AWS/SQS"}
+    dlqs = {name for name, r in resources(source, "AWS::SQS::Queue").items() if "RedrivePolicy" not in r["Properties"]}
+    assert watched_queues == dlqs
+    watched_functions = {a["Properties"]["Dimensions"][0]["Value"]["Ref"] for a in alarms
+                         if a["Properties"]["Namespace"] == "AWS/Lambda"}
+    assert watched_functions == FUNCTIONS
+    for alarm in alarms:
+        props = alarm["Properties"]
+        assert props["Threshold"] == 0 and props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert props["TreatMissingData"] == "notBreaching"
+        assert props["AlarmActions"] == {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+    topic = source["Resources"]["AlarmTopic"]
+    assert topic["Condition"] == "HasAlarmEmail"
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+
+
+def test_output_retention_is_a_parameter(source):
+    rules = source["Resources"]["OutputsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (expire,) = [r for r in rules if "ExpirationInDays" in r]
+    assert expire["ExpirationInDays"] == {"Ref": "OutputRetentionDays"}
+
+
+# ---------------------------------------------------------------- the function URL (no 30 s wall)
+
+
+def test_api_function_url_serves_every_route_without_the_gateway_limit(source, transformed):
+    url = transformed["Resources"]["ApiFunctionUrl"]
+    assert url["Type"] == "AWS::Lambda::Url"
+    assert url["Properties"]["AuthType"] == "NONE"  # Darkroom's API keys authenticate every route
+    assert url["Properties"]["InvokeMode"] == "BUFFERED"
+    assert url["Properties"]["TargetFunctionArn"] == {"Ref": "ApiFunction"}
+    permissions = [r["Properties"] for r in resources(transformed, "AWS::Lambda::Permission").values()
+                   if r["Properties"]["FunctionName"] == {"Ref": "ApiFunction"}
+                   and r["Properties"]["Principal"] == "*"]
+    # Public function URLs need both permissions (AWS, October 2025).
+    assert {p["Action"] for p in permissions} == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    assert source["Outputs"]["ApiUrl"]["Value"] == {"Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"]}
+    assert "execute-api" in json.dumps(source["Outputs"]["GatewayUrl"]["Value"])
+
+
+def test_api_function_outlasts_the_longest_sync_wait(source, transformed):
+    wait = source["Parameters"]["SyncWaitSeconds"]
+    assert int(wait["MaxValue"]) + 30 <= _function_timeout(source, "ApiFunction") <= 600
+    api_env = transformed["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api_env["DARKROOM_SYNC_WAIT_SECONDS"] == {"Ref": "SyncWaitSeconds"}
 
 
 def _function_timeout(source: dict, name: str) -> int:
