@@ -8,6 +8,8 @@ local stack (gpu/worker.py); the dispatch function finds a class with `modal.Cls
 and spawns `generate` for one job.
 """
 
+from pathlib import Path
+
 import modal
 
 from functions.core.catalog import get_catalog
@@ -17,32 +19,24 @@ WEIGHTS_DIR = "/weights"
 
 app = modal.App(APP_NAME)
 
+# The image's Python, and the worker's packages pinned in one list: the test venv installs the same pins
+# (Makefile), and tests/gpu/test_image_requirements.py resolves this list for this Python on Linux x86_64.
+PYTHON_VERSION = "3.12"
+REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+# add_local_python_source ships only .py files by default; the core package reads its catalog.yaml and
+# styles.yaml at run time.
+SOURCE_FILES_IGNORED = ~modal.FilePatternMatcher("**/*.py", "**/*.yaml", "**/*.json", "**/*.html")
+
 image = (
-    modal.Image.debian_slim(python_version="3.12")
-    .pip_install(
-        "torch==2.7.1",
-        "diffusers==0.42.1",
-        "transformers==5.23.0",
-        "accelerate==1.15.0",
-        "safetensors==0.8.0",
-        "sentencepiece==0.2.1",
-        "pillow==12.0.0",
-        "imageio-ffmpeg==0.6.0",
-        "boto3>=1.34",
-        "httpx>=0.27,<1",
-        "pydantic>=2.7,<3",
-        "pydantic-settings>=2.3,<3",
-        "aws-lambda-powertools>=3.10,<4",
-        "huggingface_hub>=0.34",
-        "pyyaml>=6",
-    )
+    modal.Image.debian_slim(python_version=PYTHON_VERSION)
+    .pip_install_from_requirements(str(REQUIREMENTS))
     .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "HF_HUB_OFFLINE": "1", "POWERTOOLS_SERVICE_NAME": "darkroom-gpu"})
-    .add_local_python_source("functions", "gpu")
+    .add_local_python_source("functions", "gpu", ignore=SOURCE_FILES_IGNORED)
 )
 
 weights = modal.Volume.from_name("darkroom-weights", create_if_missing=True)
-# AWS credentials of the template's ModalWorkerUser (S3 put, results queue send, jobs table update) and region.
-aws_secret = modal.Secret.from_name("darkroom-aws")
+# No AWS secret: each work request names the stack's worker role, which the worker assumes with the
+# container's Modal OIDC identity token (template.yaml: ModalWorkerRole; functions/core/aws.py).
 # HF_TOKEN, for gated weights such as FLUX.1-dev (used by `download` only).
 hf_secret = modal.Secret.from_name("darkroom-hf", required_keys=["HF_TOKEN"])
 
@@ -101,7 +95,6 @@ class _Generator:
 _class_options = {
     "image": image,
     "volumes": {WEIGHTS_DIR: weights},
-    "secrets": [aws_secret],
     "scaledown_window": 300,
     "timeout": 900,
     "enable_memory_snapshot": True,

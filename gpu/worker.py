@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from functions.core import messages, storage
+from functions.core import aws, messages, storage
 from functions.core.errors import TransitionRejected
 from functions.core.jobs import JobError, JobStatus, JobStore, Output
 from functions.core.observability import logger
@@ -174,6 +174,9 @@ def _store_videos(request: messages.WorkRequest, videos: list[list], fps: float,
 
 def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
     """Take the job (queued → running), execute it and report. None if the job was not ours to run."""
+    if request.aws_role_arn:
+        # On Modal: act as the stack's worker role, by the container's OIDC identity token (no AWS keys).
+        aws.use_web_identity(request.aws_role_arn, request.aws_region)
     store = JobStore(request.jobs_table)
     job = store.get(request.job_id)
     if job is None or job.status != JobStatus.QUEUED:

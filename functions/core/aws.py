@@ -2,24 +2,112 @@
 
 boto3 honours AWS_ENDPOINT_URL, so the local stack points every client at its moto server with one
 environment variable and the code here stays identical to what runs in AWS.
+
+Credentials come from boto3's default chain (the Lambda execution role), except in the Modal GPU worker:
+there `use_web_identity` trades the container's OIDC identity token for a role, with no long-lived keys.
 """
 
 from __future__ import annotations
 
-from functools import cache
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cache, partial
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleWithWebIdentityCredentialFetcher,
+    CredentialProvider,
+    DeferredRefreshableCredentials,
+)
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
 # SigV4 presigned URLs (X-Amz-Expires), the only kind S3 accepts in every region.
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
+# Modal injects its OIDC identity token (issuer https://oidc.modal.com) into every container under this name.
+MODAL_IDENTITY_TOKEN_ENV = "MODAL_IDENTITY_TOKEN"
+
+
+class _SharedCredentials(CredentialProvider):
+    """Hands one refreshable credentials object to every client's session: one STS call per expiry, not per
+    client."""
+
+    METHOD = "assume-role-with-web-identity"
+    CANONICAL_NAME = "darkroom-web-identity"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+@dataclass(frozen=True)
+class WebIdentity:
+    role_arn: str
+    region: str | None  # None: the usual region settings (AWS_REGION, the config file)
+    token_env: str = MODAL_IDENTITY_TOKEN_ENV
+    credentials: DeferredRefreshableCredentials = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        sts_session = botocore.session.get_session()
+        fetcher = AssumeRoleWithWebIdentityCredentialFetcher(
+            # botocore's fetcher calls STS unsigned: the token is the only credential.
+            client_creator=partial(sts_session.create_client, region_name=self.region),
+            # Read at every refresh, so a token the platform renews in the environment is picked up.
+            web_identity_token_loader=self._token,
+            role_arn=self.role_arn,
+            extra_args={"RoleSessionName": "darkroom-gpu-worker"},
+        )
+        credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="web-identity")
+        object.__setattr__(self, "credentials", credentials)
+
+    def _token(self) -> str:
+        token = os.environ.get(self.token_env)
+        if not token:
+            raise RuntimeError(f"{self.token_env} is not set: this container has no identity token to assume "
+                               f"{self.role_arn} with")
+        return token
+
+    def session(self) -> boto3.session.Session:
+        core = botocore.session.get_session()
+        # Before the environment provider: this identity wins over any stray AWS_* keys.
+        core.get_component("credential_provider").insert_before("env", _SharedCredentials(self.credentials))
+        return boto3.session.Session(botocore_session=core, region_name=self.region)
+
+
+_identity: WebIdentity | None = None
+_identity_lock = threading.Lock()
+
+
+def use_web_identity(role_arn: str, region: str | None, token_env: str = MODAL_IDENTITY_TOKEN_ENV) -> None:
+    """From now on every client of this process acts as `role_arn`, by AssumeRoleWithWebIdentity with the
+    token in `token_env`. Calling it again with the same role is free."""
+    global _identity
+    with _identity_lock:
+        if _identity and (_identity.role_arn, _identity.region, _identity.token_env) == (role_arn, region, token_env):
+            return
+        _identity = WebIdentity(role_arn, region, token_env)
+        reset_clients()
+
+
+def clear_web_identity() -> None:
+    global _identity
+    with _identity_lock:
+        _identity = None
+        reset_clients()
+
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_S3_CONFIG if service == "s3" else _CONFIG)
+    # One session per client: boto3 sessions are not thread-safe, clients are.
+    session = _identity.session() if _identity else boto3.session.Session()
+    return session.client(service, config=_S3_CONFIG if service == "s3" else _CONFIG)
 
 
 def reset_clients() -> None:

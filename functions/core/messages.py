@@ -50,7 +50,7 @@ def send(queue_url: str, message: BaseModel, *, delay_seconds: int = 0, **attrib
 
 class WorkRequest(BaseModel):
     """What the dispatcher hands the GPU worker: everything it needs, so the worker reads no configuration
-    beyond its AWS credentials (the Modal container has no Darkroom settings of its own)."""
+    (the Modal container has no Darkroom settings and no AWS keys of its own)."""
 
     job_id: str
     workspace_id: str
@@ -61,3 +61,7 @@ class WorkRequest(BaseModel):
     bucket: str
     # Only the local stack lets reference URLs point at loopback.
     allow_loopback_urls: bool = False
+    # Deployed: the role the worker assumes with its Modal identity token (template.yaml: ModalWorkerRole),
+    # and the stack's region. None locally, where the default credential chain reaches the moto server.
+    aws_role_arn: str | None = None
+    aws_region: str | None = None

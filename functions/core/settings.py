@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     dispatcher: Literal["modal", "local"] = "modal"
     modal_app: str = "darkroom"
     modal_token_secret_arn: str = ""
+    # The role the Modal worker assumes by web identity (template.yaml: ModalWorkerRole); empty locally.
+    worker_role_arn: str = ""
 
     # True only in the local stack: loopback webhook targets and reference URLs are allowed.
     local: bool = False

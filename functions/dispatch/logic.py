@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from functions.core import clock
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.messages import JobMessage, WorkRequest
@@ -25,7 +27,9 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
     settings = get_settings()
     request = WorkRequest(job_id=job.id, workspace_id=job.workspace_id, model=job.model, params=job.params,
                           jobs_table=store.table, results_queue_url=settings.results_queue_url,
-                          bucket=settings.outputs_bucket, allow_loopback_urls=settings.local)
+                          bucket=settings.outputs_bucket, allow_loopback_urls=settings.local,
+                          aws_role_arn=settings.worker_role_arn or None,
+                          aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     try:
         call_id = dispatcher.spawn(request)
     except Exception:

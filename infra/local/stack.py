@@ -159,6 +159,8 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
         "DARKROOM_DISPATCHER": "local",
         "DARKROOM_LOCAL": "true",
         "DARKROOM_MODAL_TOKEN_SECRET_ARN": "",
+        # The in-process worker reaches moto with the local keys above, not by web identity.
+        "DARKROOM_WORKER_ROLE_ARN": "",
         "DARKROOM_DATA_DIR": str(data_dir),
         # Model loading is logged by the worker; library progress bars only clutter the dev console.
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",

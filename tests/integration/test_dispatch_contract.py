@@ -17,8 +17,9 @@ from functions.dispatch.logic import dispatch
 pytestmark = pytest.mark.xdist_group("integration")
 
 # What the worker needs, and nothing it cannot get from the payload (the Modal container has no settings).
+# The AWS role and region are how the worker gets credentials (by web identity; none locally).
 PINNED_FIELDS = {"job_id", "workspace_id", "model", "params", "jobs_table", "results_queue_url", "bucket",
-                 "allow_loopback_urls"}
+                 "allow_loopback_urls", "aws_role_arn", "aws_region"}
 
 
 class RecordingModal:
