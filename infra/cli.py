@@ -27,7 +27,11 @@ DataDir = Annotated[Path, typer.Option(help="Where the local stack keeps its env
 
 @app.command()
 def dev(
-    port: Annotated[int, typer.Option(help="Port for the local API.", envvar="DARKROOM_PORT")] = 8000,
+    port: Annotated[int, typer.Option(help="Port for the local API (the function URL host, as deployed ApiUrl).",
+                                      envvar="DARKROOM_PORT")] = 8000,
+    gateway_port: Annotated[int, typer.Option(
+        help="Port for the API Gateway host (deployed GatewayUrl: calls cut at 30 s); 0 picks a free one.",
+        envvar="DARKROOM_GATEWAY_PORT")] = 8001,
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     data_dir: DataDir = Path(".darkroom"),
 ) -> None:
@@ -35,11 +39,12 @@ def dev(
     from infra.local.stack import LocalStack
 
     started = time.monotonic()
-    stack = LocalStack(host=host, port=port, data_dir=data_dir)
+    stack = LocalStack(host=host, port=port, gateway_port=gateway_port, data_dir=data_dir)
     with console.status("Starting the local stack…"):
         info = stack.start()
     console.print(f"[bold green]Darkroom is ready[/] in {time.monotonic() - started:.1f}s")
     console.print(f"  URL      {info.url}")
+    console.print(f"  gateway  {info.gateway_url}  (as API Gateway: synchronous calls answer 504 after 25 s)")
     console.print(f"  API key  {info.api_key}")
     console.print(f"  env file {info.env_file}  (source it: set -a; . {info.env_file}; set +a)")
     console.print(f"\n  curl -s -X POST {info.url}/api/run -H 'Authorization: {info.api_key}' "

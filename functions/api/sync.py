@@ -1,15 +1,19 @@
 """Synchronous generation, shared by the OpenAI and AI Media Studio routers: validate the translated
-input, submit the job (honouring Idempotency-Key), wait for it within the configured bound, and hand the
-finished job back for the dialect to render.
+input, submit the job (once per Idempotency-Key, and once per SDK retry chain), wait for it as long as the
+host the call came through allows, and hand the finished job back for the dialect to render.
 
-On timeout the caller gets the dialect's error carrying the job id (504); the job goes on and stays
-pollable through GET /api/generations/{id}. The response says `x-should-retry: false`, so the OpenAI SDK
-does not resubmit (each resubmission would be a new job, charged again). Repeating the request with the
-same Idempotency-Key instead joins the same job and waits for it again.
+How long a call waits depends on the host (functions/core/waiting.py): up to DARKROOM_SYNC_WAIT_SECONDS
+(300 s by default) on the function URL, at most 25 s behind API Gateway's 30 s cut. Past it the caller
+gets the dialect's error carrying the job id (504); the job goes on and stays pollable through
+GET /api/generations/{id}. That 504 says `x-should-retry: false`, so the OpenAI SDK does not spend its
+retries waiting on a host that cannot wait longer. Repeating the request with the same Idempotency-Key
+joins the same job and waits for it again; so does an SDK retry (x-stainless-retry-count >= 1) after a
+5xx or a dropped connection (functions/api/idempotency.py).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +26,8 @@ from functions.core.errors import DarkroomError, GatewayTimeout
 from functions.core.generation import GenerationInput, parse_input, resolve_params, resolve_request
 from functions.core.jobs import Job
 from functions.core.submit import SubmitRequest, submit
-from functions.core.waiting import wait_for
+from functions.core.settings import get_settings
+from functions.core.waiting import Host, host_of, wait_budget, wait_for
 from functions.dialects.shared import rename_fields, require_success
 from functions.core.catalog import ModelSpec, get_catalog
 
@@ -71,7 +76,8 @@ def validate(gen: SyncGeneration, workspace_id: str) -> tuple[ModelSpec, dict[st
 
 
 def run(router: Router, gen: SyncGeneration) -> Job:
-    """Submit (once per Idempotency-Key) and wait; the succeeded job, or the dialect's error."""
+    """Submit (once per Idempotency-Key or SDK retry chain) and wait; the succeeded job, or the dialect's
+    error."""
     caller = principal(router)
     caller.require(f"{gen.model.type}:generate")
     model, params = validate(gen, caller.workspace_id)
@@ -79,13 +85,32 @@ def run(router: Router, gen: SyncGeneration) -> Job:
     request = SubmitRequest(workspace_id=caller.workspace_id, model=model, params=params, input=gen.record,
                             dialect=gen.dialect, tool=tool_for(model), make_public=gen.make_public,
                             base_url=base_url(event) if gen.make_public else None)
-    key = event.headers.get("idempotency-key")
     fingerprint = {"dialect": gen.dialect, "model": model.id, "input": gen.fingerprint or gen.record}
-    job = Job.model_validate(idempotency.once(key, caller.workspace_id, fingerprint,
-                                              lambda: submit(request).model_dump(mode="json")))
+    job = Job.model_validate(idempotency.sync_submit(
+        event.headers, workspace_id=caller.workspace_id, key_id=caller.key_id,
+        route=f"{event.http_method} {event.path}", fingerprint=fingerprint,
+        work=lambda: submit(request).model_dump(mode="json")))
+    host = host_of(event.raw_event.get("requestContext") or {})
     try:
-        job = wait_for(job)
+        job = wait_for(job, timeout=_budget(router, host), hint=_HINTS[host])
     except GatewayTimeout as exc:
         exc.headers.setdefault("x-should-retry", "false")
         raise
     return require_success(job, references_field=gen.references_field)
+
+
+_HINTS = {
+    Host.API_GATEWAY: " (the API Gateway URL cuts calls at 30 s; the function URL, ApiUrl, waits longer)",
+    Host.FUNCTION_URL: "",
+}
+
+
+def _budget(router: Router, host: Host) -> float:
+    """This call's wait on its host, counted from the request's arrival (a cold start counts too)."""
+    context = router.current_event.raw_event.get("requestContext") or {}
+    arrived = context.get("timeEpoch")
+    elapsed = time.time() - arrived / 1000 if isinstance(arrived, int | float) else 0.0
+    lambda_context = getattr(router, "lambda_context", None)
+    remaining = (lambda_context.get_remaining_time_in_millis() / 1000
+                 if hasattr(lambda_context, "get_remaining_time_in_millis") else None)
+    return wait_budget(host, configured=get_settings().sync_wait_seconds, elapsed=elapsed, remaining=remaining)

@@ -52,8 +52,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     # Credits a new workspace starts with (operators top up with `darkroom workspaces add-credits`).
     default_credits: float = Field(1000, ge=0)
-    # How long synchronous dialects (OpenAI, AI Media Studio) wait for a job: under API Gateway's 30 s.
-    sync_wait_seconds: float = Field(25.0, gt=0, le=900)
+    # How long synchronous dialects (OpenAI, AI Media Studio) wait for a job on the function URL: a GPU cold
+    # start plus a video. Below the OpenAI SDK's 600 s; the API Gateway host waits at most 25 s whatever this
+    # is (functions/core/waiting.py has each host's limit). template.yaml: SyncWaitSeconds.
+    sync_wait_seconds: float = Field(300.0, gt=0, le=570)
     # Where the local stack keeps tiny models and its env file.
     data_dir: str = ".darkroom"
 

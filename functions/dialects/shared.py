@@ -214,8 +214,10 @@ def outputs_base64(job: Job, hint: str) -> list[str]:
     blobs = [storage.get_bytes(o.key) for o in job.outputs]
     total = sum((len(b) + 2) // 3 * 4 for b in blobs)
     if total > MAX_B64_BYTES:
-        raise PayloadTooLarge(
+        too_large = PayloadTooLarge(
             f"The {len(blobs)} outputs of generation {job.id} are {total / 1e6:.1f} MB as base64, over the "
             f"{MAX_B64_BYTES / 1e6:.1f} MB a response can carry; {hint}, or read them with "
             f"GET /api/generations/{job.id}", code="response_too_large")
+        too_large.job_id = job.id  # the dialects' error bodies carry it, as for a timeout
+        raise too_large
     return [base64.b64encode(b).decode() for b in blobs]

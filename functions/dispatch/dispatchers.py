@@ -58,23 +58,41 @@ class ModalDispatcher:
 
 
 class LocalDispatcher:
-    """Runs the same gpu worker in-process, on a small pool (one job at a time suits a laptop CPU)."""
+    """Runs the same gpu worker in-process, on a small pool (one job at a time suits a laptop CPU).
+
+    `delay` (DARKROOM_WORKER_DELAY_SECONDS, a test and dev knob, local only) holds each job that long
+    before the worker takes it, as a GPU cold start would; jobs wait out their delays side by side.
+    """
 
     name = "local"
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, delay: float = 0.0) -> None:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gpu-worker")
+        self.delay = delay
+        self._timers: list[threading.Timer] = []
 
     def spawn(self, request: WorkRequest) -> str:
         from gpu import worker  # torch and diffusers load on first use, not at import of the handler
 
-        self.pool.submit(worker.run_safely, request)
+        if self.delay > 0:
+            timer = threading.Timer(self.delay, self.pool.submit, args=(worker.run_safely, request))
+            timer.daemon = True
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+            timer.start()
+        else:
+            self.pool.submit(worker.run_safely, request)
         return f"local-{uuid.uuid4().hex[:12]}"
+
+    def shutdown(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 @lru_cache(maxsize=1)
 def get_dispatcher() -> Dispatcher:
     settings = get_settings()
     if settings.dispatcher == "local":
-        return LocalDispatcher(int(os.environ.get("DARKROOM_LOCAL_WORKERS", "1")))
+        return LocalDispatcher(int(os.environ.get("DARKROOM_LOCAL_WORKERS", "1")),
+                               delay=float(os.environ.get("DARKROOM_WORKER_DELAY_SECONDS", "0")))
     return ModalDispatcher(settings.modal_app, settings.modal_token_secret_arn)

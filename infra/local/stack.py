@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import resources
-from .gateway import Gateway, Route
+from .gateway import FUNCTION_URL, HTTP_API, Gateway, Route
 from .lambda_runtime import LocalFunction
 from .moto_server import MotoServer
 from .pollers import Schedule, SqsPoller, parse_rate
@@ -27,7 +27,9 @@ MAX_LOCAL_POLLERS = 2
 
 @dataclass
 class StackInfo:
+    # The function URL host (the URL the README hands out) and the API Gateway host, as deployed.
     url: str
+    gateway_url: str
     api_key: str
     webhook_secret: str
     moto_endpoint: str
@@ -42,10 +44,11 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 class LocalStack:
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 8000, data_dir: Path = Path(".darkroom"),
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8000, gateway_port: int = 8001,
+                 data_dir: Path = Path(".darkroom"),
                  template_path: Path = TEMPLATE_PATH, env: dict[str, str] | None = None,
                  sweep_interval: float | None = None, poll_wait_seconds: int = 1, warm_models: bool = True) -> None:
-        self.host, self.port = host, port
+        self.host, self.port, self.gateway_port = host, port, gateway_port
         self.data_dir = data_dir.resolve()
         self.template_path = template_path
         self.extra_env = env or {}
@@ -53,6 +56,7 @@ class LocalStack:
         self.poll_wait_seconds = poll_wait_seconds
         self.warm_models = warm_models
         self.moto = MotoServer(host)
+        self.function_url: Gateway | None = None
         self.gateway: Gateway | None = None
         self.pollers: list[SqsPoller] = []
         self.schedules: list[Schedule] = []
@@ -85,9 +89,15 @@ class LocalStack:
             self.functions[logical_id] = LocalFunction(spec)
 
         routes = [Route(method, path, self.functions[fid]) for method, path, fid in _routes(specs)]
-        self.gateway = Gateway(routes)
-        self.port = self.gateway.start(self.host, self.port)
+        # Test-only: lets a test lose one response on purpose (infra/local/gateway.py, FAULT_HEADER).
+        faults = os.environ.get("DARKROOM_LOCAL_FAULTS", "").lower() in ("1", "true")
+        self.function_url = Gateway(routes, host=FUNCTION_URL, target=self.functions[_function_url_target(template)],
+                                    faults=faults)
+        self.gateway = Gateway(routes, host=HTTP_API, faults=faults)
+        self.port = self.function_url.start(self.host, self.port)
+        self.gateway_port = self.gateway.start(self.host, self.gateway_port)
         url = f"http://{self.host}:{self.port}"
+        gateway_url = f"http://{self.host}:{self.gateway_port}"
 
         for logical_id, spec in specs.items():
             for props in spec.events_of("SQS").values():
@@ -104,7 +114,7 @@ class LocalStack:
             runner.start()
 
         env_file = self.data_dir / "dev.env"
-        env_file.write_text(f"DARKROOM_URL={url}\nDARKROOM_API_KEY={api_key}\n"
+        env_file.write_text(f"DARKROOM_URL={url}\nDARKROOM_GATEWAY_URL={gateway_url}\nDARKROOM_API_KEY={api_key}\n"
                             f"DARKROOM_WEBHOOK_SECRET={webhook_secret}\nDARKROOM_LOCAL_AWS_ENDPOINT={endpoint}\n")
         if self.warm_models:
             # On the GPU worker pool itself, ahead of any job: model code is never imported or built by two
@@ -112,7 +122,7 @@ class LocalStack:
             from functions.dispatch.dispatchers import get_dispatcher
 
             get_dispatcher().pool.submit(_warm_models)
-        return StackInfo(url=url, api_key=api_key, webhook_secret=webhook_secret, moto_endpoint=endpoint,
+        return StackInfo(url=url, gateway_url=gateway_url, api_key=api_key, webhook_secret=webhook_secret, moto_endpoint=endpoint,
                          env_file=env_file)
 
     def _bootstrap_dev_workspace(self) -> tuple[str, str]:
@@ -135,8 +145,9 @@ class LocalStack:
             runner._stop.set()
         for runner in (*self.schedules, *self.pollers):
             runner.stop()
-        if self.gateway:
-            self.gateway.stop()
+        for front in (self.function_url, self.gateway):
+            if front:
+                front.stop()
         _shutdown_local_dispatcher()
         self.moto.stop()
 
@@ -168,10 +179,21 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
         "TRANSFORMERS_VERBOSITY": "error",
         "DIFFUSERS_VERBOSITY": "error",
         "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-        # No API Gateway in front: synchronous dialects may wait as long as a CPU needs for a video.
-        "DARKROOM_SYNC_WAIT_SECONDS": os.environ.get("DARKROOM_SYNC_WAIT_SECONDS", "180"),
     })
+    # The synchronous wait is the template's (SyncWaitSeconds), cut per host as deployed; a developer may
+    # still set it in their own environment.
+    if os.environ.get("DARKROOM_SYNC_WAIT_SECONDS"):
+        env["DARKROOM_SYNC_WAIT_SECONDS"] = os.environ["DARKROOM_SYNC_WAIT_SECONDS"]
     return env
+
+
+def _function_url_target(template: dict) -> str:
+    """The function behind the template's function URL (FunctionUrlConfig); it serves every path."""
+    found = [lid for lid, r in template["Resources"].items()
+             if r.get("Type") == "AWS::Serverless::Function" and "FunctionUrlConfig" in r.get("Properties", {})]
+    if len(found) != 1:
+        raise ValueError(f"template.yaml should give exactly one function a FunctionUrlConfig, found {found}")
+    return found[0]
 
 
 def _routes(specs: dict) -> list[tuple[str, str, str]]:
@@ -193,7 +215,7 @@ def _shutdown_local_dispatcher() -> None:
     if dispatchers.get_dispatcher.cache_info().currsize:
         dispatcher = dispatchers.get_dispatcher()
         if isinstance(dispatcher, dispatchers.LocalDispatcher):
-            dispatcher.pool.shutdown(wait=False, cancel_futures=True)
+            dispatcher.shutdown()
         dispatchers.get_dispatcher.cache_clear()
 
 
