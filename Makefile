@@ -7,12 +7,14 @@ STAMP  := $(VENV)/.installed
 .PHONY: dev test install lint bench clean build-ApiFunction build-DispatchFunction build-CompleteFunction \
         build-WebhooksFunction build-SweeperFunction
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml gpu/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of torch first: any other torch requirement may pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	# The CPU build of torch first, at the version gpu/requirements.txt pins: any other torch requirement
+	# may pull a multi-GB CUDA build. The CPU build (2.13.0+cpu) then satisfies the pin (==2.13.0).
+	$(BIN)/pip install -q "$$(grep -E '^torch==' gpu/requirements.txt)"
+	# The GPU worker's pinned packages (the Modal image's own list) with the project: tests run what ships.
+	$(BIN)/pip install -q -r gpu/requirements.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
