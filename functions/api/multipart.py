@@ -14,11 +14,7 @@ from email.policy import HTTP
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from functions.core.errors import FieldError, ValidationFailed
-
-# Magic numbers of the image types uploads accept, for parts sent as application/octet-stream.
-_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
-               (b"GIF89a", "image/gif"))
-
+from functions.core.uploads import detect_image_type
 
 @dataclass
 class UploadedFile:
@@ -43,12 +39,11 @@ def sniff_content_type(data: bytes, declared: str | None) -> str:
     declared = (declared or "").split(";")[0].strip().lower()
     if declared and declared not in ("application/octet-stream", "binary/octet-stream"):
         return declared
-    for magic, kind in _SIGNATURES:
-        if data.startswith(magic):
-            return kind
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return declared or "application/octet-stream"
+    return detect_image_type(data) or declared or "application/octet-stream"
+
+
+# OpenAI's edits take up to 16 images, a mask and a dozen fields; a form of thousands of parts is an attack.
+MAX_PARTS = 64
 
 
 def _bad(message: str, field_name: str = "body", code: str = "invalid_multipart") -> ValidationFailed:
@@ -77,7 +72,10 @@ def parse_form(event: APIGatewayProxyEventV2) -> Form:
     if not message.is_multipart():
         raise _bad("could not be parsed as multipart/form-data")
     form = Form()
-    for part in message.iter_parts():
+    parts = message.get_payload()
+    if len(parts) > MAX_PARTS:
+        raise _bad(f"has {len(parts)} parts; at most {MAX_PARTS} are accepted", "body", "too_many_parts")
+    for part in parts:
         disposition = part.get("content-disposition", "")
         name = part.get_param("name", header="content-disposition")
         if not disposition or name is None:

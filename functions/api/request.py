@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Any
 
@@ -12,15 +13,43 @@ from functions.core.errors import FieldError, ValidationFailed
 from functions.core.settings import get_settings
 
 
+# Deeper than any request of any dialect needs; a hostile body nests thousands deep to exhaust the parser.
+MAX_JSON_DEPTH = 32
+
+
+def _invalid_body(reason: str, code: str) -> ValidationFailed:
+    return ValidationFailed(f"Request body {reason}", errors=[FieldError("body", reason, code)])
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def json_body(event: APIGatewayProxyEventV2) -> Any:
-    raw = event.decoded_body if event.body is not None else None
-    if not raw:
+    if not event.body:
         raise ValidationFailed("Request body is required", errors=[FieldError("body", "is required", "required")])
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"Request body is not valid JSON: {exc}",
-                               errors=[FieldError("body", f"is not valid JSON ({exc})", "invalid_json")]) from None
+        # Powertools decodes base64 (binary bodies) and UTF-8 here; either can fail on hostile input.
+        raw = event.decoded_body
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _invalid_body("is not valid UTF-8 text (JSON bodies must be UTF-8)", "invalid_encoding") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _invalid_body(f"is not valid JSON ({exc})", "invalid_json") from None
+    except RecursionError:
+        raise _invalid_body(f"nests deeper than {MAX_JSON_DEPTH} levels", "too_deep") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise _invalid_body(f"nests deeper than {MAX_JSON_DEPTH} levels", "too_deep")
+    return data
 
 
 def optional_json_body(event: APIGatewayProxyEventV2) -> Any:

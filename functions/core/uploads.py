@@ -36,6 +36,21 @@ def key_for(workspace_id: str, upload_id: str) -> str:
     return f"{workspace_id}/uploads/{upload_id}"
 
 
+# Magic numbers of the image types uploads accept.
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+               (b"GIF89a", "image/gif"))
+
+
+def detect_image_type(data: bytes) -> str | None:
+    """The image type the bytes themselves say (their magic number), or None."""
+    for magic, kind in _SIGNATURES:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 def check_content_type(content_type: str, field: str = "content_type") -> None:
     if content_type not in IMAGE_TYPES:
         raise ValidationFailed(f"Unsupported file type {content_type!r}",
@@ -67,6 +82,14 @@ def store(workspace_id: str, filename: str, content_type: str, data: bytes, fiel
     if len(data) > MAX_UPLOAD_BYTES:
         raise ValidationFailed("The file is larger than 20 MiB",
                                errors=[FieldError(field, "is larger than 20 MiB", "file_too_large")])
+    # Bytes that are not the image they claim to be are refused before anything is stored. (The worker
+    # decodes every reference again, with its pixel limit, before any GPU time is spent.)
+    actual = detect_image_type(data)
+    if actual != content_type:
+        found = f"its bytes are {actual}" if actual else "its bytes are not a PNG, JPEG, WebP or GIF image"
+        raise ValidationFailed(f"The file is not a valid {content_type} ({found})",
+                               errors=[FieldError(field, f"is not a valid {content_type} ({found})",
+                                                  "content_mismatch")])
     upload_id = new_upload_id(filename)
     key = key_for(workspace_id, upload_id)
     storage.put_bytes(key, data, content_type)

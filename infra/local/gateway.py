@@ -41,6 +41,15 @@ FAULT_HEADER = "x-darkroom-local-fault"
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
 
 
+def _is_utf8(body: bytes) -> bool:
+    """A "text" body that is not UTF-8 travels base64-encoded, as API Gateway sends bytes it cannot pass as text."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class Route:
     def __init__(self, method: str, path: str, function: LocalFunction) -> None:
         self.method, self.path, self.function = method, path, function
@@ -105,7 +114,7 @@ class Gateway:
     def to_event(self, request: Request, route: Route, params: dict[str, str]) -> dict[str, Any]:
         body = request.get_data()
         content_type = request.headers.get("content-type", "")
-        is_text = not body or any(content_type.startswith(t) for t in _TEXT_TYPES)
+        is_text = not body or (any(content_type.startswith(t) for t in _TEXT_TYPES) and _is_utf8(body))
         headers: dict[str, str] = {}
         for key, value in request.headers.items():
             key = key.lower()

@@ -1,0 +1,165 @@
+"""Hostile and malformed bodies on every route that takes one: always a 4xx in the route's dialect, naming
+the field and the reason; never a 500, and nothing stored.
+
+The routes come from template.yaml, so a new POST route joins these tests without anyone adding it here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from functions.api.request import MAX_JSON_DEPTH, json_body
+from functions.core.errors import ValidationFailed
+from functions.dialects import AIMS, OPENAI, dialect_for_path
+from infra.local.template import http_routes, load
+
+pytestmark = pytest.mark.xdist_group("integration")
+
+BODY_ROUTES = sorted({path for method, path, _ in http_routes(load()) if method in ("POST", "PUT")})
+PATH_VALUES = {"{id}": "job-that-does-not-exist", "{key_id}": "key_x", "{workspace_id}": "ws-x",
+               "{share_id}": "share-x", "{slug}": "create-image", "{model}": "flux-schnell"}
+
+
+def concrete(path: str) -> str:
+    for placeholder, value in PATH_VALUES.items():
+        path = path.replace(placeholder, value)
+    return path
+
+
+def assert_dialect_error(path: str, response) -> str:
+    """The error in the dialect's own format; returns its message."""
+    assert 400 <= response.status_code < 500, (path, response.status_code, response.get_data(as_text=True))
+    body = response.json
+    dialect = dialect_for_path(path)
+    if dialect == OPENAI:
+        assert set(body["error"]) >= {"message", "type", "code"}, body
+        return body["error"]["message"]
+    if dialect == AIMS:
+        assert isinstance(body["error"], str) and body["error"], body
+        return body["error"]
+    assert isinstance(body["message"], str) and isinstance(body["errors"], list), body
+    return body["message"]
+
+
+@pytest.fixture
+def admin(world, new_tenant):
+    from functions.core.keys import ALL_SCOPES
+
+    return new_tenant(list(ALL_SCOPES))
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_a_body_that_is_not_utf8_is_a_4xx_in_the_dialect(api, admin, path):
+    response = api.post(concrete(path), data=b'{"prompt": "\xff\xfe\xfa"}',
+                        headers={**admin.headers, "Content-Type": "application/json"})
+    assert_dialect_error(path, response)
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_a_body_that_is_not_json_is_a_4xx_in_the_dialect(api, admin, path):
+    response = api.post(concrete(path), data="prompt=a fox", headers={**admin.headers,
+                                                                      "Content-Type": "application/json"})
+    assert_dialect_error(path, response)
+
+
+@pytest.mark.parametrize("path", ["/api/run", "/v1/images/generations", "/api/v1/images/generate"])
+def test_json_nested_too_deep_is_refused(api, admin, path):
+    hostile = '{"prompt": "x", "input": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = api.post(path, data=hostile, headers={**admin.headers, "Content-Type": "application/json"})
+    message = assert_dialect_error(path, response)
+    assert response.status_code == 400 and f"deeper than {MAX_JSON_DEPTH}" in message
+
+
+def test_the_non_utf8_error_names_the_body_and_the_reason(api, admin):
+    response = api.post("/api/run", data=b"\xff\xfe", headers={**admin.headers, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json["errors"] == [{"field": "body", "code": "invalid_encoding",
+                                        "message": "is not valid UTF-8 text (JSON bodies must be UTF-8)"}]
+
+
+class _Event:
+    """Just what json_body reads of an API Gateway v2 event."""
+
+    def __init__(self, body: str, is_base64: bool) -> None:
+        from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+        self.event = APIGatewayProxyEventV2({"body": body, "isBase64Encoded": is_base64, "headers": {},
+                                             "requestContext": {"http": {"method": "POST"}}})
+
+
+@pytest.mark.parametrize("body,is_base64,code", [
+    ("!!not base64!!", True, "invalid_encoding"),
+    (base64.b64encode(b"\xc3\x28").decode(), True, "invalid_encoding"),
+    ("[" * 100_000, False, "too_deep"),
+    ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), False, "too_deep"),
+])
+def test_json_body_refuses_hostile_encodings(body, is_base64, code):
+    with pytest.raises(ValidationFailed) as caught:
+        json_body(_Event(body, is_base64).event)
+    assert caught.value.status == 400 and caught.value.errors[0].code == code
+
+
+def test_json_at_the_depth_limit_is_accepted():
+    nested = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert json_body(_Event(nested, False).event) is not None
+
+
+def _multipart(parts: list[tuple[str, str | None, str, bytes]], boundary: str = "b0undary") -> tuple[bytes, str]:
+    chunks = []
+    for name, filename, content_type, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        chunks.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {content_type}\r\n\r\n"
+                      .encode() + data + b"\r\n")
+    return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _uploads_in(world, workspace_id: str) -> list[str]:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=world.endpoint, region_name="us-east-1", aws_access_key_id="local",
+                      aws_secret_access_key="local")
+    listing = s3.list_objects_v2(Bucket=world.physical["OutputsBucket"].ref, Prefix=f"{workspace_id}/uploads/")
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+@pytest.mark.parametrize("path", ["/files", "/api/v1/uploads"])
+@pytest.mark.parametrize("declared,data", [
+    ("image/png", b"<html><script>alert(1)</script></html>"),
+    ("image/png", b"\xff\xd8\xff\xe0 a jpeg header, declared as png"),
+    ("image/jpeg", b"GIF89a not a jpeg"),
+])
+def test_an_upload_whose_bytes_are_not_the_declared_image_is_refused_and_not_stored(
+        api, world, tenant, path, declared, data):
+    body, content_type = _multipart([("file", "cat.png", declared, data)])
+    response = api.post(path, data=body, headers={**tenant.headers, "Content-Type": content_type})
+    message = assert_dialect_error(path, response)
+    assert response.status_code == 400 and f"not a valid {declared}" in message
+    assert _uploads_in(world, tenant.workspace_id) == []
+
+
+def test_a_real_png_upload_is_still_stored(api, world, tenant):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
+    body, content_type = _multipart([("file", "red.png", "image/png", buffer.getvalue())])
+    response = api.post("/files", data=body, headers={**tenant.headers, "Content-Type": content_type})
+    assert response.status_code == 201, response.json
+    assert len(_uploads_in(world, tenant.workspace_id)) == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/images/edits", "/files"])
+def test_multipart_with_too_many_parts_is_refused(api, tenant, path):
+    from functions.api.multipart import MAX_PARTS
+
+    body, content_type = _multipart([(f"f{i}", None, "text/plain", b"x") for i in range(MAX_PARTS + 1)])
+    response = api.post(path, data=body, headers={**tenant.headers, "Content-Type": content_type})
+    message = assert_dialect_error(path, response)
+    assert response.status_code == 400 and f"at most {MAX_PARTS}" in message
+    if dialect_for_path(path) == OPENAI:
+        assert json.dumps(response.json)  # the SDK's BadRequestError parses this body
