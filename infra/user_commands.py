@@ -1,0 +1,389 @@
+"""The user's side of `darkroom`: generate, watch, list, cancel, browse the catalog, upload, and the MCP server.
+
+Every command goes through the public HTTP API (infra/client.py), so it works the same against `darkroom dev`
+and a deployed stack. Human output is rich; `--json` prints exactly one JSON document on stdout (the API's
+own, or {"error": …}) and nothing else there. Failures are one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column, Table
+
+from infra.client import DEFAULT_DATA_DIR, ApiError, DarkroomClient, output_urls, resolve_config
+
+PANEL = "Generate and browse (public API)"
+app = typer.Typer()
+generate_app = typer.Typer(help="Generate an image or a video, wait for it, download it.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate", rich_help_panel=PANEL)
+out = Console()
+err = Console(stderr=True)
+
+Url = Annotated[str | None, typer.Option(
+    "--url", help="API base URL (default: DARKROOM_URL, else .darkroom/dev.env, else .darkroom/deploy.env)")]
+ApiKey = Annotated[str | None, typer.Option("--api-key", help="API key (default: DARKROOM_API_KEY, else the env file's)")]
+DataDir = Annotated[Path, typer.Option(help="Where dev.env / deploy.env are looked for.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for scripts).")]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait for the result (it keeps running after).")]
+OutDir = Annotated[Path | None, typer.Option("--out", "-o", help="Download the outputs into this folder.")]
+
+
+class Format(str, Enum):
+    png = "png"
+    jpeg = "jpeg"
+    webp = "webp"
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _print_json(doc: Any) -> None:
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def _fail(message: str, json_out: bool, doc: Any = None) -> None:
+    if json_out:
+        _print_json(doc if doc is not None else {"error": {"message": message}})
+    err.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _api(url: str | None, api_key: str | None, data_dir: Path, json_out: bool) -> Iterator[DarkroomClient]:
+    """A client for the configured stack; every ApiError becomes one line and exit 1, never a traceback."""
+    try:
+        with DarkroomClient(resolve_config(url, api_key, data_dir)) as client:
+            yield client
+    except ApiError as exc:
+        _fail(str(exc), json_out, exc.to_json())
+
+
+def _table(*headers: str) -> Table:
+    # The first column is an id that other commands take: never wrapped or cut.
+    return Table(Column(headers[0], no_wrap=True), *headers[1:])
+
+
+def _label(generation: dict[str, Any]) -> str:
+    return {"pending": "queued", "processing": "running", "success": "done", "error": "failed"}.get(
+        generation["status"], generation["status"])
+
+
+def _wait(client: DarkroomClient, gen_id: str, *, quiet: bool, timeout: float) -> dict[str, Any]:
+    """Poll to the end, with a live display on stderr: queued, running step i/N, done."""
+    if quiet:
+        return client.wait(gen_id, timeout=timeout)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task(f"{gen_id} queued", total=None)
+
+            def show(generation: dict[str, Any]) -> None:
+                step = generation.get("progress") or {}
+                total = step.get("total") or progress.tasks[0].total
+                done = step.get("step", 0)
+                if generation["status"] == "success":
+                    total = total or 1
+                    done = total
+                progress.update(task, description=f"{gen_id} {_label(generation)}", completed=done, total=total)
+
+            return client.wait(gen_id, on_update=show, timeout=timeout)
+    except KeyboardInterrupt:
+        err.print(f"Stopped waiting; {gen_id} keeps running: darkroom get {gen_id} --watch")
+        raise typer.Exit(130) from None
+
+
+def _finish(client: DarkroomClient, generation: dict[str, Any], out_dir: Path | None, json_out: bool) -> None:
+    """Show (and download) a finished generation; a failed one exits 1 with its own error."""
+    if generation["status"] == "error":
+        _fail(f"generation {generation['id']} failed: {generation.get('error') or 'unknown error'}", json_out,
+              generation)
+    files = client.download(generation, out_dir) if out_dir and generation["status"] == "success" else []
+    if json_out:
+        _print_json(generation | ({"files": [str(p) for p in files]} if out_dir else {}))
+        return
+    _show_generation(generation)
+    for path in files:
+        out.print(f"  saved  {path}", highlight=False)
+
+
+def _show_generation(generation: dict[str, Any]) -> None:
+    meta = generation.get("metadata") or {}
+    size = f"{meta['width']}x{meta['height']}" if meta.get("width") else ""
+    step = generation.get("progress")
+    status = _label(generation) + (f" (step {step['step']}/{step['total']})" if step else "")
+    colour = {"done": "green", "failed": "red"}.get(_label(generation), "yellow")
+    out.print(f"[bold]{generation['id']}[/]  [{colour}]{status}[/]  {generation.get('model') or ''}  "
+              f"{generation.get('tool') or ''}  {size}", highlight=False)
+    if generation.get("error"):
+        out.print(f"  error  {escape(generation['error'])}", highlight=False)
+    for url in output_urls(generation):
+        out.print(f"  output {url}", highlight=False, soft_wrap=True)
+
+
+def _generate(kind: str, prompt: str, *, model: str | None, refs: list[str] | None, webhook: str | None,
+              no_wait: bool, out_dir: Path | None, timeout: float, url: str | None, api_key: str | None,
+              data_dir: Path, json_out: bool, **options: Any) -> None:
+    with _api(url, api_key, data_dir, json_out) as client:
+        created = client.submit(kind, prompt, model=model, references=refs, webhook=webhook, **options)
+        if no_wait:
+            if json_out:
+                _print_json(created)
+            else:
+                typer.echo(created["id"])
+            return
+        _finish(client, _wait(client, created["id"], quiet=json_out, timeout=timeout), out_dir, json_out)
+
+
+# ---------------------------------------------------------------- generate
+
+Prompt = Annotated[str, typer.Argument(help="What to generate.")]
+Model = Annotated[str | None, typer.Option("--model", "-m", help="Model id (`darkroom models`); default: the tool's.")]
+Size = Annotated[str | None, typer.Option("--size", "-s", help='Output size "WIDTHxHEIGHT", e.g. 1024x1024.')]
+Ratio = Annotated[str | None, typer.Option("--aspect-ratio", "-a", help='e.g. "16:9" (wins over --size).')]
+Seed = Annotated[int | None, typer.Option(help="Same seed, same output.")]
+Style = Annotated[str | None, typer.Option(help="A style preset's slug (`darkroom styles`).")]
+Ref = Annotated[list[str] | None, typer.Option(
+    "--ref", help="Reference image: a local file (uploaded for you), an http(s) URL or upload://…; repeatable.")]
+Negative = Annotated[str | None, typer.Option("--negative", help="What to avoid (negative prompt).")]
+Steps = Annotated[int | None, typer.Option(help="Denoising steps (model default if omitted).")]
+Webhook = Annotated[str | None, typer.Option(help="URL to POST the signed result to when it finishes.")]
+NoWait = Annotated[bool, typer.Option("--no-wait", help="Print the id at once; don't wait.")]
+
+
+@generate_app.command("image")
+def generate_image(
+    prompt: Prompt,
+    model: Model = None,
+    size: Size = None,
+    aspect_ratio: Ratio = None,
+    n: Annotated[int, typer.Option("-n", help="Number of images (one batch).")] = 1,
+    seed: Seed = None,
+    style: Style = None,
+    ref: Ref = None,
+    strength: Annotated[float | None, typer.Option(help="With --ref: how far to depart from it (0-1].")] = None,
+    negative: Negative = None,
+    steps: Steps = None,
+    fmt: Annotated[Format | None, typer.Option("--format", help="Output format.")] = None,
+    webhook: Webhook = None,
+    out_dir: OutDir = None,
+    no_wait: NoWait = False,
+    timeout: Timeout = 600,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Generate images from a prompt (with --ref: edit a reference image)."""
+    _generate("image", prompt, model=model, refs=ref, webhook=webhook, no_wait=no_wait, out_dir=out_dir,
+              timeout=timeout, url=url, api_key=api_key, data_dir=data_dir, json_out=json_out,
+              size=size, aspect_ratio=aspect_ratio, n=n if n != 1 else None, seed=seed, style=style,
+              strength=strength, negative_prompt=negative, steps=steps, output_format=fmt.value if fmt else None)
+
+
+@generate_app.command("video")
+def generate_video(
+    prompt: Prompt,
+    model: Model = None,
+    size: Size = None,
+    aspect_ratio: Ratio = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds (snapped to the model's supported lengths).")] = None,
+    fps: Annotated[int | None, typer.Option(help="Frames per second.")] = None,
+    seed: Seed = None,
+    style: Style = None,
+    ref: Annotated[list[str] | None, typer.Option(
+        "--ref", help="First frame: a local file (uploaded for you), an http(s) URL or upload://….")] = None,
+    negative: Negative = None,
+    steps: Steps = None,
+    webhook: Webhook = None,
+    out_dir: OutDir = None,
+    no_wait: NoWait = False,
+    timeout: Timeout = 900,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Generate an mp4 from a prompt (with --ref: animate a first frame)."""
+    _generate("video", prompt, model=model, refs=ref, webhook=webhook, no_wait=no_wait, out_dir=out_dir,
+              timeout=timeout, url=url, api_key=api_key, data_dir=data_dir, json_out=json_out,
+              size=size, aspect_ratio=aspect_ratio, duration=duration, fps=fps, seed=seed, style=style,
+              negative_prompt=negative, steps=steps)
+
+
+# ---------------------------------------------------------------- generations
+
+GenId = Annotated[str, typer.Argument(help="The generation's id.")]
+
+
+@app.command("get", rich_help_panel=PANEL)
+def get_generation(
+    gen_id: GenId,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow it live until it finishes.")] = False,
+    out_dir: OutDir = None,
+    timeout: Timeout = 600,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Show one generation: status, progress, outputs (--watch follows it to the end)."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        generation = _wait(client, gen_id, quiet=json_out, timeout=timeout) if watch else client.generation(gen_id)
+        if watch or generation["status"] in ("success", "error"):
+            _finish(client, generation, out_dir, json_out)
+        elif json_out:
+            _print_json(generation)
+        else:
+            _show_generation(generation)
+
+
+class Status(str, Enum):
+    pending = "pending"
+    processing = "processing"
+    success = "success"
+    error = "error"
+    canceled = "canceled"
+
+
+@app.command("list", rich_help_panel=PANEL)
+def list_generations(
+    status: Annotated[Status | None, typer.Option(help="Only generations in this state.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1-100), newest first.")] = 20,
+    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """List your generations, newest first."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        page = client.generations(status=status.value if status else None, limit=limit, offset=offset)
+    if json_out:
+        _print_json(page)
+        return
+    table = _table("id", "status", "model", "created", "prompt")
+    for g in page["data"]:
+        table.add_row(g["id"], _label(g), g.get("model") or "", g.get("createdAt") or "",
+                      escape(((g.get("payload") or {}).get("prompt") or "")[:60]))
+    out.print(table)
+    info = page["pagination"]
+    out.print(f"{len(page['data'])} of {info['total']}" + ("  (more: --offset)" if info["hasMore"] else ""))
+
+
+@app.command("cancel", rich_help_panel=PANEL)
+def cancel_generation(
+    gen_id: GenId,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Cancel a queued or running generation (its credits are refunded)."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        generation = client.cancel(gen_id)
+    if json_out:
+        _print_json(generation)
+    else:
+        out.print(f"Canceled {gen_id}")
+
+
+# ---------------------------------------------------------------- catalog, files, account
+
+
+@app.command("models", rich_help_panel=PANEL)
+def list_models(
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """The model catalog: ids, tasks, credits, default sizes."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        models = client.models()
+    if json_out:
+        _print_json(models)
+        return
+    table = _table("id", "name", "task", "credits", "default")
+    for m in models:
+        d = m.get("defaults") or {}
+        table.add_row(m["id"], escape(m["name"]), m["task"], f"{m['credits']:g}" if m.get("credits") else "",
+                      f"{d.get('width', '')}x{d.get('height', '')}, {d.get('steps', '')} steps")
+    out.print(table)
+
+
+@app.command("tools", rich_help_panel=PANEL)
+def list_tools(
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Tools (create-image, edit-image, create-video, image-to-video) and the models that serve them."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        tools = client.tools()
+    if json_out:
+        _print_json(tools)
+        return
+    table = _table("slug", "type", "default model", "models", "description")
+    for t in tools:
+        table.add_row(t["slug"], t["type"], t["defaultModel"], ", ".join(m["id"] for m in t["models"]),
+                      escape(t.get("description") or ""))
+    out.print(table)
+
+
+@app.command("styles", rich_help_panel=PANEL)
+def list_styles(
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Style presets for --style."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        styles = client.styles()
+    if json_out:
+        _print_json(styles)
+        return
+    table = _table("slug", "name", "description")
+    for s in styles:
+        table.add_row(s["slug"], escape(s["name"]), escape(s.get("description") or ""))
+    out.print(table)
+
+
+@app.command("upload", rich_help_panel=PANEL)
+def upload_file(
+    path: Annotated[Path, typer.Argument(help="An image file (png, jpeg, webp, gif; up to 20 MiB).")],
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Upload a reference image; prints the upload://… reference to pass to --ref."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        uploaded = client.upload(path)
+    if json_out:
+        _print_json(uploaded)
+    else:
+        typer.echo(uploaded["reference"])
+
+
+@app.command("account", rich_help_panel=PANEL)
+def show_account(
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Your workspace, credit balance and usage, and this key's scopes and rate limit."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        account = client.account()
+    if json_out:
+        _print_json(account)
+        return
+    usage, key = account["usage"], account["key"]
+    out.print(f"workspace  {account['workspace']['id']} ({account['workspace'].get('name') or ''})", highlight=False)
+    out.print(f"credits    {account['credits']:g}  (used {usage['creditsUsed']:g}, refunded "
+              f"{usage['creditsRefunded']:g}, added {usage['creditsAdded']:g})", highlight=False)
+    out.print(f"key        {key['id']}  scopes {' '.join(key['scopes'])}  {key['rateLimit']}/min", highlight=False)
+
+
+@app.command("mcp", rich_help_panel=PANEL)
+def mcp_server(
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Run the MCP server over stdio (for Claude, Cursor and other MCP clients)."""
+    try:
+        config = resolve_config(url, api_key, data_dir)
+    except ApiError as exc:
+        _fail(str(exc), False)
+    from infra.mcp_server import serve
+
+    serve(config)
