@@ -18,6 +18,7 @@ from functions.core.jobs import JobStatus, JobStore
 from functions.core.lifecycle import finish
 from functions.core.submit import SubmitRequest, submit
 from functions.dialects import native
+from functions.dialects.shared import generation_fields, style_prompt
 from functions.core.catalog import ModelSpec, ToolSpec, get_catalog
 
 router = Router()
@@ -59,7 +60,7 @@ def _submit(tool: str | None, model: ModelSpec, raw_input: dict[str, Any], webho
     # Before any input check: a key without the scope learns nothing about the request (reference edits
     # never change a model's type, so the scope is known already).
     principal.require(f"{model.type}:generate")
-    inp = parse_input(GenerationInput, raw_input, prefix="input.")
+    inp = parse_input(GenerationInput, _styled(model, raw_input), prefix="input.")
     model, params = resolve_request(model, inp, workspace_id=principal.workspace_id, prefix="input.")
     tool = tool or next((t.slug for t in get_catalog().tools if t.task == model.task), None)
     request = SubmitRequest(workspace_id=principal.workspace_id, model=model, params=params,
@@ -68,6 +69,18 @@ def _submit(tool: str | None, model: ModelSpec, raw_input: dict[str, Any], webho
                             make_public=inp.make_public, base_url=base_url(router.current_event))
     job = submit(request)
     return job.model_dump(mode="json")
+
+
+def _styled(model: ModelSpec, raw_input: dict[str, Any]) -> dict[str, Any]:
+    """`input.style`: a preset from GET /api/styles, applied as the other dialects apply theirs."""
+    if "style" not in raw_input:
+        return raw_input
+    rest = {k: v for k, v in raw_input.items() if k != "style"}
+    if not isinstance(rest.get("prompt"), str) or not isinstance(rest.get("negative_prompt") or "", str):
+        return rest  # the prompts' own errors are the ones to report
+    styled = style_prompt(rest.pop("prompt"), rest.pop("negative_prompt", None),
+                          [(raw_input["style"], "input.style")])
+    return generation_fields(model, styled, rest)
 
 
 def _idempotent(body: BaseModel, work) -> dict[str, Any]:
@@ -154,6 +167,8 @@ def _tool_view(tool: ToolSpec, *, detail: bool) -> dict[str, Any]:
     }
     if detail:
         view["inputSchema"] = GenerationInput.model_json_schema()
+        view["inputSchema"]["properties"]["style"] = {"type": "string", "description": "A style preset's slug "
+                                                      "(GET /api/styles): applied to the prompt."}
     return view
 
 
