@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from infra import user_commands
+
 app = typer.Typer(help="Darkroom: self-hosted media generation API.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -20,6 +22,7 @@ webhooks_app = typer.Typer(help="Verify, receive and replay webhooks.", no_args_
 app.add_typer(webhooks_app, name="webhooks")
 workspaces_app = typer.Typer(help="Create workspaces, add credits, show usage.", no_args_is_help=True)
 app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(user_commands.app)  # generate, get, list, cancel, models, tools, styles, upload, account, mcp
 console = Console()
 
 DataDir = Annotated[Path, typer.Option(help="Where the local stack keeps its env file and tiny models.")]
