@@ -3,9 +3,10 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SAM_VENV  := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: dev test install lint bench clean build-ApiFunction build-DispatchFunction build-CompleteFunction \
-        build-WebhooksFunction build-SweeperFunction
+.PHONY: dev test install lint bench clean artifacts-doc
 
 $(STAMP): pyproject.toml gpu/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +23,7 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/darkroom dev
 
-test: $(STAMP)
+test: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 lint: $(STAMP)
@@ -33,11 +34,24 @@ bench: $(STAMP)
 	$(BIN)/python -m gpu.bench
 
 clean:
-	rm -rf $(VENV) .darkroom .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) .darkroom .pytest_cache
 
-# `sam build` runs these (Metadata: BuildMethod: makefile): every function ships the same code,
-# the functions/ package (the model catalog included), with the runtime requirements only.
-build-ApiFunction build-DispatchFunction build-CompleteFunction build-WebhooksFunction build-SweeperFunction:
-	mkdir -p "$(ARTIFACTS_DIR)"
-	cp -r functions "$(ARTIFACTS_DIR)/"
-	python -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)"
+# `sam build` runs build-<LogicalId> for every function and layer with `Metadata: BuildMethod: makefile`,
+# with ARTIFACTS_DIR set. infra/build/artifacts.py builds for the runtime and architecture that template.yaml
+# declares (DARKROOM_BUILD_ARCHITECTURE / DARKROOM_BUILD_RUNTIME override them), with that function's
+# requirements only. Any logical id works, so functions added to the template need no new target here.
+# The build needs pyyaml: the project venv when there is one, else whatever python3 sam runs us with.
+BUILD_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+build-%:
+	$(BUILD_PYTHON) -m infra.build.artifacts $* "$(ARTIFACTS_DIR)"
+
+# sam CLI in its own venv: its pins (pydantic, cfn-lint, ...) clash with the project's. Only tests need it.
+$(SAM_STAMP):
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q 'aws-sam-cli>=1.120'
+	touch $(SAM_STAMP)
+
+# Rebuilds every artifact and rewrites the size table in docs/artifacts.md.
+artifacts-doc: $(STAMP)
+	$(BIN)/python -m infra.build.report docs/artifacts.md

@@ -1,0 +1,181 @@
+"""Builds one Lambda artifact (a function or the SDK layer) for the runtime and architecture that
+template.yaml declares for it, whatever machine runs the build.
+
+`sam build` runs it through the Makefile's build-<LogicalId> targets (Metadata: BuildMethod: makefile):
+
+    python -m infra.build.artifacts <LogicalId> <ARTIFACTS_DIR>
+
+A function ships the functions/ package and the distributions its handler imports, listed in
+functions/<package>/requirements.txt and pinned once in functions/requirements.txt. The AWS SDK is not in
+any function: it comes from the AwsSdkLayer (functions/requirements-sdk.txt), or the runtime's own copy
+while the template has no such layer. See docs/artifacts.md for the why.
+
+DARKROOM_BUILD_ARCHITECTURE (arm64 | x86_64) and DARKROOM_BUILD_RUNTIME (python3.X) override the template,
+so that a test can build for the host and import the handlers there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.local import template as cfn
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTIONS = REPO / "functions"
+PINS = FUNCTIONS / "requirements.txt"
+SDK_REQUIREMENTS = FUNCTIONS / "requirements-sdk.txt"
+SDK_LAYER = "AwsSdkLayer"
+
+ARCHITECTURE_ENV = "DARKROOM_BUILD_ARCHITECTURE"
+RUNTIME_ENV = "DARKROOM_BUILD_RUNTIME"
+
+# Lambda's name for an architecture -> the machine name in wheel tags and ELF headers.
+MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
+# The newest glibc each runtime's OS has (python3.12+ run on Amazon Linux 2023, older ones on Amazon Linux 2):
+# a manylinux wheel for a newer glibc would fail to load there.
+AL2023_GLIBC_MINOR = 34
+AL2_GLIBC_MINOR = 26
+OLDEST_MANYLINUX_MINOR = 17  # manylinux2014
+
+# What a function artifact never ships: tests, caches, and the requirement files themselves.
+CODE_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements*.txt", "tests")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the artifact is built for."""
+
+    runtime: str  # e.g. python3.12
+    architecture: str  # arm64 | x86_64
+
+    @property
+    def python_version(self) -> str:
+        return self.runtime.removeprefix("python")
+
+    @property
+    def machine(self) -> str:
+        return MACHINES[self.architecture]
+
+    @property
+    def cpython_tag(self) -> str:
+        """The tag every extension module's file name carries, e.g. cpython-312."""
+        return "cpython-" + self.python_version.replace(".", "")
+
+    @property
+    def platforms(self) -> list[str]:
+        """Every manylinux tag this runtime's OS can load, newest first. pip needs them all spelled out:
+        it expands manylinux2014 to the older legacy tags, but not to the manylinux_2_x ones."""
+        major, minor = (int(part) for part in self.python_version.split("."))
+        newest = AL2023_GLIBC_MINOR if (major, minor) >= (3, 12) else AL2_GLIBC_MINOR
+        tags = [f"manylinux_2_{glibc}_{self.machine}" for glibc in range(newest, OLDEST_MANYLINUX_MINOR - 1, -1)]
+        return tags + [f"manylinux2014_{self.machine}"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    logical_id: str
+    kind: str  # "function" | "layer"
+    target: Target
+    handler: str | None = None
+
+    @property
+    def package(self) -> Path:
+        """The function's own package under functions/, from its handler (functions.api.handler.handler)."""
+        assert self.handler, self.logical_id
+        return REPO.joinpath(*self.handler.split(".")[:2])
+
+    @property
+    def requirements(self) -> Path:
+        return SDK_REQUIREMENTS if self.kind == "layer" else self.package / "requirements.txt"
+
+
+def load_template() -> dict[str, Any]:
+    return cfn.load()
+
+
+def function_ids(template: dict[str, Any]) -> list[str]:
+    return [name for name, res in template["Resources"].items() if res["Type"] == "AWS::Serverless::Function"]
+
+
+def _override(target: Target) -> Target:
+    return Target(runtime=os.environ.get(RUNTIME_ENV) or target.runtime,
+                  architecture=os.environ.get(ARCHITECTURE_ENV) or target.architecture)
+
+
+def artifact(logical_id: str, template: dict[str, Any] | None = None) -> Artifact:
+    """The artifact `logical_id` names: a function in template.yaml, or the SDK layer (which may not be in
+    the template yet; then it is built for the functions' Globals)."""
+    template = template or load_template()
+    globals_ = template.get("Globals", {}).get("Function", {})
+    resource = template["Resources"].get(logical_id)
+    if resource is None and logical_id != SDK_LAYER:
+        raise SystemExit(f"{logical_id}: no such resource in template.yaml")
+    props = (resource or {}).get("Properties", {})
+    if logical_id == SDK_LAYER:
+        metadata = (resource or {}).get("Metadata", {})
+        runtime = (props.get("CompatibleRuntimes") or [globals_["Runtime"]])[0]
+        architecture = metadata.get("BuildArchitecture") or (
+            props.get("CompatibleArchitectures") or globals_.get("Architectures") or ["x86_64"])[0]
+        return Artifact(logical_id, "layer", _override(Target(runtime, architecture)))
+    if resource["Type"] != "AWS::Serverless::Function":
+        raise SystemExit(f"{logical_id}: not an AWS::Serverless::Function")
+    runtime = props.get("Runtime") or globals_["Runtime"]
+    architecture = (props.get("Architectures") or globals_.get("Architectures") or ["x86_64"])[0]
+    return Artifact(logical_id, "function", _override(Target(runtime, architecture)), handler=props["Handler"])
+
+
+def pip_install(requirements: Path, target: Target, into: Path) -> None:
+    """Wheels only, for the target's platform and Python, whatever runs pip."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-compile",  # the host's .pyc would be for the host's Python, not the runtime's
+               "--no-warn-conflicts",  # pip compares with the build venv, which the artifact never sees
+               "--only-binary=:all:", "--implementation", "cp", "--python-version", target.python_version,
+               "--target", str(into), "-r", str(requirements), "-c", str(PINS)]
+    for platform in target.platforms:
+        command += ["--platform", platform]
+    subprocess.run(command, check=True)
+
+
+def strip(root: Path) -> None:
+    """Drop what Lambda never uses. Console scripts (bin/) have the build host's interpreter in their
+    shebang; *.dist-info stays, importlib.metadata reads it (pydantic, powertools and others do)."""
+    shutil.rmtree(root / "bin", ignore_errors=True)
+    for cache in sorted(root.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def build(art: Artifact, artifacts_dir: Path) -> Path:
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    if any(artifacts_dir.iterdir()):
+        raise SystemExit(f"{artifacts_dir} is not empty: build into a fresh directory")
+    if art.kind == "layer":
+        # Lambda puts a layer in /opt; /opt/python is on the runtime's sys.path.
+        site = artifacts_dir / "python"
+        pip_install(art.requirements, art.target, site)
+    else:
+        site = artifacts_dir
+        pip_install(art.requirements, art.target, site)
+        shutil.copytree(FUNCTIONS, artifacts_dir / "functions", ignore=CODE_IGNORED)
+    strip(site)
+    return artifacts_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m infra.build.artifacts", description=__doc__.split("\n")[0])
+    parser.add_argument("logical_id", help="a function's logical id in template.yaml, or " + SDK_LAYER)
+    parser.add_argument("artifacts_dir", type=Path, help="where to build (sam build's ARTIFACTS_DIR)")
+    args = parser.parse_args(argv)
+    art = artifact(args.logical_id)
+    print(f"{art.logical_id}: {art.kind} for {art.target.runtime} on {art.target.architecture}", file=sys.stderr)
+    build(art, args.artifacts_dir.resolve())
+
+
+if __name__ == "__main__":
+    main()
