@@ -1,0 +1,1 @@
+"""Building the Lambda artifacts (functions and the SDK layer) that template.yaml deploys."""
