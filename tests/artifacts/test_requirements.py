@@ -122,3 +122,11 @@ def test_pyproject_pins_the_lambda_dependencies_the_same_way():
         assert name in by_name, f"{name} is pinned for Lambda but pyproject.toml does not depend on it"
         assert by_name[name] == {str(pin.specifier)}, (
             f"{name}: functions/requirements.txt says {pin.specifier}, pyproject.toml {sorted(by_name[name])}")
+
+
+def test_the_sdk_layer_is_built_for_the_functions_that_use_it(template):
+    # Read from the template when it declares the layer, else from Globals: either way a function and the
+    # layer it loads must agree, or the layer's native code (none today, but pins change) would not load.
+    layer = artifacts.artifact(artifacts.SDK_LAYER, template).target
+    for art in _function_artifacts(template):
+        assert art.target == layer, f"{art.logical_id} is {art.target}, {artifacts.SDK_LAYER} {layer}"
