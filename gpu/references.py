@@ -10,21 +10,19 @@ Every failure is an `InvalidReference` naming the reference; the worker fails th
 from __future__ import annotations
 
 import io
-import ipaddress
 import posixpath
-import socket
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from PIL import Image, ImageOps
 
 from functions.core import aws
-from functions.core.urls import UnsafeUrl, check_address, check_url
+from functions.core.urls import UnsafeUrl, pin
 
 MAX_REFERENCES = 10
 # Decoders for the formats people upload; nothing exotic (EPS, for one, would run Ghostscript).
@@ -135,32 +133,12 @@ def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Lim
 
 
 def _pinned(url: str, label: str, allow_loopback: bool) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
-    """Check `url`, resolve its host once, check every address, and aim the request at the first one.
-
-    The Host header and TLS SNI (so certificate checks) keep the original name.
-    """
+    """The request for one hop, aimed at the address the guard checked (functions/core/urls.py: pin)."""
     try:
-        check_url(url, allow_loopback=allow_loopback, schemes=("http", "https"), resolve=False)
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            addresses = [ipaddress.ip_address(host)]
-        except ValueError:
-            try:
-                infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-            except (socket.gaierror, UnicodeError):
-                raise UnsafeUrl(f"host {host} does not resolve") from None
-            addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-        for address in addresses:
-            check_address(address, allow_loopback=allow_loopback)
+        pinned = pin(url, allow_loopback=allow_loopback, schemes=("http", "https"))
     except UnsafeUrl as exc:
         raise InvalidReference(f"{label}: not allowed: {exc}") from None
-    target = httpx.URL(url).copy_with(host=str(addresses[0]))
-    extensions: dict[str, Any] = {}
-    if parts.scheme == "https" and str(addresses[0]) != host:
-        extensions["sni_hostname"] = host
-    return target, {"Host": parts.netloc, "Accept": "image/*"}, extensions
+    return httpx.URL(pinned.url), {"Host": pinned.host_header, "Accept": "image/*"}, pinned.extensions
 
 
 def _read_capped(resp: httpx.Response, label: str, limits: Limits, deadline: float) -> bytes:

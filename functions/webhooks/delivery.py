@@ -23,7 +23,7 @@ from functions.core.jobs import Job, JobStore
 from functions.core.messages import WebhookMessage
 from functions.core.settings import get_settings, retry_delays
 from functions.core.signing import signed_headers
-from functions.core.urls import UnsafeUrl, check_url
+from functions.core.urls import UnsafeUrl, pin
 from functions.core.workspaces import WorkspaceStore
 from functions.dialects import webhook_payload
 
@@ -54,10 +54,13 @@ class Decision:
     attempt: dict = field(default_factory=dict)
 
 
-@lru_cache(maxsize=1)
-def http_client() -> httpx.Client:
-    # One client per warm Lambda: connections to the same receivers are reused across invocations.
-    return httpx.Client(follow_redirects=False, headers={"user-agent": USER_AGENT},
+@lru_cache(maxsize=32)
+def http_client(tls_name: str | None = None) -> httpx.Client:
+    # Clients live across invocations of a warm Lambda, so connections to the same receivers are reused. One per
+    # TLS name: requests go to pinned addresses, and a pooled connection verified for one name must not carry
+    # another name's request to the same address.
+    # trust_env=False: a proxy from the environment would make the connection, and the address check, moot.
+    return httpx.Client(follow_redirects=False, trust_env=False, headers={"user-agent": USER_AGENT},
                         limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
 
 
@@ -82,8 +85,9 @@ def render_body(job: Job) -> str:
 def post(job: Job, message: WebhookMessage, signing_secrets: list[str]) -> Attempt:
     settings = get_settings()
     try:
-        # Checked on every attempt: the name may resolve elsewhere than it did at submit time.
-        check_url(job.webhook or "", allow_loopback=settings.local)
+        # Checked on every attempt: the name may resolve elsewhere than it did at submit time. The request goes
+        # to the address checked here, never to a second DNS answer (rebinding).
+        target = pin(job.webhook or "", allow_loopback=settings.local)
     except UnsafeUrl as exc:
         return Attempt("unsafe", error=f"webhook URL refused: {exc}")
     body = render_body(job)
@@ -92,11 +96,13 @@ def post(job: Job, message: WebhookMessage, signing_secrets: list[str]) -> Attem
         "content-type": "application/json",
         "x-webhook-source": "darkroom",
         "x-media-id": job.id,
+        "host": target.host_header,
     }
     started = time.perf_counter()
     try:
-        response = http_client().post(job.webhook, content=body.encode(), headers=headers,
-                                      timeout=settings.webhook_timeout_seconds)
+        response = http_client(target.sni_hostname).post(target.url, content=body.encode(), headers=headers,
+                                                         extensions=target.extensions,
+                                                         timeout=settings.webhook_timeout_seconds)
     except httpx.TimeoutException:
         return Attempt("retry", error=f"timed out after {settings.webhook_timeout_seconds:g}s",
                        duration_ms=int((time.perf_counter() - started) * 1000))

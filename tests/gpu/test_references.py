@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import httpx
 import numpy as np
 import pytest
 from gpu_helpers import gradient
@@ -233,7 +234,11 @@ def test_redirect_without_location(server):
     ("http://169.254.169.254/latest/meta-data/", "metadata"),
     ("http://does-not-exist.invalid/fox.png", "does not resolve"),
 ])
-def test_unsafe_urls_are_refused_before_connecting(url, match):
+def test_unsafe_urls_are_refused_before_connecting(url, match, monkeypatch):
+    def no_such_name(host, *args, **kwargs):  # no real DNS query, even for a name that cannot exist
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     with pytest.raises(InvalidReference, match=match):
         fetch(url, allow_loopback=False)
 
@@ -323,3 +328,85 @@ def test_too_many_references():
 
 def test_fetch_url_returns_the_bytes(server):
     assert fetch_url(server + "/fox.png", "ref", allow_loopback=True) == PNG
+
+
+# --- rebinding and odd spellings, with the resolver and the transport mocked (no packet is sent) ---------
+
+
+class _Net:
+    """A fake resolver (one answer list per lookup, in turn) and an httpx MockTransport that records every
+    request the fetcher sends: what was checked can be compared with where the connection would go."""
+
+    def __init__(self, monkeypatch, answers: dict[str, list[list[str]]], routes: dict[str, httpx.Response]):
+        self.answers, self.routes = answers, routes
+        self.lookups: list[str] = []
+        self.requests: list[httpx.Request] = []
+        real_client = httpx.Client
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            self.lookups.append(host)
+            turns = self.answers.get(host)
+            if not turns:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            ips = turns[min(self.lookups.count(host) - 1, len(turns) - 1)]
+            return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                     (ip, port, 0, 0) if ":" in ip else (ip, port)) for ip in ips]
+
+        def client(**kwargs):
+            return real_client(**kwargs, transport=httpx.MockTransport(self._handle))
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(httpx, "Client", client)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.routes.get(request.url.path, httpx.Response(404))
+
+
+def test_a_rebinding_name_is_fetched_from_the_address_that_was_checked(monkeypatch):
+    net = _Net(monkeypatch, {"images.example": [["93.184.216.34"], ["127.0.0.1"]]},
+               {"/fox.png": httpx.Response(200, content=PNG)})
+    assert fetch("https://images.example/fox.png", allow_loopback=False).size == (64, 48)
+    assert net.lookups == ["images.example"]
+    (request,) = net.requests
+    assert request.url.host == "93.184.216.34" and request.headers["host"] == "images.example"
+    assert request.extensions["sni_hostname"] == "images.example"
+
+
+def test_every_redirect_hop_is_resolved_and_checked_before_it_is_sent(monkeypatch):
+    net = _Net(monkeypatch, {"images.example": [["93.184.216.34"]], "cdn.example": [["93.184.216.35"]],
+                             "rebind.example": [["10.0.0.7"]]},
+               {"/a": httpx.Response(302, headers={"location": "https://cdn.example/b"}),
+                "/b": httpx.Response(302, headers={"location": "https://rebind.example/c"}),
+                "/c": httpx.Response(200, content=PNG)})
+    with pytest.raises(InvalidReference, match="10.0.0.7 is not a public address"):
+        fetch("https://images.example/a", allow_loopback=False)
+    assert [(r.url.host, r.url.path) for r in net.requests] == [("93.184.216.34", "/a"), ("93.184.216.35", "/b")]
+
+
+@pytest.mark.parametrize("location", [
+    "http://2130706433/fox.png", "http://0x7f000001/fox.png", "http://0177.0.0.1/fox.png",
+    "http://[::ffff:127.0.0.1]/fox.png", "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+    "http://0xa9fea9fe/latest/meta-data/", "http://metadata.google.internal./computeMetadata/v1/",
+    "http://localhost./fox.png", "http://[fd00:ec2::254]/latest/meta-data/", "http://good.com@127.0.0.1/fox.png",
+    "http://[fe80::1]/fox.png", "http://[fc00::1]/fox.png", "http://0.0.0.0/fox.png", "http://[::]/fox.png",
+])
+def test_a_redirect_to_any_spelling_of_a_private_address_is_not_followed(monkeypatch, location):
+    net = _Net(monkeypatch, {"images.example": [["93.184.216.34"]]},
+               {"/go": httpx.Response(302, headers={"location": location})})
+    # Refused by the guard ("not allowed"), or by httpx itself for a Location it cannot parse.
+    with pytest.raises(InvalidReference, match="not allowed|Invalid URL"):
+        fetch("https://images.example/go", allow_loopback=False)
+    assert [r.url.path for r in net.requests] == ["/go"] and net.lookups == ["images.example"]
+
+
+@pytest.mark.parametrize("url", [
+    "http://2130706433/fox.png", "http://0x7f.0.0.1/fox.png", "http://[::ffff:7f00:1]/fox.png",
+    "http://2852039166/latest/meta-data/", "http://0251.0376.0251.0376/latest/meta-data/",
+    "http://127.0.0.1#@good.com/fox.png", "http://good.com\\@127.0.0.1/fox.png", "http://169.254.169.254./x",
+])
+def test_odd_spellings_are_refused_before_any_lookup_or_connection(monkeypatch, url):
+    net = _Net(monkeypatch, {}, {})
+    with pytest.raises(InvalidReference, match="not allowed"):
+        fetch(url, allow_loopback=False)
+    assert net.lookups == [] and net.requests == []

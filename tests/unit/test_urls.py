@@ -5,8 +5,11 @@ Hosts are IP literals, or names whose resolution is faked: nothing here asks a D
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import socket
 
+import httpx
 import pytest
 
 from functions.core import urls
@@ -167,3 +170,215 @@ def test_optional_resolution_still_refuses_private_answers(monkeypatch):
     fake_dns(monkeypatch, {"rebind.example.com": ["10.0.0.7"]})
     with pytest.raises(UnsafeUrl):
         check_url("https://rebind.example.com/x", must_resolve=False, **DEPLOYED)
+
+
+# ---------------------------------------------------------------- every way of spelling a private address
+
+# Each spelling is refused from the URL alone: the resolver is never asked (the autouse fixture fails the
+# test if it is), so a resolver that would answer a public address for the odd spelling cannot help it through.
+LOOPBACK_FORMS = [
+    "http://2130706433/",            # decimal
+    "http://0177.0.0.1/",            # octal
+    "http://0x7f.0.0.1/",            # hex, per label
+    "http://0x7f000001/",            # hex, whole
+    "http://127.1/",                 # shorthand
+    "http://127.0.0.1./",            # trailing dot
+    "http://[::ffff:127.0.0.1]/",    # IPv4-mapped IPv6
+    "http://[::ffff:7f00:1]/",
+    "http://[::ffff:0:7f00:1]/",     # IPv4-translated
+    "http://[::127.0.0.1]/",         # IPv4-compatible (deprecated)
+    "http://[64:ff9b::7f00:1]/",     # NAT64
+    "http://[2002:7f00:1::]/",       # 6to4
+    "http://localhost./",
+    "http://api.localhost/",
+    "http://127.0.0.1#@good.com/",   # the fragment hides nothing: the host is 127.0.0.1
+]
+METADATA_FORMS = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://169.254.169.254./latest/meta-data/",
+    "http://2852039166/latest/meta-data/",
+    "http://0xa9fea9fe/latest/meta-data/",
+    "http://0xa9.0xfe.0xa9.0xfe/latest/meta-data/",
+    "http://0251.0376.0251.0376/latest/meta-data/",
+    "http://169.254.43518/latest/meta-data/",
+    "http://[::ffff:169.254.169.254]/latest/meta-data/",
+    "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+    "http://[2002:a9fe:a9fe::]/latest/meta-data/",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "http://metadata.google.internal./computeMetadata/v1/",
+    "http://METADATA.GOOGLE.INTERNAL/computeMetadata/v1/",
+    "http://instance-data/latest/meta-data/",
+]
+NEVER_FORMS = [
+    "http://0.0.0.0/", "http://0/", "http://[::]/", "http://[fe80::1]/", "http://[fe80::1%25eth0]/",
+    "http://[fc00::1]/", "http://[fd12:3456::1]/", "http://[::ffff:10.0.0.1]/", "http://0x0a000001/",
+    "http://[2001:db8::1]/", "http://[64:ff9b:1::a00:1]/",
+]
+TRICKS = [
+    "http://good.com@127.0.0.1/",
+    "http://good.com\\@127.0.0.1/",
+    "http://127.0.0.1\\@good.com/",
+    "http://good.com%40127.0.0.1@127.0.0.1/",
+    "http://@127.0.0.1/",
+    "http://good.com\t@127.0.0.1/",
+    "http://good.com /",
+]
+
+
+@pytest.mark.parametrize("url", LOOPBACK_FORMS + METADATA_FORMS + NEVER_FORMS + TRICKS)
+def test_every_spelling_of_a_private_address_is_refused_when_deployed(url):
+    with pytest.raises(UnsafeUrl):
+        check_url(url, schemes=("https", "http"), **DEPLOYED)
+    with pytest.raises(UnsafeUrl):
+        urls.pin(url, schemes=("https", "http"), **DEPLOYED)
+
+
+@pytest.mark.parametrize("url", METADATA_FORMS + NEVER_FORMS + TRICKS)
+def test_metadata_and_private_spellings_are_refused_even_locally(url):
+    with pytest.raises(UnsafeUrl):
+        check_url(url, **LOCAL)
+
+
+@pytest.mark.parametrize("url", ["http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/"])
+def test_odd_ipv4_spellings_are_refused_even_when_they_mean_a_public_address_locally(url):
+    # Not canonical: refused rather than decoded, whatever they mean.
+    with pytest.raises(UnsafeUrl, match="non-standard form"):
+        check_url(url, **LOCAL)
+
+
+@pytest.mark.parametrize("url", ["https://[::ffff:93.184.216.34]/x", "https://[2002:5db8:d822::]/x",
+                                 "https://[64:ff9b::5db8:d822]/x", "https://93.184.216.34./x"])
+def test_ipv6_forms_of_a_public_ipv4_address_are_allowed(url):
+    check_url(url, **DEPLOYED)
+
+
+def test_a_name_whose_labels_are_numbers_is_not_a_name():
+    with pytest.raises(UnsafeUrl, match="non-standard form"):
+        check_url("https://1.2.3/x", **DEPLOYED)
+
+
+def test_names_with_digits_are_still_names(monkeypatch):
+    fake_dns(monkeypatch, {"1e100.net": ["93.184.216.34"], "0x7f.example.com": ["93.184.216.34"]})
+    check_url("https://1e100.net/x", **DEPLOYED)
+    check_url("https://0x7f.example.com/x", **DEPLOYED)
+
+
+# ---------------------------------------------------------------- pin: the address checked is the address used
+
+
+def rebinding_dns(monkeypatch, name: str, answers: list[list[str]]) -> list[str]:
+    """A resolver that answers `answers[0]` the first time, `answers[1]` the second time, …"""
+    calls: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        calls.append(host)
+        if host != name:
+            raise AssertionError(f"resolved {host!r}: only {name!r} may be resolved (the pinned address is used)")
+        ips = answers[min(len(calls) - 1, len(answers) - 1)]
+        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (ip, port, 0, 0) if ":" in ip else (ip, port)) for ip in ips]
+
+    monkeypatch.setattr(urls.socket, "getaddrinfo", getaddrinfo)
+    return calls
+
+
+def test_pin_aims_the_url_at_the_checked_address_and_keeps_the_name_for_tls(monkeypatch):
+    calls = rebinding_dns(monkeypatch, "hooks.example.com", [["93.184.216.34"], ["127.0.0.1"]])
+    pinned = urls.pin("https://hooks.example.com:8443/in?x=1#frag", **DEPLOYED)
+    assert calls == ["hooks.example.com"]
+    assert pinned.url == "https://93.184.216.34:8443/in?x=1"
+    assert pinned.host_header == "hooks.example.com:8443"
+    assert pinned.extensions == {"sni_hostname": "hooks.example.com"}
+
+
+def test_pin_refuses_when_any_answer_is_private(monkeypatch):
+    rebinding_dns(monkeypatch, "rebind.example.com", [["93.184.216.34", "10.0.0.7"]])
+    with pytest.raises(UnsafeUrl, match="10.0.0.7"):
+        urls.pin("https://rebind.example.com/x", **DEPLOYED)
+
+
+def test_pin_brackets_ipv6_and_prefers_ipv4(monkeypatch):
+    rebinding_dns(monkeypatch, "v6.example.com", [["2606:2800:220:1:248:1893:25c8:1946"]])
+    assert urls.pin("https://v6.example.com/x", **DEPLOYED).url == "https://[2606:2800:220:1:248:1893:25c8:1946]/x"
+    rebinding_dns(monkeypatch, "both.example.com", [["2606:2800:220:1:248:1893:25c8:1946", "93.184.216.34"]])
+    assert urls.pin("https://both.example.com/x", **DEPLOYED).address == ipaddress.ip_address("93.184.216.34")
+
+
+def test_pin_of_a_literal_asks_no_resolver():
+    pinned = urls.pin("https://93.184.216.34/x", **DEPLOYED)
+    assert pinned.url == "https://93.184.216.34/x" and pinned.extensions == {}
+
+
+# ---------------------------------------------------------------- webhook delivery: every attempt, pinned
+
+
+def _job(webhook: str):
+    from functions.core.jobs import Job
+
+    return Job(id="65f0c0ffee00000000000001", workspace_id="ws-a", model="flux-schnell", task="text-to-image",
+               created_at=1_700_000_000, webhook=webhook, status="succeeded")
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[httpx.Request]:
+    """Webhook POSTs land in a list through httpx's MockTransport: nothing leaves the process."""
+    from functions.webhooks import delivery
+
+    requests: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.url.path == "/redirect":
+            return httpx.Response(302, headers={"location": "http://169.254.169.254/latest/meta-data/"})
+        return httpx.Response(200)
+
+    clients: dict = {}
+    monkeypatch.setattr(delivery, "http_client", lambda name=None: clients.setdefault(
+        name, httpx.Client(transport=httpx.MockTransport(handle), follow_redirects=False)))
+    monkeypatch.delenv("DARKROOM_LOCAL", raising=False)
+    from functions.core.settings import get_settings
+    get_settings.cache_clear()
+    yield requests
+    get_settings.cache_clear()
+
+
+def _post(url: str):
+    from functions.core.messages import WebhookMessage
+    from functions.webhooks import delivery
+
+    return delivery.post(_job(url), WebhookMessage(event_id="evt_1", job_id="65f0c0ffee00000000000001",
+                                                   event="generation.succeeded"),
+                         ["whsec_" + base64.b64encode(b"k" * 24).decode()])
+
+
+def test_a_webhook_goes_to_the_address_that_was_checked(monkeypatch, sent):
+    calls = rebinding_dns(monkeypatch, "hooks.example.com", [["93.184.216.34"], ["169.254.169.254"]])
+    assert _post("https://hooks.example.com/in").outcome == "delivered"
+    assert calls == ["hooks.example.com"]  # one lookup: the connection did not resolve again
+    (request,) = sent
+    assert request.url.host == "93.184.216.34" and request.headers["host"] == "hooks.example.com"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+
+
+def test_each_attempt_checks_again_and_a_rebound_name_is_not_sent_to(monkeypatch, sent):
+    rebinding_dns(monkeypatch, "hooks.example.com", [["93.184.216.34"], ["10.0.0.7"]])
+    assert _post("https://hooks.example.com/in").outcome == "delivered"
+    second = _post("https://hooks.example.com/in")
+    assert second.outcome == "unsafe" and "10.0.0.7" in second.error
+    assert len(sent) == 1
+
+
+def test_a_webhook_redirect_to_metadata_is_not_followed(monkeypatch, sent):
+    rebinding_dns(monkeypatch, "hooks.example.com", [["93.184.216.34"]])
+    attempt = _post("https://hooks.example.com/redirect")
+    assert attempt.outcome == "rejected" and attempt.status_code == 302
+    assert [str(r.url) for r in sent] == ["https://93.184.216.34/redirect"]
+
+
+@pytest.mark.parametrize("url", [u.replace("http://", "https://", 1) for u in
+                                 LOOPBACK_FORMS + METADATA_FORMS + NEVER_FORMS + TRICKS])
+def test_no_spelling_of_a_private_address_gets_a_webhook(url, sent):
+    attempt = _post(url)
+    assert attempt.outcome == "unsafe" and sent == []
