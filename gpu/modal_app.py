@@ -124,11 +124,16 @@ class LTXVideoGenerator(_Generator):
 
 
 @app.function(image=image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret], timeout=3600)
-def download(model_ids: list[str] | None = None) -> list[str]:
-    """Fill the Volume with each catalog model's weights at its pinned revision (WEIGHTS_DIR/<repo>)."""
+def download(models: str = "") -> list[str]:
+    """Fill the Volume with each catalog model's weights at its pinned revision (WEIGHTS_DIR/<repo>).
+
+    `models` is comma-separated catalog ids (all models when empty): `modal run` can only pass plain types.
+    """
     import os
 
     from huggingface_hub import snapshot_download
+
+    model_ids = [m.strip() for m in models.split(",") if m.strip()]
 
     done = []
     fetched: set[tuple[str, str]] = set()

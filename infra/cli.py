@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from infra import user_commands
@@ -81,13 +82,9 @@ def _target(local: bool, stack_name: str | None, data_dir: Path) -> None:
                            "DARKROOM_WORKSPACES_TABLE": "darkroom-WorkspacesTable",
                            "DARKROOM_JOBS_TABLE": "darkroom-JobsTable"})
     elif stack_name:
-        import boto3
+        from infra.deploy import stack
 
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in
-                   boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]}
-        os.environ["DARKROOM_KEYS_TABLE"] = outputs["ApiKeysTableName"]
-        os.environ["DARKROOM_WORKSPACES_TABLE"] = outputs["WorkspacesTableName"]
-        os.environ["DARKROOM_JOBS_TABLE"] = outputs["JobsTableName"]
+        stack.use_tables(stack.require(stack_name))
     from functions.core import aws, settings
 
     settings.get_settings.cache_clear()
@@ -329,11 +326,231 @@ def _webhook_queues(local: bool, stack_name: str | None, data_dir: Path) -> dict
                 "dlq": sqs.get_queue_url(QueueName="darkroom-WebhooksDeadLetterQueue")["QueueUrl"]}
     if not stack_name:
         raise typer.BadParameter("pass --local or --stack-name")
-    import boto3
+    from infra.deploy import stack
 
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in
-               boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]}
-    return {"queue": outputs["WebhooksQueueUrl"], "dlq": outputs["WebhooksDeadLetterQueueUrl"]}
+    deployed = stack.require(stack_name)
+    return {"queue": deployed.output("WebhooksQueueUrl"), "dlq": deployed.output("WebhooksDeadLetterQueueUrl")}
+
+
+# ---------------------------------------------------------------- deploy, destroy, status
+
+
+def _region_or_exit(region: str | None) -> str:
+    from infra.deploy import preflight, stack
+    from infra.deploy.config import DeployConfig
+
+    found = preflight.configured_region(DeployConfig(region=region))
+    if not found:
+        console.print("[red]No AWS region:[/] pass --region us-east-1, set AWS_REGION, or run "
+                      "`aws configure set region us-east-1`")
+        raise typer.Exit(1)
+    stack.use_region(found)
+    return found
+
+
+def _aws_failure(exc: Exception) -> typer.Exit:
+    console.print(f"[red]AWS:[/] {escape(str(exc))}")
+    console.print("Check your credentials (`aws sts get-caller-identity`), region and --stack-name.")
+    return typer.Exit(1)
+
+
+StackNameOption = Annotated[str, typer.Option(help="CloudFormation stack name.")]
+RegionOption = Annotated[str | None, typer.Option(help="AWS region (default: AWS_REGION or your profile's).")]
+
+
+@app.command()
+def deploy(
+    stack_name: StackNameOption = "darkroom",
+    region: RegionOption = None,
+    modal_workspace_id: Annotated[str | None, typer.Option(
+        envvar="DARKROOM_MODAL_WORKSPACE_ID",
+        help="Modal workspace id (ac-…) the worker role trusts. Default: the one `modal token info` names.")] = None,
+    modal_environment: Annotated[str | None, typer.Option(
+        help="Modal environment (default: the stack's current one, else the template's).")] = None,
+    modal_app_name: Annotated[str | None, typer.Option(help="Modal app name (default: as for the environment).")] = None,
+    alarm_email: Annotated[str | None, typer.Option(help="E-mail that receives the stack's alarms.")] = None,
+    modal_oidc_provider_arn: Annotated[str | None, typer.Option(
+        help="An existing IAM OIDC provider for oidc.modal.com. Default: the account's, if it has one; "
+             "otherwise the stack creates it.")] = None,
+    parameter: Annotated[list[str] | None, typer.Option(
+        help="Any other template parameter, Key=Value (repeat), e.g. MaxGpuConcurrency=20.")] = None,
+    download_weights: Annotated[list[str] | None, typer.Option(
+        help="After the deploy, download this catalog model's weights into the Modal Volume (repeat; 'all' for "
+             "every model). Needed once per model before it can run.")] = None,
+    workspace: Annotated[str, typer.Option(help="Id of the first workspace (its admin key is printed).")] = "default",
+    env_file: Annotated[Path, typer.Option(help="Where the URL and admin key are written.")] = Path(
+        ".darkroom/deploy.env"),
+    dry_run: Annotated[bool, typer.Option(help="Print every step, secrets masked, and run nothing (offline).")] = False,
+) -> None:
+    """Deploy Darkroom into your AWS and Modal accounts: preflight checks, the Modal app, the SAM stack, the Modal
+    token, the first workspace and an admin key. Safe to run again (it updates in place)."""
+    from infra.deploy import plan, preflight
+    from infra.deploy.config import DeployConfig, model_errors, parameter_errors, parse_assignments
+
+    try:
+        extra = parse_assignments(parameter or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    config = DeployConfig(stack_name=stack_name, region=region, modal_workspace_id=modal_workspace_id,
+                          modal_environment=modal_environment, modal_app_name=modal_app_name,
+                          alarm_email=alarm_email, oidc_provider_arn=modal_oidc_provider_arn, parameters=extra,
+                          download_weights=download_weights or [], workspace=workspace, env_file=env_file)
+    if dry_run:
+        _print_dry_run(config)
+        return
+
+    with console.status("Preflight checks…"):
+        report = preflight.run(config)
+    for warning in report.warnings:
+        console.print(f"[yellow]![/] {escape(warning.what)}" + (f"\n    {escape(warning.fix)}" if warning.fix else ""))
+    if not report.ok:
+        console.print(f"[red bold]Preflight found {len(report.problems)} problem(s); nothing was deployed.[/]")
+        for problem in report.problems:
+            console.print(f"[red]✗[/] {escape(problem.what)}" + (f"\n    fix: {escape(problem.fix)}" if problem.fix else ""))
+        raise typer.Exit(1)
+    facts = report.facts
+    assert facts.region and facts.workspace_id
+    overrides = plan.parameter_overrides(config, facts.workspace_id, facts.oidc_provider_arn, facts.existing)
+    errors = parameter_errors(config.template, overrides) + model_errors(config.models_to_download())
+    if errors:
+        for error in errors:
+            console.print(f"[red]✗[/] {escape(error)}")
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] Preflight: AWS account {facts.account} in {facts.region}, Modal workspace "
+                  f"{facts.workspace_id}")
+
+    steps = plan.deploy_steps(config, facts.region, overrides, facts.token)
+    context = plan.Context(config=config, region=facts.region, token=facts.token)
+    try:
+        plan.execute(steps, context,
+                     on_start=lambda n, step: console.print(f"\n[bold]{n}/{len(steps)} {escape(step.title)}[/]\n  "
+                                                            f"[dim]{escape(step.shown)}[/]"),
+                     on_skip=lambda step, exc: console.print(f"[yellow]! {escape(step.title)}: {escape(str(exc))}[/]"))
+    except plan.StepFailed as failed:
+        console.print(f"\n[red bold]✗ {escape(str(failed))}[/]")
+        console.print("Nothing after this step ran. Fix the cause and run `darkroom deploy` again: every step is "
+                      "safe to repeat.")
+        raise typer.Exit(1)
+    done = context.result
+    assert done is not None
+    console.print(f"\n[bold green]Darkroom is deployed[/] (stack {stack_name}, {facts.region})")
+    console.print(f"  URL      {done.url}")
+    console.print(f"  API key  {done.api_key}  ({'new' if done.new_key else 'kept'} admin key {done.key_id}, "
+                  f"workspace {done.workspace})")
+    console.print(f"  env file {done.env_file}  (source it: set -a; . {done.env_file}; set +a)")
+    console.print(f"\n  OpenAI SDK: OpenAI(api_key=…, base_url=\"{done.url}/v1\")")
+    if not config.models_to_download():
+        console.print("  Models need their weights once: `darkroom deploy --download-weights flux-schnell` "
+                      "(or `all`).")
+
+
+def _print_dry_run(config) -> None:
+    from infra.deploy import plan, preflight
+    from infra.deploy.config import model_errors, parameter_errors
+
+    region = preflight.configured_region(config) or "<your AWS region>"
+    workspace_id = config.modal_workspace_id or "<workspace id from `modal token info`>"
+    oidc = config.oidc_provider_arn if config.oidc_provider_arn is not None else "<existing oidc.modal.com provider ARN, or empty: the stack creates one>"
+    overrides = plan.parameter_overrides(config, workspace_id, oidc)
+    concrete = {k: v for k, v in overrides.items() if not v.startswith("<")}
+    errors = parameter_errors(config.template, concrete) + model_errors(config.models_to_download())
+    for error in errors:
+        console.print(f"[red]✗[/] {escape(error)}")
+    console.print("[bold]Dry run: nothing is checked or run.[/] A real deploy first checks: sam and modal on PATH, "
+                  "AWS credentials (sts get-caller-identity), the region, the Modal token and workspace, the "
+                  f"Modal secret {preflight.HF_SECRET}, an existing oidc.modal.com IAM provider "
+                  "(used instead of creating one).")
+    steps = plan.deploy_steps(config, region, overrides, token=None)
+    for number, step in enumerate(steps, 1):
+        console.print(f"{number}. {escape(step.title)}", highlight=False)
+        console.print(f"   {escape(step.shown)}", highlight=False, soft_wrap=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def destroy(
+    stack_name: StackNameOption = "darkroom",
+    region: RegionOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete the stack (`sam delete`) and stop the Modal app. Tables and the outputs bucket are kept."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from infra.deploy import plan, stack
+    from infra.deploy.config import DeployConfig
+
+    found_region = _region_or_exit(region)
+    config = DeployConfig(stack_name=stack_name, region=found_region)
+    template = config.template
+    try:
+        deployed = stack.describe(stack_name)
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in stack.resources(stack_name)} \
+            if deployed else {}
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws_failure(exc) from exc
+    parameters = deployed.parameters if deployed else {}
+    app_name = parameters.get("ModalAppName") or config.default("ModalAppName")
+    environment = parameters.get("ModalEnvironment") or config.default("ModalEnvironment")
+    kept = [(name, r["Type"], physical.get(name, "")) for name, r in template["Resources"].items()
+            if r.get("DeletionPolicy") == "Retain"]
+    if deployed is None:
+        console.print(f"Stack {stack_name} does not exist in {found_region}; only the Modal app is stopped.")
+    steps = plan.destroy_steps(stack_name, found_region, app_name, environment)
+    if deployed is None:
+        steps = [s for s in steps if s.argv[0] == "modal"]
+    for step in steps:
+        console.print(f"  {escape(step.shown)}", highlight=False)
+    if not yes and not typer.confirm("Delete these?"):
+        raise typer.Exit(1)
+    try:
+        plan.execute(steps, plan.Context(config=config, region=found_region, token=None),
+                     on_start=lambda n, step: console.print(f"[bold]{escape(step.title)}[/]"),
+                     on_skip=lambda step, exc: console.print(f"[yellow]! {escape(step.title)}: {escape(str(exc))}[/]"))
+    except plan.StepFailed as failed:
+        console.print(f"[red bold]✗ {escape(str(failed))}[/]")
+        raise typer.Exit(1)
+    console.print("[green]Destroyed.[/] Kept, by design (DeletionPolicy: Retain; delete them yourself when you no "
+                  "longer need the data):")
+    for name, type_, physical_id in kept:
+        console.print(f"  {type_} {name} {physical_id}", highlight=False)
+    console.print("  Modal: the darkroom-weights Volume and the darkroom-hf secret (`modal volume delete`, "
+                  "`modal secret delete`).")
+
+
+@app.command()
+def status(
+    stack_name: StackNameOption = "darkroom",
+    region: RegionOption = None,
+) -> None:
+    """The stack's status and outputs, the Modal app's state and each dead-letter queue's depth."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from infra.deploy import status as statuses
+    from infra.deploy.config import DeployConfig
+
+    found_region = _region_or_exit(region)
+    config = DeployConfig(stack_name=stack_name, region=found_region)
+    defaults = {name: config.default(name) for name in ("ModalAppName", "ModalEnvironment")}
+    try:
+        found = statuses.gather(stack_name, defaults)
+    except (BotoCoreError, ClientError) as exc:
+        raise _aws_failure(exc) from exc
+    if found.stack is None:
+        console.print(f"[red]Stack {stack_name} does not exist in {found_region}.[/] Deploy it: `darkroom deploy`")
+        raise typer.Exit(1)
+    console.print(f"Stack {stack_name} ({found_region}): [bold]{found.stack.status}[/]")
+    outputs = Table("output", Column("value", overflow="fold"))
+    for key, value in sorted(found.stack.outputs.items()):
+        outputs.add_row(key, value)
+    console.print(outputs)
+    console.print(f"Modal app {found.modal_app}: [bold]{escape(found.modal_state)}[/]")
+    queues = Table("dead-letter queue", "messages")
+    for name, depth in found.dead_letters.items():
+        queues.add_row(name, str(depth) if depth == 0 else f"[red]{escape(str(depth))}[/]")
+    console.print(queues)
+    if found.dead_letters.get("WebhooksDeadLetterQueue"):
+        console.print(f"Replay dead-lettered webhooks: darkroom webhooks replay-dlq --stack-name {stack_name}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,187 @@
+"""Everything `darkroom deploy` needs, checked before anything runs. Every missing piece is reported with
+how to fix it, all together; checks that depend on a missing piece are skipped rather than piled on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import modal_account, stack, tools
+from .config import DeployConfig, model_errors, parameter_errors
+from .modal_account import ModalConfigError, ModalToken
+
+HF_SECRET = "darkroom-hf"
+
+
+@dataclass
+class Problem:
+    what: str
+    fix: str = ""
+
+
+@dataclass
+class Facts:
+    """What preflight found out, for the plan."""
+
+    region: str | None = None
+    account: str | None = None
+    token: ModalToken | None = None
+    workspace_id: str | None = None
+    oidc_provider_arn: str = ""
+    existing: stack.Stack | None = None
+
+
+@dataclass
+class Report:
+    facts: Facts = field(default_factory=Facts)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def configured_region(config: DeployConfig) -> str | None:
+    """--region, else what boto3 would use (AWS_REGION, AWS_DEFAULT_REGION, the profile's region). Offline."""
+    return config.region or boto3.session.Session().region_name
+
+
+def run(config: DeployConfig) -> Report:
+    report = Report()
+    facts = report.facts
+    for name in ("sam", "modal"):
+        if tools.find(name) is None:
+            report.problems.append(Problem(f"`{name}` is not on PATH", tools.INSTALL[name]))
+    has_modal = tools.find("modal") is not None
+
+    facts.region = configured_region(config)
+    if not facts.region:
+        report.problems.append(Problem("no AWS region", "pass --region us-east-1, set AWS_REGION, or run "
+                                                        "`aws configure set region us-east-1`"))
+    else:
+        stack.use_region(facts.region)
+        _check_aws(config, report)
+
+    _check_modal(config, report, has_modal)
+    _check_env_file(config, report)
+    given = {name: value for name, value in (("ModalEnvironment", config.modal_environment),
+                                             ("ModalAppName", config.modal_app_name),
+                                             ("AlarmEmail", config.alarm_email)) if value is not None}
+    report.problems.extend(Problem(e) for e in parameter_errors(config.template, given | config.parameters))
+    models = config.models_to_download()
+    report.problems.extend(Problem(e) for e in model_errors(models))
+    if models:
+        from functions.core.catalog import get_catalog
+
+        for spec in get_catalog().models:
+            if spec.id in models and spec.gated:
+                report.warnings.append(Problem(
+                    f"{spec.id} is gated on Hugging Face",
+                    f"accept its license at https://huggingface.co/{spec.repo} with the account whose token is "
+                    f"in the {HF_SECRET} Modal secret"))
+    return report
+
+
+def _check_aws(config: DeployConfig, report: Report) -> None:
+    facts = report.facts
+    try:
+        identity = stack.client("sts").get_caller_identity()
+    except (BotoCoreError, ClientError) as exc:
+        report.problems.append(Problem(
+            f"no usable AWS credentials ({exc})",
+            "run `aws configure` (access keys) or `aws sso login --profile NAME` and export AWS_PROFILE=NAME"))
+        return
+    facts.account = identity["Account"]
+    try:
+        facts.existing = stack.describe(config.stack_name)
+        if facts.existing and (facts.existing.status in stack.BLOCKED or facts.existing.status.endswith("_IN_PROGRESS")):
+            report.problems.append(Problem(
+                f"stack {config.stack_name} is {facts.existing.status}",
+                "wait for it to finish" if facts.existing.status.endswith("_IN_PROGRESS") else
+                f"delete it first: `darkroom destroy --stack-name {config.stack_name}`"))
+        facts.oidc_provider_arn = _oidc_provider(config, facts)
+    except (BotoCoreError, ClientError) as exc:
+        report.problems.append(Problem(f"cannot read CloudFormation/IAM in {facts.region}: {exc}",
+                                       "the deploying identity needs CloudFormation, IAM, S3, Lambda, DynamoDB, "
+                                       "SQS, SNS, CloudWatch and Secrets Manager permissions"))
+
+
+def _oidc_provider(config: DeployConfig, facts: Facts) -> str:
+    """An existing provider for oidc.modal.com to pass in, or "" for the stack to create one.
+
+    A provider that this stack created itself is not passed back: flipping the template's condition would
+    make CloudFormation delete it.
+    """
+    if config.oidc_provider_arn is not None:
+        return config.oidc_provider_arn
+    found = stack.modal_oidc_providers()
+    if not found:
+        return ""
+    owned = set()
+    if facts.existing:
+        owned = {r["PhysicalResourceId"] for r in stack.resources(config.stack_name)
+                 if r["ResourceType"] == "AWS::IAM::OIDCProvider"}
+    return "" if found[0] in owned else found[0]
+
+
+def _check_modal(config: DeployConfig, report: Report, has_modal: bool) -> None:
+    facts = report.facts
+    try:
+        facts.token = modal_account.configured_token()
+    except ModalConfigError as exc:
+        report.problems.append(Problem(str(exc), "run `modal setup`, or fix ~/.modal.toml"))
+        return
+    if facts.token is None:
+        report.problems.append(Problem(
+            "no Modal token", "run `modal setup` (or `modal token set --token-id ak-… --token-secret as-…`), or "
+                              "export MODAL_TOKEN_ID and MODAL_TOKEN_SECRET"))
+
+    discovered = None
+    if has_modal and facts.token:
+        try:
+            discovered = modal_account.workspace_id()
+        except tools.ToolError as exc:
+            report.warnings.append(Problem(f"could not read the Modal workspace id: {exc}"))
+    given = config.modal_workspace_id
+    if given and discovered and given != discovered:
+        report.problems.append(Problem(
+            f"the Modal token belongs to workspace {discovered}, not {given}",
+            "the worker role would trust the wrong workspace: drop --modal-workspace-id (and "
+            "DARKROOM_MODAL_WORKSPACE_ID), or use that workspace's token"))
+    facts.workspace_id = given or discovered
+    if not facts.workspace_id:
+        report.problems.append(Problem(
+            "no Modal workspace id",
+            "pass --modal-workspace-id ac-… or set DARKROOM_MODAL_WORKSPACE_ID: `modal token info` prints it "
+            "in brackets after the workspace name (also in the Modal dashboard, workspace settings)"))
+    else:
+        report.problems.extend(Problem(e) for e in parameter_errors(config.template,
+                                                                      {"ModalWorkspaceId": facts.workspace_id}))
+
+    if has_modal and facts.token:
+        environment = config.modal_environment or config.default("ModalEnvironment")
+        try:
+            names = modal_account.secret_names(environment)
+        except (tools.ToolError, ValueError) as exc:
+            report.warnings.append(Problem(f"could not list Modal secrets: {exc}"))
+        else:
+            if HF_SECRET not in names:
+                # `modal deploy` resolves every secret the app names, and the weights download names this one.
+                report.problems.append(Problem(
+                    f"the Modal secret {HF_SECRET} does not exist in environment {environment}",
+                    f"`modal secret create {HF_SECRET} HF_TOKEN=hf_… --env {environment}` with a Hugging Face read "
+                    "token (https://huggingface.co/settings/tokens); `modal deploy` needs it to exist, and the "
+                    "weights download uses it for gated models such as FLUX.1-dev"))
+
+
+def _check_env_file(config: DeployConfig, report: Report) -> None:
+    from .bootstrap import env_file_owner
+
+    owner = env_file_owner(config.env_file)
+    if owner and owner != (config.stack_name, report.facts.region or owner[1]):
+        report.problems.append(Problem(
+            f"{config.env_file} holds the admin key of stack {owner[0]} in {owner[1]}",
+            f"pass --env-file .darkroom/deploy-{config.stack_name}.env to keep both"))

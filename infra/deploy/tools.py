@@ -1,0 +1,61 @@
+"""Finding and running the command-line tools the deploy drives: `sam` and `modal`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# How to get each tool, printed by preflight when it is missing.
+INSTALL = {
+    "sam": "install the AWS SAM CLI: `pip install aws-sam-cli` (or `brew install aws-sam-cli`), see "
+           "https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html",
+    "modal": "install the Modal client: `pip install modal`, then `modal setup` (`make install` puts it in "
+             ".venv/bin: `source .venv/bin/activate`)",
+}
+# The Modal token is for modal and for the stack's secret only: sam never sees it.
+MODAL_CREDENTIALS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+
+
+class ToolError(RuntimeError):
+    """A tool could not be run, or exited non-zero."""
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+def find(name: str) -> str | None:
+    """The tool on PATH: the same one the operator's own `sam` or `modal` command runs."""
+    return shutil.which(name)
+
+
+def run(argv: list[str], *, cwd: Path | None = None, capture: bool = False,
+        drop_env: tuple[str, ...] = ()) -> Result:
+    """Run one command. Captured output comes back; otherwise it streams to the terminal (sam's progress)."""
+    executable = find(argv[0])
+    if executable is None:
+        raise ToolError(f"`{argv[0]}` is not installed: {INSTALL.get(argv[0], 'install it and retry')}")
+    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    try:
+        done = subprocess.run([executable, *argv[1:]], cwd=cwd, env=env, capture_output=capture, text=True,
+                              check=False)
+    except OSError as exc:
+        raise ToolError(f"could not run `{argv[0]}`: {exc}") from exc
+    return Result(argv, done.returncode, done.stdout or "", done.stderr or "")
+
+
+def check(argv: list[str], **kwargs) -> Result:
+    """Run, and raise ToolError (with the tool's last words) if it exits non-zero."""
+    result = run(argv, **kwargs)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        detail = (": " + " / ".join(tail)) if tail else ""
+        raise ToolError(f"`{' '.join(argv[:3])}` exited with {result.returncode}{detail}")
+    return result

@@ -1,0 +1,259 @@
+"""`darkroom deploy`, `status` and `destroy`, run as the operator runs them: recording fakes of sam and modal first
+on PATH, AWS a moto server holding template.yaml as a stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+
+from conftest import ROOT, TOKEN_ID, TOKEN_SECRET, WORKSPACE_ID, aws_env, base_env, darkroom, modal_env
+
+from infra.deploy import bootstrap
+from infra.deploy.config import DeployConfig
+from infra.deploy.plan import deploy_steps, parameter_overrides
+
+MODAL_PREFLIGHT = [["modal", "token", "info"], ["modal", "secret", "list", "--env", "main", "--json"]]
+
+
+def _overrides_argument(argv: list[str]) -> dict[str, str]:
+    """What `sam deploy --parameter-overrides` was given, read the way SAM reads its documented form."""
+    value = argv[argv.index("--parameter-overrides") + 1]
+    pairs = re.findall(r'ParameterKey=([A-Za-z0-9]+),ParameterValue="((?:\\.|[^"\\])*)"', value)
+    assert " ".join(f'ParameterKey={k},ParameterValue="{v}"' for k, v in pairs) == value
+    return dict(pairs)
+
+
+def _no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- the whole deploy
+
+
+def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
+    from functions.core.keys import KeyStore
+
+    env_file = tmp_path / "deploy.env"
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    args = ["deploy", "--stack-name", world.stack.name, "--region", "us-east-1", "--workspace", "ws-e2e",
+            "--env-file", str(env_file), "--download-weights", "flux-schnell", "--alarm-email", "ops@example.com"]
+    result = darkroom(args, env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    calls = fake_tools.calls()
+    argvs = [c["argv"] for c in calls]
+    assert argvs[:2] == MODAL_PREFLIGHT
+    assert argvs[2] == ["modal", "deploy", "gpu/modal_app.py", "--name", "darkroom", "--env", "main"]
+    assert argvs[3] == ["sam", "build", "--template-file", "template.yaml"]
+    deploy = argvs[4]
+    assert deploy[:deploy.index("--parameter-overrides")] == [
+        "sam", "deploy", "--template-file", ".aws-sam/build/template.yaml", "--stack-name", world.stack.name,
+        "--region", "us-east-1", "--resolve-s3", "--capabilities", "CAPABILITY_IAM", "--no-confirm-changeset",
+        "--no-fail-on-empty-changeset"]
+    assert _overrides_argument(deploy) == {
+        "ModalWorkspaceId": WORKSPACE_ID, "ModalEnvironment": "main", "ModalAppName": "darkroom",
+        # The account already has Modal's provider (the world fixture made it): passed, not created again.
+        "ModalOidcProviderArn": world.oidc_provider_arn, "AlarmEmail": "ops@example.com"}
+    assert argvs[5:] == [["modal", "run", "--env", "main", "gpu/modal_app.py::download", "--models", "flux-schnell"]]
+    assert {c["cwd"] for c in calls[2:]} == {str(ROOT)}  # where template.yaml and gpu/ are
+
+    # The Modal token: in the stack's secret, and nowhere else.
+    for call in calls:
+        assert TOKEN_SECRET not in " ".join(call["argv"])
+        if call["argv"][0] == "sam":
+            assert TOKEN_SECRET not in json.dumps(call["env"]) and TOKEN_ID not in json.dumps(call["env"])
+    assert TOKEN_SECRET not in result.stdout + result.stderr
+    stored = world.client("secretsmanager").get_secret_value(SecretId=world.stack.outputs["ModalTokenSecretArn"])
+    assert json.loads(stored["SecretString"]) == {"token_id": TOKEN_ID, "token_secret": TOKEN_SECRET}
+
+    # The URL and the admin key: printed, written, and the key works against the stack's table.
+    written = bootstrap.read_env_file(env_file)
+    url = world.stack.outputs["ApiUrl"].rstrip("/")
+    assert written["DARKROOM_URL"] == url
+    key = written["DARKROOM_API_KEY"]
+    assert f"URL      {url}" in result.stdout and f"API key  {key}" in result.stdout
+    point_at(world.endpoint)
+    record = KeyStore(world.stack.outputs["ApiKeysTableName"]).lookup(key)
+    assert record is not None and record.workspace_id == "ws-e2e" and "admin" in record.scopes
+
+    # Deploying again keeps the key and makes no second one.
+    again = darkroom(args[:-4], env, tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert bootstrap.read_env_file(env_file)["DARKROOM_API_KEY"] == key
+    assert "kept admin key" in again.stdout
+    assert [k.key_id for k in KeyStore(world.stack.outputs["ApiKeysTableName"]).list("ws-e2e")] == [record.key_id]
+
+
+def test_failed_stack_stops_the_deploy(world, fake_tools, tmp_path):
+    fake_tools.answer("sam deploy", exit=1, stderr="Error: Failed to create/update the stack: darkroom-broken, "
+                                                   "Waiter StackCreateComplete failed\n")
+    env_file = tmp_path / "deploy.env"
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["deploy", "--stack-name", "darkroom-broken", "--env-file", str(env_file)], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "Deploy the stack failed" in result.stdout
+    assert "Failed to create/update the stack" in result.stderr  # sam's own words, streamed to the terminal
+    assert "Nothing after this step ran" in result.stdout
+    assert [a[:2] for a in fake_tools.argvs()] == [["modal", "token"], ["modal", "secret"], ["modal", "deploy"],
+                                                   ["sam", "build"], ["sam", "deploy"]]
+    assert not env_file.exists()
+
+
+def test_failed_modal_deploy_stops_before_aws(world, fake_tools, tmp_path):
+    fake_tools.answer("modal deploy", exit=1, stderr="NotFoundError: Secret 'darkroom-hf' not found\n")
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["deploy", "--stack-name", world.stack.name, "--env-file", str(tmp_path / "x.env")], env,
+                      tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "Deploy the GPU app on Modal failed" in result.stdout and "darkroom-hf" in result.stderr
+    assert not [a for a in fake_tools.argvs() if a[0] == "sam"]
+
+
+# ---------------------------------------------------------------- preflight
+
+
+def test_preflight_lists_every_missing_piece_and_runs_nothing(fake_tools, tmp_path):
+    fake_tools.remove("sam")
+    fake_tools.remove("modal")
+    env = base_env(tmp_path, fake_tools) | {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    result = darkroom(["deploy", "--env-file", str(tmp_path / "deploy.env")], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    out = result.stdout
+    assert "nothing was deployed" in out
+    assert "`sam` is not on PATH" in out and "pip install aws-sam-cli" in out
+    assert "`modal` is not on PATH" in out and "pip install modal" in out
+    assert "no usable AWS credentials" in out and "aws configure" in out
+    assert "no Modal token" in out and "modal setup" in out
+    assert "no Modal workspace id" in out and "DARKROOM_MODAL_WORKSPACE_ID" in out
+
+
+def test_preflight_without_region(fake_tools, tmp_path, world):
+    env = base_env(tmp_path, fake_tools) | modal_env() | {
+        k: v for k, v in aws_env(world.endpoint).items() if k != "AWS_DEFAULT_REGION"}
+    result = darkroom(["deploy"], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "no AWS region" in result.stdout and "--region" in result.stdout
+
+
+def test_preflight_needs_the_hugging_face_secret(fake_tools, tmp_path, world):
+    fake_tools.answer("modal secret list", stdout="[]")
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["deploy", "--stack-name", world.stack.name], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "darkroom-hf does not exist" in result.stdout
+    assert "modal secret create darkroom-hf HF_TOKEN=hf_" in result.stdout
+    assert fake_tools.argvs() == MODAL_PREFLIGHT
+
+
+def test_preflight_lists_wrong_values_together(fake_tools, tmp_path, world):
+    """A workspace id the token does not belong to, an unknown model and an unknown parameter: all at once."""
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env() | {
+        "DARKROOM_MODAL_WORKSPACE_ID": "ac-someoneelse"}
+    result = darkroom(["deploy", "--stack-name", world.stack.name, "--download-weights", "no-such-model",
+                       "--parameter", "NoSuchParameter=1"], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "Preflight found 3 problem(s)" in result.stdout
+    assert f"belongs to workspace {WORKSPACE_ID}, not ac-someoneelse" in result.stdout
+    assert "no-such-model: not a catalog model" in result.stdout
+    assert "template.yaml has no parameter NoSuchParameter" in result.stdout
+    assert fake_tools.argvs() == MODAL_PREFLIGHT
+
+
+# ---------------------------------------------------------------- dry run
+
+
+def test_dry_run_prints_the_plan_offline(fake_tools, tmp_path):
+    # No AWS configuration at all, no Modal token: nothing is needed to print the plan.
+    env = base_env(tmp_path, fake_tools) | {"MODAL_TOKEN_SECRET": TOKEN_SECRET}
+    result = darkroom(["deploy", "--dry-run", "--stack-name", "demo", "--region", "eu-west-1",
+                       "--modal-workspace-id", WORKSPACE_ID, "--download-weights", "all"], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fake_tools.calls() == []
+    out = result.stdout
+    lines = [line.strip() for line in out.splitlines()]
+    expected = [shlex.join(s.argv) if s.argv else s.shown for s in deploy_steps(
+        DeployConfig(stack_name="demo", download_weights=["all"]), "eu-west-1",
+        parameter_overrides(DeployConfig(stack_name="demo"), WORKSPACE_ID,
+                            "<existing oidc.modal.com provider ARN, or empty: the stack creates one>"), None)]
+    positions = [lines.index(command) for command in expected]
+    assert positions == sorted(positions)
+    assert lines[positions[0]] == "modal deploy gpu/modal_app.py --name darkroom --env main"
+    assert "--stack-name demo --region eu-west-1" in out
+    assert '"token_secret": "****"' in out and TOKEN_SECRET not in out
+
+
+def test_dry_run_reports_bad_values_without_running(fake_tools, tmp_path):
+    result = darkroom(["deploy", "--dry-run", "--modal-workspace-id", "not-a-workspace"],
+                      base_env(tmp_path, fake_tools), tmp_path)
+    assert result.returncode == 1
+    assert "ModalWorkspaceId='not-a-workspace'" in result.stdout
+    assert fake_tools.calls() == []
+
+
+def test_the_download_command_is_one_the_installed_modal_accepts():
+    """The weights step's exact argv, with --help: modal builds the function's options from its signature."""
+    (step,) = [s for s in deploy_steps(DeployConfig(download_weights=["flux-schnell"]), "us-east-1",
+                                       parameter_overrides(DeployConfig(), WORKSPACE_ID, ""), None)
+               if s.argv[:2] == ["modal", "run"]]
+    modal = [str(ROOT / ".venv/bin/modal")] if (ROOT / ".venv/bin/modal").exists() else [
+        sys.executable, "-m", "modal"]
+    result = subprocess.run([*modal, *step.argv[1:], "--help"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--models" in result.stdout
+
+
+# ---------------------------------------------------------------- status and destroy
+
+
+def test_status_shows_the_stack_the_app_and_dead_letters(world, fake_tools, tmp_path):
+    world.client("sqs").send_message(QueueUrl=world.stack.outputs["JobsDeadLetterQueueUrl"], MessageBody="{}")
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["status", "--stack-name", world.stack.name], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"Stack {world.stack.name} (us-east-1): CREATE_COMPLETE" in out
+    assert world.stack.outputs["ApiUrl"] in out
+    assert "Modal app darkroom: deployed" in out
+    depths = dict(re.findall(r"(\w+DeadLetterQueue)\s*│\s*(\d+)", out))
+    assert depths["JobsDeadLetterQueue"] == "1"
+    assert depths["ResultsDeadLetterQueue"] == "0"
+    assert fake_tools.argvs() == [["modal", "app", "list", "--env", "main", "--json"]]
+    world.client("sqs").purge_queue(QueueUrl=world.stack.outputs["JobsDeadLetterQueueUrl"])
+
+
+def test_status_of_a_missing_stack(world, fake_tools, tmp_path):
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint)
+    result = darkroom(["status", "--stack-name", "nothing-here"], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "does not exist" in result.stdout
+
+
+def test_destroy_deletes_the_stack_stops_the_app_and_says_what_is_kept(world, fake_tools, tmp_path):
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["destroy", "--stack-name", world.stack.name, "--yes"], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fake_tools.argvs() == [
+        ["sam", "delete", "--stack-name", world.stack.name, "--region", "us-east-1", "--no-prompts"],
+        ["modal", "app", "stop", "darkroom", "--env", "main", "--yes"]]
+    for output in ("JobsTableName", "ApiKeysTableName", "WorkspacesTableName", "OutputsBucketName"):
+        assert world.stack.outputs[output] in result.stdout, output
+
+
+def test_destroy_asks_first(world, fake_tools, tmp_path):
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint)
+    result = subprocess.run([sys.executable, "-m", "infra.cli", "destroy", "--stack-name", world.stack.name],
+                            cwd=tmp_path, env=env, input="n\n", capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 1
+    assert fake_tools.calls() == []
