@@ -55,6 +55,9 @@ def transformed(source) -> dict:
     template = copy.deepcopy(source)
     # `sam package` replaces the local CodeUri with the uploaded artifact; the transform needs an S3 URI.
     template["Globals"]["Function"]["CodeUri"] = "s3://darkroom-artifacts/darkroom.zip"
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://darkroom-artifacts/layer.zip"
     with pytest.MonkeyPatch.context() as mp:
         set_offline_aws_env(mp)
         return _plain(transform(template, {}, _NoManagedPolicies()))
@@ -260,6 +263,8 @@ def resolve(offline_aws, monkeypatch):
 
     def call(method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
         response = app.resolve(_event(method, path, headers), _Context())
+        if "json" not in response.get("headers", {}).get("Content-Type", "application/json"):
+            return response["statusCode"], {}  # a page (Swagger UI at /docs)
         return response["statusCode"], json.loads(response["body"] or "null")
 
     return call
@@ -281,11 +286,13 @@ def error_message(body: dict) -> str:
 
 
 def test_every_template_route_requires_a_key(source, resolve):
-    from functions.api.auth import PUBLIC_PATH_PREFIXES
+    from functions.api.auth import is_public
 
     for method, path in http_routes(source):
-        if method == "GET" and path.startswith(PUBLIC_PATH_PREFIXES):
-            continue  # share pages of public media are served without a key (tests/integration/test_sharing.py)
+        if is_public(method, path):
+            # Share pages of public media (tests/integration/test_sharing.py), the OpenAPI document and Swagger UI
+            # (tests/integration/test_openapi.py) are served without a key.
+            continue
         status, body = resolve(method, _concrete(path))
         assert status == 401, (method, path, body)
         assert error_message(body).startswith("Missing API key"), (method, path, body)
