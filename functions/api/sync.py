@@ -22,14 +22,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from functions.api import idempotency
 from functions.api.auth import Principal
 from functions.api.request import base_url
+from functions.core.catalog import ModelSpec, get_catalog
 from functions.core.errors import DarkroomError, GatewayTimeout
 from functions.core.generation import GenerationInput, parse_input, resolve_params, resolve_request
 from functions.core.jobs import Job
-from functions.core.submit import SubmitRequest, submit
 from functions.core.settings import get_settings
+from functions.core.submit import SubmitRequest, submit
 from functions.core.waiting import Host, host_of, wait_budget, wait_for
 from functions.dialects.shared import rename_fields, require_success
-from functions.core.catalog import ModelSpec, get_catalog
 
 
 @dataclass

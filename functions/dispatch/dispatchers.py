@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Protocol
 
+from functions.core.catalog import get_catalog
 from functions.core.messages import WorkRequest
 from functions.core.settings import get_settings
-from functions.core.catalog import get_catalog
 
 
 class Dispatcher(Protocol):

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import resources
 from .gateway import FUNCTION_URL, HTTP_API, Gateway, Route
-from .lambda_runtime import LocalFunction
+from .lambda_runtime import IsolatedFunction, LocalFunction
 from .moto_server import MotoServer
 from .pollers import Schedule, SqsPoller, parse_rate
 from .template import REGION, TEMPLATE_PATH, Resolver, functions, load
@@ -85,8 +85,14 @@ class LocalStack:
         reset_process_caches()
 
         api_key, webhook_secret = self._bootstrap_dev_workspace()
+        http_functions = {fid for _, _, fid in _routes(specs)} | {_function_url_target(template)}
         for logical_id, spec in specs.items():
-            self.functions[logical_id] = LocalFunction(spec)
+            # HTTP functions get Lambda's isolation (one request per environment), so concurrent calls
+            # never share the resolver's per-request state; queue consumers run in-process.
+            self.functions[logical_id] = IsolatedFunction(spec) if logical_id in http_functions else LocalFunction(spec)
+        for function in self.functions.values():
+            if isinstance(function, IsolatedFunction):
+                function.warm()
 
         routes = [Route(method, path, self.functions[fid]) for method, path, fid in _routes(specs)]
         # Test-only: lets a test lose one response on purpose (infra/local/gateway.py, FAULT_HEADER).
@@ -148,6 +154,9 @@ class LocalStack:
         for front in (self.function_url, self.gateway):
             if front:
                 front.stop()
+        for function in self.functions.values():
+            if isinstance(function, IsolatedFunction):
+                function.stop()
         _shutdown_local_dispatcher()
         self.moto.stop()
 
@@ -222,8 +231,8 @@ def _shutdown_local_dispatcher() -> None:
 def _warm_models() -> None:
     """Build (once) and load the tiny pipelines in the background, so the first job does not wait for it."""
     try:
-        from gpu import worker
         from functions.core.catalog import get_catalog
+        from gpu import worker
         seen = set()
         for model in get_catalog().models:
             if model.family not in seen:

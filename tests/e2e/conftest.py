@@ -57,6 +57,8 @@ class RunningStack:
     port: int
     log_path: Path
     url: str = ""
+    # The API Gateway host (deployed GatewayUrl); `url` is the function URL host the README hands out.
+    gateway_url: str = ""
     api_key: str = ""
     moto_endpoint: str = ""
     ready_seconds: float = 0.0
@@ -97,8 +99,10 @@ class RunningStack:
         return code
 
 
-def launch_stack(data_dir: Path, port: int | None = None, timeout: float = READY_TIMEOUT) -> RunningStack:
-    """Start `python -m infra.cli dev` and wait until it answers GET /api/models with its key."""
+def launch_stack(data_dir: Path, port: int | None = None, timeout: float = READY_TIMEOUT,
+                 extra_env: dict[str, str] | None = None) -> RunningStack:
+    """Start `python -m infra.cli dev` (with `extra_env` added to its environment) and wait until it answers
+    GET /api/models with its key."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     env_file = data_dir / "dev.env"
@@ -108,8 +112,9 @@ def launch_stack(data_dir: Path, port: int | None = None, timeout: float = READY
     log = open(log_path, "wb")  # noqa: SIM115 - the stack outlives this function; RunningStack.stop closes it
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "dev", "--port", str(port), "--data-dir", str(data_dir)],
-        cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"},
+        [sys.executable, "-m", "infra.cli", "dev", "--port", str(port), "--gateway-port", "0",
+         "--data-dir", str(data_dir)],
+        cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **(extra_env or {})},
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         # No threads run in this process while it forks, so preexec_fn is safe here.
         start_new_session=True, preexec_fn=_restore_sigint,  # noqa: PLW1509
@@ -130,6 +135,7 @@ def launch_stack(data_dir: Path, port: int | None = None, timeout: float = READY
                                      headers={"Authorization": env["DARKROOM_API_KEY"]}, timeout=2)
                 if response.status_code == 200:
                     running.url = env["DARKROOM_URL"]
+                    running.gateway_url = env.get("DARKROOM_GATEWAY_URL", "")
                     running.api_key = env["DARKROOM_API_KEY"]
                     running.moto_endpoint = env["DARKROOM_LOCAL_AWS_ENDPOINT"]
                     running.ready_seconds = time.monotonic() - started
@@ -149,6 +155,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     yield running
     code = running.stop()
     assert code == 0, f"darkroom dev did not stop cleanly (exit {code}); log tail:\n{running.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def launch() -> Callable[..., RunningStack]:
+    """launch_stack itself, for a module's own stack with its own environment (its fixture stops it)."""
+    return launch_stack
 
 
 @pytest.fixture
