@@ -1,0 +1,74 @@
+"""The cost page's call counts are what the handlers really make: 2 jobs through the real stack, counted.
+
+If a handler gains or loses an AWS call, this fails until docs/cost.md is regenerated
+(`python -m infra.bench_calls --jobs 20 --write docs/cost.md`), so the page cannot silently drift.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from infra import bench_calls
+
+pytestmark = pytest.mark.xdist_group("integration")
+
+COST_PAGE = Path(__file__).resolve().parents[2] / "docs" / "cost.md"
+
+
+def page_counts() -> dict[tuple[str, str, str], float]:
+    text = COST_PAGE.read_text()
+    table = text.split("## Measured AWS calls per image", 1)[1]
+    rows = re.findall(r"^\| ([^|]+) \| ([a-z0-9]+) \| ([A-Za-z]+(?: \([a-z]+\))?) \| ([0-9.]+) \|$", table, re.MULTILINE)
+    return {(caller, service, op): float(n) for caller, service, op, n in rows}
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory) -> bench_calls.Measurement:
+    return bench_calls.measure(jobs=2, data_dir=tmp_path_factory.mktemp("bench-data"))
+
+
+def test_every_job_ran_the_whole_flow(measured):
+    assert measured.deliveries == 2  # one signed webhook per job, answered 200
+    assert dict(+measured.invocations) == {"ApiFunction": 4, "DispatchFunction": 2, "CompleteFunction": 2,
+                                          "WebhooksFunction": 2}
+    assert measured.api_requests == 4
+    calls = measured.calls.by_service()
+    assert calls[("s3", "PutObject")] == 4  # an image and its thumbnail per job
+    assert calls[("dynamodb", "TransactWriteItems")] == 2  # the job written with its credit reservation
+
+
+def test_the_cost_page_shows_the_measured_calls(measured):
+    per_image = {key: n / measured.jobs for key, n in measured.calls.ops.items()}
+    page = page_counts()
+    # Progress writes are paced by the clock (first and last step, and once a second between), so only
+    # their floor is exact.
+    progress = (bench_calls.GPU_WORKER, "dynamodb", bench_calls.PROGRESS_OP)
+    assert per_image.pop(progress) >= 2 and page.pop(progress) >= 2
+    assert per_image == page
+
+
+def test_the_sweep_at_rest_is_counted_apart(measured):
+    assert measured.sweep_calls  # it queries for stuck jobs every run
+    assert all(service == "dynamodb" and op == "Query" for service, op in measured.sweep_calls)
+    assert not any(op == "Query" for (_caller, _service, op) in measured.calls.ops)
+    assert not measured.invocations["SweeperFunction"]
+
+
+def test_request_units_follow_the_on_demand_rules(measured):
+    jobs = measured.tables["JobsTable"]
+    indexes = bench_calls._indexes(measured.template, measured.tables)
+    # A status write sets the by-workspace-status key (delete + put there), changes what by-workspace
+    # projects (ALL), and leaves the KEYS_ONLY deadline index alone.
+    update = {"TableName": jobs, "UpdateExpression": "SET #s = :s, workspace_status = :ws",
+              "ExpressionAttributeNames": {"#s": "status"}}
+    assert bench_calls._gsi_writes(jobs, "Update", update, indexes) == 3
+    units = bench_calls.request_units(measured, [
+        ("GetItem", {"TableName": jobs, "ConsistentRead": True}, {}),
+        ("GetItem", {"TableName": jobs}, {}),
+        ("UpdateItem", update, {}),
+    ])
+    write_units = -(-measured.max_item_bytes[jobs] // 1024)
+    assert units == {"rru": 1.5, "wru": write_units + 3}
