@@ -1,7 +1,8 @@
 """template.yaml as CloudFormation sees it after `sam package` and the SAM transform, done offline.
 
-`sam package` replaces the local CodeUri with the uploaded artifact, so the transform is given an S3 URI
-(ARTIFACT_BUCKET/ARTIFACT_KEY); the managed-policy map is empty (the template uses inline statements only).
+`sam package` replaces the local CodeUri (and a layer's ContentUri) with the uploaded artifact, so the transform
+is given S3 URIs (ARTIFACT_BUCKET/ARTIFACT_KEY, LAYER_KEY); the managed-policy map is empty (the template
+uses inline statements only).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from samtranslator.translator.transform import transform
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 ARTIFACT_BUCKET = "darkroom-artifacts"
 ARTIFACT_KEY = "darkroom.zip"
+LAYER_KEY = "layer.zip"
 
 
 class _NoManagedPolicies:
@@ -39,6 +41,9 @@ def source(path: Path = TEMPLATE) -> dict:
 def transformed_from(template_source: dict) -> dict:
     template = copy.deepcopy(template_source)
     template["Globals"]["Function"]["CodeUri"] = f"s3://{ARTIFACT_BUCKET}/{ARTIFACT_KEY}"
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = f"s3://{ARTIFACT_BUCKET}/{LAYER_KEY}"
     with pytest.MonkeyPatch.context() as mp:
         set_offline_aws_env(mp)
         return _plain(transform(template, {}, _NoManagedPolicies()))

@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 from moto.cloudformation.parsing import resource_class_from_type
-from sam_template import ARTIFACT_BUCKET, ARTIFACT_KEY, transformed
+from sam_template import ARTIFACT_BUCKET, ARTIFACT_KEY, LAYER_KEY, transformed
 
 REGION = "us-east-1"
 # What moto 5's CloudFormation cannot create, of the types template.yaml uses. A new unsupported type in the
@@ -91,13 +91,14 @@ def _substitute(node: Any, removed: dict[str, str], refs: dict[str, str]) -> Any
 def create(endpoint: str, stack_name: str, parameters: dict[str, str]) -> MotoStack:
     template = transformed()
     s3 = clients(endpoint, "s3")
-    # What `sam deploy --resolve-s3` would have uploaded: moto's Lambda reads the code object.
+    # What `sam deploy --resolve-s3` would have uploaded: moto's Lambda reads the code and layer objects.
     if ARTIFACT_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=ARTIFACT_BUCKET)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("functions/__init__.py", "")
-        s3.put_object(Bucket=ARTIFACT_BUCKET, Key=ARTIFACT_KEY, Body=buffer.getvalue())
+        for key in (ARTIFACT_KEY, LAYER_KEY):
+            s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=buffer.getvalue())
 
     removed = {lid: r["Type"] for lid, r in template["Resources"].items() if resource_class_from_type(r["Type"]) is None}
     refs = {}

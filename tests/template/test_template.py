@@ -6,7 +6,6 @@ API routes are exercised through the Powertools resolver in-process.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
 import json
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode
 from offline_aws import set_offline_aws_env
-from samtranslator.translator.transform import transform
+from sam_template import transformed_from
 
 from functions.core import aws
 from functions.core.keys import ApiKey, lookup_cache
@@ -30,13 +29,6 @@ TEMPLATE = ROOT / "template.yaml"
 FUNCTIONS = {"ApiFunction", "DispatchFunction", "CompleteFunction", "WebhooksFunction", "SweeperFunction"}
 QUEUE_CONSUMERS = {"JobsQueue": "DispatchFunction", "ResultsQueue": "CompleteFunction",
                    "WebhooksQueue": "WebhooksFunction"}
-
-
-class _NoManagedPolicies:
-    """What `sam` passes as the managed-policy map; the template uses inline statements only."""
-
-    def load(self) -> dict:
-        return {}
 
 
 def _plain(node):
@@ -52,15 +44,8 @@ def source() -> dict:
 
 @pytest.fixture(scope="module")
 def transformed(source) -> dict:
-    template = copy.deepcopy(source)
-    # `sam package` replaces the local CodeUri with the uploaded artifact; the transform needs an S3 URI.
-    template["Globals"]["Function"]["CodeUri"] = "s3://darkroom-artifacts/darkroom.zip"
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::LayerVersion":
-            resource["Properties"]["ContentUri"] = "s3://darkroom-artifacts/layer.zip"
-    with pytest.MonkeyPatch.context() as mp:
-        set_offline_aws_env(mp)
-        return _plain(transform(template, {}, _NoManagedPolicies()))
+    # The one offline transform (tests/sam_template.py), shared with the deploy tests' moto stack.
+    return transformed_from(source)
 
 
 @pytest.fixture
