@@ -168,7 +168,7 @@ def pin(url: str, *, allow_loopback: bool, schemes: tuple[str, ...] = ("https",)
         check_address(address, allow_loopback=allow_loopback)
     parts = urlsplit(url)
     # IPv4 first: one address is used, and "localhost" servers often listen on 127.0.0.1 only.
-    address = sorted(addresses, key=lambda a: a.version)[0]
+    address = min(addresses, key=lambda a: a.version)  # stable: the first IPv4 answer
     shown = f"[{address}]" if address.version == 6 else str(address)
     netloc = f"{shown}:{parts.port}" if parts.port else shown
     target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))

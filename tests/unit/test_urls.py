@@ -382,3 +382,20 @@ def test_a_webhook_redirect_to_metadata_is_not_followed(monkeypatch, sent):
 def test_no_spelling_of_a_private_address_gets_a_webhook(url, sent):
     attempt = _post(url)
     assert attempt.outcome == "unsafe" and sent == []
+
+
+@pytest.mark.parametrize("url", [u.replace("http://", "https://", 1) for u in
+                                 LOOPBACK_FORMS + METADATA_FORMS + NEVER_FORMS + TRICKS])
+def test_no_spelling_of_a_private_address_is_accepted_as_a_webhook_at_submit(url, monkeypatch):
+    from functions.core.errors import ValidationFailed
+    from functions.core.settings import get_settings
+    from functions.core.submit import check_webhook
+
+    monkeypatch.delenv("DARKROOM_LOCAL", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ValidationFailed) as refused:
+            check_webhook(url)
+    finally:
+        get_settings.cache_clear()
+    assert refused.value.status == 400 and refused.value.errors[0].field == "webhook"
