@@ -375,8 +375,8 @@ def deploy(
     parameter: Annotated[list[str] | None, typer.Option(
         help="Any other template parameter, Key=Value (repeat), e.g. MaxGpuConcurrency=20.")] = None,
     download_weights: Annotated[list[str] | None, typer.Option(
-        help="After the deploy, download this catalog model's weights into the Modal Volume (repeat; 'all' for "
-             "every model). Needed once per model before it can run.")] = None,
+        help="After the deploy, download these catalog models' weights into the Modal Volume (comma-separated "
+             "or repeated; 'all' for every model). Needed once per model before it can run.")] = None,
     workspace: Annotated[str, typer.Option(help="Id of the first workspace (its admin key is printed).")] = "default",
     env_file: Annotated[Path, typer.Option(help="Where the URL and admin key are written.")] = Path(
         ".darkroom/deploy.env"),
@@ -394,7 +394,8 @@ def deploy(
     config = DeployConfig(stack_name=stack_name, region=region, modal_workspace_id=modal_workspace_id,
                           modal_environment=modal_environment, modal_app_name=modal_app_name,
                           alarm_email=alarm_email, oidc_provider_arn=modal_oidc_provider_arn, parameters=extra,
-                          download_weights=download_weights or [], workspace=workspace, env_file=env_file)
+                          download_weights=[m for v in download_weights or [] for m in v.split(",") if m],
+                          workspace=workspace, env_file=env_file)
     if dry_run:
         _print_dry_run(config)
         return

@@ -39,7 +39,7 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
     env_file = tmp_path / "deploy.env"
     env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
     args = ["deploy", "--stack-name", world.stack.name, "--region", "us-east-1", "--workspace", "ws-e2e",
-            "--env-file", str(env_file), "--download-weights", "flux-schnell", "--alarm-email", "ops@example.com"]
+            "--env-file", str(env_file), "--alarm-email", "ops@example.com", "--download-weights", "flux-schnell,sdxl-turbo"]
     result = darkroom(args, env, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -57,7 +57,8 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
         "ModalWorkspaceId": WORKSPACE_ID, "ModalEnvironment": "main", "ModalAppName": "darkroom",
         # The account already has Modal's provider (the world fixture made it): passed, not created again.
         "ModalOidcProviderArn": world.oidc_provider_arn, "AlarmEmail": "ops@example.com"}
-    assert argvs[5:] == [["modal", "run", "--env", "main", "gpu/modal_app.py::download", "--models", "flux-schnell"]]
+    assert argvs[5:] == [["modal", "run", "--env", "main", "gpu/modal_app.py::download", "--models",
+                          "flux-schnell,sdxl-turbo"]]
     assert {c["cwd"] for c in calls[2:]} == {str(ROOT)}  # where template.yaml and gpu/ are
 
     # The Modal token: in the stack's secret, and nowhere else.
@@ -80,7 +81,7 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
     assert record is not None and record.workspace_id == "ws-e2e" and "admin" in record.scopes
 
     # Deploying again keeps the key and makes no second one.
-    again = darkroom(args[:-4], env, tmp_path)
+    again = darkroom(args[:-2], env, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert bootstrap.read_env_file(env_file)["DARKROOM_API_KEY"] == key
     assert "kept admin key" in again.stdout
