@@ -306,7 +306,9 @@ def list_models(
     table = _table("id", "name", "task", "credits", "default")
     for m in models:
         d = m.get("defaults") or {}
-        table.add_row(m["id"], escape(m["name"]), m["task"], f"{m['credits']:g}" if m.get("credits") else "",
+        price = (f"{m['creditsPerSecond']:g}/s" if m.get("creditsPerSecond") is not None
+                 else f"{m['credits']:g}/image")
+        table.add_row(m["id"], escape(m["name"]), m["task"], price,
                       f"{d.get('width', '')}x{d.get('height', '')}, {d.get('steps', '')} steps")
     out.print(table)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api import idempotency
 from functions.api.auth import Principal
+from functions.api.openapi import doc, query
 from functions.api.request import base_url, json_body, json_response, query_int
 from functions.core import clock
 from functions.core.errors import Conflict, FieldError, NotFound, TransitionRejected, ValidationFailed
@@ -88,8 +89,11 @@ def _idempotent(body: BaseModel, work) -> dict[str, Any]:
     return idempotency.once(key, _principal().workspace_id, body.model_dump(mode="json"), work)
 
 
-@router.post("/api/run")
-def run_tool() -> Response:
+@router.post("/api/run", **doc(
+    "Run a tool", ok="RunAccepted", status=202, body=RunRequest, errors=(400, 402, 403, 409, 422),
+    description="Submits a generation with a tool (GET /api/tools) and its input; poll GET /api/generations/{job_id} "
+                "or take the webhook. An Idempotency-Key header makes a retry return the first response."))
+def run_tool() -> Response[dict]:
     body = parse_input(RunRequest, json_body(router.current_event))
     tool = get_catalog().tool(body.tool)
     if tool is None:
@@ -109,16 +113,22 @@ def run_tool() -> Response:
                        "createdAt": clock.iso(job["created_at"])})
 
 
-@router.post("/api/generate")
-def generate() -> Response:
+@router.post("/api/generate", **doc(
+    "Generate with a model", ok="GenerateAccepted", body=GenerateRequest, errors=(400, 402, 403, 409, 422),
+    description="Submits a generation with a model (GET /api/models) and its input; poll or take the webhook."))
+def generate() -> Response[dict]:
     body = parse_input(GenerateRequest, json_body(router.current_event))
     model = _model(body.model, "model")
     job = _idempotent(body, lambda: _submit(None, model, body.input, body.webhook, body.webhook_events_filter))
     return json_response(200, {"_id": job["id"], "id": job["id"], "status": "pending", "model": model.id, "output": None})
 
 
-@router.get("/api/generations")
-def list_generations() -> Response:
+@router.get("/api/generations", **doc(
+    "List generations", ok="GenerationList", errors=(400, 403), params=(
+        query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
+        query("offset", {"type": "integer", "minimum": 0, "maximum": 100_000, "default": 0}, "Items to skip."),
+        query("status", {"type": "string", "enum": sorted(native.STATUS_FILTER)}, "Only generations in this state."))))
+def list_generations() -> Response[dict]:
     principal = _principal()
     principal.require("media:read")
     event = router.current_event
@@ -138,15 +148,19 @@ def list_generations() -> Response:
     })
 
 
-@router.get("/api/generations/<job_id>")
-def get_generation(job_id: str) -> Response:
+@router.get("/api/generations/<job_id>", **doc(
+    "Get a generation", ok="Generation", errors=(403, 404),
+    description="Any generation of the workspace, whichever dialect made it."))
+def get_generation(job_id: str) -> Response[dict]:
     principal = _principal()
     principal.require("media:read")
     return json_response(200, native.generation(JobStore().get_for_workspace(principal.workspace_id, job_id)))
 
 
-@router.post("/api/generations/<job_id>/cancel")
-def cancel_generation(job_id: str) -> Response:
+@router.post("/api/generations/<job_id>/cancel", **doc(
+    "Cancel a generation", ok="Generation", errors=(403, 404, 409),
+    description="Cancels a generation that has not finished; its credits are refunded."))
+def cancel_generation(job_id: str) -> Response[dict]:
     principal = _principal()
     store = JobStore()
     job = store.get_for_workspace(principal.workspace_id, job_id)
@@ -172,25 +186,27 @@ def _tool_view(tool: ToolSpec, *, detail: bool) -> dict[str, Any]:
     return view
 
 
-@router.get("/api/tools")
-def list_tools() -> Response:
+@router.get("/api/tools", **doc("List tools", ok="ToolList", errors=()))
+def list_tools() -> Response[dict]:
     return json_response(200, {"data": [_tool_view(t, detail=True) for t in get_catalog().tools]})
 
 
-@router.get("/api/tools/<slug>")
-def get_tool(slug: str) -> Response:
+@router.get("/api/tools/<slug>", **doc("Get a tool and its input schema", ok="Tool", errors=(404,)))
+def get_tool(slug: str) -> Response[dict]:
     tool = get_catalog().tool(slug)
     if tool is None:
         raise NotFound(f"Tool {slug} not found", code="tool_not_found")
     return json_response(200, _tool_view(tool, detail=True))
 
 
-@router.get("/api/models")
-def list_models() -> Response:
+@router.get("/api/models", **doc("List models", ok="NativeModelList", errors=()))
+def list_models() -> Response[dict]:
     catalog = get_catalog()
     return json_response(200, {"data": [{
         "id": m.id, "name": m.name, "task": m.task, "type": m.type, "family": m.family,
         "tools": [t.slug for t in catalog.tools if t.task == m.task],
         "credits": m.credits_per_image, "defaults": m.defaults.model_dump(exclude_none=True),
         "aliases": m.aliases,
+        # A video's price is per second of output (credits_per_image does not apply to it).
+        **({"creditsPerSecond": m.credits_per_second} if m.credits_per_second is not None else {}),
     } for m in catalog.models]})
