@@ -17,6 +17,8 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
+import typer
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -184,7 +186,10 @@ def test_no_wait_then_get_list_and_cancel(cli, tmp_path):
 def test_catalog_commands(cli):
     models = {m["id"]: m for m in cli.json("models")}
     assert {"flux-schnell", "playground-v2", "ltx-video"} <= set(models)
-    assert "FLUX.1 [schnell]" in cli("models").stdout  # names with brackets survive the rich table
+    assert models["ltx-video"]["creditsPerSecond"] > 0 and "creditsPerSecond" not in models["flux-schnell"]
+    table = cli("models").stdout
+    assert "FLUX.1 [schnell]" in table  # names with brackets survive the rich table
+    assert f"{models['ltx-video']['creditsPerSecond']:g}/s" in table and "/image" in table
     tools = {t["slug"] for t in cli.json("tools")}
     assert {"create-image", "edit-image", "create-video", "image-to-video"} <= tools
     styles = {s["slug"] for s in cli.json("styles")}
@@ -272,3 +277,24 @@ def test_config_precedence(tmp_path, monkeypatch):
     assert (from_env.url, from_env.api_key) == ("https://env.example", "dr_env")
     flags = resolve_config(url="https://flag.example", api_key="dr_flag", data_dir=data)
     assert (flags.url, flags.api_key, flags.source) == ("https://flag.example", "dr_flag", "--url")
+
+
+# ---------------------------------------------------------------- the agent skill teaches real commands
+
+
+def test_skill_md_names_real_commands_and_options():
+    text = (Path(__file__).resolve().parents[2] / "SKILL.md").read_text()
+    _, front, body = text.split("---", 2)
+    meta = yaml.safe_load(front)
+    assert meta["name"] == "darkroom" and 20 < len(meta["description"]) <= 1024
+    root = typer.main.get_command(app)
+    shown = [line.split("#")[0].split() for line in body.splitlines() if line.startswith("darkroom ")]
+    assert len(shown) >= 8
+    for words in shown:
+        command = root.commands[words[1]]  # KeyError: SKILL.md teaches a command that does not exist
+        if words[1] == "generate":
+            command = command.commands[words[2]]
+        options = {opt for param in command.params for opt in param.opts}
+        for word in words:
+            if word.startswith("-"):
+                assert word in options, f"SKILL.md: `{' '.join(words)}`: {word} is not an option of it"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -88,3 +89,18 @@ def test_mcp_server_over_stdio(stack, tmp_path):
     assert not account.is_error and account.structured_content["workspace"]["id"] == "dev"
     listed = report["listed"].structured_content
     assert generation["id"] in {g["id"] for g in listed["generations"]}
+
+
+def test_docs_name_the_real_tools():
+    """README's MCP section and SKILL.md's list exactly the tools the server has (no stack needed to list them)."""
+    from infra.client import Config
+    from infra.mcp_server import build
+
+    served = {t.name for t in anyio.run(build(Config(url="http://127.0.0.1:9", api_key="x", source="test")).list_tools)}
+    assert REQUIRED_TOOLS <= served
+    root = Path(__file__).resolve().parents[2]
+    readme = root.joinpath("README.md").read_text().split("## MCP server", 1)[1].split("\n## ", 1)[0]
+    skill = root.joinpath("SKILL.md").read_text().split("## MCP tools", 1)[1].split("\n## ", 1)[0]
+    for name, section in (("README.md", readme), ("SKILL.md", skill)):
+        named = set(re.findall(r"`([a-z]+_[a-z_]+|account)`", section))
+        assert named == served, f"{name}: documents {sorted(named - served)}, misses {sorted(served - named)}"
