@@ -7,6 +7,7 @@ is kept in .darkroom/dev.env and registered again at start), and so do the tiny 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.physical: dict[str, Any] = {}
         self.env: dict[str, str] = {}
+        self._stopping = threading.Event()
 
     # ---- start
     def start(self) -> StackInfo:
@@ -127,7 +129,7 @@ class LocalStack:
             # threads at once (diffusers' first import is not thread-safe), and the first job finds it warm.
             from functions.dispatch.dispatchers import get_dispatcher
 
-            get_dispatcher().pool.submit(_warm_models)
+            get_dispatcher().pool.submit(_warm_models, self._stopping)
         return StackInfo(url=url, gateway_url=gateway_url, api_key=api_key, webhook_secret=webhook_secret, moto_endpoint=endpoint,
                          env_file=env_file)
 
@@ -147,6 +149,7 @@ class LocalStack:
 
     # ---- stop
     def stop(self) -> None:
+        self._stopping.set()
         for runner in (*self.schedules, *self.pollers):
             runner._stop.set()
         for runner in (*self.schedules, *self.pollers):
@@ -228,13 +231,16 @@ def _shutdown_local_dispatcher() -> None:
         dispatchers.get_dispatcher.cache_clear()
 
 
-def _warm_models() -> None:
-    """Build (once) and load the tiny pipelines in the background, so the first job does not wait for it."""
+def _warm_models(stopping: threading.Event) -> None:
+    """Build (once) and load the tiny pipelines in the background, so the first job does not wait for it.
+    A stop in the meantime ends it after the model being loaded: the process exits only once it returns."""
     try:
         from functions.core.catalog import get_catalog
         from gpu import worker
         seen = set()
         for model in get_catalog().models:
+            if stopping.is_set():
+                return
             if model.family not in seen:
                 seen.add(model.family)
                 worker.load(model)
