@@ -386,6 +386,8 @@ def mcp_server(
         config = resolve_config(url, api_key, data_dir)
     except ApiError as exc:
         _fail(str(exc), False)
-    from infra.mcp_server import serve
-
+    try:
+        from infra.mcp_server import serve
+    except ImportError as exc:  # the `cli` extra is not installed
+        _fail(f"darkroom mcp needs the MCP SDK ({exc}): pip install 'darkroom[cli]'", False)
     serve(config)
