@@ -89,7 +89,10 @@ def deploy_steps(config: DeployConfig, region: str, overrides: dict[str, str],
     steps = [
         command("Deploy the GPU app on Modal",
                 ["modal", "deploy", "gpu/modal_app.py", "--name", app, "--env", environment]),
-        command("Build the Lambda artifacts", ["sam", "build", "--template-file", "template.yaml"],
+        # --build-in-source: the makefile builds run in the checkout, instead of sam first copying the whole
+        # tree (a local .venv with torch included) once per function (tests/artifacts builds the same way).
+        command("Build the Lambda artifacts", ["sam", "build", "--template-file", "template.yaml",
+                                               "--build-in-source"],
                 drop_env=tools.MODAL_CREDENTIALS),
         command("Deploy the stack", [
             "sam", "deploy", "--template-file", BUILT_TEMPLATE, "--stack-name", config.stack_name,

@@ -47,7 +47,7 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
     argvs = [c["argv"] for c in calls]
     assert argvs[:2] == MODAL_PREFLIGHT
     assert argvs[2] == ["modal", "deploy", "gpu/modal_app.py", "--name", "darkroom", "--env", "main"]
-    assert argvs[3] == ["sam", "build", "--template-file", "template.yaml"]
+    assert argvs[3] == ["sam", "build", "--template-file", "template.yaml", "--build-in-source"]
     deploy = argvs[4]
     assert deploy[:deploy.index("--parameter-overrides")] == [
         "sam", "deploy", "--template-file", ".aws-sam/build/template.yaml", "--stack-name", world.stack.name,
