@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: dev test install lint bench clean artifacts-doc
+.PHONY: dev test install lint bench clean artifacts-doc openapi
 
 $(STAMP): pyproject.toml gpu/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	# pip pinned: tests/gpu/test_image_requirements.py resolves the image's list with its fast-deps feature.
+	$(BIN)/pip install -q --upgrade 'pip==26.3'
 	# The CPU build of torch first, at the version gpu/requirements.txt pins: any other torch requirement
 	# may pull a multi-GB CUDA build. The CPU build (2.13.0+cpu) then satisfies the pin (==2.13.0).
 	$(BIN)/pip install -q "$$(grep -E '^torch==' gpu/requirements.txt)"
