@@ -93,6 +93,9 @@ class Calls:
     """AWS calls by (caller, service, operation), and each DynamoDB request's parameters."""
 
     ops: Counter = field(default_factory=Counter)
+    # The same calls by (thread name, service, operation): infra/bench/calls.py attributes a request's
+    # calls to the thread that served it (the gateway's invoke-<function> thread).
+    by_thread: Counter = field(default_factory=Counter)
     empty_receives: Counter = field(default_factory=Counter)
     dynamodb_requests: list[tuple[str, dict, dict]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,9 +106,11 @@ class Calls:
 
         def after_call(model, parsed, context, **_kwargs) -> None:
             # The worker shares the process's clients; its pool threads tell its calls apart.
-            who = GPU_WORKER if threading.current_thread().name.startswith("gpu-worker") else caller
+            thread = threading.current_thread().name
+            who = GPU_WORKER if thread.startswith("gpu-worker") else caller
             op = context.get("darkroom_op", model.name)
             with self.lock:
+                self.by_thread[(thread, service, model.name)] += 1
                 if op == "ReceiveMessage" and not parsed.get("Messages"):
                     # Idle polling: an at-rest cost of the event source, not a per-job one.
                     self.empty_receives[(who, service, op)] += 1

@@ -68,7 +68,8 @@ def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware
             event.http_method == "GET" and event.path.startswith(PUBLIC_PATH_PREFIXES)):
         principal = authenticate(event.headers)
         response_headers.set({})
-        quota = ratelimit.hit(principal.key_id, principal.rate_limit)
+        # Reads against this container's bucket, writes against the shared counter (functions/core/ratelimit.py).
+        quota = ratelimit.check(event.http_method, principal.key_id, principal.rate_limit)
         response_headers.set(quota.headers())
         app.append_context(principal=principal)
     return next_middleware(app)

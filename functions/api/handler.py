@@ -10,7 +10,7 @@ from functions.core.observability import logger
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
-    idempotency.config.register_lambda_context(context)
+    idempotency.register_lambda_context(context)
     response_headers.set({})
     response = app.resolve(event, context)
     response.setdefault("headers", {}).update(response_headers.get() or {})

@@ -22,16 +22,6 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-
 from functions.core import aws
 from functions.core.errors import Conflict, DarkroomError, FieldError, ValidationFailed
 from functions.core.settings import get_settings
@@ -50,23 +40,41 @@ class IdempotencyMismatch(DarkroomError):
 
 
 # The handler registers each invocation's context, so an in-progress record expires with the invocation.
-# `kind` keeps a caller's Idempotency-Key apart from the keys derived for SDK retries.
-config = IdempotencyConfig(
-    event_key_jmespath="[workspace_id, kind, key]",
-    payload_validation_jmespath="fingerprint",
-    expires_after_seconds=24 * 3600,
-)
+# Powertools' idempotency package imports its DynamoDB persistence layer (and boto3's resource machinery,
+# ~200 ms) whatever submodule is imported, so nothing of it is imported before a request needs it.
+_lambda_context: list[Any] = [None]
+
+
+def register_lambda_context(context: Any) -> None:
+    _lambda_context[0] = context
+    if _runner.cache_info().currsize:
+        _runner().config.register_lambda_context(context)
 
 
 @lru_cache(maxsize=1)
 def _runner() -> Callable[..., dict[str, Any]]:
     # Built on first use, so requests that never need it never pay for the persistence layer.
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    # `kind` keeps a caller's Idempotency-Key apart from the keys derived for SDK retries.
+    config = IdempotencyConfig(
+        event_key_jmespath="[workspace_id, kind, key]",
+        payload_validation_jmespath="fingerprint",
+        expires_after_seconds=24 * 3600,
+    )
+    if _lambda_context[0] is not None:
+        config.register_lambda_context(_lambda_context[0])
     persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
 
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
     def submit_once(request: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return work()
 
+    submit_once.config = config  # type: ignore[attr-defined]
     return submit_once
 
 
@@ -79,6 +87,11 @@ def once(key: str | None, workspace_id: str, fingerprint: Any, work: Callable[[]
         raise ValidationFailed("Idempotency-Key must be 1 to 255 characters",
                                errors=[FieldError("Idempotency-Key", "must be 1 to 255 characters")])
     request = {"workspace_id": workspace_id, "kind": kind, "key": key, "fingerprint": fingerprint}
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
     try:
         return _runner()(request=request, work=work)
     except IdempotencyAlreadyInProgressError:

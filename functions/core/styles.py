@@ -8,10 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from functions.core.catalog import ModelSpec
+from functions.core.catalog import ModelSpec, load_yaml
 
 from .errors import FieldError, ValidationFailed
 
@@ -62,10 +61,10 @@ class StyleCatalog(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_styles() -> StyleCatalog:
-    data = yaml.safe_load(Path(__file__).with_name("styles.yaml").read_text())
+    data = load_yaml(Path(__file__).with_name("styles.yaml"))
     extra_path = os.environ.get("DARKROOM_STYLES_EXTRA")
     if extra_path:
-        extra = yaml.safe_load(Path(extra_path).read_text()) or {}
+        extra = load_yaml(Path(extra_path)) or {}
         by_slug = {s["slug"]: s for s in data["styles"]}
         for entry in extra.get("styles") or []:
             by_slug[entry["slug"]] = entry
