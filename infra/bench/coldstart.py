@@ -1,52 +1,76 @@
-"""Cold-start cost of each Lambda handler: the time to import it in a fresh interpreter.
+"""Cold-start cost of each Lambda handler: the time to import it in a fresh interpreter, next to a bare handler.
 
-`python -m infra.bench_coldstart` prints a table and writes docs/cold-start.md. Each handler is imported in
-a new process several times; the median is reported, with the ratio to a bare `import boto3` measured in
-the same run (boto3 is the floor every function pays), so figures from a busy machine still compare.
+    python -m infra.bench.coldstart [--runs 7]
+
+The handlers are every `Handler` in template.yaml. The baseline is the least a Darkroom function can import:
+boto3, pydantic, the Powertools HTTP resolver and Logger. Each run starts a new interpreter per module,
+alternating baseline and handlers, so a busy machine slows both alike; the median of the runs is reported,
+with each handler's ratio to the baseline's median (ratios, not milliseconds, compare across machines).
 """
 
 from __future__ import annotations
 
-import platform
+import argparse
 import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
+from dataclasses import dataclass
 
-HANDLERS = ["functions.api.handler", "functions.dispatch.handler", "functions.complete.handler",
-            "functions.webhooks.handler", "functions.sweeper.handler"]
+from infra.local.template import functions, load
+
+BASELINE = ("import boto3, pydantic\n"
+            "from aws_lambda_powertools import Logger\n"
+            "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver")
+BASELINE_NAME = "bare handler (boto3, pydantic, Powertools resolver and Logger)"
 RUNS = 7
-DOC = Path(__file__).resolve().parents[1] / "docs" / "cold-start.md"
 
 
-def import_seconds(module: str) -> float:
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    samples = []
-    for _ in range(RUNS):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        samples.append(float(out.stdout.strip()))
-    return statistics.median(samples)
+@dataclass
+class Row:
+    name: str
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
 
 
-def main() -> None:
-    floor = import_seconds("boto3")
-    rows = [(module, import_seconds(module)) for module in HANDLERS]
-    lines = [f"| handler | import (ms, median of {RUNS}) | × import boto3 |", "|---|---:|---:|",
-             f"| boto3 alone | {floor * 1000:.0f} | 1.0 |"]
-    lines += [f"| {module} | {seconds * 1000:.0f} | {seconds / floor:.1f} |" for module, seconds in rows]
-    table = "\n".join(lines)
-    print(table)
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(
-        "# Lambda cold start: handler import time\n\n"
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, Python {platform.python_version()}, "
-        f"{subprocess.run(['nproc'], capture_output=True, text=True, check=True).stdout.strip()} cores, "
-        "with `python -m infra.bench_coldstart`. Lambda's init adds the runtime's own start to these.\n\n"
-        f"{table}\n\n"
-        "What is kept off the path: modal (imported by the dispatch function on first spawn only), torch and "
-        "diffusers (never in a Lambda), the X-Ray SDK (active tracing needs no SDK), the Powertools idempotency "
-        "persistence layer (built on the first request that sends Idempotency-Key).\n")
+def import_seconds(code: str) -> float:
+    """One fresh interpreter: the seconds `code` (imports) takes, measured inside it."""
+    timed = f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", timed], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def handler_modules() -> dict[str, str]:
+    """Logical id -> handler module, from template.yaml."""
+    return {lid: spec.handler.rpartition(".")[0] for lid, spec in functions(load()).items()}
+
+
+def measure(runs: int = RUNS) -> tuple[Row, dict[str, Row]]:
+    modules = handler_modules()
+    baseline = Row(BASELINE_NAME, [])
+    rows = {lid: Row(module, []) for lid, module in modules.items()}
+    for _ in range(runs):
+        for lid, module in modules.items():  # alternate: baseline, handler, baseline, handler...
+            baseline.samples.append(import_seconds(BASELINE))
+            rows[lid].samples.append(import_seconds(f"import {module}"))
+    return baseline, rows
+
+
+def render(baseline: Row, rows: dict[str, Row], runs: int) -> str:
+    lines = [f"| function | module | import ms (median of {runs}) | × bare handler |", "|---|---|---:|---:|",
+             f"| - | {baseline.name} | {baseline.median * 1000:.0f} | 1.00 |"]
+    lines += [f"| {lid} | `{row.name}` | {row.median * 1000:.0f} | {row.median / baseline.median:.2f} |"
+              for lid, row in rows.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=RUNS)
+    args = parser.parse_args(argv)
+    print(render(*measure(args.runs), args.runs))
 
 
 if __name__ == "__main__":

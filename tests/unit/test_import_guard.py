@@ -1,0 +1,63 @@
+"""Cold start: no handler imports a heavy module it does not need. Each handler of template.yaml is imported in
+a fresh interpreter and its sys.modules inspected: exact, not timed (docs/benchmarks.md has the times)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import cache
+
+import pytest
+
+from infra.bench.coldstart import handler_modules
+
+# Imported by no handler at import time: the GPU stack, YAML (the catalog and styles parse on first use),
+# pydantic-settings (replaced by a plain model), Powertools' idempotency package (its DynamoDB persistence
+# layer is built on the first request that needs it), the X-Ray SDK (active tracing needs none).
+NEVER = {"modal", "torch", "diffusers", "transformers", "PIL", "numpy", "imageio_ffmpeg", "gpu", "yaml",
+         "pydantic_settings", "aws_lambda_powertools.utilities.idempotency", "aws_xray_sdk", "infra"}
+# httpx: only the webhooks function sends HTTP at all.
+ALLOWED = {"WebhooksFunction": {"httpx"}}
+HEAVY_ELSEWHERE = {"httpx"}
+
+HANDLERS = handler_modules()
+
+
+@cache
+def modules_after_import(module: str) -> frozenset[str]:
+    code = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return frozenset(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def loaded(modules: frozenset[str], name: str) -> bool:
+    return name in modules or any(m.startswith(name + ".") for m in modules)
+
+
+def test_every_template_handler_is_checked():
+    assert set(HANDLERS) == {"ApiFunction", "DispatchFunction", "CompleteFunction", "WebhooksFunction",
+                             "SweeperFunction"}
+
+
+@pytest.mark.parametrize("logical_id", sorted(HANDLERS))
+def test_no_heavy_module_on_the_import_path(logical_id):
+    modules = modules_after_import(HANDLERS[logical_id])
+    forbidden = (NEVER | HEAVY_ELSEWHERE) - ALLOWED.get(logical_id, set())
+    assert sorted(name for name in forbidden if loaded(modules, name)) == []
+
+
+def test_the_guard_sees_what_a_handler_does_import():
+    # The check itself: the webhooks function imports httpx, and every handler imports boto3.
+    assert loaded(modules_after_import(HANDLERS["WebhooksFunction"]), "httpx")
+    assert all(loaded(modules_after_import(module), "boto3") for module in HANDLERS.values())
+
+
+def test_first_use_still_loads_the_catalog_and_styles():
+    code = ("import sys, functions.api.handler\n"
+            "from functions.core.catalog import get_catalog\nfrom functions.core.styles import get_styles\n"
+            "assert 'yaml' not in sys.modules\n"
+            "assert get_catalog().model('flux-schnell') is not None and get_styles()\n"
+            "print('yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
