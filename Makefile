@@ -56,3 +56,7 @@ $(SAM_STAMP):
 # Rebuilds every artifact and rewrites the size table in docs/artifacts.md.
 artifacts-doc: $(STAMP)
 	$(BIN)/python -m infra.build.report docs/artifacts.md
+
+# Exports the OpenAPI document the API serves (GET /openapi.json) to docs/openapi.json; a test fails when stale.
+openapi: $(STAMP)
+	$(BIN)/python -m functions.api.openapi docs/openapi.json

@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.api.auth import Principal
+from functions.api.openapi import doc, query
 from functions.api.request import json_body, json_response
 from functions.core import credits
 from functions.core.errors import Conflict, NotFound
@@ -15,6 +16,16 @@ from functions.core.keys import ALL_SCOPES, DEFAULT_SCOPES, KeyStore
 from functions.core.workspaces import WorkspaceStore
 
 router = Router()
+
+# Credits are kept to 6 decimal places, within what a DynamoDB number holds (1e-130 .. 1e126): a JSON float
+# such as 1e-300 or 1e300 would otherwise fail the write itself, as a 500.
+MAX_CREDITS = 1e12
+
+
+def _credit_amount(value: float) -> float:
+    return round(value, 6)
+
+_WORKSPACE = query("workspace_id", {"type": "string"}, "Another workspace (operators only); default: yours.")
 
 
 class CreateKey(BaseModel):
@@ -37,12 +48,17 @@ class CreateWorkspace(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     name: str | None = Field(None, max_length=200)
-    credits: float = Field(0, ge=0)
+    credits: float = Field(0, ge=0, le=MAX_CREDITS, description="Starting balance (6 decimal places).")
+
+    _round = field_validator("credits")(_credit_amount)
 
 
 class AddCredits(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: float = Field(description="Credits to add; negative to take back (never below zero).")
+    amount: float = Field(ge=-MAX_CREDITS, le=MAX_CREDITS,
+                          description="Credits to add; negative to take back (never below zero). 6 decimal places.")
+
+    _round = field_validator("amount")(_credit_amount)
 
 
 def _principal() -> Principal:
@@ -55,8 +71,8 @@ def _admin() -> Principal:
     return principal
 
 
-@router.get("/api/account")
-def account() -> Response:
+@router.get("/api/account", **doc("Get the account: workspace, credits, usage, key", ok="Account", errors=(403, 404)))
+def account() -> Response[dict]:
     principal = _principal()
     principal.require("media:read")
     workspace = WorkspaceStore().get(principal.workspace_id)
@@ -73,15 +89,17 @@ def account() -> Response:
     })
 
 
-@router.get("/api/keys")
-def list_keys() -> Response:
+@router.get("/api/keys", **doc("List API keys (admin)", ok="KeyList", errors=(403,), params=(_WORKSPACE,)))
+def list_keys() -> Response[dict]:
     principal = _admin()
     workspace_id = router.current_event.get_query_string_value("workspace_id") or principal.workspace_id
     return json_response(200, {"data": [k.public() for k in KeyStore().list(workspace_id)]})
 
 
-@router.post("/api/keys")
-def create_key() -> Response:
+@router.post("/api/keys", **doc(
+    "Create an API key (admin)", ok="CreatedKey", status=201, body=CreateKey, errors=(400, 403, 404),
+    description="The response carries the secret; it is never shown again."))
+def create_key() -> Response[dict]:
     principal = _admin()
     body = parse_input(CreateKey, json_body(router.current_event))
     workspace_id = body.workspace_id or principal.workspace_id
@@ -92,15 +110,17 @@ def create_key() -> Response:
     return json_response(201, {"key": secret, **record.public()})
 
 
-@router.delete("/api/keys/<key_id>")
-def revoke_key(key_id: str) -> Response:
+@router.delete("/api/keys/<key_id>", **doc("Revoke an API key (admin)", ok="Key", errors=(403, 404),
+                                                params=(_WORKSPACE,)))
+def revoke_key(key_id: str) -> Response[dict]:
     principal = _admin()
     workspace_id = router.current_event.get_query_string_value("workspace_id") or principal.workspace_id
     return json_response(200, KeyStore().revoke(workspace_id, key_id).public())
 
 
-@router.post("/api/admin/workspaces")
-def create_workspace() -> Response:
+@router.post("/api/admin/workspaces", **doc(
+    "Create a workspace (admin)", ok="WorkspaceCreated", status=201, body=CreateWorkspace, errors=(400, 403, 409)))
+def create_workspace() -> Response[dict]:
     _admin()
     body = parse_input(CreateWorkspace, json_body(router.current_event))
     store = WorkspaceStore()
@@ -110,14 +130,16 @@ def create_workspace() -> Response:
     return json_response(201, {"id": workspace.id, "name": workspace.name, "credits": workspace.credits})
 
 
-@router.post("/api/admin/workspaces/<workspace_id>/credits")
-def add_credits(workspace_id: str) -> Response:
+@router.post("/api/admin/workspaces/<workspace_id>/credits", **doc(
+    "Add (or take back) credits (admin)", ok="WorkspaceCredits", body=AddCredits, errors=(400, 403, 404, 409)))
+def add_credits(workspace_id: str) -> Response[dict]:
     _admin()
     body = parse_input(AddCredits, json_body(router.current_event))
     return json_response(200, {"id": workspace_id, "credits": credits.add(workspace_id, body.amount)})
 
 
-@router.get("/api/admin/workspaces/<workspace_id>/usage")
-def workspace_usage(workspace_id: str) -> Response:
+@router.get("/api/admin/workspaces/<workspace_id>/usage", **doc(
+    "Get a workspace's credit usage (admin)", ok="WorkspaceUsage", errors=(403, 404)))
+def workspace_usage(workspace_id: str) -> Response[dict]:
     _admin()
     return json_response(200, {"id": workspace_id, **credits.usage(workspace_id)})

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from functions.api import sync
+from functions.api.openapi import SYNC_ERRORS, doc, query
 from functions.api.request import json_body, json_response
 from functions.core import credits
 from functions.core.generation import parse_input
@@ -28,8 +29,10 @@ def _default_model(kind: str) -> ModelSpec | None:
     return catalog.model(tool.default_model) if tool else None
 
 
-@router.post("/api/v1/images/generate")
-def generate_images() -> Response:
+@router.post("/api/v1/images/generate", **doc(
+    "Generate images", dialect=AIMS, ok="AIMSImagesResponse", body=dialect.ImagesGenerateRequest, errors=SYNC_ERRORS,
+    description="Synchronous: answers once the images are ready (504 with the job id if the wait runs out)."))
+def generate_images() -> Response[dict]:
     caller = sync.principal(router)
     body = parse_input(dialect.ImagesGenerateRequest, json_body(router.current_event))
     model = pick_model(body.model, kind="image", references=bool(body.image_urls))
@@ -42,8 +45,10 @@ def generate_images() -> Response:
         data_uris=bool(body.sync_mode)))
 
 
-@router.post("/api/v1/videos/generate")
-def generate_video() -> Response:
+@router.post("/api/v1/videos/generate", **doc(
+    "Generate a video", dialect=AIMS, ok="AIMSVideoResponse", body=dialect.VideosGenerateRequest, errors=SYNC_ERRORS,
+    description="Synchronous: answers once the video is ready (504 with the job id if the wait runs out)."))
+def generate_video() -> Response[dict]:
     caller = sync.principal(router)
     body = parse_input(dialect.VideosGenerateRequest, json_body(router.current_event))
     refs = body.references
@@ -55,8 +60,9 @@ def generate_video() -> Response:
     return json_response(200, dialect.video_response(job, credits_remaining=credits.balance(caller.workspace_id)))
 
 
-@router.get("/api/v1/images/generate")
-def image_models() -> Response:
+@router.get("/api/v1/images/generate", **doc("Discover image models and defaults", dialect=AIMS, ok="AIMSDiscovery",
+                                                 errors=()))
+def image_models() -> Response[dict]:
     default = _default_model("image")
     return json_response(200, {
         "success": True,
@@ -67,8 +73,9 @@ def image_models() -> Response:
     })
 
 
-@router.get("/api/v1/videos/generate")
-def video_models() -> Response:
+@router.get("/api/v1/videos/generate", **doc("Discover video models and defaults", dialect=AIMS, ok="AIMSDiscovery",
+                                                 errors=()))
+def video_models() -> Response[dict]:
     default = _default_model("video")
     return json_response(200, {
         "success": True,
@@ -80,8 +87,10 @@ def video_models() -> Response:
     })
 
 
-@router.get("/api/v1/models")
-def list_models() -> Response:
+@router.get("/api/v1/models", **doc(
+    "List models", dialect=AIMS, ok="AIMSModelList",
+    params=(query("type", {"type": "string", "enum": ["image", "video"]}, "Only models of this type."),)))
+def list_models() -> Response[dict]:
     kind = (router.current_event.query_string_parameters or {}).get("type")
     if kind not in (None, "", "image", "video"):
         raise bad_field("type", "must be image or video")

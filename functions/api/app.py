@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from functions.api import account, aims, errors, native, openai, share, styles, uploads, webhooks
+from functions.api import account, aims, errors, native, openai, openapi, share, styles, uploads, webhooks
 from functions.api.auth import auth_middleware
 from functions.core.errors import DarkroomError
 from functions.core.observability import logger
@@ -19,6 +19,17 @@ app.include_router(share.router)
 app.include_router(openai.router)
 app.include_router(aims.router)
 app.include_router(styles.router)
+
+
+# The API's own description, served without a key (functions/api/auth.py); generated on first request.
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return openapi.openapi_response()
+
+
+@app.get("/docs", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    return openapi.swagger_response()
 
 
 @app.exception_handler(DarkroomError)

@@ -12,9 +12,10 @@ from functions.core import ratelimit
 from functions.core.errors import FieldError, Forbidden, Unauthorized
 from functions.core.keys import ApiKey, KeyStore
 
-# Served without a key: CORS preflight, and share pages of media made public.
+# Served without a key: CORS preflight, share pages of media made public, the OpenAPI document and its UI.
 PUBLIC_METHODS = {"OPTIONS"}
 PUBLIC_PATH_PREFIXES = ("/shared/media/",)
+PUBLIC_PATHS = {"/openapi.json", "/docs"}
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,14 @@ def authenticate(headers: dict[str, str], store: KeyStore | None = None) -> Prin
 response_headers: ContextVar[dict[str, str] | None] = ContextVar("response_headers", default=None)
 
 
+def is_public(method: str, path: str) -> bool:
+    return method in PUBLIC_METHODS or (
+        method == "GET" and (path.startswith(PUBLIC_PATH_PREFIXES) or path in PUBLIC_PATHS))
+
+
 def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
     event = app.current_event
-    if event.http_method not in PUBLIC_METHODS and not (
-            event.http_method == "GET" and event.path.startswith(PUBLIC_PATH_PREFIXES)):
+    if not is_public(event.http_method, event.path):
         principal = authenticate(event.headers)
         response_headers.set({})
         # Reads against this container's bucket, writes against the shared counter (functions/core/ratelimit.py).

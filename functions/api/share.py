@@ -11,6 +11,7 @@ from html import escape
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from functions.api.openapi import HTML, doc
 from functions.core import sharing, storage
 from functions.core.errors import NotFound
 from functions.core.jobs import JobStatus, JobStore
@@ -51,8 +52,10 @@ def _page(title: str, description: str, media_url: str | None, poster_url: str |
     )
 
 
-@router.get("/shared/media/<share_id>")
-def shared_media(share_id: str) -> Response:
+@router.get("/shared/media/<share_id>", **doc(
+    "A public share page", ok_media=HTML, errors=(404,), public=True,
+    description="An HTML page with the media and OpenGraph tags, for generations made with make_public."))
+def shared_media(share_id: str) -> Response[str]:
     parsed = sharing.parse_share_id(share_id)
     job = JobStore().get(parsed[0]) if parsed else None
     if job is None or not sharing.matches(job.share_url, share_id) or job.status in (JobStatus.FAILED,

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.auth import Principal
 from functions.api.multipart import parse_form, sniff_content_type
+from functions.api.openapi import doc
 from functions.api.request import json_body, json_response
 from functions.core import uploads
 from functions.core.errors import FieldError, ValidationFailed
 from functions.core.generation import parse_input
+from functions.dialects import AIMS
 
 router = Router()
 
@@ -30,12 +32,12 @@ def _principal() -> Principal:
     return principal
 
 
-def _presigned(principal: Principal) -> Response:
+def _presigned(principal: Principal) -> Response[dict]:
     body = parse_input(UploadRequest, json_body(router.current_event))
     return json_response(201, uploads.presigned_upload(principal.workspace_id, body.filename, body.content_type))
 
 
-def _multipart(principal: Principal) -> Response:
+def _multipart(principal: Principal) -> Response[dict]:
     form = parse_form(router.current_event)
     files = form.files.get("file") or next(iter(form.files.values()), None)
     if not files:
@@ -46,7 +48,7 @@ def _multipart(principal: Principal) -> Response:
                                             upload.data, field=upload.field))
 
 
-def _either() -> Response:
+def _either() -> Response[dict]:
     principal = _principal()
     content_type = (router.current_event.headers or {}).get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
@@ -54,16 +56,24 @@ def _either() -> Response:
     return _presigned(principal)
 
 
-@router.post("/api/uploads")
-def create_upload() -> Response:
+@router.post("/api/uploads", **doc(
+    "Get a presigned upload", ok="PresignedUpload", status=201, body=UploadRequest, errors=(400, 403),
+    description="POST the file (up to 20 MiB) to upload.url with upload.fields; then pass `reference` as an "
+                "image URL."))
+def create_upload() -> Response[dict]:
     return _presigned(_principal())
 
 
-@router.post("/files")
-def upload_file() -> Response:
+@router.post("/files", **doc(
+    "Upload a file", ok=("StoredUpload", "PresignedUpload"), status=201, body=UploadRequest, form="UploadForm",
+    errors=(400, 403), description="multipart/form-data stores the file; a JSON body gets a presigned upload."))
+def upload_file() -> Response[dict]:
     return _either()
 
 
-@router.post("/api/v1/uploads")
-def upload_v1() -> Response:
+@router.post("/api/v1/uploads", **doc(
+    "Upload a file", dialect=AIMS, ok=("StoredUpload", "PresignedUpload"), status=201, body=UploadRequest,
+    form="UploadForm", errors=(400, 403),
+    description="multipart/form-data stores the file; a JSON body gets a presigned upload."))
+def upload_v1() -> Response[dict]:
     return _either()

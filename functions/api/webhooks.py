@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.auth import Principal
+from functions.api.openapi import doc
 from functions.api.request import json_response, optional_json_body
 from functions.core import messages
 from functions.core.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -34,16 +35,19 @@ def _principal() -> Principal:
     return router.context["principal"]
 
 
-@router.get("/api/generations/<job_id>/deliveries")
-def list_deliveries(job_id: str) -> Response:
+@router.get("/api/generations/<job_id>/deliveries", **doc(
+    "List a generation's webhook deliveries", ok="DeliveryList", errors=(403, 404)))
+def list_deliveries(job_id: str) -> Response[dict]:
     principal = _principal()
     principal.require("media:read")
     job = JobStore().get_for_workspace(principal.workspace_id, job_id)
     return json_response(200, {"data": job.deliveries, "webhook": job.webhook, "disabled": job.webhook_disabled})
 
 
-@router.post("/api/generations/<job_id>/deliveries/redeliver")
-def redeliver(job_id: str) -> Response:
+@router.post("/api/generations/<job_id>/deliveries/redeliver", **doc(
+    "Send a webhook event again", ok="RedeliveryQueued", status=202, body=RedeliverRequest, body_required=False,
+    errors=(400, 403, 404, 409), description="Same webhook-id (receivers dedupe on it), fresh timestamp and signature."))
+def redeliver(job_id: str) -> Response[dict]:
     principal = _principal()
     principal.require("media:write")
     body = parse_input(RedeliverRequest, optional_json_body(router.current_event))
@@ -70,8 +74,8 @@ def _secret_view(workspace) -> dict:
             "previous": [{"secret": s.secret, "expires_at": s.expires_at} for s in previous]}
 
 
-@router.get("/api/webhooks/secret")
-def get_secret() -> Response:
+@router.get("/api/webhooks/secret", **doc("Get the webhook signing secret", ok="WebhookSecret", errors=(403,)))
+def get_secret() -> Response[dict]:
     principal = _principal()
     principal.require("media:write")
     store = WorkspaceStore()
@@ -81,8 +85,10 @@ def get_secret() -> Response:
     return json_response(200, _secret_view(workspace))
 
 
-@router.post("/api/webhooks/secret/rotate")
-def rotate_secret() -> Response:
+@router.post("/api/webhooks/secret/rotate", **doc(
+    "Rotate the webhook signing secret", ok="WebhookSecret", body=RotateRequest, body_required=False,
+    errors=(400, 403), description="The old secret keeps signing too for grace_seconds (24 h by default)."))
+def rotate_secret() -> Response[dict]:
     principal = _principal()
     principal.require("media:write")
     body = parse_input(RotateRequest, optional_json_body(router.current_event))

@@ -1,0 +1,395 @@
+"""The response bodies and error bodies of every dialect, as the OpenAPI document describes them.
+
+Documentation only: the routes build their responses with the dialect renderers (functions/dialects/*.py)
+and the request bodies are the models the handlers validate with. Imported when the document is first
+generated (functions/api/openapi.py), never on a cold start. The schemathesis run
+(tests/integration/test_fuzz_schemathesis.py) checks real responses against these, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.dialects.openai import ImagesEditRequest, ImagesVariationRequest
+
+
+class _Doc(BaseModel):
+    # Responses may grow fields; a client must not break on one it does not know.
+    model_config = ConfigDict(extra="allow")
+
+
+# ---------------------------------------------------------------- errors, one shape per dialect
+
+
+class FieldErrorDetail(_Doc):
+    field: str = Field(description="The request field at fault (dotted for nested ones, e.g. input.width).")
+    message: str
+    code: str
+
+
+class NativeError(_Doc):
+    """Artificial Studio's error: a message and each field error."""
+
+    message: str
+    errors: list[FieldErrorDetail]
+
+
+class OpenAIErrorDetail(_Doc):
+    message: str
+    type: str = Field(description="invalid_request_error, authentication_error, permission_error, "
+                                  "rate_limit_error, billing_error or api_error.")
+    param: str | None = Field(description="The request parameter at fault, if one is.")
+    code: str | None
+    job_id: str | None = Field(None, description="The generation's id, when one was made (timeouts, failures).")
+
+
+class OpenAIError(_Doc):
+    """OpenAI's error envelope, so the official SDK raises its usual exception classes."""
+
+    error: OpenAIErrorDetail
+
+
+class AIMSError(_Doc):
+    """AI Media Studio's error: the message as a string, with a machine-readable code."""
+
+    error: str
+    code: str
+    job_id: str | None = Field(None, description="The generation's id, when one was made (timeouts, failures).")
+
+
+# ---------------------------------------------------------------- Artificial Studio (native)
+
+
+class RunAccepted(_Doc):
+    id: str
+    status: Literal["processing"]
+    tool: str
+    createdAt: str
+
+
+class GenerateAccepted(_Doc):
+    field_id: str = Field(alias="_id")
+    id: str
+    status: Literal["pending"]
+    model: str
+    output: None
+
+
+class Generation(_Doc):
+    id: str
+    status: Literal["pending", "processing", "success", "error"]
+    output: str | None = Field(description="The first output's URL (presigned, valid 24 h).")
+    thumbnail: str | None
+    tool: str | None
+    model: str
+    type: Literal["image", "video"]
+    payload: dict[str, Any] = Field(description="The input as it was sent.")
+    error: str | None
+    createdAt: str
+    outputs: list[str]
+    shareUrl: str | None = None
+    progress: float | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Pagination(_Doc):
+    total: int
+    limit: int
+    offset: int
+    hasMore: bool
+
+
+class GenerationList(_Doc):
+    data: list[Generation]
+    pagination: Pagination
+
+
+class ToolModel(_Doc):
+    id: str
+    name: str
+    credits: float | None
+
+
+class Tool(_Doc):
+    slug: str
+    name: str
+    description: str | None
+    type: str
+    task: str
+    defaultModel: str | None
+    models: list[ToolModel]
+    inputSchema: dict[str, Any] | None = Field(None, description="The JSON Schema of the tool's `input`.")
+
+
+class ToolList(_Doc):
+    data: list[Tool]
+
+
+class NativeModel(_Doc):
+    id: str
+    name: str
+    task: str
+    type: Literal["image", "video"]
+    family: str | None
+    tools: list[str]
+    credits: float | None
+    defaults: dict[str, Any]
+    aliases: list[str]
+
+
+class NativeModelList(_Doc):
+    data: list[NativeModel]
+
+
+class StylePreset(_Doc):
+    slug: str
+    name: str
+    description: str
+    prompt_template: str
+    negative_prompt: str | None
+    defaults: dict[str, Any]
+
+
+class StyleList(_Doc):
+    data: list[StylePreset]
+
+
+class DeliveryList(_Doc):
+    data: list[dict[str, Any]] = Field(description="Every delivery attempt: event, event_id, outcome, status, time.")
+    webhook: str | None
+    disabled: bool | None = None
+
+
+class RedeliveryQueued(_Doc):
+    event_id: str
+    status: Literal["queued"]
+
+
+class PreviousSecret(_Doc):
+    secret: str
+    expires_at: float | None
+
+
+class WebhookSecret(_Doc):
+    secret: str = Field(description="The Standard Webhooks signing secret (whsec_…).")
+    previous: list[PreviousSecret] = Field(description="Older secrets that still sign during their grace period.")
+
+
+class AccountWorkspace(_Doc):
+    id: str
+    name: str | None
+
+
+class AccountUsage(_Doc):
+    creditsUsed: float
+    creditsRefunded: float
+    creditsAdded: float
+
+
+class AccountKey(_Doc):
+    id: str
+    scopes: list[str]
+    rateLimit: int
+
+
+class Account(_Doc):
+    workspace: AccountWorkspace
+    credits: float
+    plan: str
+    usage: AccountUsage
+    key: AccountKey
+
+
+class Key(_Doc):
+    key_id: str
+    workspace_id: str
+    name: str
+    scopes: list[str]
+    rate_limit: int
+    prefix: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+class CreatedKey(Key):
+    key: str = Field(description="The secret: shown this once, never stored.")
+
+
+class KeyList(_Doc):
+    data: list[Key]
+
+
+class WorkspaceCreated(_Doc):
+    id: str
+    name: str | None
+    credits: float
+
+
+class WorkspaceCredits(_Doc):
+    id: str
+    credits: float
+
+
+class WorkspaceUsage(_Doc):
+    id: str
+    credits: float
+    credits_used: float
+    credits_refunded: float
+    credits_added: float
+
+
+class PresignedPost(_Doc):
+    method: Literal["POST"]
+    url: str
+    fields: dict[str, str]
+
+
+class PresignedUpload(_Doc):
+    """POST the file to upload.url with upload.fields as form fields, then use `reference` as an image URL."""
+
+    id: str
+    reference: str = Field(description="upload://… : pass it wherever an image URL is taken.")
+    upload: PresignedPost
+
+
+class StoredUpload(_Doc):
+    id: str
+    reference: str = Field(description="upload://… : pass it wherever an image URL is taken.")
+    url: str
+
+
+class UploadForm(BaseModel):
+    """multipart/form-data: the file (any part name; `file` is read first)."""
+
+    file: bytes
+
+
+# ---------------------------------------------------------------- OpenAI-compatible
+
+
+class OpenAIImagesEditForm(ImagesEditRequest):
+    """multipart/form-data: the edit's parameters as form fields, the image(s) and an optional mask as files."""
+
+    image: list[bytes] = Field(description="One or more images to edit (`image[]` is accepted too).")
+    mask: bytes | None = Field(None, description="A PNG with alpha, the size of the first image: its transparent "
+                                                 "pixels are repainted, the rest is kept.")
+
+
+class OpenAIImagesVariationForm(ImagesVariationRequest):
+    """multipart/form-data: the variation's parameters as form fields, the image as a file."""
+
+    image: bytes = Field(description="The image to make variations of.")
+
+
+class ImageData(_Doc):
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+
+
+class ImagesResponse(_Doc):
+    created: int
+    data: list[ImageData]
+    output_format: str
+    size: str | None
+    quality: str
+    background: str
+
+
+class OpenAIModel(_Doc):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class OpenAIModelList(_Doc):
+    object: Literal["list"]
+    data: list[OpenAIModel]
+
+
+# ---------------------------------------------------------------- AI Media Studio
+
+
+class AIMSImage(_Doc):
+    id: str
+    generation_id: str
+    url: str
+    status: Literal["completed"]
+    width: int | None
+    height: int | None
+    share_url: str | None = None
+
+
+class AIMSImagesResponse(_Doc):
+    success: bool
+    images: list[AIMSImage]
+    credits_used: float
+    credits_remaining: float | None
+    style_applied: str | None = None
+
+
+class AIMSVideo(_Doc):
+    id: str
+    url: str | None
+    status: Literal["completed", "failed", "processing"]
+    model: str
+    duration: float | None
+    aspect_ratio: str | None
+    audio: bool
+    width: int | None
+    height: int | None
+    fps: float | None
+    frames: int | None
+    thumbnail_url: str | None
+    share_url: str | None = None
+
+
+class AIMSVideoResponse(_Doc):
+    success: bool
+    video: AIMSVideo
+    credits_used: float
+    credits_remaining: float | None
+
+
+class AIMSModel(_Doc):
+    id: str
+    name: str
+    model_type: str
+    type: Literal["image", "video"]
+    aliases: list[str]
+    description: str | None
+    credit_cost: float | None
+    credit_unit: Literal["image", "second"]
+    defaults: dict[str, Any]
+    durations: list[float] | None = None
+    audio: bool | None = None
+
+
+class AIMSModelList(_Doc):
+    success: bool
+    models: list[AIMSModel]
+
+
+class AIMSDiscovery(_Doc):
+    success: bool
+    available_models: list[AIMSModel]
+    defaults: dict[str, Any]
+
+
+class AIMSStyleList(_Doc):
+    success: bool
+    styles: list[StylePreset]
+
+
+# Every model above that a route names; functions/api/openapi.py adds each to components/schemas.
+COMPONENTS: list[type[BaseModel]] = [
+    NativeError, OpenAIError, AIMSError,
+    RunAccepted, GenerateAccepted, Generation, GenerationList, Tool, ToolList, NativeModelList, StyleList,
+    DeliveryList, RedeliveryQueued, WebhookSecret, Account, Key, CreatedKey, KeyList, WorkspaceCreated,
+    WorkspaceCredits, WorkspaceUsage, PresignedUpload, StoredUpload, UploadForm,
+    OpenAIImagesEditForm, OpenAIImagesVariationForm, ImagesResponse, OpenAIModel, OpenAIModelList,
+    AIMSImagesResponse, AIMSVideoResponse, AIMSModelList, AIMSDiscovery, AIMSStyleList,
+]
