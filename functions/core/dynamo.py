@@ -12,9 +12,19 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+# The smallest magnitude a DynamoDB number holds; a valid float such as 1e-166 (a guidance, a cfg_scale)
+# would fail the whole write (decimal.Underflow) and the request with it.
+_SMALLEST = Decimal("1e-130")
+
+
+def _decimal(text: str) -> Decimal:
+    number = Decimal(text)
+    return number if abs(number) >= _SMALLEST else Decimal(0)
+
+
 def _to_dynamo_numbers(value: Any) -> Any:
     # DynamoDB refuses floats; a JSON round trip turns every float into a Decimal in one pass.
-    return json.loads(json.dumps(value), parse_float=Decimal)
+    return json.loads(json.dumps(value), parse_float=_decimal)
 
 
 def _from_dynamo_numbers(value: Any) -> Any:

@@ -74,7 +74,10 @@ def _host(url: str, *, allow_loopback: bool, schemes: tuple[str, ...]) -> tuple[
     if any(ord(c) < 0x21 or c in "\\\x7f" for c in url):
         # Parsers disagree on backslashes and whitespace (WHATWG treats "\" as "/"): refuse, don't guess.
         raise UnsafeUrl("must not contain spaces, control characters or backslashes")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unbalanced brackets ("http://[", "http://a]b"): a 400, not a 500
+        raise UnsafeUrl("is not a valid URL") from None
     allowed = schemes + (("http",) if allow_loopback and "http" not in schemes else ())
     if parts.scheme not in allowed:
         raise UnsafeUrl(f"must use {' or '.join(allowed)}")
