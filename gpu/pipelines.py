@@ -37,14 +37,21 @@ class Family:
     latent_patch: int = 1
     # LTX's scheduler stretches its sigmas to a terminal value: with one step that divides by zero.
     min_steps: int = 1
+    mask: bool = False  # inpainting: repaints only where the mask is white
+    # The family that serves this one's requests when they bring a mask (img2img -> inpaint, same weights).
+    inpaint: str | None = None
 
 
 FAMILIES: dict[str, Family] = {
     "sdxl": Family("StableDiffusionXLPipeline", "sdxl", negative_prompt=True),  # sdxl-turbo, playground-v2
     "sdxl-img2img": Family("StableDiffusionXLImg2ImgPipeline", "sdxl", takes_image=True, strength=True,
-                           negative_prompt=True),
+                           negative_prompt=True, inpaint="sdxl-inpaint"),
+    "sdxl-inpaint": Family("StableDiffusionXLInpaintPipeline", "sdxl", takes_image=True, strength=True,
+                           negative_prompt=True, mask=True),
     "flux": Family("FluxPipeline", "flux", latent_patch=2),  # flux-schnell, flux-dev
-    "flux-img2img": Family("FluxImg2ImgPipeline", "flux", takes_image=True, strength=True, latent_patch=2),
+    "flux-img2img": Family("FluxImg2ImgPipeline", "flux", takes_image=True, strength=True, latent_patch=2,
+                           inpaint="flux-inpaint"),
+    "flux-inpaint": Family("FluxInpaintPipeline", "flux", takes_image=True, strength=True, latent_patch=2, mask=True),
     "ltx": Family("LTXPipeline", "ltx", output="video", negative_prompt=True, min_steps=2),  # ltx-video
     "ltx-i2v": Family("LTXImageToVideoPipeline", "ltx", output="video", takes_image=True, negative_prompt=True,
                       min_steps=2),
@@ -56,6 +63,16 @@ def family_spec(family: str) -> Family:
     if family not in FAMILIES:
         raise ValueError(f"unknown pipeline family {family!r}; known: {sorted(FAMILIES)}")
     return FAMILIES[family]
+
+
+def inpaint_family(family: str) -> str:
+    """The family that runs `family`'s requests that bring a mask; ValueError if it cannot inpaint."""
+    spec = family_spec(family)
+    if spec.mask:
+        return family
+    if spec.inpaint is None:
+        raise ValueError(f"{family} cannot inpaint (it takes no mask)")
+    return spec.inpaint
 
 
 def __getattr__(name: str) -> Any:
@@ -159,6 +176,9 @@ class GenerationRequest:
     # cropped to the requested aspect ratio and resized to the requested size.
     images: list[Image] | None = None
     strength: float | None = None  # img2img only; None: the pipeline's default
+    # Inpainting: "L", 255 where the image is repainted (gpu/inpaint.py converts OpenAI's alpha mask), at the
+    # size of images[0]; fitted to the output size as the images are. Outside it the init image is kept.
+    mask: Image | None = None
     frames: int | None = None  # video: frame count (LTX: 8k+1)
     fps: float | None = None  # video: frames per second (LTX conditions on it)
 
@@ -214,6 +234,13 @@ def _validate(pipe: DiffusionPipeline, family: str, spec: Family, req: Generatio
         raise ValueError(f"{family} needs at least one input image")
     if not spec.takes_image and req.images:
         raise ValueError(f"{family} takes no input image")
+    if spec.mask and req.mask is None:
+        raise ValueError(f"{family} needs a mask")
+    if req.mask is not None and not spec.mask:
+        raise ValueError(f"{family} takes no mask; its inpainting family is {spec.inpaint}")
+    if req.mask is not None and req.images and req.mask.size != req.images[0].size:
+        raise ValueError(f"the mask is {req.mask.width}x{req.mask.height} but the image is "
+                         f"{req.images[0].width}x{req.images[0].height}")
     if req.strength is not None and not spec.strength:
         raise ValueError(f"{family} takes no strength")
     if req.strength is not None and not 0 < req.strength <= 1:
@@ -261,10 +288,17 @@ def generate(
         kwargs["guidance_scale"] = req.guidance
     if req.negative_prompt and spec.negative_prompt:
         kwargs["negative_prompt"] = req.negative_prompt
+    fitted: list[Image] = []
+    mask = None
     if req.images:
         fitted = [fit(image, req.width, req.height) for image in req.images]
         # img2img: one init image per output, reused in turn; i2v: the first frame of every video.
         kwargs["image"] = [fitted[i % len(fitted)] for i in range(req.n)] if spec.strength else fitted[0]
+    if req.mask is not None:
+        from gpu import inpaint
+
+        mask = inpaint.fit_mask(req.mask, req.width, req.height)
+        kwargs["mask_image"] = [mask] * req.n
     if spec.strength:
         strength = req.strength if req.strength is not None else _default_strength(pipe)
         kwargs["strength"] = strength
@@ -288,6 +322,11 @@ def generate(
         result.videos = [list(frames) for frames in out.frames]
     else:
         result.images = list(out.images)
+    if mask is not None:
+        from gpu import inpaint
+
+        result.images = [inpaint.keep_unmasked(kwargs["image"][i], image, mask)
+                         for i, image in enumerate(result.images)]
     return result
 
 

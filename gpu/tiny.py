@@ -6,7 +6,10 @@ the VAEs still downsample as the real ones do (8x for images; 32x spatially and 
 the pipelines take the same arguments as the real models.
 
 Derived families share their base family's directory, as the real ones share a repo: `sdxl-img2img`
-reads `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`.
+and `sdxl-inpaint` read `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`.
+
+The background remover (gpu/background.py) has a tiny twin too: the real checkpoint's architecture
+(MobileViT DeepLabV3) at a 64 px input, saved with its image processor, loaded by the same Auto classes.
 """
 
 from __future__ import annotations
@@ -45,8 +48,21 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx}
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
-    dest = Path(dest)
-    if (dest / "model_index.json").exists():
+    return _save_once(Path(dest), "model_index.json", builders[family], seed)
+
+
+def ensure_tiny_segmenter(cache_dir: Path) -> Path:
+    """Return `cache_dir/tiny-segmenter-v1` (the background remover), building it first if it is missing."""
+    from gpu.pipelines import MODEL_IO_LOCK
+
+    with MODEL_IO_LOCK:
+        return _save_once(Path(cache_dir) / f"tiny-segmenter-{TINY_VERSION}", "preprocessor_config.json",
+                          _build_segmenter, 0)
+
+
+def _save_once(dest: Path, marker: str, build: Any, seed: int) -> Path:
+    """Build with `build()` and `save_pretrained` at `dest`, unless `dest/marker` exists (then a no-op)."""
+    if (dest / marker).exists():
         return dest
 
     import torch
@@ -57,13 +73,14 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
         # Private RNG state: building must not perturb (or depend on) the caller's global seed.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            pipe = builders[family]()
-        pipe.save_pretrained(tmp, safe_serialization=True)
+            built = build()
+        for part in built if isinstance(built, tuple) else (built,):
+            part.save_pretrained(tmp)  # safetensors: the default for models and diffusers pipelines
         try:
             os.replace(tmp, dest)
         except OSError:
             # Another builder won the race (rename onto a non-empty dir fails); theirs is complete.
-            if not (dest / "model_index.json").exists():
+            if not (dest / marker).exists():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -293,3 +310,22 @@ def _build_ltx() -> DiffusionPipeline:
         tokenizer=tokenizer,
         transformer=transformer,
     )
+
+
+def _build_segmenter() -> tuple[Any, Any]:
+    """MobileViT DeepLabV3, as apple/deeplabv3-mobilevit-small, at 64 px; label 0 is "background"."""
+    from transformers import MobileViTConfig, MobileViTForSemanticSegmentation, MobileViTImageProcessor
+
+    labels = {0: "background", 1: "person", 2: "object"}
+    config = MobileViTConfig(
+        image_size=64, patch_size=2, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 16, 16, 16, 32],
+        num_attention_heads=2, expand_ratio=2.0, aspp_out_channels=16, output_stride=8,
+        id2label=labels, label2id={v: k for k, v in labels.items()},
+        # The checkpoint's 0.02 init through this small a net gives logits within 1e-4 of each other: every
+        # pixel would be half transparent. A wider init gives a mask that varies across the picture, as a
+        # trained model's does (still random: which pixels come out transparent means nothing).
+        initializer_range=1.0,
+    )
+    model = MobileViTForSemanticSegmentation(config).eval()
+    processor = MobileViTImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
+    return model, processor

@@ -15,15 +15,15 @@ from functions.core import aws, messages, storage
 from functions.core.errors import TransitionRejected
 from functions.core.jobs import JobError, JobStatus, JobStore, Output
 from functions.core.observability import logger
-from gpu import encode, references
-from functions.core.catalog import ModelSpec, get_catalog
-from gpu.pipelines import GenerationRequest, generate, load_pipeline
+from gpu import background, encode, inpaint, references
+from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, get_catalog
+from gpu.pipelines import GenerationRequest, generate, inpaint_family, load_pipeline
 
 # Progress writes are throttled: one DynamoDB update per this many seconds at most.
 PROGRESS_INTERVAL = 1.0
 
 
-def weights_source(model: ModelSpec) -> str | Path:
+def weights_source(model: ModelSpec | BackgroundRemoverSpec) -> str | Path:
     """Where the model's weights are: tiny random ones (local default), a weights directory, or a hub id.
 
     DARKROOM_WEIGHTS=tiny (default outside Modal) builds and caches a tiny pipeline of the model's family;
@@ -32,9 +32,11 @@ def weights_source(model: ModelSpec) -> str | Path:
     """
     setting = os.environ.get("DARKROOM_WEIGHTS", "tiny")
     if setting == "tiny":
-        from gpu.tiny import ensure_tiny_pipeline
+        from gpu.tiny import ensure_tiny_pipeline, ensure_tiny_segmenter
 
         cache = Path(os.environ.get("DARKROOM_DATA_DIR", ".darkroom")) / "models"
+        if isinstance(model, BackgroundRemoverSpec):
+            return ensure_tiny_segmenter(cache)
         return ensure_tiny_pipeline(model.family, cache)
     if setting == "hub":
         return model.repo
@@ -49,10 +51,11 @@ def device_and_dtype() -> tuple[str, str]:
     return "cpu", "float32"
 
 
-def load(model: ModelSpec):
-    """The model's pipeline on this machine's best device, loaded once per process."""
+def load(model: ModelSpec, family: str | None = None):
+    """The model's pipeline (or `family`'s, on the same weights) on this machine's best device, loaded once
+    per process."""
     device, dtype = device_and_dtype()
-    return load_pipeline(model.family, weights_source(model), device=device, dtype=dtype)
+    return load_pipeline(family or model.family, weights_source(model), device=device, dtype=dtype)
 
 
 def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMessage:
@@ -62,6 +65,8 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
     guidance, seed, output_format and quality (images); `references` (a list of {"url"} or {"upload_key"})
     and `strength` for image-to-image; `references` (the first is the first frame) for image-to-video;
     `frames`, or `duration` (seconds), and `fps` for video. Catalog defaults fill what is missing.
+    `mask` (a reference to an OpenAI-style alpha PNG) makes an edit inpaint; `background: "transparent"`
+    removes the background of every image after generation.
     """
     model = get_catalog().model(request.model)
     if model is None:
@@ -89,11 +94,20 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
     )
     if model.task == "image-to-image":
         gen.strength = params.get("strength", model.defaults.strength)
+    family = model.family
+    if params.get("mask"):
+        alpha = inpaint.load_mask(params["mask"], workspace_id=request.workspace_id, bucket=request.bucket,
+                                  allow_loopback=request.allow_loopback_urls)
+        if not images:
+            raise inpaint.InvalidMask("mask: needs an image to edit")
+        gen.mask = inpaint.repaint_mask(alpha, images[0].size)
+        family = inpaint_family(model.family)
+    remover = _background_remover(model, params)
     if model.type == "video":
         gen.frames, gen.fps = video_timing(model, params)
 
     t0 = time.perf_counter()
-    pipe = load(model)
+    pipe = load(model, family)
     timings["load"] = time.perf_counter() - t0
 
     last_report = [0.0]
@@ -105,9 +119,14 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
             store.record_progress(request.job_id, step, total)
 
     t0 = time.perf_counter()
-    result = generate(pipe, model.family, gen, on_step=on_step)
+    result = generate(pipe, family, gen, on_step=on_step)
     timings["inference"] = time.perf_counter() - t0
     timings["vae_decode"] = result.vae_decode  # part of inference
+    if remover is not None:
+        t0 = time.perf_counter()
+        result.images = background.remove_background(result.images, remover, weights_source(remover),
+                                                     device=device_and_dtype()[0])
+        timings["background"] = time.perf_counter() - t0
 
     if model.type == "video":
         assert gen.fps is not None
@@ -117,6 +136,19 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
                                 timings)
     return messages.ResultMessage(job_id=request.job_id, outcome="succeeded", outputs=outputs, seed=result.seed,
                                   timings={k: round(v, 4) for k, v in timings.items()})
+
+
+def _background_remover(model: ModelSpec, params: dict) -> BackgroundRemoverSpec | None:
+    """The catalog's background remover when the job asks for a transparent background (the API has
+    checked the format keeps alpha; checked again here for jobs submitted by other means)."""
+    if params.get("background") != "transparent":
+        return None
+    remover = get_catalog().background_remover
+    if remover is None:
+        raise ValueError("background: transparent needs the catalog's background_remover, and none is configured")
+    if model.type != "image" or params.get("output_format", "png") not in ("png", "webp"):
+        raise ValueError("background: transparent needs png or webp images")
+    return remover
 
 
 def video_timing(model: ModelSpec, params: dict) -> tuple[int, float]:

@@ -135,9 +135,26 @@ class ToolSpec(BaseModel):
     default_model: str
 
 
+class BackgroundRemoverSpec(BaseModel):
+    """The segmentation model that makes transparent backgrounds (gpu/background.py): any transformers
+    semantic-segmentation checkpoint whose labels include the background class(es) named here."""
+
+    model_config = {"extra": "forbid"}
+    id: str
+    name: str
+    repo: str
+    revision: str = "main"
+    allow_patterns: list[str] | None = None
+    # Labels (as in the checkpoint's config.id2label, case-insensitive) that are background.
+    background_labels: list[str] = Field(min_length=1)
+    description: str = ""
+
+
 class Catalog(BaseModel):
     models: list[ModelSpec]
     tools: list[ToolSpec]
+    # None: `background: transparent` is refused with a 400 (no model to make it).
+    background_remover: BackgroundRemoverSpec | None = None
 
     @model_validator(mode="after")
     def _check_references(self) -> Catalog:
@@ -191,6 +208,8 @@ def _merge(base: dict, extra: dict) -> dict:
         for entry in extra.get(section) or []:
             by_key[entry[key]] = entry
         merged[section] = list(by_key.values())
+    if "background_remover" in extra:  # replaced whole (or turned off with null)
+        merged["background_remover"] = extra["background_remover"]
     for alias, target in (extra.get("aliases") or {}).items():
         entry = next((m for m in merged["models"] if m["id"] == target), None)
         if entry is None:

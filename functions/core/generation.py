@@ -22,6 +22,11 @@ MAX_REFERENCES = 10
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
 OutputFormat = Literal["png", "jpeg", "webp"]
+Background = Literal["auto", "opaque", "transparent"]
+# Formats that keep an alpha channel, hence can carry a transparent background.
+ALPHA_FORMATS = ("png", "webp")
+# With a mask, the masked region is repainted from noise (an inpaint), unless the caller sets strength.
+MASK_STRENGTH = 1.0
 
 
 class GenerationInput(BaseModel):
@@ -47,6 +52,10 @@ class GenerationInput(BaseModel):
     image_url: str | None = Field(None, description="One reference image (same as image_urls with one entry).")
     first_frame_url: str | None = Field(None, description="The first frame of an image-to-video generation.")
     strength: float | None = Field(None, gt=0, le=1, description="How far image-to-image departs from the reference.")
+    mask_url: str | None = Field(None, description="Inpainting: a PNG the size of the first reference image whose "
+                                                   "transparent pixels (alpha 0) are repainted; the rest is kept.")
+    background: Background | None = Field(None, description="transparent: the background is removed (alpha "
+                                                            "channel; png or webp). auto and opaque: opaque.")
     duration: float | None = Field(None, gt=0, le=60, description="Video length in seconds (snapped to the model's).")
     fps: int | None = Field(None, ge=1, le=60, description="Video frames per second.")
     make_public: bool = Field(False, description="Give the output a public share page (share_url).")
@@ -151,7 +160,23 @@ def resolve_params(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") 
     }
     if inp.negative_prompt:
         params["negative_prompt"] = inp.negative_prompt
+    if inp.background == "transparent":
+        _check_transparent(model, inp, prefix)
+        params["background"] = "transparent"
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _check_transparent(model: ModelSpec, inp: GenerationInput, prefix: str) -> None:
+    from functions.core.catalog import get_catalog
+
+    if model.type != "image":
+        raise _bad(prefix + "background", f"{model.id} makes video; transparent backgrounds are for images")
+    if inp.output_format not in ALPHA_FORMATS:
+        raise _bad(prefix + "background", f"transparent needs an output format with alpha (png or webp); "
+                                          f"output_format is {inp.output_format}", "unsupported_format")
+    if get_catalog().background_remover is None:
+        raise _bad(prefix + "background", "transparent is not available: no background_remover is configured "
+                                          "in the catalog", "unsupported_parameter")
 
 
 def _references(inp: GenerationInput, workspace_id: str, prefix: str) -> list[dict[str, str]]:
@@ -174,6 +199,8 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     """
     from functions.core.catalog import get_catalog
 
+    from .uploads import resolve_reference
+
     refs = _references(inp, workspace_id, prefix)
     if refs and not model.takes_references:
         if not model.edit_model:
@@ -183,10 +210,16 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
         raise _bad(prefix + "image_urls", f"{model.id} ({model.task}) needs at least one reference image",
                    "required")
     params = resolve_params(model, inp, prefix=prefix)
+    if inp.mask_url:
+        if model.type != "image" or not refs:
+            raise _bad(prefix + "mask_url", f"a mask needs an image to edit (image_urls) and an image model; "
+                                            f"{model.id} is a {model.task} model")
+        params["mask"] = resolve_reference(inp.mask_url, workspace_id, prefix + "mask_url")
     if refs:
         params["references"] = refs
         if model.type == "image":
-            params["strength"] = inp.strength if inp.strength is not None else model.defaults.strength
+            default = MASK_STRENGTH if inp.mask_url else model.defaults.strength
+            params["strength"] = inp.strength if inp.strength is not None else default
     if model.type == "video":
         if inp.n != 1:
             raise _bad(prefix + "n", "video models make one video per request")

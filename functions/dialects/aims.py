@@ -146,7 +146,7 @@ def image_input(body: ImagesGenerateRequest, model: ModelSpec, styled: Styled) -
     fields = generation_fields(model, styled, {
         "n": body.n, "size": size, "aspect_ratio": aspect_ratio, "seed": body.seed,
         "steps": steps_for_quality(model, body.quality), "output_format": body.output_format,
-        "image_urls": body.image_urls,
+        "image_urls": body.image_urls, "background": body.background,
     })
     return fields, names
 

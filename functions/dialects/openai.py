@@ -29,7 +29,11 @@ from functions.core.catalog import ModelSpec
 DEFAULT_STYLE = "vivid"
 # Core GenerationInput field -> OpenAI parameter, for errors that name what the caller sent.
 PARAM_NAMES = {"steps": "quality", "quality": "output_compression", "width": "size", "height": "size",
-               "guidance": "style", "image_urls": "image"}
+               "guidance": "style", "image_urls": "image", "mask_url": "mask"}
+# /v1/images/variations has no prompt: an image-to-image pass of the image at this strength, with this
+# prompt (the pipelines need one; a generic one keeps the picture's own subject and style).
+VARIATION_PROMPT = "a variation of this image, same subject, same composition, same style, high quality"
+VARIATION_STRENGTH = 0.7
 # OpenAI parameters Darkroom refuses with a reason (instead of "unknown field").
 UNSUPPORTED = {
     "svg": "SVG output is not supported; output_format is png, jpeg or webp",
@@ -80,6 +84,24 @@ class ImagesEditRequest(_Common):
     input_fidelity: Literal["high", "low"] | None = None
 
 
+class ImagesVariationRequest(BaseModel):
+    """The form fields of /v1/images/variations (the image is a file part). As OpenAI's dall-e-2 variations:
+    no prompt, no style."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    model: str | None = Field(None, min_length=1)
+    n: int = Field(1, ge=1, le=10)
+    size: str | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    user: str | None = None
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        return None if value in (None, "", "auto") else value
+
+
 def unsupported_param(data: dict[str, Any]) -> tuple[str, str] | None:
     for name, reason in UNSUPPORTED.items():
         if data.get(name) not in (None, ""):
@@ -106,7 +128,15 @@ def generation_input(body: _Common, model: ModelSpec, styled_prompt: Styled) -> 
         "output_format": body.output_format,
         # output_compression is the jpeg/webp quality; 0 would be unreadable, so it is floored at 1.
         "quality": max(1, body.output_compression) if body.output_compression is not None else None,
+        "background": body.background,
     })
+
+
+def variation_input(body: ImagesVariationRequest) -> dict[str, Any]:
+    """GenerationInput fields for a variation: the image comes as image_urls, added once it is stored."""
+    fields: dict[str, Any] = {"prompt": VARIATION_PROMPT, "n": body.n, "size": body.size,
+                              "strength": VARIATION_STRENGTH}
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def images_response(job: Job, *, response_format: str | None = None) -> dict[str, Any]:
@@ -126,8 +156,8 @@ def images_response(job: Job, *, response_format: str | None = None) -> dict[str
         "output_format": job.params.get("output_format", "png"),
         "size": f"{width}x{height}" if width and height else None,
         "quality": quality_word(job.input.get("quality")),
-        # The pipelines render opaque pixels whatever was asked; the response says what was made.
-        "background": "opaque",
+        # What was made: transparent only when the background remover ran (params say so).
+        "background": "transparent" if job.params.get("background") == "transparent" else "opaque",
     }
 
 
