@@ -128,6 +128,7 @@ def download(models: str = "") -> list[str]:
     """Fill the Volume with each catalog model's weights at its pinned revision (WEIGHTS_DIR/<repo>).
 
     `models` is comma-separated catalog ids (all models when empty): `modal run` can only pass plain types.
+    With any image model comes the catalog's background remover (for `background: transparent`).
     """
     import os
 
@@ -147,5 +148,12 @@ def download(models: str = "") -> list[str]:
                               ignore_patterns=["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack"])
             fetched.add((spec.repo, spec.revision))
         done.append(spec.id)
+    # Image models can be asked for a transparent background: their worker needs the segmentation model.
+    remover = get_catalog().background_remover
+    image_models = {m.id for m in get_catalog().models if m.type == "image"}
+    if remover is not None and (not model_ids or image_models & set(model_ids)):
+        snapshot_download(remover.repo, revision=remover.revision, local_dir=f"{WEIGHTS_DIR}/{remover.repo}",
+                          token=os.environ.get("HF_TOKEN"), allow_patterns=remover.allow_patterns)
+        done.append(remover.id)
     weights.commit()
     return done

@@ -61,8 +61,10 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
     assert pipelines.PIPELINE_CLASSES == {
         "sdxl": diffusers.StableDiffusionXLPipeline,
         "sdxl-img2img": diffusers.StableDiffusionXLImg2ImgPipeline,
+        "sdxl-inpaint": diffusers.StableDiffusionXLInpaintPipeline,
         "flux": diffusers.FluxPipeline,
         "flux-img2img": diffusers.FluxImg2ImgPipeline,
+        "flux-inpaint": diffusers.FluxInpaintPipeline,
         "ltx": diffusers.LTXPipeline,
         "ltx-i2v": diffusers.LTXImageToVideoPipeline,
     }
