@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check functions gpu infra tests
 	$(BIN)/cfn-lint template.yaml
 
+# The GPU per-stage table (gpu/bench.py rewrites docs/benchmarks.md), then the system sections below it.
 bench: $(STAMP)
 	$(BIN)/python -m gpu.bench
+	$(BIN)/python -m infra.bench
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .darkroom .pytest_cache

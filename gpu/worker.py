@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from functions.core import aws, messages, storage
+from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, get_catalog
 from functions.core.errors import TransitionRejected
 from functions.core.jobs import JobError, JobStatus, JobStore, Output
 from functions.core.observability import logger
 from gpu import background, encode, inpaint, references
-from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, get_catalog
 from gpu.pipelines import GenerationRequest, generate, inpaint_family, load_pipeline
 
-# Progress writes are throttled: one DynamoDB update per this many seconds at most.
+# Progress writes are throttled: one DynamoDB update per this many seconds at most. They run beside the
+# denoising loop and never delay the result (the first and last step are always reported).
 PROGRESS_INTERVAL = 1.0
+# Uploads of a job's outputs overlap the encoding of the next output: a few S3 PUTs at once.
+UPLOAD_THREADS = 4
 
 
 def weights_source(model: ModelSpec | BackgroundRemoverSpec) -> str | Path:
@@ -166,20 +170,28 @@ def video_timing(model: ModelSpec, params: dict) -> tuple[int, float]:
 
 def _store_images(request: messages.WorkRequest, images: list, fmt: str, quality: int | None,
                   timings: dict[str, float]) -> list[Output]:
+    """Encode each image and upload it while the next one encodes (uploads wait on the network, not the CPU).
+
+    timings: "encode" is the encoding time, "upload" what is left of the uploads once encoding is done."""
     ext = "jpg" if fmt == "jpeg" else fmt
-    t0 = time.perf_counter()
-    encoded = [(encode.encode_image(img, fmt, quality), encode.make_thumbnail(img)) for img in images]
-    timings["encode"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    outputs = []
-    for index, ((data, thumb), image) in enumerate(zip(encoded, images)):
-        key = storage.output_key(request.workspace_id, request.job_id, index, ext)
-        thumb_key = storage.thumbnail_key(request.workspace_id, request.job_id, index)
-        storage.put_bytes(key, data, encode.CONTENT_TYPES[fmt], bucket=request.bucket)
-        storage.put_bytes(thumb_key, thumb, "image/jpeg", bucket=request.bucket)
-        outputs.append(Output(key=key, thumbnail_key=thumb_key, content_type=encode.CONTENT_TYPES[fmt],
-                              width=image.width, height=image.height))
-    timings["upload"] = time.perf_counter() - t0
+    outputs, uploads = [], []
+    encoding = 0.0
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="gpu-worker-upload") as pool:
+        for index, image in enumerate(images):
+            t0 = time.perf_counter()
+            data, thumb = encode.encode_image(image, fmt, quality), encode.make_thumbnail(image)
+            encoding += time.perf_counter() - t0
+            key = storage.output_key(request.workspace_id, request.job_id, index, ext)
+            thumb_key = storage.thumbnail_key(request.workspace_id, request.job_id, index)
+            uploads.append(pool.submit(storage.put_bytes, key, data, encode.CONTENT_TYPES[fmt], bucket=request.bucket))
+            uploads.append(pool.submit(storage.put_bytes, thumb_key, thumb, "image/jpeg", bucket=request.bucket))
+            outputs.append(Output(key=key, thumbnail_key=thumb_key, content_type=encode.CONTENT_TYPES[fmt],
+                                  width=image.width, height=image.height))
+        t0 = time.perf_counter()
+        for upload in uploads:
+            upload.result()  # an upload's error fails the job
+        timings["upload"] = time.perf_counter() - t0
+    timings["encode"] = encoding
     return outputs
 
 

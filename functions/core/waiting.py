@@ -75,7 +75,9 @@ def wait_for(job: Job, *, timeout: float | None = None, store: JobStore | None =
     store = store or JobStore()
     timeout = timeout if timeout is not None else get_settings().sync_wait_seconds
     deadline = time.monotonic() + timeout
-    interval = 0.1
+    # Short at first (a small job finishes within a few polls), growing to 1 s so a long video costs one
+    # GetItem a second, not ten.
+    interval = 0.05
     while True:
         current = store.get(job.id, consistent=True) or job
         if current.terminal:

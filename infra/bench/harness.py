@@ -32,6 +32,7 @@ QUEUES = (("DispatchFunction", "JobsQueue"), ("CompleteFunction", "ResultsQueue"
 @dataclass
 class Harness:
     api: Client
+    gateway: Gateway
     headers: dict[str, str]
     pollers: dict[str, SqsPoller]
     functions: dict[str, LocalFunction]
@@ -77,7 +78,7 @@ def in_process_stack(data_dir: Path | None = None, env: dict[str, str] | None = 
         gateway = Gateway([Route(m, p, fns[f]) for m, p, f in http_routes(template)])
         pollers = {lid: SqsPoller(fns[lid], physical[q].ref, physical[q].attrs["Arn"], batch_size=10,
                                   endpoint=endpoint, wait_seconds=0) for lid, q in QUEUES}
-        yield Harness(Client(gateway.wsgi), {"Authorization": secret}, pollers, fns)
+        yield Harness(Client(gateway.wsgi), gateway, {"Authorization": secret}, pollers, fns)
     finally:
         from functions.dispatch import dispatchers
 
