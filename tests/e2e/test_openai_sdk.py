@@ -32,9 +32,9 @@ def sdk(stack) -> OpenAI:
         yield client
 
 
-def png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
+def png(width: int, height: int, color: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, format="PNG")
+    Image.new("RGBA" if len(color) == 4 else "RGB", (width, height), color).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -106,7 +106,7 @@ def test_edit_several_images_with_a_mask(sdk, tmp_path):
     with first.open("rb") as handle:
         response = sdk.images.edit(
             image=[handle, ("second.png", png(128, 128, (10, 10, 200)), "image/png")],
-            mask=("mask.png", png(128, 128, (0, 0, 0)), "image/png"),
+            mask=("mask.png", png(128, 128, (0, 0, 0, 0)), "image/png"),  # all transparent: repaint it all
             prompt="combine them", model="sdxl-turbo", size="256x256", response_format="b64_json")
     image = Image.open(io.BytesIO(base64.b64decode(response.data[0].b64_json)))
     assert image.size == (256, 256)

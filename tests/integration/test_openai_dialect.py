@@ -34,7 +34,7 @@ def roomy_wait(world, monkeypatch):
 
 def png(width: int = 64, height: int = 64, color=(200, 40, 40)) -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, format="PNG")
+    Image.new("RGBA" if len(color) == 4 else "RGB", (width, height), color).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -213,7 +213,7 @@ def test_failed_generation_is_an_upstream_error_and_refunded(world, api, tenant,
 def test_edit_with_one_image_and_a_mask(world, api, tenant, pipeline):
     form = {"prompt": "make it blue", "size": "256x256", "n": "2", "response_format": "b64_json",
             "image": (io.BytesIO(png()), "photo.png", "image/png"),
-            "mask": (io.BytesIO(png(color=(0, 0, 0))), "mask.png", "image/png")}
+            "mask": (io.BytesIO(png(color=(0, 0, 0, 0))), "mask.png", "image/png")}  # transparent: repaint all
     resp = api.post(EDIT, data=form, headers=tenant.headers, content_type="multipart/form-data")
     assert resp.status_code == 200, resp.json
     assert len(resp.json["data"]) == 2
@@ -226,6 +226,8 @@ def test_edit_with_one_image_and_a_mask(world, api, tenant, pipeline):
     assert job.params["references"] == [{"upload_key": f"{tenant.workspace_id}/uploads/"
                                                         f"{job.input['image'][0].removeprefix('upload://')}"}]
     assert job.input["n"] == 2 and job.input["prompt"] == "make it blue"
+    assert job.params["mask"] == {"upload_key": f"{tenant.workspace_id}/uploads/"
+                                                f"{job.input['mask'].removeprefix('upload://')}"}
 
 
 def test_edit_with_several_images_octet_stream_and_a_named_model(world, api, tenant, pipeline):
