@@ -53,7 +53,8 @@ def dev(
     console.print(f"  env file {info.env_file}  (source it: set -a; . {info.env_file}; set +a)")
     console.print(f"\n  curl -s -X POST {info.url}/api/run -H 'Authorization: {info.api_key}' "
                   "-H 'Content-Type: application/json' -d '{\"tool\":\"create-image\",\"input\":{\"prompt\":\"a red fox\"}}'")
-    console.print("\nData is kept in memory and is gone after Ctrl-C; the API key is kept. Press Ctrl-C to stop.")
+    console.print(f"\nState (jobs, credits, outputs, queues) is kept in {info.env_file.parent / 'moto'} across restarts, "
+                  "the API key too. Press Ctrl-C to stop.")
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:

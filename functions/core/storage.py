@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import aws
+from . import aws, faults
 from .settings import get_settings
 
 
@@ -15,6 +15,7 @@ def thumbnail_key(workspace_id: str, job_id: str, index: int) -> str:
 
 
 def put_bytes(key: str, data: bytes, content_type: str, *, bucket: str | None = None) -> None:
+    faults.trip("upload")  # DARKROOM_LOCAL_FAULTS=upload:N, local stack only
     aws.client("s3").put_object(Bucket=bucket or get_settings().outputs_bucket, Key=key, Body=data,
                                 ContentType=content_type)
 

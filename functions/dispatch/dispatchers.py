@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Protocol
 
+from functions.core import faults
 from functions.core.catalog import get_catalog
 from functions.core.messages import WorkRequest
 from functions.core.settings import get_settings
@@ -62,6 +63,8 @@ class LocalDispatcher:
 
     `delay` (DARKROOM_WORKER_DELAY_SECONDS, a test and dev knob, local only) holds each job that long
     before the worker takes it, as a GPU cold start would; jobs wait out their delays side by side.
+    DARKROOM_LOCAL_FAULTS=dispatch:N (also a test and dev knob, functions/core/faults.py) makes the next N
+    spawns raise, as Modal being down would: the message is retried after its visibility timeout.
     """
 
     name = "local"
@@ -74,6 +77,7 @@ class LocalDispatcher:
     def spawn(self, request: WorkRequest) -> str:
         from gpu import worker  # torch and diffusers load on first use, not at import of the handler
 
+        faults.trip("dispatch")
         if self.delay > 0:
             timer = threading.Timer(self.delay, self.pool.submit, args=(worker.run_safely, request))
             timer.daemon = True

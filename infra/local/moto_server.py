@@ -5,18 +5,35 @@ snapshots whole tables and restores them when a condition fails, undoing other r
 DynamoDB is linearizable per item and per transaction, and Darkroom's guarantees (credits never
 overspent, one transition wins) rest on that. So this server runs moto's own WSGI app behind one lock for
 DynamoDB requests; SQS long polls and S3 transfers still run concurrently.
+
+With a state directory (`darkroom dev` passes .darkroom/moto) the server keeps its state on disk, so a
+restart, clean or SIGKILL, keeps every write it acknowledged:
+- DynamoDB, S3 and Secrets Manager writes are appended to a journal before their response is sent (the
+  request as received; moto applies them deterministically, so replaying the journal rebuilds the state);
+- SQS state is written whole (a pickle of moto's SQS backend, atomically replaced) before a send, delete,
+  purge or queue change is answered. Receives and visibility changes are not: after a crash a message that
+  was received but not deleted is delivered again, which every handler tolerates (they are idempotent);
+- at start the snapshots are loaded, the journal replayed, and both compacted into fresh snapshots.
+Writes go to the OS (flushed, not fsynced): they survive the process being killed, not a power cut.
 """
 
 from __future__ import annotations
 
 import argparse
+import copyreg
+import io
+import logging
+import os
+import pickle
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -28,20 +45,37 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MotoServer:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """The server process. `state_dir` makes it persistent (see the module docstring); `release_inflight`
+    makes messages that were received but not deleted visible again at start, for when their consumers
+    died with the previous process."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, state_dir: Path | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.state_dir = state_dir
         self.process: subprocess.Popen | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30) -> str:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "infra.local.moto_server", "--host", self.host, "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+    def start(self, timeout: float = 30, *, release_inflight: bool = False) -> str:
+        command = [sys.executable, "-m", "infra.local.moto_server", "--host", self.host, "--port", str(self.port),
+                   "--parent-pid", str(os.getpid())]
+        if self.state_dir is not None:
+            command += ["--state-dir", str(self.state_dir)]
+        if release_inflight:
+            command.append("--release-inflight")
+        log = subprocess.DEVNULL
+        if self.state_dir is not None:
+            # What the restore did, and anything that went wrong, stays readable next to the state.
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.state_dir / "server.log", "ab")  # noqa: SIM115 - the child holds it open
+        try:
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -53,6 +87,9 @@ class MotoServer:
                 time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"moto server did not start on {self.endpoint} within {timeout}s")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def reset(self) -> None:
         httpx.post(f"{self.endpoint}/moto-api/reset", timeout=10)
@@ -66,17 +103,272 @@ class MotoServer:
                 self.process.kill()
 
 
-def serialize_dynamodb(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """WSGI middleware: one DynamoDB request at a time, the response fully produced inside the lock."""
-    lock = threading.Lock()
+# ---- what a request is
+JOURNALED = ("dynamodb", "s3", "secretsmanager")
+SNAPSHOTTED = ("sqs",)
+_READ_PREFIXES = ("Get", "Query", "Scan", "Describe", "List", "BatchGet", "TransactGet")
+# SQS calls whose loss after a crash would only mean a redelivery: not worth a snapshot each.
+_SQS_UNSAVED = ("ReceiveMessage", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch")
+
+
+def classify(environ: dict[str, Any], body: bytes | None) -> tuple[str, str, bool]:
+    """(service, operation, whether it changes state) for one request."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    method = environ.get("REQUEST_METHOD", "GET")
+    if environ.get("PATH_INFO", "").startswith("/moto-api"):
+        return "moto-api", environ.get("PATH_INFO", ""), False
+    if target.startswith("DynamoDB"):
+        op = target.rsplit(".", 1)[-1]
+        return "dynamodb", op, not op.startswith(_READ_PREFIXES)
+    if target.startswith("secretsmanager."):
+        op = target.rsplit(".", 1)[-1]
+        return "secretsmanager", op, not op.startswith(_READ_PREFIXES)
+    scope = _credential_service(environ.get("HTTP_AUTHORIZATION", ""))
+    if target.startswith("AmazonSQS.") or scope == "sqs":
+        op = target.rsplit(".", 1)[-1] if target else parse_qs((body or b"").decode(errors="replace")).get(
+            "Action", [""])[0]
+        return "sqs", op, not op.startswith(_READ_PREFIXES) and op not in _SQS_UNSAVED
+    if scope in ("", "s3"):  # presigned POST uploads carry no Authorization header
+        return "s3", method, method in ("PUT", "POST", "DELETE")
+    return scope, method, False
+
+
+def _credential_service(authorization: str) -> str:
+    # "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/s3/aws4_request, ..."
+    marker = "Credential="
+    if marker not in authorization:
+        return ""
+    parts = authorization.split(marker, 1)[1].split(",", 1)[0].split("/")
+    return parts[3] if len(parts) > 3 else ""
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back, so the app still finds it."""
+    length = environ.get("CONTENT_LENGTH")
+    stream = environ["wsgi.input"]
+    data = stream.read(int(length)) if length else (stream.read() if environ.get("wsgi.input_terminated") else b"")
+    environ["wsgi.input"] = io.BytesIO(data)
+    return data
+
+
+# ---- pickling moto's backends: their locks are recreated, not saved
+def _lock_reducers() -> dict[type, Callable[[Any], tuple]]:
+    return {type(threading.Lock()): lambda _: (threading.Lock, ()),
+            type(threading.RLock()): lambda _: (threading.RLock, ()),
+            threading.Condition: lambda _: (threading.Condition, ())}
+
+
+def _backends(service: str) -> dict[tuple[str, str], Any]:
+    from moto.backends import get_backend
+
+    return {(account, region): backend for account, region, backend in get_backend(service).iter_backends()}
+
+
+def _dump(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, **_lock_reducers()}
+    pickler.dump(obj)
+    return buffer.getvalue()
+
+
+class StateStore:
+    """The state directory: one snapshot per service and the journal of writes since the last compaction."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.journal_path = self.dir / "journal.pickle"
+        self._journal_lock = threading.Lock()
+        self._journal = open(self.journal_path, "ab")  # noqa: SIM115 - lives as long as the server
+        self._snapshot_lock = threading.Lock()
+        self._changes = 0  # SQS writes answered so far
+        self._saved = 0  # SQS writes covered by the snapshot on disk
+
+    def snapshot_path(self, service: str) -> Path:
+        return self.dir / f"{service}.pickle"
+
+    # -- writes
+    def journal(self, environ: dict[str, Any], body: bytes) -> None:
+        headers = {k: v for k, v in environ.items() if k.startswith("HTTP_") or k in ("CONTENT_TYPE",)}
+        record = (environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", ""),
+                  headers, body)
+        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._journal_lock:
+            self._journal.write(data)
+            self._journal.flush()
+
+    def save(self, service: str) -> None:
+        """Write `service`'s whole state, atomically. Concurrent callers share one write (group commit)."""
+        with self._snapshot_lock:
+            self._changes += 1
+            wanted = self._changes
+        with self._snapshot_lock:
+            if self._saved >= wanted:
+                return  # a snapshot taken after our change already covers it
+            covered = self._changes
+            self._write_snapshot(service)
+            self._saved = covered
+
+    def _write_snapshot(self, service: str) -> None:
+        from moto import __version__ as moto_version
+
+        for _ in range(10):
+            try:
+                data = _dump({"moto": moto_version, "backends": _backends(service)})
+                break
+            except RuntimeError:  # a concurrent receive changed a dict mid-pickle: take it again
+                time.sleep(0.001)
+        else:
+            raise RuntimeError(f"could not snapshot {service}")
+        tmp = self.snapshot_path(service).with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.snapshot_path(service))
+
+    def wipe(self) -> None:
+        """/moto-api/reset: the persisted state goes too."""
+        with self._journal_lock, self._snapshot_lock:
+            self._journal.truncate(0)
+            for service in (*JOURNALED, *SNAPSHOTTED):
+                self.snapshot_path(service).unlink(missing_ok=True)
+
+    # -- start
+    def restore(self, app: Callable[..., Iterable[bytes]], *, release_inflight: bool) -> dict[str, int]:
+        """Load the snapshots, replay the journal through `app`, compact. Returns counts for the log."""
+        from moto.backends import get_backend
+
+        counts = {"services": 0, "replayed": 0, "failed": 0, "released": 0}
+        for service in (*JOURNALED, *SNAPSHOTTED):
+            path = self.snapshot_path(service)
+            if not path.exists():
+                continue
+            try:
+                # A snapshot from another moto version may still load; if it does not, it is kept aside.
+                saved = pickle.loads(path.read_bytes())
+                live = get_backend(service)
+                for (account, region), backend in saved["backends"].items():
+                    live[account][region] = backend
+                counts["services"] += 1
+            except Exception as exc:  # noqa: BLE001 - keep the unreadable file for the user, start without it
+                aside = path.with_suffix(f".unreadable-{int(time.time())}")
+                os.replace(path, aside)
+                print(f"moto state: {path.name} could not be loaded ({exc!r}); kept as {aside.name}",
+                      file=sys.stderr)
+        for record in self._records():
+            status = _replay(app, record)
+            counts["replayed" if status < 400 else "failed"] += 1
+        if release_inflight:
+            counts["released"] = _release_inflight()
+        self.compact()
+        return counts
+
+    def _records(self) -> Iterable[tuple]:
+        with open(self.journal_path, "rb") as journal:
+            while True:
+                try:
+                    yield pickle.load(journal)
+                except EOFError:
+                    return
+                except (pickle.UnpicklingError, ValueError, TypeError, AttributeError):
+                    return  # a record cut short by a kill mid-write: its response was never sent
+
+    def compact(self) -> None:
+        """Everything into snapshots, journal emptied. Run before serving, so nothing races it."""
+        for service in (*JOURNALED, *SNAPSHOTTED):
+            self._write_snapshot(service)
+        with self._journal_lock:
+            self._journal.truncate(0)
+            self._journal.seek(0)
+
+
+def _replay(app: Callable[..., Iterable[bytes]], record: tuple) -> int:
+    from werkzeug.test import EnvironBuilder
+
+    method, path, query, headers, body = record
+    builder = EnvironBuilder(method=method, path=path, query_string=query, data=body,
+                             headers={k[5:].replace("_", "-").title(): v for k, v in headers.items()
+                                      if k.startswith("HTTP_") and k not in ("HTTP_CONTENT_LENGTH",
+                                                                              "HTTP_TRANSFER_ENCODING")},
+                             content_type=headers.get("CONTENT_TYPE"))
+    environ = builder.get_environ()
+    status: list[int] = [0]
+
+    def start_response(line: str, _headers: list, _exc: Any = None) -> Callable[[bytes], None]:
+        status[0] = int(line.split(" ", 1)[0])
+        return lambda _: None
+
+    for _ in app(environ, start_response):
+        pass
+    return status[0]
+
+
+def _release_inflight() -> int:
+    """Messages received by consumers that died with the previous process: visible again now."""
+    released = 0
+    from moto.backends import get_backend
+
+    for _, _, backend in get_backend("sqs").iter_backends():
+        for queue in backend.queues.values():
+            for message in queue._messages:
+                if not message.visible:
+                    message.visible_at = 0
+                    released += 1
+    return released
+
+
+# ---- the WSGI app
+def serve_app(app: Callable[..., Iterable[bytes]], store: StateStore | None) -> Callable[..., Iterable[bytes]]:
+    """WSGI middleware: one DynamoDB request at a time (the response fully produced inside the lock), and,
+    with a store, every acknowledged write made durable before its response leaves."""
+    dynamodb_lock = threading.Lock()
+
+    def run(environ: dict[str, Any], start_response: Callable[..., Any], service: str, body: bytes | None,
+            persist: bool) -> Iterable[bytes]:
+        captured: list[Any] = []
+        written: list[bytes] = []
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
+            captured[:] = [status, headers, exc_info]
+            return written.append
+
+        request = dict(environ)  # as received: the app may consume or change what it is given
+        content = b"".join([*app(environ, capture)])
+        if persist and store is not None and int(captured[0].split(" ", 1)[0]) < 400:
+            if service in JOURNALED:
+                store.journal(request, body or b"")
+            else:
+                store.save(service)
+        start_response(*captured)
+        return [b"".join(written) + content]
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
-            return app(environ, start_response)
-        with lock:
-            return [b"".join(app(environ, start_response))]
+        body = _read_body(environ) if store is not None and environ.get("REQUEST_METHOD") in (
+            "POST", "PUT", "DELETE") else None
+        service, op, writes = classify(environ, body)
+        if store is not None and service == "moto-api" and op.startswith("/moto-api/reset"):
+            store.wipe()
+        persist = store is not None and writes
+        if service == "dynamodb":
+            with dynamodb_lock:
+                return run(environ, start_response, service, body, persist)
+        if persist:
+            return run(environ, start_response, service, body, persist)
+        return app(environ, start_response)
 
     return wrapped
+
+
+def serialize_dynamodb(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """The middleware without persistence (what tests' throwaway servers run)."""
+    return serve_app(app, None)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    # `darkroom dev` killed (even by SIGKILL) must not leave this server holding its port: every
+    # acknowledged write is already on disk, so there is nothing to save on the way out.
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,9 +379,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="moto server with linearizable DynamoDB")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, help="keep the state here across restarts")
+    parser.add_argument("--release-inflight", action="store_true",
+                        help="make received, undeleted messages visible again at start")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
-    app = serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
+    inner = DomainDispatcherApplication(create_backend_app)
+    store = StateStore(args.state_dir) if args.state_dir else None
+    if store is not None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # server.log keeps events, not every request
+        started = time.monotonic()
+        counts = store.restore(inner, release_inflight=args.release_inflight)
+        failed = f" ({counts['failed']} failed)" if counts["failed"] else ""
+        print(f"moto state: {counts['services']} snapshots loaded, {counts['replayed']} journaled writes replayed"
+              f"{failed}, {counts['released']} in-flight messages released, in {time.monotonic() - started:.2f}s",
+              file=sys.stderr)
+    run_simple(args.host, args.port, serve_app(inner, store), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

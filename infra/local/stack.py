@@ -1,7 +1,9 @@
 """`darkroom dev`: the whole system on one machine, built from template.yaml, with no cloud account.
 
-Data lives in the moto server's memory and does not survive a restart; the developer's API key does (it
-is kept in .darkroom/dev.env and registered again at start), and so do the tiny models (.darkroom/models).
+State survives a restart, clean or killed: the moto server keeps it in .darkroom/moto (a journal of
+acknowledged writes plus snapshots, infra/local/moto_server.py), resources are created only where missing,
+and the developer's API key and webhook secret are the ones in .darkroom/dev.env. If the moto server dies
+under a running stack, the stack starts it again on the same port from that state.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ class LocalStack:
         self.data_dir = data_dir.resolve()
         self.template_path = template_path
         self.extra_env = env or {}
-        self.sweep_interval = sweep_interval
+        # DARKROOM_LOCAL_SWEEP_SECONDS (a test and dev knob) runs the sweeper more often than the template says.
+        self.sweep_interval = sweep_interval or float(os.environ.get("DARKROOM_LOCAL_SWEEP_SECONDS") or 0) or None
         self.poll_wait_seconds = poll_wait_seconds
         self.warm_models = warm_models
-        self.moto = MotoServer(host)
+        self.moto = MotoServer(host, state_dir=self.data_dir / "moto")
+        self._moto_watch: threading.Thread | None = None
         self.function_url: Gateway | None = None
         self.gateway: Gateway | None = None
         self.pollers: list[SqsPoller] = []
@@ -69,9 +73,13 @@ class LocalStack:
     # ---- start
     def start(self) -> StackInfo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        endpoint = self.moto.start()
+        # Messages held by the consumers of a previous run (which died with it) are delivered again now.
+        endpoint = self.moto.start(release_inflight=True)
         try:
-            return self._start(endpoint)
+            info = self._start(endpoint)
+            self._moto_watch = threading.Thread(target=self._keep_moto_running, name="moto-watch", daemon=True)
+            self._moto_watch.start()
+            return info
         except BaseException:
             self.stop()
             raise
@@ -98,7 +106,7 @@ class LocalStack:
 
         routes = [Route(method, path, self.functions[fid]) for method, path, fid in _routes(specs)]
         # Test-only: lets a test lose one response on purpose (infra/local/gateway.py, FAULT_HEADER).
-        faults = os.environ.get("DARKROOM_LOCAL_FAULTS", "").lower() in ("1", "true")
+        faults = os.environ.get("DARKROOM_LOCAL_FAULTS", "").lower() not in ("", "0", "false")
         self.function_url = Gateway(routes, host=FUNCTION_URL, target=self.functions[_function_url_target(template)],
                                     faults=faults)
         self.gateway = Gateway(routes, host=HTTP_API, faults=faults)
@@ -134,18 +142,39 @@ class LocalStack:
                          env_file=env_file)
 
     def _bootstrap_dev_workspace(self) -> tuple[str, str]:
-        """The developer keeps one API key and one webhook secret across restarts: both are registered again
-        from dev.env into the fresh tables."""
+        """The developer keeps one API key and one webhook secret across restarts: both are kept in the saved
+        state, and registered again from dev.env when the state is new (a deleted .darkroom/moto)."""
+        from botocore.exceptions import ClientError
+
         from functions.core.keys import ALL_SCOPES, KeyStore
         from functions.core.workspaces import WorkspaceStore
 
         previous = read_env_file(self.data_dir / "dev.env")
         workspace = WorkspaceStore().ensure(DEV_WORKSPACE, "Local development", credits=DEV_CREDITS,
                                             webhook_secret=previous.get("DARKROOM_WEBHOOK_SECRET") or None)
+        keys = KeyStore()
         # The developer's own key: every scope, and a limit high enough for polling loops and test suites.
-        secret, _ = KeyStore().create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES), rate_limit=DEV_RATE_LIMIT,
-                                      secret=previous.get("DARKROOM_API_KEY") or None)
+        try:
+            secret, _ = keys.create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES), rate_limit=DEV_RATE_LIMIT,
+                                    secret=previous.get("DARKROOM_API_KEY") or None)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            secret = previous["DARKROOM_API_KEY"]  # already in the saved state
+            if keys.lookup(secret) is None:  # revoked since: a new one
+                secret, _ = keys.create(DEV_WORKSPACE, "dev", scopes=list(ALL_SCOPES), rate_limit=DEV_RATE_LIMIT)
         return secret, workspace.webhook_secrets[0].secret
+
+    def _keep_moto_running(self) -> None:
+        """The moto server died under us (killed, crashed): start it again on the same port, from its saved
+        state. Clients see refused connections meanwhile, which boto3 and the pollers retry."""
+        while not self._stopping.wait(0.5):
+            if not self.moto.alive() and not self._stopping.is_set():
+                print("moto server exited; restarting it from its saved state", flush=True)
+                try:
+                    self.moto.start()
+                except (RuntimeError, TimeoutError) as exc:
+                    print(f"moto server did not restart: {exc}", flush=True)
 
     # ---- stop
     def stop(self) -> None:
@@ -213,10 +242,11 @@ def _routes(specs: dict) -> list[tuple[str, str, str]]:
 
 
 def reset_process_caches() -> None:
-    from functions.core import aws, settings
+    from functions.core import aws, faults, settings
     from functions.dispatch import dispatchers
 
     settings.get_settings.cache_clear()
+    faults.reset()
     aws.reset_clients()
     dispatchers.get_dispatcher.cache_clear()
 

@@ -1,0 +1,172 @@
+"""What the fault, restart and stress tests share: a signed-webhook receiver on loopback, a view of the
+stack's own tables through its moto endpoint, and one check of the end state that every fault must leave.
+
+The end state, exactly: every job terminal; the workspace balance is the starting balance less the cost of
+the jobs that succeeded, and each failed or canceled job refunded exactly its cost; each job's terminal
+event delivered exactly once (one `webhook-id`), signed, and no other events.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+TERMINAL = {"succeeded", "failed", "canceled"}
+STATUS_WORD = {"succeeded": "success", "failed": "error", "canceled": "error"}
+
+
+class Receiver:
+    """A webhook endpoint on loopback that answers 200 and keeps every request it got."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"])).decode()
+                with outer._lock:
+                    outer.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def ids(self) -> Counter:
+        with self._lock:
+            return Counter(r["headers"]["webhook-id"] for r in self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def aws(stack, service: str):
+    return boto3.client(service, endpoint_url=stack.moto_endpoint, region_name="us-east-1",
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def jobs_table(stack) -> str:
+    return next(name for name in aws(stack, "dynamodb").list_tables()["TableNames"] if "job" in name.lower())
+
+
+def job_item(stack, job_id: str) -> dict:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    item = aws(stack, "dynamodb").get_item(TableName=jobs_table(stack), Key={"id": {"S": job_id}}).get("Item")
+    assert item, f"job {job_id} is not in the jobs table"
+    return {k: TypeDeserializer().deserialize(v) for k, v in item.items()}
+
+
+def queue_url(stack, name_part: str) -> str:
+    urls = aws(stack, "sqs").list_queues()["QueueUrls"]
+    return next(u for u in urls if name_part.lower() in u.lower() and "dead" not in u.lower())
+
+
+def balance(client: httpx.Client, auth: dict) -> float:
+    response = client.get("/api/account", headers=auth)
+    assert response.status_code == 200, response.text
+    return response.json()["credits"]
+
+
+def submit(client: httpx.Client, auth: dict, prompt: str, webhook: str | None = None, **inp) -> str:
+    body = {"tool": "create-image", "input": {"prompt": prompt, "size": "256x256", **inp}}
+    if webhook:
+        body["webhook"] = webhook
+    response = client.post("/api/run", json=body, headers=auth)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout:.0f}s: {what}")
+
+
+def wait_terminal(stack, ids: list[str], timeout: float = 120) -> dict[str, dict]:
+    def done():
+        items = {i: job_item(stack, i) for i in ids}
+        return items if all(item["status"] in TERMINAL for item in items.values()) else None
+
+    try:
+        return wait_until(done, timeout, f"jobs {ids} terminal")
+    except AssertionError:
+        states = {i: job_item(stack, i)["status"] for i in ids}
+        raise AssertionError(f"jobs not terminal within {timeout:.0f}s: {states}\n{stack.log_tail(3000)}") from None
+
+
+def webhook_secret(stack) -> str:
+    return dict(line.split("=", 1) for line in stack.env_file.read_text().splitlines() if "=" in line)[
+        "DARKROOM_WEBHOOK_SECRET"]
+
+
+def assert_end_state(stack, client: httpx.Client, auth: dict, ids: list[str], initial: float,
+                     receiver: Receiver | None = None, *, webhook_timeout: float = 60) -> dict[str, dict]:
+    """The exact end state (module docstring). Returns the jobs as stored."""
+    items = wait_terminal(stack, ids)
+    for job_id, item in items.items():
+        shown = client.get(f"/api/generations/{job_id}", headers=auth).json()
+        assert shown["status"] == STATUS_WORD[item["status"]], (job_id, shown, item["status"])
+        if item["status"] == "succeeded":
+            assert not item.get("refunded"), f"{job_id} succeeded and was refunded"
+        else:
+            assert item.get("refunded") == item["cost"], f"{job_id} {item['status']}: refunded {item.get('refunded')}"
+    charged = sum(item["cost"] for item in items.values() if item["status"] == "succeeded")
+    assert balance(client, auth) == initial - charged, (
+        f"balance {balance(client, auth)} != {initial} - {charged} "
+        f"({ {i: (it['status'], it['cost']) for i, it in items.items()} })")
+    if receiver is not None:
+        expected = {f"evt_{job_id}_{item['status']}" for job_id, item in items.items()}
+        wait_until(lambda: expected <= set(receiver.ids()), webhook_timeout, f"webhooks {sorted(expected)}")
+        time.sleep(1)  # a duplicate would come right behind the first delivery: give it a chance to show
+        received = receiver.ids()
+        ours = {k: v for k, v in received.items() if any(job_id in k for job_id in ids)}
+        assert ours == dict.fromkeys(expected, 1), f"deliveries per webhook-id: {ours}"
+        secret = webhook_secret(stack)
+        for request in receiver.requests:
+            if request["headers"]["webhook-id"] in expected:
+                Webhook(secret).verify(request["body"], request["headers"])
+    return items
+
+
+def child_pid(parent: int, marker: str) -> int:
+    """The pid of `parent`'s child process whose command line contains `marker` (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and marker in cmdline:
+            return int(entry.name)
+    raise LookupError(f"no child of {parent} runs {marker!r}")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
