@@ -244,7 +244,7 @@ def resolve(offline_aws, monkeypatch):
 
     monkeypatch.setattr(auth, "KeyStore", OneKeyStore)
     # No rate-limit table offline: every request is within its quota.
-    monkeypatch.setattr(auth.ratelimit, "hit", lambda key_id, limit: auth.ratelimit.Quota(limit, limit - 1, 60))
+    monkeypatch.setattr(auth.ratelimit, "hit", lambda key_id, limit, now=None: auth.ratelimit.Quota(limit, limit - 1, 60))
 
     def call(method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
         response = app.resolve(_event(method, path, headers), _Context())
