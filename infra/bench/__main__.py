@@ -131,7 +131,7 @@ def render(args: argparse.Namespace) -> str:
         "## Profile of the hot path", "",
         (f"`infra/bench/profile.py`: {args.profile_requests} warm submits and status reads through the api "
         "handler, with pyinstrument: [docs/profiles/hot-path.txt](profiles/hot-path.txt) "
-        "([HTML](profiles/hot-path.html)). Wall time there is mostly the round trips to moto."), "",
+        "(`python -m infra.bench.profile --html` for the HTML view). Wall time there is mostly the round trips to moto."), "",
     ])
 
 

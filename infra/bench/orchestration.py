@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import threading
@@ -89,7 +90,7 @@ class Sample:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100): an observed value, reproducible."""
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def run_job(http: httpx.Client, url: str, headers: dict[str, str], jobs_table, receiver: Receiver, i: int,

@@ -3,7 +3,8 @@
     python -m infra.bench.profile [--requests 50]
 
 The api handler is invoked on this thread with the gateway's own events (pyinstrument follows one thread),
-against a moto server, the key cached as in a warm Lambda. Writes docs/profiles/hot-path.txt and .html.
+against a moto server, the key cached as in a warm Lambda. Writes docs/profiles/hot-path.txt (the HTML
+view, ~4 MB, only with --html).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _invoke(harness: Harness, method: str, path: str, body: dict | None = None) 
     return route.function.invoke(harness.gateway.to_event(request, route, params))
 
 
-def profile(requests: int = 50, out_dir: Path = PROFILES) -> tuple[Path, Path]:
+def profile(requests: int = 50, out_dir: Path = PROFILES, *, html: bool = False) -> list[Path]:
     with in_process_stack(env={"DARKROOM_KEY_CACHE_TTL_SECONDS": "3600"}) as harness:
         first = _invoke(harness, "POST", "/api/run", image_body())  # warm: clients, key cache, catalog
         job_path = f"/api/generations/{json.loads(first['body'])['id']}"
@@ -39,17 +40,20 @@ def profile(requests: int = 50, out_dir: Path = PROFILES) -> tuple[Path, Path]:
             _invoke(harness, "GET", job_path)
         profiler.stop()
     out_dir.mkdir(parents=True, exist_ok=True)
-    text, html = out_dir / "hot-path.txt", out_dir / "hot-path.html"
-    text.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
-    html.write_text(profiler.output_html())
-    return text, html
+    written = [out_dir / "hot-path.txt"]
+    written[0].write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+    if html:
+        written.append(out_dir / "hot-path.html")
+        written[1].write_text(profiler.output_html())
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--html", action="store_true", help="also write pyinstrument's HTML view")
     args = parser.parse_args(argv)
-    for path in profile(args.requests):
+    for path in profile(args.requests, html=args.html):
         print(path)
 
 
