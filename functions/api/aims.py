@@ -14,11 +14,11 @@ from functions.api import sync
 from functions.api.openapi import SYNC_ERRORS, doc, query
 from functions.api.request import json_body, json_response
 from functions.core import credits
+from functions.core.catalog import ModelSpec, get_catalog
 from functions.core.generation import parse_input
 from functions.dialects import AIMS
 from functions.dialects import aims as dialect
 from functions.dialects.shared import DEFAULT_TOOLS, bad_field, pick_model
-from functions.core.catalog import ModelSpec, get_catalog
 
 router = Router()
 

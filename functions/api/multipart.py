@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from functions.core.errors import FieldError, ValidationFailed
 from functions.core.uploads import detect_image_type
 
+
 @dataclass
 class UploadedFile:
     field: str

@@ -13,6 +13,7 @@ from functions.api.auth import Principal
 from functions.api.openapi import doc, query
 from functions.api.request import base_url, json_body, json_response, query_int
 from functions.core import clock
+from functions.core.catalog import ModelSpec, ToolSpec, get_catalog
 from functions.core.errors import Conflict, FieldError, NotFound, TransitionRejected, ValidationFailed
 from functions.core.generation import GenerationInput, parse_input, resolve_request
 from functions.core.jobs import JobStatus, JobStore
@@ -20,7 +21,6 @@ from functions.core.lifecycle import finish
 from functions.core.submit import SubmitRequest, submit
 from functions.dialects import native
 from functions.dialects.shared import generation_fields, style_prompt
-from functions.core.catalog import ModelSpec, ToolSpec, get_catalog
 
 router = Router()
 

@@ -17,12 +17,12 @@ from functions.api.multipart import parse_form
 from functions.api.openapi import SYNC_ERRORS, doc
 from functions.api.request import json_body, json_response
 from functions.core import imageinfo, uploads
+from functions.core.catalog import get_catalog
 from functions.core.errors import NotFound
 from functions.core.generation import parse_input
 from functions.dialects import OPENAI
 from functions.dialects import openai as dialect
 from functions.dialects.shared import bad_field, pick_model
-from functions.core.catalog import get_catalog
 
 router = Router()
 

@@ -12,7 +12,6 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from functions.core.errors import FieldError, ValidationFailed
 from functions.core.settings import get_settings
 
-
 # Deeper than any request of any dialect needs; a hostile body nests thousands deep to exhaust the parser.
 MAX_JSON_DEPTH = 32
 

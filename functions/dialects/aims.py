@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from functions.core import storage
+from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
 from functions.core.jobs import Job, JobStatus
@@ -26,7 +27,6 @@ from functions.dialects.shared import (
     steps_for_quality,
     style_prompt,
 )
-from functions.core.catalog import ModelSpec
 
 MAX_IMAGE_URLS = 10
 # Core GenerationInput field -> this dialect's name, for errors that name what the caller sent.

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.core import storage
+from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
 from functions.core.jobs import Job, JobStatus
@@ -23,7 +24,6 @@ from functions.dialects.shared import (
     steps_for_quality,
     style_prompt,
 )
-from functions.core.catalog import ModelSpec
 
 # `style` takes OpenAI's vivid/natural or any preset slug; ArtAPI documents vivid as the default.
 DEFAULT_STYLE = "vivid"

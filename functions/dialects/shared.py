@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from functions.core import storage
+from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError, FieldError, PayloadTooLarge, ValidationFailed
 from functions.core.jobs import Job, JobStatus
 from functions.core.styles import Style, apply_style, style_defaults
-from functions.core.catalog import ModelSpec
 
 Quality = Literal["auto", "standard", "hd", "low", "medium", "high"]
 Background = Literal["auto", "transparent", "opaque"]

@@ -7,12 +7,12 @@ import threading
 import pytest
 
 from functions.core import credits
+from functions.core.catalog import get_catalog
 from functions.core.errors import PaymentRequired, TransitionRejected
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.lifecycle import finish
 from functions.core.submit import SubmitRequest, submit
 from functions.core.workspaces import WorkspaceStore
-from functions.core.catalog import get_catalog
 
 pytestmark = pytest.mark.xdist_group("integration")
 

@@ -33,8 +33,8 @@ def test_modal_class_runs_a_job_locally(world, api, tenant):
 
 
 def test_every_catalog_class_is_served_by_the_app():
-    from gpu import modal_app
     from functions.core.catalog import get_catalog
+    from gpu import modal_app
 
     for model in get_catalog().models:
         assert hasattr(modal_app, model.modal_class), model.id

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from functions.core import credits
+from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from functions.core.styles import get_styles
-from functions.core.catalog import get_catalog
 
 pytestmark = pytest.mark.xdist_group("integration")
 

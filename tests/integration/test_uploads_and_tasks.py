@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from functions.core import storage
-from functions.core.jobs import JobStore
 from functions.core.catalog import get_catalog
+from functions.core.jobs import JobStore
 
 pytestmark = pytest.mark.xdist_group("integration")
 

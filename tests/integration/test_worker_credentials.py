@@ -103,7 +103,9 @@ def test_dispatch_hands_the_role_and_region_to_the_worker(world, api, tenant, mo
 
     class Recording:
         name = "recording"
-        requests: list[WorkRequest] = []
+
+        def __init__(self) -> None:
+            self.requests: list[WorkRequest] = []
 
         def spawn(self, request: WorkRequest) -> str:
             self.requests.append(request)

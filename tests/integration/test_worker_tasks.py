@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from functions.core import aws, storage
+from functions.core.catalog import get_catalog
 from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.messages import ResultMessage, WorkRequest
 from gpu import worker
-from functions.core.catalog import get_catalog
 
 # Its own group: these tests run beside the other integration tests, on their own moto server.
 pytestmark = pytest.mark.xdist_group("worker-tasks")

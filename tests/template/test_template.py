@@ -424,8 +424,8 @@ def _sub_claim_matches(pattern: str, sub: str) -> bool:
 
 
 @pytest.mark.parametrize("sub,trusted", [
-    ("modal:workspace_id:ac-ours:environment_name:main:app_name:darkroom:function_name:FluxGenerator.*:"
-     "container_id:ta-1", True),
+    (("modal:workspace_id:ac-ours:environment_name:main:app_name:darkroom:function_name:FluxGenerator.*:"
+      "container_id:ta-1"), True),
     ("modal:workspace_id:ac-other:environment_name:main:app_name:darkroom:function_name:x:container_id:ta-1", False),
     ("modal:workspace_id:ac-ours:environment_name:dev:app_name:darkroom:function_name:x:container_id:ta-1", False),
     ("modal:workspace_id:ac-ours:environment_name:main:app_name:darkroom-evil:function_name:x:container_id:t", False),

@@ -11,9 +11,9 @@ import pytest
 from offline_aws import set_offline_aws_env
 
 from functions.core import aws
+from functions.core.catalog import get_catalog
 from functions.core.keys import lookup_cache
 from functions.core.settings import get_settings
-from functions.core.catalog import get_catalog
 
 
 def _forget_caches() -> None:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from functions.api.multipart import parse_form, sniff_content_type
 from functions.core import storage
+from functions.core.catalog import get_catalog
 from functions.core.errors import (
     DarkroomError,
     FieldError,
@@ -33,7 +34,6 @@ from functions.dialects.shared import (
     size_for_resolution,
     steps_for_quality,
 )
-from functions.core.catalog import get_catalog
 
 REQUIRED_STYLES = ("anime-style", "cyberpunk-style", "watercolor-style", "photorealistic", "cinematic", "pixel-art",
                    "oil-painting", "3d-render", "line-art", "fantasy-art", "comic-book", "low-poly", "vivid", "natural")

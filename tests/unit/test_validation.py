@@ -7,9 +7,9 @@ import math
 import pytest
 import yaml
 
+from functions.core.catalog import get_catalog
 from functions.core.errors import ValidationFailed
 from functions.core.generation import GenerationInput, parse_input, resolve_params
-from functions.core.catalog import get_catalog
 
 
 def fields_of(exc: ValidationFailed) -> dict[str, str]:
