@@ -158,10 +158,20 @@ def _lock_reducers() -> dict[type, Callable[[Any], tuple]]:
             threading.Condition: lambda _: (threading.Condition, ())}
 
 
+_BACKEND_DICT_OWN = {"backend", "service_name", "_use_boto3_regions", "_additional_regions", "_id"}
+
+
 def _backends(service: str) -> dict[tuple[str, str], Any]:
     from moto.backends import get_backend
 
     return {(account, region): backend for account, region, backend in get_backend(service).iter_backends()}
+
+
+def _shared(service: str) -> dict[str, Any]:
+    """State moto keeps beside the per-account backends (S3's bucket name → account registry)."""
+    from moto.backends import get_backend
+
+    return {k: v for k, v in vars(get_backend(service)).items() if k not in _BACKEND_DICT_OWN}
 
 
 def _dump(obj: Any) -> bytes:
@@ -215,7 +225,7 @@ class StateStore:
 
         for _ in range(10):
             try:
-                data = _dump({"moto": moto_version, "backends": _backends(service)})
+                data = _dump({"moto": moto_version, "backends": _backends(service), "shared": _shared(service)})
                 break
             except RuntimeError:  # a concurrent receive changed a dict mid-pickle: take it again
                 time.sleep(0.001)
@@ -247,7 +257,12 @@ class StateStore:
                 saved = pickle.loads(path.read_bytes())
                 live = get_backend(service)
                 for (account, region), backend in saved["backends"].items():
-                    live[account][region] = backend
+                    # Into the live backend object, not a new one: moto's responses may hold the object itself.
+                    target = live[account][region]
+                    target.__dict__.clear()
+                    target.__dict__.update(backend.__dict__)
+                for name, value in saved.get("shared", {}).items():
+                    setattr(live, name, value)
                 counts["services"] += 1
             except Exception as exc:  # noqa: BLE001 - keep the unreadable file for the user, start without it
                 aside = path.with_suffix(f".unreadable-{int(time.time())}")
