@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from functions.api import account, aims, errors, native, openai, openapi, share, styles, uploads, webhooks
+from functions.api import (
+    account,
+    aims,
+    console,
+    errors,
+    native,
+    openai,
+    openapi,
+    share,
+    styles,
+    uploads,
+    webhooks,
+)
 from functions.api.auth import auth_middleware
 from functions.core.errors import DarkroomError
 from functions.core.observability import logger
@@ -19,6 +31,7 @@ app.include_router(share.router)
 app.include_router(openai.router)
 app.include_router(aims.router)
 app.include_router(styles.router)
+app.include_router(console.router)
 
 
 # The API's own description, served without a key (functions/api/auth.py); generated on first request.

@@ -12,10 +12,11 @@ from functions.core import ratelimit
 from functions.core.errors import FieldError, Forbidden, Unauthorized
 from functions.core.keys import ApiKey, KeyStore
 
-# Served without a key: CORS preflight, share pages of media made public, the OpenAPI document and its UI.
+# Served without a key: CORS preflight, share pages of media made public, the OpenAPI document and its UI,
+# and the web console's static files (it signs in with a key of its own, in the browser).
 PUBLIC_METHODS = {"OPTIONS"}
-PUBLIC_PATH_PREFIXES = ("/shared/media/",)
-PUBLIC_PATHS = {"/openapi.json", "/docs"}
+PUBLIC_PATH_PREFIXES = ("/shared/media/", "/console/")
+PUBLIC_PATHS = {"/openapi.json", "/docs", "/console"}
 
 
 @dataclass(frozen=True)

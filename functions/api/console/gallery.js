@@ -1,0 +1,149 @@
+// Gallery: GET /api/generations (newest first, filtered by status, paged), and a detail view of one.
+
+import { api } from "./api.js";
+import { DRAFT, progressView } from "./playground.js";
+import { button, confirmDialog, copyButton, download, emptyState, errorBox, extensionOf, formatDate, h, icon,
+         pageHeader, skeletonGrid, statusPill, timeAgo, toast, fill } from "./ui.js";
+
+const FILTERS = [["", "All"], ["success", "Done"], ["processing", "Running"], ["pending", "Queued"],
+                 ["error", "Failed"], ["canceled", "Canceled"]];
+const PAGE = 24;
+
+export function render(root, { navigate, params }) {
+  let stopped = false;
+  let filter = sessionStorage.getItem("darkroom.galleryFilter") || "";
+  const grid = h("div", { class: "grid", id: "gallery-grid" });
+  const more = h("div", { class: "more" });
+  const tabs = h("div", { class: "tabs", role: "tablist" });
+
+  function drawTabs() {
+    fill(tabs, ...FILTERS.map(([value, label]) => h("button", {
+      type: "button", role: "tab", class: value === filter ? "tab active" : "tab", "aria-selected": String(value === filter),
+      onclick: () => { filter = value; sessionStorage.setItem("darkroom.galleryFilter", value); drawTabs(); load(0); },
+    }, label)));
+  }
+
+  async function load(offset) {
+    if (offset === 0) { fill(grid, ...skeletonGrid(8).children); fill(more); }
+    const query = new URLSearchParams({ limit: PAGE, offset });
+    if (filter) query.set("status", filter);
+    try {
+      const page = await api(`/api/generations?${query}`);
+      if (stopped) return;
+      if (offset === 0) fill(grid);
+      grid.append(...page.data.map(card));
+      if (!page.data.length && offset === 0) {
+        fill(grid, filter ? emptyState("grid", "Nothing with this status", "Try another filter.")
+          : emptyState("image", "No generations yet", "Everything you generate, from the Playground or the API, shows up here.",
+                       button("Open the Playground", { kind: "primary", iconName: "spark", onclick: () => navigate("playground") })));
+      }
+      const { total, hasMore } = page.pagination;
+      fill(more, 
+        h("span", { class: "muted small" }, `${Math.min(offset + page.data.length, total)} of ${total}`),
+        hasMore ? button("Load more", { onclick: (e) => { e.currentTarget.disabled = true; load(offset + PAGE); } }) : null);
+    } catch (err) {
+      if (!stopped) fill(grid, errorBox(err, "Could not load the gallery"));
+    }
+  }
+
+  function card(job) {
+    const thumb = job.thumbnail || (job.type === "image" ? job.output : null);
+    return h("button", { type: "button", class: "card gen-card", "data-id": job.id, onclick: () => openDetail(job.id) },
+      h("div", { class: "thumb" }, thumb ? h("img", { src: thumb, alt: "", loading: "lazy" })
+        : h("div", { class: "thumb-empty" }, icon(job.status === "error" ? "alert" : "image", 24))),
+      h("div", { class: "gen-meta" },
+        h("p", { class: "gen-prompt" }, job.payload?.prompt || "(no prompt)"),
+        h("div", { class: "gen-foot" }, statusPill(job.status, job.error),
+          h("span", { class: "muted small" }, timeAgo(job.createdAt)),
+          job.shareUrl ? h("span", { class: "muted", title: "Public share link" }, icon("link", 14)) : null)));
+  }
+
+  function openDetail(id) {
+    history.replaceState(null, "", `#/gallery/${encodeURIComponent(id)}`);
+    showDetail(id, { navigate, onClose: () => { history.replaceState(null, "", "#/gallery"); load(0); } });
+  }
+
+  drawTabs();
+  fill(root, pageHeader("Gallery", "Every generation of this workspace, newest first.",
+    button("Refresh", { iconName: "refresh", onclick: () => load(0) })), tabs, grid, more);
+  load(0);
+  if (params[0]) showDetail(params[0], { navigate, onClose: () => history.replaceState(null, "", "#/gallery") });
+  return () => { stopped = true; document.querySelectorAll("dialog.detail").forEach((d) => d.close()); };
+}
+
+// One generation in a dialog: the media, its settings, the share link, download, cancel, remix.
+function showDetail(id, { navigate, onClose }) {
+  const body = h("div", { class: "detail-body" }, progressView({ status: "pending" }, "Loading…"));
+  const dialog = h("dialog", { class: "dialog detail", "aria-label": "Generation" },
+    h("button", { class: "icon-btn dialog-close", type: "button", "aria-label": "Close", onclick: () => dialog.close() }, icon("x", 18)),
+    body);
+  let timer = null;
+  dialog.addEventListener("close", () => { clearTimeout(timer); dialog.remove(); onClose?.(); });
+  dialog.addEventListener("click", (e) => { if (e.target === dialog) dialog.close(); });
+  document.body.append(dialog);
+  dialog.showModal();
+
+  async function load() {
+    try {
+      const job = await api(`/api/generations/${encodeURIComponent(id)}`);
+      if (!dialog.open) return;
+      fill(body, view(job));
+      if (job.status === "pending" || job.status === "processing") timer = setTimeout(load, 1000);
+    } catch (err) {
+      fill(body, errorBox(err, "Could not load this generation"));
+    }
+  }
+
+  function view(job) {
+    const urls = job.outputs?.length ? job.outputs : [job.output].filter(Boolean);
+    const isVideo = job.type === "video";
+    const finished = job.status === "success" || job.status === "error";
+    const media = job.status === "success" && urls.length
+      ? h("div", { class: "detail-media" }, urls.map((url) => isVideo
+        ? h("video", { src: url, controls: true, loop: true, muted: true, playsinline: true })
+        : h("img", { src: url, alt: job.payload?.prompt || "Generated image" })))
+      : h("div", { class: "detail-media detail-media-empty" },
+          finished ? errorBox({ message: job.error || "No output" }, "No image") : progressView(job));
+    const meta = job.metadata || {};
+    const rows = [
+      ["Status", statusPill(job.status, job.error)],
+      ["Model", job.model],
+      ["Size", meta.width ? `${meta.width} × ${meta.height}` : job.payload?.size || "model default"],
+      job.payload?.style ? ["Style", job.payload.style] : null,
+      job.payload?.seed !== undefined ? ["Seed", String(job.payload.seed)] : null,
+      ["Created", formatDate(job.createdAt)],
+      ["ID", h("span", { class: "id-row" }, h("code", {}, job.id), copyButton(job.id, "", "ID copied"))],
+    ].filter(Boolean);
+    const share = job.shareUrl
+      ? h("div", { class: "share-box public" },
+          h("div", { class: "share-title" }, icon("link", 16), h("strong", {}, "Public"),
+            h("span", { class: "muted small" }, "Anyone with the link can see it")),
+          h("div", { class: "share-row" }, h("a", { href: job.shareUrl, target: "_blank", rel: "noopener", class: "share-link" }, job.shareUrl),
+            copyButton(job.shareUrl, "Copy", "Share link copied")))
+      : h("div", { class: "share-box" },
+          h("div", { class: "share-title" }, icon("lock", 16), h("strong", {}, "Private"),
+            h("span", { class: "muted small" }, "Only keys of this workspace can read it")),
+          h("p", { class: "muted small" }, "Share links are made when a job is submitted: remix it with ",
+            h("em", {}, "Create a public share link"), " ticked."));
+    const actions = h("div", { class: "detail-actions" },
+      job.status === "success" && urls.length ? button("Download", { kind: "primary", iconName: "download",
+        onclick: () => urls.forEach((url, i) => download(url, `darkroom-${job.id}-${i}.${extensionOf(url, isVideo ? "mp4" : "png")}`)) }) : null,
+      button("Remix", { iconName: "wand", onclick: () => {
+        sessionStorage.setItem(DRAFT, JSON.stringify({ ...job.payload, model: job.model }));
+        dialog.close(); navigate("playground");
+      } }),
+      button("Deliveries", { iconName: "hook", onclick: () => { dialog.close(); navigate(`webhooks/${job.id}`); } }),
+      finished ? null : button("Cancel", { kind: "danger", iconName: "x", onclick: async () => {
+        if (!(await confirmDialog("Cancel this generation?", "Its credits are refunded.", "Cancel generation"))) return;
+        try { await api(`/api/generations/${encodeURIComponent(job.id)}/cancel`, { method: "POST" }); toast("Canceled", "success"); load(); }
+        catch (err) { toast(err.message, "error"); }
+      } }));
+    return h("div", { class: "detail-grid" }, media,
+      h("div", { class: "detail-side" },
+        h("p", { class: "detail-prompt" }, job.payload?.prompt || ""),
+        h("dl", { class: "facts" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+        share, actions));
+  }
+
+  load();
+}
