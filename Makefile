@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: dev test install lint bench clean artifacts-doc openapi
+.PHONY: dev test install lint bench clean artifacts-doc openapi chromium screenshots
 
 $(STAMP): pyproject.toml gpu/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/darkroom dev
 
-test: $(STAMP) $(SAM_STAMP)
+test: $(STAMP) $(SAM_STAMP) chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 lint: $(STAMP)
@@ -62,3 +62,11 @@ artifacts-doc: $(STAMP)
 # Exports the OpenAPI document the API serves (GET /openapi.json) to docs/openapi.json; a test fails when stale.
 openapi: $(STAMP)
 	$(BIN)/python -m functions.api.openapi docs/openapi.json
+
+# The console's browser tests (tests/e2e/test_console.py) drive Debian's chromium; Playwright never downloads one.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# Retakes the web console's screenshots in docs/screenshots/ with the browser tests' own code.
+screenshots: $(STAMP) chromium
+	DARKROOM_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_console.py

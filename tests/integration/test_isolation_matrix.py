@@ -39,6 +39,8 @@ EXEMPT = {
                                          "token); test_share_pages_are_reachable_only_when_shared covers it",
     ("GET", "/api/tools/{slug}"): "the tool catalog: the same for every workspace",
     ("GET", "/v1/models/{model}"): "the model catalog: the same for every workspace",
+    ("GET", "/console/{file}"): "the web console's static files, public and the same for every workspace "
+                                "(tests/e2e/test_console.py)",
 }
 
 

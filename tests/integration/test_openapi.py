@@ -24,7 +24,7 @@ from tests.integration.conftest import REPO
 pytestmark = pytest.mark.xdist_group("integration")
 
 EXPORTED = REPO / "docs" / "openapi.json"
-SERVED_ONLY = {("GET", "/openapi.json"), ("GET", "/docs")}
+SERVED_ONLY = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/console"), ("GET", "/console/{}")}
 ERROR_MODEL = {NATIVE: "NativeError", OPENAI: "OpenAIError", AIMS: "AIMSError"}
 MULTIPART_ROUTES = {("POST", "/v1/images/edits"), ("POST", "/files"), ("POST", "/api/v1/uploads")}
 

@@ -1,0 +1,378 @@
+"""The web console (/console) in real headless Chromium against `darkroom dev`: sign in, generate and see the
+image, the gallery, keys (a revoked key is then refused by the API), webhooks, usage, a bad key's message, and
+a phone-width layout with no horizontal scroll.
+
+The same code takes the README's screenshots: `make screenshots` runs this module with
+DARKROOM_SCREENSHOTS_DIR=docs/screenshots; otherwise they go to a temporary directory (and are still checked).
+Chromium is Debian's (`make test` installs it); Playwright never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import REPO_ROOT, RunningStack, _wait_for, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-console")]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+UI_TIMEOUT_MS = 60_000  # generous: the machine running the tests may be busy; nothing here is a timing claim
+PAGES = ("playground", "gallery", "keys", "webhooks", "usage")
+# What the tests below photograph; the README links each one.
+SCREENSHOTS = ("sign-in", "playground", "gallery", "gallery-detail", "keys", "webhooks", "usage", "phone-playground",
+               "phone-gallery")
+
+
+@pytest.fixture(scope="module")
+def console_stack(launch, tmp_path_factory) -> Iterator[RunningStack]:
+    # Key lookups uncached: each of the stack's API environments must see a revocation on its next request,
+    # so "revoked means 401" is checked without waiting out the 30 s cache.
+    running = launch(tmp_path_factory.mktemp("console"), extra_env={"DARKROOM_KEY_CACHE_TTL_SECONDS": "0"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(console_stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console_stack.url, timeout=30,
+                      headers={"Authorization": console_stack.api_key}) as client:
+        yield client
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []  # webhook-id of each delivery received
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        _Receiver.hits.append(self.headers.get("webhook-id", ""))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def history(api, receiver) -> dict[str, str]:
+    """A few finished jobs made through the API, as curl would: the gallery and the delivery log show them."""
+    jobs = {}
+    for name, body in {
+        "public": {"model": "sdxl-turbo", "input": {"prompt": "A lighthouse on a cliff at dusk", "size": "256x256",
+                                                    "make_public": True}},
+        "webhook": {"model": "flux-schnell", "input": {"prompt": "Neon koi pond, top view", "size": "256x256",
+                                                       "style": "cyberpunk-style"}, "webhook": receiver},
+        "plain": {"model": "flux-schnell", "input": {"prompt": "Paper boats on a rainy street", "size": "256x256"}},
+    }.items():
+        response = api.post("/api/generate", json=body)
+        assert response.status_code == 200, response.text
+        jobs[name] = response.json()["id"]
+    for job_id in jobs.values():
+        assert _wait_for(api, api.headers["Authorization"], job_id)["status"] == "success"
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM,
+                                              args=["--headless", "--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    target = os.environ.get("DARKROOM_SCREENSHOTS_DIR")
+    path = (REPO_ROOT / target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Console:
+    """One browser tab on the console; every console error (a CSP violation, a script error) is kept."""
+
+    def __init__(self, browser, stack: RunningStack, viewport: dict[str, int]) -> None:
+        self.stack = stack
+        self.context = browser.new_context(viewport=viewport, device_scale_factor=1)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(UI_TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, route: str = "") -> None:
+        self.page.goto(f"{self.stack.url}/console" + (f"#/{route}" if route else ""))
+
+    def sign_in(self, key: str | None = None) -> None:
+        self.open()
+        self.page.fill("#api-key", key or self.stack.api_key)
+        self.page.click("form.signin-card button[type=submit]")
+
+    def go(self, route: str) -> None:
+        self.page.evaluate("route => { location.hash = '#/' + route; }", route)
+        self.page.wait_for_selector(f"nav a.active[href='#/{route.split('/')[0]}']")
+
+    def shot(self, directory: Path, name: str) -> Path:
+        self.page.wait_for_load_state("networkidle")
+        assert name in SCREENSHOTS, name
+        path = directory / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        _shrink(path)
+        return path
+
+    def close(self) -> list[str]:
+        self.context.close()
+        # 401s of the bad-key test are the API answering, not the page failing.
+        return [e for e in self.errors if "401" not in e]
+
+
+def _shrink(path: Path) -> None:
+    """Screenshots are committed: a 128-colour palette keeps each one small."""
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
+@pytest.fixture
+def desktop(browser, console_stack):
+    tab = Console(browser, console_stack, DESKTOP)
+    yield tab
+    assert tab.close() == [], "the console logged errors"
+
+
+@pytest.fixture
+def phone(browser, console_stack):
+    tab = Console(browser, console_stack, PHONE)
+    yield tab
+    assert tab.close() == [], "the console logged errors"
+
+
+# The elements sticking out past the right edge of the viewport, to say what to fix.
+OVERFLOWING = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+  .slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className}`)"""
+
+
+def _natural_width(page, selector: str) -> int:
+    page.wait_for_function(
+        "s => { const img = document.querySelector(s); return img && img.complete && img.naturalWidth > 0; }",
+        arg=selector)
+    return page.eval_on_selector(selector, "img => img.naturalWidth")
+
+
+# ---------------------------------------------------------------- the files themselves
+
+
+def test_console_is_served_without_a_key_with_its_types_and_a_strict_policy(console_stack):
+    with httpx.Client(base_url=console_stack.url, timeout=30) as client:
+        page = client.get("/console")
+        assert page.status_code == 200
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert '<script type="module" src="/console/app.js">' in page.text
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src 'self'" in policy and "'unsafe-inline'" not in policy
+        assert "frame-ancestors 'none'" in policy
+        for name, kind in {"app.js": "text/javascript", "style.css": "text/css", "icon.svg": "image/svg+xml"}.items():
+            response = client.get(f"/console/{name}")
+            assert response.status_code == 200, name
+            assert response.headers["content-type"].startswith(kind), name
+            assert response.headers["x-content-type-options"] == "nosniff"
+            again = client.get(f"/console/{name}", headers={"If-None-Match": response.headers["etag"]})
+            assert again.status_code == 304 and again.content == b"", name
+        # Only the console's own files: no source, no other folder, in the native error shape.
+        for path in ("/console/console.py", "/console/nope.js", "/console/..%2Fconsole.py", "/console/a/b"):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert response.json()["message"], path
+        # The page is public; the API behind it is not.
+        assert client.get("/api/account").status_code == 401
+
+
+def test_the_lambda_artifact_ships_the_console_files(tmp_path):
+    """infra/build/artifacts.py copies functions/ with CODE_IGNORED; what it copies is what the route reads."""
+    from infra.build.artifacts import CODE_IGNORED, FUNCTIONS
+
+    shutil.copytree(FUNCTIONS, tmp_path / "functions", ignore=CODE_IGNORED)
+    shipped = {p.name for p in (tmp_path / "functions" / "api" / "console").iterdir()}
+    source = {p.name for p in (FUNCTIONS / "api" / "console").iterdir()}
+    assert {"index.html", "app.js", "style.css", "api.js"} <= shipped
+    assert shipped == source
+
+
+def test_the_readme_shows_every_screenshot_and_they_are_small():
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name in SCREENSHOTS:
+        path = REPO_ROOT / "docs" / "screenshots" / f"{name}.png"
+        assert f"(docs/screenshots/{name}.png)" in readme, name
+        assert path.is_file(), f"{path} is missing: run `make screenshots`"
+        assert path.stat().st_size < 400_000, f"{path} is large"
+        with Image.open(path) as image:
+            assert image.width in (DESKTOP["width"], PHONE["width"]), name
+
+
+# ---------------------------------------------------------------- in the browser
+
+
+def test_a_bad_key_shows_the_apis_message_and_what_to_do(desktop, shots):
+    desktop.sign_in("dr_not-a-real-key")
+    alert = desktop.page.locator(".signin-status .alert-error")
+    alert.wait_for()
+    assert "Invalid API key" in alert.inner_text()  # the API's own message
+    assert "dev.env" in alert.inner_text()  # and where a valid key is
+    assert desktop.page.evaluate("sessionStorage.getItem('darkroom.apiKey')") is None
+    desktop.page.fill("#api-key", "")
+    desktop.page.reload()
+    desktop.page.wait_for_selector("#api-key")
+    desktop.shot(shots, "sign-in")
+
+
+def test_sign_in_generate_and_see_the_image(desktop, console_stack, api, shots):
+    desktop.sign_in()
+    desktop.page.wait_for_selector("#generate-form")
+    assert desktop.page.evaluate("sessionStorage.getItem('darkroom.apiKey')") == console_stack.api_key
+    models = {m["id"] for m in api.get("/api/models").json()["data"]}
+    options = desktop.page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
+    assert options and set(options) <= models
+    styles = desktop.page.eval_on_selector_all("#style option", "os => os.map(o => o.value)")
+    assert {s["slug"] for s in api.get("/api/styles").json()["data"]} == set(styles) - {""}
+
+    desktop.page.fill("#prompt", "A red fox in fresh snow, golden hour")
+    desktop.page.select_option("#model", "flux-schnell")
+    desktop.page.select_option("#size", "256x256")
+    desktop.page.select_option("#style", "anime-style")
+    desktop.page.click("#generate")
+    desktop.page.wait_for_selector("#result .pill[data-status='success']")
+    assert _natural_width(desktop.page, "#result img.result-image") == 256
+    desktop.shot(shots, "playground")
+
+    newest = api.get("/api/generations", params={"limit": 1}).json()["data"][0]
+    assert newest["payload"]["prompt"].startswith("anime style illustration of A red fox")  # the style was applied
+    assert newest["model"] == "flux-schnell" and newest["metadata"]["width"] == 256
+
+
+def test_gallery_filters_and_shows_a_generation(desktop, history, shots):
+    desktop.sign_in()
+    desktop.go("gallery")
+    card = desktop.page.locator(f".gen-card[data-id='{history['public']}']")
+    card.wait_for()
+    _natural_width(desktop.page, f".gen-card[data-id='{history['public']}'] img")
+    desktop.shot(shots, "gallery")
+
+    card.click()
+    detail = desktop.page.locator("dialog.detail")
+    assert _natural_width(desktop.page, "dialog.detail .detail-media img") == 256
+    share = detail.locator(".share-box.public a.share-link")
+    share_url = share.get_attribute("href")
+    assert "/shared/media/" in share_url
+    assert httpx.get(share_url, timeout=30).status_code == 200  # the public page, without a key
+    desktop.shot(shots, "gallery-detail")
+    detail.locator(".dialog-close").click()
+
+    desktop.page.click(".tab:has-text('Failed')")
+    desktop.page.wait_for_selector(".grid .empty")
+    assert desktop.page.locator(".gen-card").count() == 0
+    desktop.page.click(".tab:has-text('Done')")
+    desktop.page.locator(f".gen-card[data-id='{history['plain']}']").wait_for()
+
+
+def test_create_a_key_then_revoke_it_and_the_api_refuses_it(desktop, console_stack, shots):
+    desktop.sign_in()
+    desktop.go("keys")
+    desktop.page.fill("#key-name", "ci-robot")
+    desktop.page.fill("#key-rate", "30")
+    desktop.page.uncheck("input[name=scope][value='video:generate']")
+    desktop.page.click("#create-key")
+    secret = desktop.page.locator("#new-key-secret").inner_text()
+    assert secret.startswith("dr_")
+    with httpx.Client(base_url=console_stack.url, timeout=30) as client:
+        me = client.get("/api/account", headers={"Authorization": secret})
+        assert me.status_code == 200, me.text
+        assert me.json()["key"]["rateLimit"] == 30
+        assert "video:generate" not in me.json()["key"]["scopes"]
+        key_id = me.json()["key"]["id"]
+        row = desktop.page.locator(f"tr[data-key-id='{key_id}']")
+        row.wait_for()
+        desktop.shot(shots, "keys")
+
+        row.locator("button:has-text('Revoke')").click()
+        desktop.page.click("dialog button[value=ok]")
+        row.locator(".pill:has-text('Revoked')").wait_for()
+        refused = client.get("/api/account", headers={"Authorization": secret})
+        assert refused.status_code == 401
+        assert refused.json()["message"] == "Invalid API key"
+
+
+def test_webhook_secret_rotation_and_the_delivery_log(desktop, api, history, receiver, shots):
+    desktop.sign_in()
+    desktop.go(f"webhooks/{history['webhook']}")
+    before = api.get("/api/webhooks/secret").json()["secret"]
+    value = desktop.page.locator("#secret-value")
+    value.wait_for()
+    assert before not in value.inner_text()  # masked until revealed
+    desktop.page.click("#reveal-secret")
+    assert value.inner_text() == before
+
+    log = desktop.page.locator("#delivery-log")
+    log.locator("td:has-text('delivered')").first.wait_for()
+    assert receiver in log.inner_text()
+    desktop.shot(shots, "webhooks")
+    delivered = len(_Receiver.hits)
+    desktop.page.click("#redeliver")
+    desktop.page.wait_for_function("() => document.querySelectorAll('#delivery-log tbody tr').length >= 2")
+    assert len(_Receiver.hits) > delivered and len(set(_Receiver.hits)) == 1  # same webhook-id, sent again
+
+    desktop.page.select_option("#grace", "3600")
+    desktop.page.click("#rotate-secret")
+    desktop.page.click("dialog button[value=ok]")
+    desktop.page.wait_for_selector("#webhook-secret .previous")
+    after = api.get("/api/webhooks/secret").json()
+    assert after["secret"] != before and after["previous"][0]["secret"] == before
+
+
+def test_usage_shows_the_accounts_credits_and_the_operator_view(desktop, api, history, shots):
+    desktop.sign_in()
+    desktop.go("usage")
+    desktop.page.wait_for_selector("#operator-usage")
+    account = api.get("/api/account").json()
+    shown = desktop.page.locator("#credits-left .stat-value").inner_text()
+    assert float(shown.replace(",", "")) == pytest.approx(account["credits"])
+    desktop.shot(shots, "usage")
+
+
+def test_phone_width_has_no_horizontal_scroll_on_any_page(phone, history, shots):
+    phone.sign_in()
+    phone.page.wait_for_selector("#generate-form")
+    for route in PAGES:
+        phone.go(route)
+        phone.page.wait_for_load_state("networkidle")
+        phone.page.wait_for_function("() => !document.querySelector('.loading, .skeleton')")
+        width = phone.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], (route, width, phone.page.evaluate(OVERFLOWING))
+        assert phone.page.locator("nav.nav").is_visible()
+        if route == "playground":
+            phone.shot(shots, "phone-playground")
+    phone.go("gallery")
+    phone.page.locator(".gen-card").first.wait_for()
+    phone.shot(shots, "phone-gallery")
