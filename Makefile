@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: dev test install lint bench clean artifacts-doc openapi chromium screenshots
+.PHONY: dev test install lint bench stress clean artifacts-doc openapi chromium screenshots
 
 $(STAMP): pyproject.toml gpu/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m gpu.bench
 	$(BIN)/python -m infra.bench
+
+# 200 jobs from 20 concurrent clients through a darkroom dev of its own; rewrites docs/stress.md.
+# Fails if a job is lost or credits drift.
+stress: $(STAMP)
+	$(BIN)/python -m infra.stress --start --jobs 200 --clients 20 --write docs/stress.md
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .darkroom .pytest_cache

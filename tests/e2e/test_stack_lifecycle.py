@@ -39,7 +39,7 @@ def test_ctrl_c_then_restart_keeps_the_api_key(tmp_path, stack_launcher):
     response = httpx.get(f"{second.url}/api/models", headers={"Authorization": key}, timeout=10)
     assert response.status_code == 200, response.text
     assert {m["id"] for m in response.json()["data"]} >= {"flux-schnell", "playground-v2"}
-    # Data is in memory only: the previous run's generations are gone, the key still works for new ones.
+    # The first run made no generations (state persists across restarts: tests/e2e/test_restart.py).
     listing = httpx.get(f"{second.url}/api/generations", headers={"Authorization": key}, timeout=10)
     assert listing.status_code == 200, listing.text
     assert listing.json()["pagination"]["total"] == 0
