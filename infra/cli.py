@@ -378,6 +378,10 @@ def deploy(
     download_weights: Annotated[list[str] | None, typer.Option(
         help="After the deploy, download these catalog models' weights into the Modal Volume (comma-separated "
              "or repeated; 'all' for every model). Needed once per model before it can run.")] = None,
+    warm: Annotated[list[str] | None, typer.Option(
+        help="Keep N containers of a model warm after the deploy, MODEL=N (repeat or comma-separate; 0 releases "
+             "them). Off by default: a warm GPU container is billed around the clock (`darkroom warm` prints "
+             "the cost per hour).")] = None,
     workspace: Annotated[str, typer.Option(help="Id of the first workspace (its admin key is printed).")] = "default",
     env_file: Annotated[Path, typer.Option(help="Where the URL and admin key are written.")] = Path(
         ".darkroom/deploy.env"),
@@ -396,7 +400,14 @@ def deploy(
                           modal_environment=modal_environment, modal_app_name=modal_app_name,
                           alarm_email=alarm_email, oidc_provider_arn=modal_oidc_provider_arn, parameters=extra,
                           download_weights=[m for v in download_weights or [] for m in v.split(",") if m],
+                          warm=warm or [],
                           workspace=workspace, env_file=env_file)
+    from infra.deploy import warm_pool
+
+    try:
+        warm_pool.parse(config.warm)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     if dry_run:
         _print_dry_run(config)
         return
@@ -444,6 +455,35 @@ def deploy(
     if not config.models_to_download():
         console.print("  Models need their weights once: `darkroom deploy --download-weights flux-schnell` "
                       "(or `all`).")
+
+
+@app.command("warm")
+def warm_command(
+    pools: Annotated[list[str], typer.Argument(help="MODEL=N: keep N containers of MODEL warm (0 releases them).")],
+    modal_app_name: Annotated[str, typer.Option(help="The deployed Modal app.")] = "darkroom",
+    modal_environment: Annotated[str, typer.Option(help="Its Modal environment.")] = "main",
+    dry_run: Annotated[bool, typer.Option(help="Print the pools and their cost; change nothing.")] = False,
+) -> None:
+    """Keep GPU containers of a model warm on Modal, so its first call skips the cold start. Lasts until the
+    next `modal deploy`; `darkroom deploy --warm MODEL=N` applies it again after each deploy."""
+    from infra.deploy import warm_pool
+
+    try:
+        chosen = warm_pool.parse(pools)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    for pool in chosen:
+        cost = f"about ${pool.cost_per_hour:.2f}/h at list prices" if pool.containers else "nothing at rest"
+        console.print(f"{pool.model}: {pool.containers} warm {pool.gpu} container(s) ({pool.modal_class}), {cost}")
+    if dry_run:
+        return
+    try:
+        warm_pool.apply(chosen, app_name=modal_app_name, environment=modal_environment)
+    except Exception as exc:  # noqa: BLE001 - Modal's errors (no token, no such app) become one clear line
+        console.print(f"[red]✗[/] Could not update the warm pool on Modal app {modal_app_name!r} "
+                      f"({modal_environment}): {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    console.print("[green]Done.[/] A later `modal deploy` resets it; `darkroom deploy --warm …` applies it again.")
 
 
 def _print_dry_run(config) -> None:

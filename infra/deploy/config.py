@@ -27,6 +27,7 @@ class DeployConfig:
     oidc_provider_arn: str | None = None  # None: look for the account's provider, else the stack creates one
     parameters: dict[str, str] = field(default_factory=dict)  # any other template parameter (--parameter K=V)
     download_weights: list[str] = field(default_factory=list)
+    warm: list[str] = field(default_factory=list)  # MODEL=N warm containers (infra/deploy/warm_pool.py)
     workspace: str = "default"
     env_file: Path = ENV_FILE
     template_path: Path = TEMPLATE_PATH

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stack as stacks
-from . import tools
+from . import tools, warm_pool
 from .bootstrap import Bootstrapped, bootstrap
 from .config import DeployConfig
 from .modal_account import ModalToken
@@ -91,6 +91,7 @@ def deploy_steps(config: DeployConfig, region: str, overrides: dict[str, str],
                 ["modal", "deploy", "gpu/modal_app.py", "--name", app, "--env", environment]),
         # --build-in-source: the makefile builds run in the checkout, instead of sam first copying the whole
         # tree (a local .venv with torch included) once per function (tests/artifacts builds the same way).
+        *_warm_steps(config, app, environment),
         command("Build the Lambda artifacts", ["sam", "build", "--template-file", "template.yaml",
                                                "--build-in-source"],
                 drop_env=tools.MODAL_CREDENTIALS),
@@ -114,6 +115,16 @@ def deploy_steps(config: DeployConfig, region: str, overrides: dict[str, str],
             # --env belongs to `modal run`, before the function; after it come the function's own options.
             ["modal", "run", "--env", environment, "gpu/modal_app.py::download", "--models", ",".join(models)]))
     return steps
+
+
+def _warm_steps(config: DeployConfig, app: str, environment: str) -> list[Step]:
+    """Right after `modal deploy`, which resets every warm pool to the class's static zero."""
+    pools = warm_pool.parse(config.warm)
+    if not pools:
+        return []
+    return [Step("Keep warm containers", f"modal: update_autoscaler(min_containers=…) on {app} ({environment}): "
+                 f"{warm_pool.describe(pools)}",
+                 action=lambda _context: warm_pool.apply(pools, app_name=app, environment=environment))]
 
 
 def _store_token(context: Context) -> None:
