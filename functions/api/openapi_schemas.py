@@ -254,6 +254,13 @@ class PresignedUpload(_Doc):
     upload: PresignedPost
 
 
+class ShareState(_Doc):
+    id: str
+    public: bool
+    share_url: str | None = Field(description="The share page (GET /shared/media/{share_id}, no key); "
+                                              "null when private.")
+
+
 class StoredUpload(_Doc):
     id: str
     reference: str = Field(description="upload://… : pass it wherever an image URL is taken.")
@@ -388,7 +395,7 @@ class AIMSStyleList(_Doc):
 COMPONENTS: list[type[BaseModel]] = [
     NativeError, OpenAIError, AIMSError,
     RunAccepted, GenerateAccepted, Generation, GenerationList, Tool, ToolList, NativeModelList, StyleList,
-    DeliveryList, RedeliveryQueued, WebhookSecret, Account, Key, CreatedKey, KeyList, WorkspaceCreated,
+    DeliveryList, RedeliveryQueued, ShareState, WebhookSecret, Account, Key, CreatedKey, KeyList, WorkspaceCreated,
     WorkspaceCredits, WorkspaceUsage, PresignedUpload, StoredUpload, UploadForm,
     OpenAIImagesEditForm, OpenAIImagesVariationForm, ImagesResponse, OpenAIModel, OpenAIModelList,
     AIMSImagesResponse, AIMSVideoResponse, AIMSModelList, AIMSDiscovery, AIMSStyleList,

@@ -1,4 +1,5 @@
-"""Share pages: `GET /shared/media/{share_id}`, served WITHOUT a key, for jobs made public only.
+"""Share pages: `GET /shared/media/{share_id}`, served WITHOUT a key, for jobs made public only, and the
+share toggle `POST /api/generations/{id}/share` that makes a job public or private after submit.
 
 The page shows the image or video and carries OpenGraph/Twitter tags so links unfurl in chat apps.
 Media URLs on it are presigned when the page is served, like every other output URL.
@@ -10,15 +11,25 @@ from html import escape
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from functions.api.auth import Principal
 from functions.api.openapi import HTML, doc
+from functions.api.request import base_url, json_body, json_response
 from functions.core import sharing, storage
 from functions.core.errors import NotFound
-from functions.core.jobs import JobStatus, JobStore
+from functions.core.generation import parse_input
+from functions.core.jobs import Job, JobStatus, JobStore
 
 router = Router()
 
 PUBLIC_PREFIXES = (sharing.SHARE_PATH,)
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Strict: "false" as a string is a mistake to report, not a truthy value to share with.
+    public: StrictBool = Field(description="true: give the generation a public share page; false: take it away.")
 
 
 def _page(title: str, description: str, media_url: str | None, poster_url: str | None, is_video: bool,
@@ -69,3 +80,24 @@ def shared_media(share_id: str) -> Response[str]:
                  job.share_url or "")
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=html,
                     headers={"cache-control": "public, max-age=300", "x-robots-tag": "noindex"})
+
+
+def share_state(job: Job) -> dict:
+    return {"id": job.id, "public": job.share_url is not None, "share_url": job.share_url}
+
+
+@router.post("/api/generations/<job_id>/share", **doc(
+    "Share or unshare a generation", ok="ShareState", body=ShareRequest, errors=(400, 403, 404, 409),
+    description="public=true gives the generation a share page (GET /shared/media/{share_id}, no key needed); "
+                "sharing a shared one keeps its link. public=false takes the page away: the old link is a 404 "
+                "for good, and sharing again makes a new link. Queued and running generations can be shared "
+                "(as make_public does at submit; the page fills in when the generation finishes); failed or "
+                "canceled ones cannot (409)."))
+def share_generation(job_id: str) -> Response[dict]:
+    principal: Principal = router.context["principal"]
+    principal.require("media:write")
+    body = parse_input(ShareRequest, json_body(router.current_event))
+    store = JobStore()
+    job = store.get_for_workspace(principal.workspace_id, job_id)
+    link = sharing.share_url(base_url(router.current_event), job.id) if body.public else None
+    return json_response(200, share_state(store.set_share_url(job, link)))

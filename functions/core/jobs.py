@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from . import aws, clock, dynamo
-from .errors import NotFound, TransitionRejected
+from .errors import Conflict, NotFound, TransitionRejected
 from .settings import get_settings
 
 
@@ -325,6 +325,38 @@ class JobStore:
             values[":true"] = {"BOOL": True}
         self.ddb.update_item(TableName=self.table, Key={"id": {"S": job_id}}, UpdateExpression=expression,
                              ExpressionAttributeValues=values)
+
+    def set_share_url(self, job: Job, share_url: str | None) -> Job:
+        """Make the job public with `share_url`, or private with None; returns the job as stored now.
+
+        Idempotent both ways: a job that is shared already keeps its link (the `share_url` given is then
+        unused), and unsharing removes the link for good, so the next share is a new link. Only jobs that
+        can still have outputs are shared (queued ones too, as make_public does at submit); a failed or
+        canceled one raises Conflict. Conditional on the workspace, so a caller never reaches another's job.
+        """
+        names = {"#u": "share_url", "#w": "workspace_id"}
+        values: dict[str, Any] = {":w": job.workspace_id}
+        if share_url is None:
+            expression, condition = "REMOVE #u", "#w = :w"
+        else:
+            expression, condition = "SET #u = :u", "#w = :w AND attribute_not_exists(#u) AND #s IN (:q, :r, :ok)"
+            names["#s"] = "status"
+            values.update({":u": share_url, ":q": JobStatus.QUEUED.value, ":r": JobStatus.RUNNING.value,
+                           ":ok": JobStatus.SUCCEEDED.value})
+        try:
+            resp = self.ddb.update_item(
+                TableName=self.table, Key={"id": {"S": job.id}}, UpdateExpression=expression,
+                ConditionExpression=condition, ExpressionAttributeNames=names,
+                ExpressionAttributeValues={k: dynamo.value(v) for k, v in values.items()}, ReturnValues="ALL_NEW")
+            return Job.from_item(dynamo.deserialize(resp["Attributes"]))
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            stored = self.get(job.id)
+            if stored is None or stored.workspace_id != job.workspace_id:
+                raise NotFound(f"Generation {job.id} not found", code="generation_not_found") from None
+            if stored.share_url:
+                return stored  # shared already: the same link
+            raise Conflict(f"Generation {job.id} {stored.status.value}; only a generation that has or will have "
+                           "outputs can be shared", code="not_shareable") from None
 
     def record_progress(self, job_id: str, step: int, total: int) -> bool:
         return self._update_if(

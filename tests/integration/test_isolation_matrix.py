@@ -75,6 +75,12 @@ def _job_untouched(world, owner: Owner) -> None:
     assert world.messages("WebhooksQueue") == []  # no redelivery was queued
 
 
+def _job_not_shared(world, owner: Owner) -> None:
+    _job_untouched(world, owner)
+    # B's own call (last) shares it; until then the intruders' calls must not have.
+    assert JobStore().get(owner.job_id).share_url is None
+
+
 def _spare_key_works(world, owner: Owner) -> None:
     assert KeyStore().lookup(owner.spare_key) is not None
 
@@ -86,6 +92,8 @@ def _credits_untouched(world, owner: Owner) -> None:
 MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/generations/{id}"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
     ("POST", "/api/generations/{id}/cancel"): Case(lambda o: {"id": o.job_id}, (409,), _job_untouched),
+    ("POST", "/api/generations/{id}/share"): Case(lambda o: {"id": o.job_id}, (200,), _job_not_shared,
+                                                 body={"public": True}),
     ("GET", "/api/generations/{id}/deliveries"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
     ("POST", "/api/generations/{id}/deliveries/redeliver"): Case(lambda o: {"id": o.job_id}, (202,),
                                                                  _job_untouched, body={}),

@@ -39,3 +39,88 @@ def test_private_job_is_not_shared(world, api, tenant, dispatcher, drain):
     assert api.get(f"/shared/media/{job['id']}-guess").status_code == 404
     # Everything else still needs a key.
     assert api.get(f"/api/generations/{job['id']}").status_code == 401
+
+
+def share(api, tenant, job_id: str, public) -> object:
+    return api.post(f"/api/generations/{job_id}/share", json={"public": public}, headers=tenant.headers)
+
+
+def test_share_toggle_on_a_finished_generation(world, api, tenant, dispatcher, drain):
+    job = made(api, tenant, dispatcher, drain, public=False)
+    shared = share(api, tenant, job["id"], True)
+    assert shared.status_code == 200, shared.json
+    assert shared.json["id"] == job["id"] and shared.json["public"] is True
+    first = shared.json["share_url"]
+    assert first.startswith(f"http://localhost/shared/media/{job['id']}-")
+    path = urlsplit(first).path
+    page = api.get(path)  # no key
+    assert page.status_code == 200 and "a red lighthouse" in page.get_data(as_text=True)
+    # The generation shows its link to every reader, as make_public's would.
+    assert api.get(f"/api/generations/{job['id']}", headers=tenant.headers).json["shareUrl"] == first
+
+    # Sharing twice keeps the one link.
+    again = share(api, tenant, job["id"], True)
+    assert again.status_code == 200 and again.json["share_url"] == first
+
+    # Unsharing takes the page away, and the stored link with it.
+    off = share(api, tenant, job["id"], False)
+    assert off.status_code == 200 and off.json == {"id": job["id"], "public": False, "share_url": None}
+    assert api.get(path).status_code == 404
+    assert "shareUrl" not in api.get(f"/api/generations/{job['id']}", headers=tenant.headers).json
+    assert share(api, tenant, job["id"], False).json["public"] is False  # unsharing twice is a no-op
+
+    # Sharing again: a new, different link; the old one stays dead.
+    renewed = share(api, tenant, job["id"], True).json["share_url"]
+    assert renewed != first and renewed.startswith(f"http://localhost/shared/media/{job['id']}-")
+    assert api.get(urlsplit(renewed).path).status_code == 200
+    assert api.get(path).status_code == 404
+
+
+def test_make_public_at_submit_can_be_unshared(world, api, tenant, dispatcher, drain):
+    job = made(api, tenant, dispatcher, drain, public=True)
+    path = urlsplit(job["shareUrl"]).path
+    assert share(api, tenant, job["id"], True).json["share_url"] == job["shareUrl"]
+    assert share(api, tenant, job["id"], False).json["public"] is False
+    assert api.get(path).status_code == 404
+
+
+def test_a_queued_generation_can_be_shared_and_a_canceled_one_cannot(world, api, tenant):
+    queued = api.post("/api/run", json={"tool": "create-image", "input": {"prompt": "waits"}},
+                      headers=tenant.headers).json["id"]
+    shared = share(api, tenant, queued, True)
+    assert shared.status_code == 200 and shared.json["public"] is True
+    page = api.get(urlsplit(shared.json["share_url"]).path)
+    assert page.status_code == 200 and "still being made" in page.get_data(as_text=True)
+
+    canceled = api.post("/api/run", json={"tool": "create-image", "input": {"prompt": "canceled"}},
+                        headers=tenant.headers).json["id"]
+    assert api.post(f"/api/generations/{canceled}/cancel", headers=tenant.headers).status_code == 200
+    refused = share(api, tenant, canceled, True)
+    assert refused.status_code == 409 and "canceled" in refused.json["message"]
+    assert set(refused.json) == {"message", "errors"}
+    # Unsharing is always allowed (and a no-op here).
+    assert share(api, tenant, canceled, False).json == {"id": canceled, "public": False, "share_url": None}
+
+
+def test_share_toggle_needs_the_owner_the_scope_and_a_boolean(world, api, tenant, new_tenant, dispatcher, drain):
+    job = made(api, tenant, dispatcher, drain, public=False)
+    other = new_tenant()
+    resp = share(api, other, job["id"], True)
+    assert resp.status_code == 404 and set(resp.json) == {"message", "errors"}  # native error format
+    assert api.get(f"/api/generations/{job['id']}", headers=tenant.headers).json.get("shareUrl") is None
+
+    reader = new_tenant(scopes=["media:read", "image:generate"])
+    mine = api.post("/api/run", json={"tool": "create-image", "input": {"prompt": "mine"}},
+                    headers=reader.headers).json["id"]
+    denied = share(api, reader, mine, True)
+    assert denied.status_code == 403 and "media:write" in denied.json["message"]
+
+    for body, code in (({"public": "yes"}, "bool_type"), ({"public": 1}, "bool_type"), ({}, "required")):
+        bad = api.post(f"/api/generations/{job['id']}/share", json=body, headers=tenant.headers)
+        assert bad.status_code == 400, body
+        assert [(e["field"], e["code"]) for e in bad.json["errors"]] == [("public", code)], bad.json
+    extra = api.post(f"/api/generations/{job['id']}/share", json={"public": True, "url": "mine"},
+                     headers=tenant.headers)
+    assert extra.status_code == 400 and extra.json["errors"][0]["field"] == "url"
+    assert "shareUrl" not in api.get(f"/api/generations/{job['id']}", headers=tenant.headers).json
+    assert api.post(f"/api/generations/{job['id']}/share", headers=tenant.headers).status_code == 400
