@@ -297,6 +297,32 @@ def test_gallery_filters_and_shows_a_generation(desktop, history, shots):
     desktop.page.locator(f".gen-card[data-id='{history['plain']}']").wait_for()
 
 
+def test_the_share_toggle_makes_the_page_public_then_private(desktop, api, history):
+    desktop.sign_in()
+    desktop.go(f"gallery/{history['plain']}")
+    detail = desktop.page.locator("dialog.detail")
+    toggle = detail.locator("#share-toggle")
+    toggle.wait_for()
+    assert not toggle.is_checked() and detail.locator(".share-box.public").count() == 0
+
+    toggle.click()
+    link = detail.locator(".share-box.public a.share-link")
+    link.wait_for()
+    share_url = link.get_attribute("href")
+    assert f"/shared/media/{history['plain']}-" in share_url and link.inner_text() == share_url
+    assert detail.locator("#share-toggle").is_checked()
+    with httpx.Client(timeout=30) as anonymous:  # no key: the page is public now
+        page = anonymous.get(share_url)
+        assert page.status_code == 200 and "Paper boats on a rainy street" in page.text
+        assert api.get(f"/api/generations/{history['plain']}").json()["shareUrl"] == share_url
+
+        detail.locator("#share-toggle").click()
+        detail.locator(".share-box:not(.public) #share-toggle:not(:checked):not(:disabled)").wait_for()
+        assert detail.locator("a.share-link").count() == 0
+        assert anonymous.get(share_url).status_code == 404  # the old link is dead
+        assert "shareUrl" not in api.get(f"/api/generations/{history['plain']}").json()
+
+
 def test_create_a_key_then_revoke_it_and_the_api_refuses_it(desktop, console_stack, shots):
     desktop.sign_in()
     desktop.go("keys")

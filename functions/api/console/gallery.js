@@ -114,17 +114,7 @@ function showDetail(id, { navigate, onClose }) {
       ["Created", formatDate(job.createdAt)],
       ["ID", h("span", { class: "id-row" }, h("code", {}, job.id), copyButton(job.id, "", "ID copied"))],
     ].filter(Boolean);
-    const share = job.shareUrl
-      ? h("div", { class: "share-box public" },
-          h("div", { class: "share-title" }, icon("link", 16), h("strong", {}, "Public"),
-            h("span", { class: "muted small" }, "Anyone with the link can see it")),
-          h("div", { class: "share-row" }, h("a", { href: job.shareUrl, target: "_blank", rel: "noopener", class: "share-link" }, job.shareUrl),
-            copyButton(job.shareUrl, "Copy", "Share link copied")))
-      : h("div", { class: "share-box" },
-          h("div", { class: "share-title" }, icon("lock", 16), h("strong", {}, "Private"),
-            h("span", { class: "muted small" }, "Only keys of this workspace can read it")),
-          h("p", { class: "muted small" }, "Share links are made when a job is submitted: remix it with ",
-            h("em", {}, "Create a public share link"), " ticked."));
+    const share = shareBox(job);
     const actions = h("div", { class: "detail-actions" },
       job.status === "success" && urls.length ? button("Download", { kind: "primary", iconName: "download",
         onclick: () => urls.forEach((url, i) => download(url, `darkroom-${job.id}-${i}.${extensionOf(url, isVideo ? "mp4" : "png")}`)) }) : null,
@@ -146,4 +136,46 @@ function showDetail(id, { navigate, onClose }) {
   }
 
   load();
+}
+
+// The share toggle: POST /api/generations/{id}/share {public}. Turning it off kills the link for good;
+// turning it on again makes a new one. A failed or canceled generation has nothing to share.
+function shareBox(job) {
+  const box = h("div", { class: "share-box" });
+  let state = { public: Boolean(job.shareUrl), share_url: job.shareUrl || null };
+  const shareable = job.status !== "error";
+
+  async function toggle(event) {
+    const input = event.currentTarget;
+    input.disabled = true;
+    try {
+      state = await api(`/api/generations/${encodeURIComponent(job.id)}/share`, { method: "POST", body: { public: input.checked } });
+      job.shareUrl = state.share_url || undefined;  // a re-render (polling) keeps what the API answered
+      toast(state.public ? "Public: anyone with the link can see it" : "Private: the old link no longer works", "success");
+    } catch (err) {
+      toast(err.message, "error");
+    }
+    draw();
+  }
+
+  function draw() {
+    const canToggle = shareable || state.public;  // a public failed job can still be made private
+    const toggleSwitch = h("label", { class: "switch", title: state.public ? "Make private" : "Make public" },
+      h("input", { type: "checkbox", role: "switch", id: "share-toggle", checked: state.public,
+                   "aria-label": "Public share link", disabled: !canToggle, onchange: toggle }),
+      h("span", { class: "switch-track", "aria-hidden": "true" }));
+    box.className = state.public ? "share-box public" : "share-box";
+    fill(box,
+      h("div", { class: "share-title" }, icon(state.public ? "link" : "lock", 16),
+        h("strong", {}, state.public ? "Public" : "Private"),
+        h("span", { class: "muted small" }, state.public ? "Anyone with the link can see it"
+          : shareable ? "Only keys of this workspace can read it" : "A failed or canceled generation cannot be shared"),
+        toggleSwitch),
+      state.public ? h("div", { class: "share-row" },
+        h("a", { href: state.share_url, target: "_blank", rel: "noopener", class: "share-link" }, state.share_url),
+        copyButton(state.share_url, "Copy", "Share link copied")) : null);
+  }
+
+  draw();
+  return box;
 }
