@@ -162,6 +162,10 @@ class DarkroomClient:
     def cancel(self, gen_id: str) -> dict[str, Any]:
         return self.request("POST", f"/api/generations/{gen_id}/cancel")
 
+    def share(self, gen_id: str, public: bool = True) -> dict[str, Any]:
+        """Make a generation public ({id, public, share_url}) or private; unsharing kills the old link."""
+        return self.request("POST", f"/api/generations/{gen_id}/share", json={"public": public})
+
     def wait(self, gen_id: str, *, on_update: Callable[[dict[str, Any]], None] | None = None,
              timeout: float = 600.0, interval: float = 0.5) -> dict[str, Any]:
         """Poll until the generation succeeds or fails; on_update sees every state read."""

@@ -1,4 +1,4 @@
-"""The user's side of `darkroom`: generate, watch, list, cancel, browse the catalog, upload, and the MCP server.
+"""The user's side of `darkroom`: generate, watch, list, cancel, share, browse the catalog, upload, and the MCP server.
 
 Every command goes through the public HTTP API (infra/client.py), so it works the same against `darkroom dev`
 and a deployed stack. Human output is rich; `--json` prints exactly one JSON document on stdout (the API's
@@ -288,6 +288,23 @@ def cancel_generation(
         _print_json(generation)
     else:
         out.print(f"Canceled {gen_id}")
+
+
+@app.command("share", rich_help_panel=PANEL)
+def share_generation(
+    gen_id: GenId,
+    off: Annotated[bool, typer.Option("--off", help="Make it private: the link stops working for good.")] = False,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Give a generation a public share page (no key needed) and print its link; --off takes it away."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        state = client.share(gen_id, public=not off)
+    if json_out:
+        _print_json(state)
+    elif state["public"]:
+        typer.echo(state["share_url"])
+    else:
+        out.print(f"{gen_id} is private; its old share link no longer works", highlight=False)
 
 
 # ---------------------------------------------------------------- catalog, files, account

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import imageio_ffmpeg
 import pytest
 import typer
@@ -178,6 +179,23 @@ def test_no_wait_then_get_list_and_cancel(cli, tmp_path):
     assert "already finished" in refused.stderr and refused.stdout == ""
     doc = cli.json("cancel", "f" * 24, code=1)
     assert doc["error"]["status"] == 404 and "not found" in doc["error"]["message"]
+
+
+def test_share_then_unshare(cli):
+    gen_id = cli.json("generate", "image", "a kite over dunes", "--size", SMALL)["id"]
+    link = cli("share", gen_id).stdout.strip()  # without --json: the link alone (for $(…))
+    assert f"/shared/media/{gen_id}-" in link
+    with httpx.Client(timeout=30) as anonymous:  # the share page needs no key
+        assert anonymous.get(link).status_code == 200
+        assert cli.json("share", gen_id) == {"id": gen_id, "public": True, "share_url": link}  # same link twice
+        off = cli("share", gen_id, "--off")
+        assert "private" in off.stdout
+        assert cli.json("get", gen_id).get("shareUrl") is None
+        assert anonymous.get(link).status_code == 404
+        renewed = cli.json("share", gen_id)["share_url"]
+        assert renewed != link and anonymous.get(renewed).status_code == 200
+    missing = cli.json("share", "f" * 24, code=1)
+    assert missing["error"]["status"] == 404 and "not found" in missing["error"]["message"]
 
 
 # ---------------------------------------------------------------- catalog, files, account
