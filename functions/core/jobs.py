@@ -87,7 +87,7 @@ class Job(BaseModel):
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0
-    # Set when the caller asked for make_public: the unauthenticated share page of the outputs.
+    # Set by make_public at submit or by POST /api/generations/{id}/share: the outputs' keyless share page.
     share_url: str | None = None
     # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned.
     cost: float = 0
