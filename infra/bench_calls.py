@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from infra.local.gateway import Gateway, Route
 from infra.local.lambda_runtime import LocalFunction
 from infra.local.moto_server import MotoServer
 from infra.local.pollers import SqsPoller, parse_rate
+from infra.local.receiver import WebhookReceiver
 from infra.local.stack import local_environment, reset_process_caches
 from infra.local.template import Resolver, functions, http_routes, load
 from infra.prices import PRICES
@@ -169,33 +169,6 @@ class CountedFunction(LocalFunction):
             self.seconds[self.spec.logical_id] += time.perf_counter() - started
 
 
-class _Receiver:
-    """A webhook endpoint on loopback that answers 200."""
-
-    def __init__(self) -> None:
-        self.deliveries = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["content-length"]))
-                receiver.deliveries += 1
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @dataclass
 class Measurement:
     jobs: int
@@ -232,7 +205,7 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
     data_dir = Path(tempfile.mkdtemp(prefix="darkroom-bench-")) if own_dir else data_dir
     saved_env = dict(os.environ)
     server = MotoServer()
-    receiver = _Receiver()
+    receiver = WebhookReceiver()
     invocations: Counter = Counter()
     seconds: Counter = Counter()
     try:
@@ -290,7 +263,7 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
             invocations["SweeperFunction"] -= 1
             invocations = +invocations
         return Measurement(jobs=jobs, model=model.id, gpu=model.gpu, calls=calls, invocations=invocations,
-                           local_seconds=seconds, api_requests=api_requests, deliveries=receiver.deliveries,
+                           local_seconds=seconds, api_requests=api_requests, deliveries=len(receiver.requests),
                            max_item_bytes=_max_item_bytes(physical, template), tables=_tables(physical, template),
                            sweep_calls=sweep_calls, sweep_dynamodb=sweep_dynamodb, template=template)
     finally:

@@ -24,15 +24,14 @@ import json
 import math
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import httpx
 
+from infra.local.receiver import WebhookReceiver
 from infra.local.stack import LocalStack
 
 POLL_SECONDS = 0.02
@@ -41,45 +40,18 @@ STAGES = ("gateway", "submit", "queue wait", "dispatch", "worker", "complete", "
           "webhook")
 
 
-class Receiver:
-    """A webhook endpoint on loopback: answers 200 and notes when each job's delivery arrived."""
-
-    def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
-        self.event = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                at = time.time()
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-                with receiver.event:
-                    receiver.arrived.setdefault(_job_id(json.loads(body)), at)
-                    receiver.event.notify_all()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def wait(self, job_id: str, timeout: float = 30) -> float | None:
-        with self.event:
-            self.event.wait_for(lambda: job_id in self.arrived, timeout=timeout)
-            return self.arrived.get(job_id)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _job_id(payload: dict) -> str:
     data = payload.get("data") or payload
     return str(data.get("id") or data.get("_id") or "")
+
+
+def _delivered_at(receiver: WebhookReceiver, job_id: str, timeout: float = 30) -> float | None:
+    """When the job's first webhook reached the receiver (None if it never did within `timeout`)."""
+    def arrived(requests: list[dict]) -> float | None:
+        return next((r["at"] for r in requests if _job_id(json.loads(r["body"])) == job_id), None)
+
+    receiver.wait_until(lambda requests: arrived(requests) is not None, timeout)
+    return arrived(receiver.requests)
 
 
 @dataclass
@@ -93,7 +65,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def run_job(http: httpx.Client, url: str, headers: dict[str, str], jobs_table, receiver: Receiver, i: int,
+def run_job(http: httpx.Client, url: str, headers: dict[str, str], jobs_table, receiver: WebhookReceiver, i: int,
             gateway_url: str) -> Sample:
     sample = Sample()
     t0 = time.time()
@@ -114,7 +86,7 @@ def run_job(http: httpx.Client, url: str, headers: dict[str, str], jobs_table, r
             break
         time.sleep(POLL_SECONDS)
     sample.stages["status read"] = seen - t
-    delivered = receiver.wait(job_id)
+    delivered = _delivered_at(receiver, job_id)
     item = jobs_table.get_item(Key={"id": job_id}, ConsistentRead=True)["Item"]
     created, started, finished = (float(item[k]) for k in ("created_at", "started_at", "finished_at"))
     claimed = float(item["dispatch"]["claimed_at"])
@@ -130,7 +102,7 @@ def run_job(http: httpx.Client, url: str, headers: dict[str, str], jobs_table, r
 def measure(jobs: int = 30, warmup: int = 2, data_dir: Path | None = None) -> list[Sample]:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="darkroom-bench-orch-"))
     stack = LocalStack(port=0, gateway_port=0, data_dir=data_dir)
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     try:
         info = stack.start()
         headers = {"Authorization": info.api_key}

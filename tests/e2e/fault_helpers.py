@@ -9,50 +9,17 @@ event delivered exactly once (one `webhook-id`), signed, and no other events.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from infra.local.receiver import WebhookReceiver
+
 TERMINAL = {"succeeded", "failed", "canceled"}
 STATUS_WORD = {"succeeded": "success", "failed": "error", "canceled": "error"}
-
-
-class Receiver:
-    """A webhook endpoint on loopback that answers 200 and keeps every request it got."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"])).decode()
-                with outer._lock:
-                    outer.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def ids(self) -> Counter:
-        with self._lock:
-            return Counter(r["headers"]["webhook-id"] for r in self.requests)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def aws(stack, service: str):
@@ -120,7 +87,7 @@ def webhook_secret(stack) -> str:
 
 
 def assert_end_state(stack, client: httpx.Client, auth: dict, ids: list[str], initial: float,
-                     receiver: Receiver | None = None, *, webhook_timeout: float = 60) -> dict[str, dict]:
+                     receiver: WebhookReceiver | None = None, *, webhook_timeout: float = 60) -> dict[str, dict]:
     """The exact end state (module docstring). Returns the jobs as stored."""
     items = wait_terminal(stack, ids)
     for job_id, item in items.items():

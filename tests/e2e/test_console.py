@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import REPO_ROOT, RunningStack, _wait_for, free_port
+from infra.local.receiver import WebhookReceiver
+from tests.e2e.conftest import REPO_ROOT, RunningStack, _wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-console")]
 
@@ -51,25 +49,10 @@ def api(console_stack) -> Iterator[httpx.Client]:
         yield client
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    hits: ClassVar[list[str]] = []  # webhook-id of each delivery received
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        _Receiver.hits.append(self.headers.get("webhook-id", ""))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +63,7 @@ def history(api, receiver) -> dict[str, str]:
         "public": {"model": "sdxl-turbo", "input": {"prompt": "A lighthouse on a cliff at dusk", "size": "256x256",
                                                     "make_public": True}},
         "webhook": {"model": "flux-schnell", "input": {"prompt": "Neon koi pond, top view", "size": "256x256",
-                                                       "style": "cyberpunk-style"}, "webhook": receiver},
+                                                       "style": "cyberpunk-style"}, "webhook": receiver.url},
         "plain": {"model": "flux-schnell", "input": {"prompt": "Paper boats on a rainy street", "size": "256x256"}},
     }.items():
         response = api.post("/api/generate", json=body)
@@ -362,12 +345,13 @@ def test_webhook_secret_rotation_and_the_delivery_log(desktop, api, history, rec
 
     log = desktop.page.locator("#delivery-log")
     log.locator("td:has-text('delivered')").first.wait_for()
-    assert receiver in log.inner_text()
+    assert receiver.url in log.inner_text()
     desktop.shot(shots, "webhooks")
-    delivered = len(_Receiver.hits)
+    delivered = len(receiver.requests)
     desktop.page.click("#redeliver")
     desktop.page.wait_for_function("() => document.querySelectorAll('#delivery-log tbody tr').length >= 2")
-    assert len(_Receiver.hits) > delivered and len(set(_Receiver.hits)) == 1  # same webhook-id, sent again
+    ids = receiver.ids()
+    assert sum(ids.values()) > delivered and len(ids) == 1  # same webhook-id, sent again
 
     desktop.page.select_option("#grace", "3600")
     desktop.page.click("#rotate-secret")

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from infra.local.receiver import WebhookReceiver
 from tests.e2e.fault_helpers import (
-    Receiver,
     assert_end_state,
     aws,
     balance,
@@ -49,8 +49,8 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rx = Receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    rx = WebhookReceiver()
     yield rx
     rx.close()
 

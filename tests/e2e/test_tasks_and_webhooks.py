@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -14,6 +11,8 @@ import imageio_ffmpeg
 import pytest
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
+
+from infra.local.receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -80,35 +79,11 @@ def test_edit_image_from_an_uploaded_reference_is_deterministic(client, auth, wa
     assert images[0].tobytes() == images[1].tobytes()
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"])).decode()
-                received.append({"headers": dict(self.headers), "body": body})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
 def test_webhook_reaches_a_loopback_receiver_signed(client, auth, wait_for, stack):
-    receiver = Receiver()
-    try:
+    with WebhookReceiver() as receiver:
         body = {"tool": "create-image", "input": {"prompt": "a fox", "size": "256x256"}, "webhook": receiver.url}
         job_id = client.post("/api/run", json=body, headers=auth).json()["id"]
-        deadline = time.time() + 60
-        while not receiver.requests and time.time() < deadline:
-            time.sleep(0.2)
-        assert receiver.requests, "no webhook arrived"
+        assert receiver.wait_until(bool, timeout=60), "no webhook arrived"
         secret = dict(line.split("=", 1) for line in stack.env_file.read_text().splitlines())[
             "DARKROOM_WEBHOOK_SECRET"]
         request = receiver.requests[0]
@@ -118,5 +93,3 @@ def test_webhook_reaches_a_loopback_receiver_signed(client, auth, wait_for, stac
         assert json.loads(request["body"])["output"].startswith("http://127.0.0.1")
         deliveries = client.get(f"/api/generations/{job_id}/deliveries", headers=auth).json()["data"]
         assert [d["outcome"] for d in deliveries] == ["delivered"]
-    finally:
-        receiver.server.shutdown()

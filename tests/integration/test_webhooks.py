@@ -6,9 +6,7 @@ Receivers verify with the `standardwebhooks` package, not the project's own code
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -16,53 +14,19 @@ from standardwebhooks.webhooks import Webhook
 from functions.core import settings
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.workspaces import WorkspaceStore
+from infra.local.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.xdist_group("integration")
 
 SEED_KEYS = {"_id", "status", "output", "model", "type", "payload", "error"}
 
 
-class Receiver:
-    """An HTTP server whose answers follow a script: (status, delay seconds, headers) per request."""
-
-    def __init__(self, script: list[tuple[int, float, dict]] | None = None) -> None:
-        self.script = list(script or [])
-        self.requests: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"])).decode()
-                receiver.requests.append({"headers": dict(self.headers), "body": body, "at": time.time()})
-                status, delay, headers = receiver.script.pop(0) if receiver.script else (200, 0, {})
-                time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("content-length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.fixture
 def receiver():
     made = []
 
-    def make(script=None) -> Receiver:
-        made.append(Receiver(script))
+    def make(script=None) -> WebhookReceiver:
+        made.append(WebhookReceiver(script))
         return made[-1]
 
     yield make
