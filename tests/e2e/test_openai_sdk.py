@@ -161,10 +161,11 @@ def test_rate_limit_is_rate_limit_error(stack):
     assert created.returncode == 0, created.stderr + created.stdout
     secret = created.stdout.strip().splitlines()[-1].strip()
     with OpenAI(api_key=secret, base_url=stack.url + "/v1", max_retries=0) as client:
-        client.models.list()
+        # Submits count against the key's shared (DynamoDB) counter, exactly; reads have a per-container bucket.
         client.images.generate(prompt="x", size="256x256", model="sdxl-turbo")
+        client.images.generate(prompt="y", size="256x256", model="sdxl-turbo")
         with pytest.raises(openai.RateLimitError) as info:
-            client.models.list()
+            client.images.generate(prompt="z", size="256x256", model="sdxl-turbo")
     assert info.value.status_code == 429 and info.value.type == "rate_limit_error"
     assert info.value.code == "rate_limit_exceeded"
     assert int(info.value.response.headers["retry-after"]) > 0
