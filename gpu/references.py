@@ -39,6 +39,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+# Pillow's own bomb guard at the same bound, for any decode in the worker (it warns past it and refuses past
+# twice it); decode_image refuses past it from the header alone, before Pillow decodes anything.
+Image.MAX_IMAGE_PIXELS = DEFAULT_LIMITS.max_pixels
 
 
 class InvalidReference(ValueError):

@@ -163,3 +163,21 @@ def test_multipart_with_too_many_parts_is_refused(api, tenant, path):
     assert response.status_code == 400 and f"at most {MAX_PARTS}" in message
     if dialect_for_path(path) == OPENAI:
         assert json.dumps(response.json)  # the SDK's BadRequestError parses this body
+
+
+@pytest.mark.parametrize("path", ["/api/run", "/v1/images/generations", "/api/v1/images/generate", "/files"])
+def test_a_body_over_the_lambda_payload_limit_is_413(api, tenant, path):
+    from infra.local.gateway import MAX_PAYLOAD
+
+    response = api.post(path, data=b"x" * (MAX_PAYLOAD + 1), headers={**tenant.headers,
+                                                                       "Content-Type": "application/json"})
+    # The platform answers this one, before any function runs, as API Gateway and Lambda do.
+    assert response.status_code == 413 and response.json == {"message": "Request Entity Too Large"}
+
+
+def test_pillow_refuses_what_the_reference_limit_refuses():
+    from PIL import Image
+
+    from gpu.references import DEFAULT_LIMITS
+
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_LIMITS.max_pixels
