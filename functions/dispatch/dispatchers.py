@@ -1,15 +1,14 @@
-"""The dispatch port: hand a job to a GPU worker. Modal in AWS; an in-process worker pool locally."""
+"""The dispatch port: hand a job to a GPU worker. Modal in AWS; locally, the local stack's in-process worker
+pool (infra/local/dispatcher.py) behind the same port."""
 
 from __future__ import annotations
 
 import os
 import threading
-import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
-from functions.core import faults
 from functions.core.catalog import get_catalog
 from functions.core.messages import WorkRequest
 from functions.core.settings import get_settings
@@ -58,45 +57,24 @@ class ModalDispatcher:
         return call.object_id
 
 
-class LocalDispatcher:
-    """Runs the same gpu worker in-process, on a small pool (one job at a time suits a laptop CPU).
+# The local stack plugs its in-process worker pool in here (infra/local/dispatcher.py, registered by
+# infra.local.stack.reset_process_caches): nothing under functions/ imports the GPU side itself.
+_local_factory: Callable[[], Dispatcher] | None = None
 
-    `delay` (DARKROOM_WORKER_DELAY_SECONDS, a test and dev knob, local only) holds each job that long
-    before the worker takes it, as a GPU cold start would; jobs wait out their delays side by side.
-    DARKROOM_LOCAL_FAULTS=dispatch:N (also a test and dev knob, functions/core/faults.py) makes the next N
-    spawns raise, as Modal being down would: the message is retried after its visibility timeout.
-    """
 
-    name = "local"
-
-    def __init__(self, workers: int = 1, delay: float = 0.0) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gpu-worker")
-        self.delay = delay
-        self._timers: list[threading.Timer] = []
-
-    def spawn(self, request: WorkRequest) -> str:
-        from gpu import worker  # torch and diffusers load on first use, not at import of the handler
-
-        faults.trip("dispatch")
-        if self.delay > 0:
-            timer = threading.Timer(self.delay, self.pool.submit, args=(worker.run_safely, request))
-            timer.daemon = True
-            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
-            timer.start()
-        else:
-            self.pool.submit(worker.run_safely, request)
-        return f"local-{uuid.uuid4().hex[:12]}"
-
-    def shutdown(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+def use_local(factory: Callable[[], Dispatcher]) -> None:
+    """Make DARKROOM_DISPATCHER=local build its dispatcher with `factory` (the local stack's)."""
+    global _local_factory
+    _local_factory = factory
+    get_dispatcher.cache_clear()
 
 
 @lru_cache(maxsize=1)
 def get_dispatcher() -> Dispatcher:
     settings = get_settings()
     if settings.dispatcher == "local":
-        return LocalDispatcher(int(os.environ.get("DARKROOM_LOCAL_WORKERS", "1")),
-                               delay=float(os.environ.get("DARKROOM_WORKER_DELAY_SECONDS", "0")))
+        if _local_factory is None:
+            raise RuntimeError("DARKROOM_DISPATCHER=local runs only inside the local stack (darkroom dev), which "
+                               "registers its in-process worker pool (infra/local/dispatcher.py)")
+        return _local_factory()
     return ModalDispatcher(settings.modal_app, settings.modal_token_secret_arn)

@@ -244,19 +244,21 @@ def _routes(specs: dict) -> list[tuple[str, str, str]]:
 def reset_process_caches() -> None:
     from functions.core import aws, faults, settings
     from functions.dispatch import dispatchers
+    from infra.local.dispatcher import LocalDispatcher
 
     settings.get_settings.cache_clear()
     faults.reset()
     aws.reset_clients()
-    dispatchers.get_dispatcher.cache_clear()
+    dispatchers.use_local(LocalDispatcher.from_environment)  # also forgets the cached dispatcher
 
 
 def _shutdown_local_dispatcher() -> None:
     from functions.dispatch import dispatchers
+    from infra.local.dispatcher import LocalDispatcher
 
     if dispatchers.get_dispatcher.cache_info().currsize:
         dispatcher = dispatchers.get_dispatcher()
-        if isinstance(dispatcher, dispatchers.LocalDispatcher):
+        if isinstance(dispatcher, LocalDispatcher):
             dispatcher.shutdown()
         dispatchers.get_dispatcher.cache_clear()
 
