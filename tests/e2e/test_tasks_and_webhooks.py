@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -91,5 +92,9 @@ def test_webhook_reaches_a_loopback_receiver_signed(client, auth, wait_for, stac
         assert {"_id", "status", "output", "model", "type", "payload", "error"} <= payload.keys()
         assert payload["_id"] == job_id and payload["status"] == "success"
         assert json.loads(request["body"])["output"].startswith("http://127.0.0.1")
-        deliveries = client.get(f"/api/generations/{job_id}/deliveries", headers=auth).json()["data"]
+        # The attempt is recorded once the receiver's answer is back, a moment after the request arrived.
+        deadline = time.monotonic() + 30
+        while not (deliveries := client.get(f"/api/generations/{job_id}/deliveries", headers=auth).json()["data"]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert [d["outcome"] for d in deliveries] == ["delivered"]
