@@ -272,7 +272,7 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
         if dispatchers.get_dispatcher.cache_info().currsize:
             dispatchers.get_dispatcher().shutdown()
         receiver.close()
-        server.stop()
+        server.close()
         os.environ.clear()
         os.environ.update(saved_env)
         reset_process_caches()

@@ -189,7 +189,7 @@ def persistence_overhead(ops: int = 200) -> str:
                         times.append((time.perf_counter() - started) * 1000)
                     results.setdefault(name, {})[label] = statistics.median(times)
             finally:
-                server.stop()
+                server.close()
     rows = [f"| {name} | {v['in memory']:.1f} ms | {v['persistent']:.1f} ms |" for name, v in results.items()]
     return "\n".join([f"| call (p50 of {ops}) | in memory | persistent |", "|---|---|---|", *rows])
 

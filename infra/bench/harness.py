@@ -84,7 +84,7 @@ def in_process_stack(data_dir: Path | None = None, env: dict[str, str] | None = 
 
         if dispatchers.get_dispatcher.cache_info().currsize:
             dispatchers.get_dispatcher().shutdown()
-        server.stop()
+        server.close()
         os.environ.clear()
         os.environ.update(saved_env)
         reset_process_caches()

@@ -38,10 +38,13 @@ from urllib.parse import parse_qs
 import httpx
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A bound, listening socket (port 0: one the OS picks). The parent holds it for the server's whole life
+    and each server process serves on it, so the port can never be taken by another program between a
+    choice and a bind, nor between a crash and a restart (connections wait in its backlog meanwhile)."""
+    sock = socket.create_server((host, port), backlog=128)
+    sock.set_inheritable(True)
+    return sock
 
 
 class MotoServer:
@@ -51,7 +54,8 @@ class MotoServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, state_dir: Path | None = None) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self._socket = listening_socket(host, port or 0)
+        self.port: int = self._socket.getsockname()[1]
         self.state_dir = state_dir
         self.process: subprocess.Popen | None = None
 
@@ -60,8 +64,9 @@ class MotoServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30, *, release_inflight: bool = False) -> str:
+        fd = self._socket.fileno()
         command = [sys.executable, "-m", "infra.local.moto_server", "--host", self.host, "--port", str(self.port),
-                   "--parent-pid", str(os.getpid())]
+                   "--fd", str(fd), "--parent-pid", str(os.getpid())]
         if self.state_dir is not None:
             command += ["--state-dir", str(self.state_dir)]
         if release_inflight:
@@ -72,14 +77,14 @@ class MotoServer:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.state_dir / "server.log", "ab")  # noqa: SIM115 - the child holds it open
         try:
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, pass_fds=(fd,))
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"moto server exited with {self.process.returncode} (port {self.port} in use?)")
+                raise RuntimeError(f"moto server exited with {self.process.returncode}")
             try:
                 if httpx.get(f"{self.endpoint}/moto-api/", timeout=1).status_code == 200:
                     return self.endpoint
@@ -95,12 +100,19 @@ class MotoServer:
         httpx.post(f"{self.endpoint}/moto-api/reset", timeout=10)
 
     def stop(self) -> None:
+        """Stop the server process (start() may run it again, on the same socket)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=10)
+
+    def close(self) -> None:
+        """Stop the server and give its port back."""
+        self.stop()
+        self._socket.close()
 
 
 # ---- what a request is
@@ -389,11 +401,12 @@ def _exit_with_parent(parent_pid: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     parser = argparse.ArgumentParser(description="moto server with linearizable DynamoDB")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fd", type=int, help="serve on this inherited listening socket (bound to --port)")
     parser.add_argument("--state-dir", type=Path, help="keep the state here across restarts")
     parser.add_argument("--release-inflight", action="store_true",
                         help="make received, undeleted messages visible again at start")
@@ -411,7 +424,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"moto state: {counts['services']} snapshots loaded, {counts['replayed']} journaled writes replayed"
               f"{failed}, {counts['released']} in-flight messages released, in {time.monotonic() - started:.2f}s",
               file=sys.stderr)
-    run_simple(args.host, args.port, serve_app(inner, store), threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(args.host, args.port, serve_app(inner, store), threaded=True,
+                         request_handler=MotoRequestHandler, fd=args.fd)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ class LocalStack:
             if isinstance(function, IsolatedFunction):
                 function.stop()
         _shutdown_local_dispatcher()
-        self.moto.stop()
+        self.moto.close()
 
 
 def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: Path) -> dict[str, str]:

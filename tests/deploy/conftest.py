@@ -82,7 +82,7 @@ def fake_tools(tmp_path) -> FakeTools:
 def moto_endpoint():
     server = MotoServer()
     yield server.start()
-    server.stop()
+    server.close()
 
 
 @dataclass

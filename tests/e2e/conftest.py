@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,12 +24,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 FINISHED = ("success", "error")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -54,7 +47,6 @@ class RunningStack:
 
     process: subprocess.Popen
     data_dir: Path
-    port: int
     log_path: Path
     url: str = ""
     # The API Gateway host (deployed GatewayUrl); `url` is the function URL host the README hands out.
@@ -104,11 +96,13 @@ def launch_stack(data_dir: Path, port: int | None = None, timeout: float = READY
     """Start `python -m infra.cli dev` (with `extra_env` added to its environment) and wait until it answers
     GET /api/models with its key."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    # Port 0 by default: the stack binds a port the OS picks and writes it to dev.env. A port chosen here and
+    # bound there could be taken in between (by any connection's local port, on a busy parallel run).
+    port = port or 0
     env_file = data_dir / "dev.env"
     # On a restart dev.env is already there (it keeps the key): wait for this start's rewrite of it.
     before = env_file.stat().st_mtime_ns if env_file.exists() else None
-    log_path = data_dir / f"stack-{port}-{int(time.time() * 1000)}.log"
+    log_path = data_dir / f"stack-{int(time.time() * 1000)}.log"
     log = open(log_path, "wb")  # noqa: SIM115 - the stack outlives this function; RunningStack.stop closes it
     started = time.monotonic()
     process = subprocess.Popen(
@@ -119,7 +113,7 @@ def launch_stack(data_dir: Path, port: int | None = None, timeout: float = READY
         # No threads run in this process while it forks, so preexec_fn is safe here.
         start_new_session=True, preexec_fn=_restore_sigint,  # noqa: PLW1509
     )
-    running = RunningStack(process=process, data_dir=data_dir, port=port, log_path=log_path, _log=log)
+    running = RunningStack(process=process, data_dir=data_dir, log_path=log_path, _log=log)
     deadline = started + timeout
     last_error = "dev.env not written yet"
     while time.monotonic() < deadline:

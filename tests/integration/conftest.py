@@ -59,7 +59,7 @@ def aws_world(tmp_path_factory) -> AwsWorld:
     env = local_environment(Resolver(template, physical), functions(template), endpoint,
                             tmp_path_factory.mktemp("data"))
     yield AwsWorld(endpoint, physical, env)
-    server.stop()
+    server.close()
 
 
 @pytest.fixture
