@@ -10,7 +10,9 @@ Chromium is Debian's (`make test` installs it); Playwright never downloads a bro
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -278,6 +280,38 @@ def test_gallery_filters_and_shows_a_generation(desktop, history, shots):
     assert desktop.page.locator(".gen-card").count() == 0
     desktop.page.click(".tab:has-text('Done')")
     desktop.page.locator(f".gen-card[data-id='{history['plain']}']").wait_for()
+
+
+def test_a_slow_listing_never_lands_on_a_newer_filter(desktop, history):
+    """The unfiltered listing is held back while the Failed tab loads: when it does answer, after the newer
+    listing, it is dropped instead of drawn over it."""
+    page = desktop.page
+    desktop.sign_in()
+    desktop.go("gallery")
+    page.locator(f".gen-card[data-id='{history['public']}']").wait_for()
+    unfiltered = re.compile(r".*/api/generations\?(?!.*status=).*")
+    held: list = []
+
+    def hold(route) -> None:  # the first one only; any later one goes through
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(unfiltered, hold)
+    page.click(".tab:has-text('All')")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the unfiltered listing was never requested"
+
+    page.click(".tab:has-text('Failed')")
+    page.wait_for_selector(".grid .empty")
+    with page.expect_response(unfiltered):
+        held[0].continue_()
+    page.wait_for_timeout(500)  # the stale answer's JSON is parsed and handled by now
+    assert page.locator(".gen-card").count() == 0
+    assert page.locator(".grid .empty").count() == 1
 
 
 def test_the_share_toggle_makes_the_page_public_then_private(desktop, api, history):

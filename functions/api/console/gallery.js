@@ -23,13 +23,18 @@ export function render(root, { navigate, params }) {
     }, label)));
   }
 
+  // A new listing (a filter, a refresh, a closed detail) supersedes any still in flight: only the latest
+  // one's responses are drawn, so a slow earlier answer never lands on top of a newer filter's.
+  let listing = 0;
+
   async function load(offset) {
-    if (offset === 0) { fill(grid, ...skeletonGrid(8).children); fill(more); }
+    if (offset === 0) { listing += 1; fill(grid, ...skeletonGrid(8).children); fill(more); }
+    const mine = listing;
     const query = new URLSearchParams({ limit: PAGE, offset });
     if (filter) query.set("status", filter);
     try {
       const page = await api(`/api/generations?${query}`);
-      if (stopped) return;
+      if (stopped || mine !== listing) return;
       if (offset === 0) fill(grid);
       grid.append(...page.data.map(card));
       if (!page.data.length && offset === 0) {
@@ -42,7 +47,7 @@ export function render(root, { navigate, params }) {
         h("span", { class: "muted small" }, `${Math.min(offset + page.data.length, total)} of ${total}`),
         hasMore ? button("Load more", { onclick: (e) => { e.currentTarget.disabled = true; load(offset + PAGE); } }) : null);
     } catch (err) {
-      if (!stopped) fill(grid, errorBox(err, "Could not load the gallery"));
+      if (!stopped && mine === listing) fill(grid, errorBox(err, "Could not load the gallery"));
     }
   }
 
