@@ -77,6 +77,8 @@ def encoder_table(runs: int = 3) -> str:
 def render(args: argparse.Namespace) -> str:
     print("cold starts...", flush=True)
     cold = coldstart.render(*coldstart.measure(args.runs), args.runs)
+    print("cold starts from the artifacts...", flush=True)
+    cold_artifacts = coldstart.render_artifacts(*coldstart.measure_artifacts(args.runs), args.runs)
     print("calls per request...", flush=True)
     per_route = calls.render(calls.measure())
     print("orchestration...", flush=True)
@@ -106,6 +108,13 @@ def render(args: argparse.Namespace) -> str:
         "diffusers and PIL (never in a Lambda), httpx outside the webhooks function. What remains above the "
         "bare handler is mostly pydantic building the schemas of the API's request and response models "
         "(the first model class alone costs ~60 ms of pydantic internals)."), "",
+        "### From the artifacts, as Lambda imports them", "",
+        ("Each function's artifact built for this machine with the template's Python (`infra/build`), the handler "
+        "imported by `python3.12 -I -S -B` with only the artifact and the SDK layer on sys.path "
+        "(`infra/build/sandbox.py`): with the bytecode the build ships, and from the same artifact without its "
+        "`__pycache__`, which is what every cold start paid before (Lambda's /var/task is read-only, so "
+        "nothing compiled is kept). The bare handler runs from the api artifact and the layer."), "",
+        cold_artifacts, "",
         "## AWS calls per warm request", "",
         ("`infra/bench/calls.py`: each request twice through the api function, the second counted with the "
         "botocore hook of `infra/bench_calls.py` (docs/cost.md's); warm means clients made and the API key in "

@@ -10,6 +10,10 @@ functions/<package>/requirements.txt and pinned once in functions/requirements.t
 any function: it comes from the AwsSdkLayer (functions/requirements-sdk.txt), or the runtime's own copy
 while the template has no such layer. See docs/artifacts.md for the why.
 
+Every module is compiled to bytecode by an interpreter of the runtime's version (the build's own, or
+pythonX.Y on PATH or in pyenv; DARKROOM_BUILD_PYTHON names one): /var/task is read-only, so a Lambda
+that finds no .pyc compiles every module it imports at every cold start, and keeps none.
+
 DARKROOM_BUILD_ARCHITECTURE (arm64 | x86_64) and DARKROOM_BUILD_RUNTIME (python3.X) override the template,
 so that a test can build for the host and import the handlers there.
 """
@@ -35,6 +39,7 @@ SDK_LAYER = "AwsSdkLayer"
 
 ARCHITECTURE_ENV = "DARKROOM_BUILD_ARCHITECTURE"
 RUNTIME_ENV = "DARKROOM_BUILD_RUNTIME"
+PYTHON_ENV = "DARKROOM_BUILD_PYTHON"
 
 # Lambda's name for an architecture -> the machine name in wheel tags and ELF headers.
 MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -143,9 +148,40 @@ def pip_install(requirements: Path, target: Target, into: Path) -> None:
     subprocess.run(command, check=True)
 
 
+def interpreter(version: str) -> str | None:
+    """A working Python `version` (3.12): DARKROOM_BUILD_PYTHON, this one, pythonX.Y on PATH, or a pyenv
+    install (probed directly: pyenv's shims need PYENV_VERSION to run)."""
+    if sys.version_info[:2] == tuple(int(part) for part in version.split(".")):
+        return sys.executable
+    candidates = [os.environ.get(PYTHON_ENV), shutil.which(f"python{version}"),
+                  *sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)"],
+                               capture_output=True, text=True, check=False)
+        found, _, executable = probe.stdout.strip().partition(" ")
+        if probe.returncode == 0 and found == version:
+            return executable
+    return None
+
+
+def compile_bytecode(root: Path, target: Target) -> None:
+    """Every module under `root` to __pycache__/*.cpython-3XY.pyc, for the target's Python.
+
+    unchecked-hash: the runtime loads the .pyc without comparing it to its source's mtime, which a zip
+    round trip does not keep exactly (an mtime mismatch would mean compiling again, at every cold start).
+    The artifact is immutable, so there is nothing to check."""
+    python = interpreter(target.python_version)
+    if python is None:
+        raise SystemExit(f"no Python {target.python_version} to compile the artifact's bytecode with: install "
+                         f"python{target.python_version} (sam build needs it too), or name one in {PYTHON_ENV}")
+    subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                    str(root)], check=True)
+
+
 def strip(root: Path) -> None:
     """Drop what Lambda never uses. Console scripts (bin/) have the build host's interpreter in their
-    shebang; *.dist-info stays, importlib.metadata reads it (pydantic, powertools and others do)."""
+    shebang; *.dist-info stays, importlib.metadata reads it (pydantic, powertools and others do). Any
+    bytecode a wheel carried goes too: compile_bytecode writes it for the runtime."""
     shutil.rmtree(root / "bin", ignore_errors=True)
     for cache in sorted(root.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache, ignore_errors=True)
@@ -164,6 +200,7 @@ def build(art: Artifact, artifacts_dir: Path) -> Path:
         pip_install(art.requirements, art.target, site)
         shutil.copytree(FUNCTIONS, artifacts_dir / "functions", ignore=CODE_IGNORED)
     strip(site)
+    compile_bytecode(artifacts_dir, art.target)
     return artifacts_dir
 
 

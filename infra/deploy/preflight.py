@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.build import artifacts
+
 from . import modal_account, stack, tools
 from .config import DeployConfig, model_errors, parameter_errors
 from .modal_account import ModalConfigError, ModalToken
@@ -56,6 +58,13 @@ def run(config: DeployConfig) -> Report:
         if tools.find(name) is None:
             report.problems.append(Problem(f"`{name}` is not on PATH", tools.INSTALL[name]))
     has_modal = tools.find("modal") is not None
+    runtime = config.template["Globals"]["Function"]["Runtime"]
+    if artifacts.interpreter(runtime.removeprefix("python")) is None:
+        # `sam build` runs infra/build/artifacts.py, which compiles each artifact's bytecode with it.
+        report.problems.append(Problem(
+            f"no {runtime} interpreter to build the Lambda artifacts with",
+            f"install Python {runtime.removeprefix('python')} (on PATH as {runtime}, or with pyenv), or name one "
+            f"in {artifacts.PYTHON_ENV}"))
 
     facts.region = configured_region(config)
     if not facts.region:

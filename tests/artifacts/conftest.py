@@ -8,15 +8,13 @@ worker builds each artifact once.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from infra.build import artifacts
+from infra.build import artifacts, sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 600
@@ -70,31 +68,22 @@ def target_artifacts(tmp_path_factory, template) -> dict[str, Built]:
     return _build_all(tmp_path_factory.mktemp("target"), template)
 
 
-def _interpreter(version: str) -> str | None:
-    """A working pythonX.Y: on PATH, or a pyenv install (whose shims need PYENV_VERSION to run)."""
-    candidates = [shutil.which(f"python{version}"),
-                  *sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.executable)"],
-                               capture_output=True, text=True, check=False)
-        if probe.returncode == 0:
-            return probe.stdout.strip()
-    return None
+@pytest.fixture(scope="session")
+def target_python(template) -> str:
+    """The template's Python on this machine, the one the build compiles bytecode with (it needs one)."""
+    version = template["Globals"]["Function"]["Runtime"].removeprefix("python")
+    found = artifacts.interpreter(version)
+    assert found, f"no Python {version} here: the build cannot compile the runtime's bytecode"
+    return found
 
 
 @pytest.fixture(scope="session")
-def host_python(template) -> str:
-    """The template's Python on this machine if it has one, else the Python running the tests."""
-    runtime = template["Globals"]["Function"]["Runtime"]
-    return _interpreter(runtime.removeprefix("python")) or sys.executable
+def host_python(target_python) -> str:
+    """The Python the host artifacts are built for and imported by: the template's."""
+    return target_python
 
 
 @pytest.fixture(scope="session")
 def host_artifacts(tmp_path_factory, template, host_python) -> dict[str, Built]:
     """The same artifacts for this machine's architecture and host_python's version, so they can run here."""
-    version = subprocess.run([host_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    machine = os.uname().machine
-    architecture = next(arch for arch, name in artifacts.MACHINES.items() if name == machine)
-    return _build_all(tmp_path_factory.mktemp("host"), template,
-                      {artifacts.ARCHITECTURE_ENV: architecture, artifacts.RUNTIME_ENV: f"python{version}"})
+    return _build_all(tmp_path_factory.mktemp("host"), template, sandbox.host_overrides(host_python))

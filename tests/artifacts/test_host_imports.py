@@ -5,12 +5,11 @@ then the standard library. Nothing missing from an artifact can hide behind the 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import shutil
 
 import pytest
 
-from infra.build import imports
+from infra.build import imports, sandbox
 from infra.build.artifacts import SDK_LAYER
 from infra.local import template as cfn
 
@@ -18,7 +17,6 @@ pytestmark = pytest.mark.xdist_group("artifacts")
 
 PROBE = """
 import importlib, json, sys, sysconfig
-sys.path[:0] = {paths!r}
 module = importlib.import_module({module!r})
 assert callable(getattr(module, {attr!r})), {attr!r}
 for name in {lazy!r}:  # imported inside functions: they must be in the artifact too
@@ -30,20 +28,6 @@ print(json.dumps({{"strays": strays, "sys_path": sys.path}}))
 """
 
 
-def _environment(spec: cfn.FunctionSpec, template: dict, home) -> dict[str, str]:
-    """The function's variables from the template, its intrinsics made harmless strings (nothing is reached)."""
-    parameters = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
-    for name, value in spec.environment.items():
-        if isinstance(value, dict) and "Ref" in value and value["Ref"] in parameters:
-            value = parameters[value["Ref"]]
-        env[name] = value if isinstance(value, str) else f"placeholder-{name.lower()}"
-    return env
-
-
 def test_every_handler_imports_from_its_host_artifact_alone(host_artifacts, host_python, template, tmp_path):
     specs = cfn.functions(template)
     layer = host_artifacts[SDK_LAYER].site
@@ -52,12 +36,29 @@ def test_every_handler_imports_from_its_host_artifact_alone(host_artifacts, host
         built = host_artifacts[logical_id]
         module, _, attr = spec.handler.rpartition(".")
         lazy = sorted({imp.name for imp in imports.closure(module).third_party if imp.lazy})
-        code = PROBE.format(paths=[str(built.root), str(layer)], module=module, attr=attr, lazy=lazy, shipped=2)
-        # -I: no PYTHONPATH, no user site, no script directory; -S: no site-packages of that interpreter.
-        result = subprocess.run([host_python, "-I", "-S", "-c", code], cwd=built.root, capture_output=True,
-                                text=True, env=_environment(spec, template, tmp_path), timeout=120, check=False)
+        code = PROBE.format(module=module, attr=attr, lazy=lazy, shipped=2)
+        result = sandbox.run(host_python, code, [built.root, layer], sandbox.lambda_environment(spec, template, tmp_path),
+                             cwd=built.root)
         assert result.returncode == 0, f"{logical_id} ({spec.handler}) does not import:\n{result.stderr[-3000:]}"
         report = json.loads(result.stdout.strip().splitlines()[-1])
         assert not report["strays"], f"{logical_id} imported modules from outside its artifact: {report['strays']}"
         assert not any("site-packages" in entry for entry in report["sys_path"]), report["sys_path"]
 
+
+
+def test_the_shipped_bytecode_is_what_runs(host_artifacts, host_python, template, tmp_path):
+    """The handler's source is replaced by one that fails: the import still works, from the .pyc the build
+    compiled (unchecked-hash: the runtime does not compare it with its source)."""
+    spec = cfn.functions(template)["ApiFunction"]
+    artifact = tmp_path / "ApiFunction"
+    shutil.copytree(host_artifacts["ApiFunction"].root, artifact)
+    module, _, attr = spec.handler.rpartition(".")
+    source = artifact.joinpath(*module.split(".")).with_suffix(".py")
+    source.write_text("raise SystemExit('the source ran: the shipped bytecode was not used')\n")
+    code = (f"import importlib\nmodule = importlib.import_module({module!r})\n"
+            f"assert callable(module.{attr})\nprint(module.__cached__)")
+    result = sandbox.run(host_python, code, [artifact, host_artifacts[SDK_LAYER].site],
+                         sandbox.lambda_environment(spec, template, tmp_path), cwd=artifact)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tag = host_artifacts["ApiFunction"].artifact.target.cpython_tag
+    assert result.stdout.strip().splitlines()[-1] == str(source.parent / "__pycache__" / f"handler.{tag}.pyc")

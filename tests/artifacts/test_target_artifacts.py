@@ -5,6 +5,7 @@ function bigger than it needs to be."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,30 @@ def test_every_extension_module_is_for_the_template_python(target_artifacts):
             if not match["abi3"]:  # abi3: the stable ABI, loadable by every later CPython; see the wheel tags
                 assert f"cpython-{match['version']}" == target.cpython_tag, where
                 assert match["triplet"] == f"{target.machine}-linux-gnu", where
-        assert not any(built.root.rglob("*.pyc")), f"{logical_id}: bytecode compiled by the build host's Python"
+
+
+def test_every_module_ships_bytecode_for_the_template_python(target_artifacts, target_python):
+    """Lambda's /var/task is read-only: a module without its .pyc is compiled again at every cold start."""
+    magic = bytes.fromhex(subprocess.run([target_python, "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
+                                         capture_output=True, text=True, check=True).stdout.strip())
+    for logical_id, built in target_artifacts.items():
+        tag = built.artifact.target.cpython_tag
+        sources = list(built.root.rglob("*.py"))
+        assert len(sources) > 100, logical_id
+        missing, wrong = [], []
+        for source in sources:
+            cached = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+            if not cached.is_file():
+                missing.append(str(source.relative_to(built.root)))
+                continue
+            header = cached.read_bytes()[:8]
+            # PEP 552 flags 0b01: hash-based and unchecked, so no mtime lost in a zip makes Python recompile.
+            if header[:4] != magic or int.from_bytes(header[4:8], "little") != 0b01:
+                wrong.append(str(cached.relative_to(built.root)))
+        assert not missing, f"{logical_id}: {len(missing)} modules without {tag} bytecode, e.g. {missing[:5]}"
+        assert not wrong, f"{logical_id}: bytecode not for {target_python} or not unchecked-hash: {wrong[:5]}"
+        strays = [str(pyc.relative_to(built.root)) for pyc in built.root.rglob("*.pyc") if f".{tag}." not in pyc.name]
+        assert not strays, f"{logical_id}: bytecode for another Python: {strays[:5]}"
 
 
 def _tag_fits(tag, python: str, machine: str) -> bool:
@@ -108,7 +132,9 @@ def test_functions_ship_their_code_and_not_the_sdk_or_the_rest_of_the_repository
         assert not sdk & set(contents.distributions(built.root)), f"{name} ships the AWS SDK (the layer has it)"
         for absent in ("gpu", "infra", "tests", "bin"):
             assert not (built.root / absent).exists(), f"{name} ships {absent}/"
-        assert not list(built.root.rglob("__pycache__")), name
+        stale = [str(p.relative_to(built.root)) for cache in built.root.rglob("__pycache__") for p in cache.iterdir()
+                 if not p.name.endswith(f".{built.artifact.target.cpython_tag}.pyc")]
+        assert not stale, f"{name}: caches that are not the runtime's bytecode: {stale[:5]}"
         assert not list((built.root / "functions").rglob("requirements*.txt")), name
 
 

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from moto_stack import REGION, MotoStack, clients, create
 
+from infra.build import artifacts
 from infra.local.moto_server import MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
+BUILD_PYTHON = artifacts.interpreter(
+    artifacts.load_template()["Globals"]["Function"]["Runtime"].removeprefix("python"))
 WORKSPACE_ID = "ac-fakeworkspace1"
 TOKEN_ID = "ak-faketokenid"
 TOKEN_SECRET = "as-fake-token-secret-never-shown"
@@ -119,6 +122,8 @@ def base_env(tmp_path: Path, fakes: FakeTools | None) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "COLUMNS": "250",
         "PYTHONPATH": str(ROOT),
+        # `sam build` (faked here) would need the runtime's Python; deploy's preflight checks for it.
+        **({artifacts.PYTHON_ENV: BUILD_PYTHON} if BUILD_PYTHON else {}),
     }
 
 

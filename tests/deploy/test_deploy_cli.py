@@ -11,6 +11,7 @@ import sys
 
 from conftest import ROOT, TOKEN_ID, TOKEN_SECRET, WORKSPACE_ID, aws_env, base_env, darkroom, modal_env
 
+from infra.build import artifacts
 from infra.deploy import bootstrap
 from infra.deploy.config import DeployConfig
 from infra.deploy.plan import deploy_steps, parameter_overrides
@@ -122,6 +123,7 @@ def test_preflight_lists_every_missing_piece_and_runs_nothing(fake_tools, tmp_pa
     fake_tools.remove("sam")
     fake_tools.remove("modal")
     env = base_env(tmp_path, fake_tools) | {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    env.pop(artifacts.PYTHON_ENV, None)  # PATH and HOME are already bare of any python3.12
     result = darkroom(["deploy", "--env-file", str(tmp_path / "deploy.env")], env, tmp_path)
     assert result.returncode == 1
     _no_traceback(result)
@@ -132,6 +134,7 @@ def test_preflight_lists_every_missing_piece_and_runs_nothing(fake_tools, tmp_pa
     assert "no usable AWS credentials" in out and "aws configure" in out
     assert "no Modal token" in out and "modal setup" in out
     assert "no Modal workspace id" in out and "DARKROOM_MODAL_WORKSPACE_ID" in out
+    assert "no python3.12 interpreter to build the Lambda artifacts with" in out and artifacts.PYTHON_ENV in out
 
 
 def test_preflight_without_region(fake_tools, tmp_path, world):
