@@ -142,11 +142,16 @@ class GenerationFailed(DarkroomError):
 
 
 class ReferenceRejected(GenerationFailed):
-    """The job failed on a reference image the caller sent (unreachable, not an image, too large): the
-    caller's to fix, so a 400 naming the field rather than a server error."""
+    """The job failed on an image the caller sent (a reference unreachable, not an image or too large; a
+    mask the worker found unusable): the caller's to fix, so a 400 naming the field, not a server error."""
 
     status = 400
     code = "invalid_reference"
+
+
+# Worker failures that are the caller's to fix, by the job's error code -> the request field they name
+# (None: the dialect's references field). Answered as a 400, not a server error.
+CALLER_ERRORS: dict[str, str | None] = {"invalid_reference": None, "invalid_mask": "mask"}
 
 
 def require_success(job: Job, *, references_field: str = "image_urls") -> Job:
@@ -160,9 +165,11 @@ def require_success(job: Job, *, references_field: str = "image_urls") -> Job:
                                code="generation_canceled", headers={"x-should-retry": "false"})
     reason = job.error.message if job.error else "unknown error"
     code = job.error.code if job.error else "generation_failed"
-    if code == "invalid_reference":
-        raise ReferenceRejected(f"Invalid request: {references_field}: {reason} (generation {job.id}{refunded})",
-                                job_id=job.id, errors=[FieldError(references_field, reason, code)])
+    if code in CALLER_ERRORS:
+        field_name = CALLER_ERRORS[code] or references_field
+        reason = reason.removeprefix(f"{field_name}: ")
+        raise ReferenceRejected(f"Invalid request: {field_name}: {reason} (generation {job.id}{refunded})",
+                                job_id=job.id, code=code, errors=[FieldError(field_name, reason, code)])
     raise GenerationFailed(f"Generation {job.id} failed{refunded}: {reason}", job_id=job.id, code=code)
 
 

@@ -70,6 +70,8 @@ def test_an_edit_with_a_mask_repaints_the_transparent_region_and_keeps_the_rest(
     (encode(mask((128, 128))), "same dimensions"),
     (encode(mask(mode="RGB")), "alpha channel"),
     (encode(mask().convert("RGB"), "JPEG"), "PNG"),
+    # Passes the API's header checks; only the worker, decoding the pixels, finds nothing to edit.
+    (encode(Image.new("RGBA", (SIDE, SIDE), (0, 0, 0, 255))), "no transparent pixels"),
 ])
 def test_a_mask_that_breaks_the_rules_is_a_400_naming_mask(sdk, bad_mask, message):
     with pytest.raises(openai.BadRequestError) as info:

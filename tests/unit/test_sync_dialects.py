@@ -176,6 +176,15 @@ def test_require_success_explains_failures():
     with pytest.raises(GenerationFailed) as info:
         require_success(bad_ref, references_field="image")
     assert info.value.status == 400 and info.value.errors[0].field == "image"
+    # A mask only the worker could judge (it decodes the pixels): the caller's error too, naming `mask`.
+    bad_mask = job(JobStatus.FAILED, outputs=[], error=JobError(
+        code="invalid_mask", message="mask: has no transparent pixels, so there is nothing to edit"))
+    with pytest.raises(GenerationFailed) as info:
+        require_success(bad_mask, references_field="image")
+    assert info.value.status == 400 and info.value.code == "invalid_mask"
+    assert (info.value.errors[0].field, info.value.errors[0].message) == (
+        "mask", "has no transparent pixels, so there is nothing to edit")
+    assert info.value.message.startswith("Invalid request: mask: has no transparent pixels")
 
 
 # ---------------------------------------------------------------- OpenAI rendering
