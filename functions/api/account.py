@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from functions.api.auth import Principal
 from functions.api.openapi import doc, query
@@ -13,6 +13,7 @@ from functions.core import credits
 from functions.core.errors import Conflict, NotFound
 from functions.core.generation import parse_input
 from functions.core.keys import ALL_SCOPES, DEFAULT_SCOPES, KeyStore
+from functions.core.schema import Schema
 from functions.core.workspaces import WorkspaceStore
 
 router = Router()
@@ -28,7 +29,7 @@ def _credit_amount(value: float) -> float:
 _WORKSPACE = query("workspace_id", {"type": "string"}, "Another workspace (operators only); default: yours.")
 
 
-class CreateKey(BaseModel):
+class CreateKey(Schema):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
@@ -44,7 +45,7 @@ class CreateKey(BaseModel):
         return scopes
 
 
-class CreateWorkspace(BaseModel):
+class CreateWorkspace(Schema):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     name: str | None = Field(None, max_length=200)
@@ -53,7 +54,7 @@ class CreateWorkspace(BaseModel):
     _round = field_validator("credits")(_credit_amount)
 
 
-class AddCredits(BaseModel):
+class AddCredits(Schema):
     model_config = ConfigDict(extra="forbid")
     amount: float = Field(ge=-MAX_CREDITS, le=MAX_CREDITS,
                           description="Credits to add; negative to take back (never below zero). 6 decimal places.")

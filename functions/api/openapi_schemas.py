@@ -12,10 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.core.schema import Schema
 from functions.dialects.openai import ImagesEditRequest, ImagesVariationRequest
 
 
-class _Doc(BaseModel):
+class _Doc(Schema):
     # Responses may grow fields; a client must not break on one it does not know.
     model_config = ConfigDict(extra="allow")
 
@@ -267,7 +268,7 @@ class StoredUpload(_Doc):
     url: str
 
 
-class UploadForm(BaseModel):
+class UploadForm(Schema):
     """multipart/form-data: the file (any part name; `file` is read first)."""
 
     file: bytes

@@ -11,7 +11,7 @@ from html import escape
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from functions.api.auth import Principal
 from functions.api.openapi import HTML, doc
@@ -20,13 +20,14 @@ from functions.core import sharing, storage
 from functions.core.errors import NotFound
 from functions.core.generation import parse_input
 from functions.core.jobs import Job, JobStatus, JobStore
+from functions.core.schema import Schema
 
 router = Router()
 
 PUBLIC_PREFIXES = (sharing.SHARE_PATH,)
 
 
-class ShareRequest(BaseModel):
+class ShareRequest(Schema):
     model_config = ConfigDict(extra="forbid")
     # Strict: "false" as a string is a mistake to report, not a truthy value to share with.
     public: StrictBool = Field(description="true: give the generation a public share page; false: take it away.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from functions.api.auth import Principal
 from functions.api.multipart import parse_form, sniff_content_type
@@ -15,12 +15,13 @@ from functions.api.request import json_body, json_response
 from functions.core import uploads
 from functions.core.errors import FieldError, ValidationFailed
 from functions.core.generation import parse_input
+from functions.core.schema import Schema
 from functions.dialects import AIMS
 
 router = Router()
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(Schema):
     model_config = ConfigDict(extra="forbid")
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(description="image/png, image/jpeg, image/webp or image/gif")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from functions.api.auth import Principal
 from functions.api.openapi import doc
@@ -14,18 +14,19 @@ from functions.core.errors import Conflict, FieldError, NotFound, ValidationFail
 from functions.core.generation import parse_input
 from functions.core.jobs import JobStore
 from functions.core.lifecycle import event_id
+from functions.core.schema import Schema
 from functions.core.settings import get_settings
 from functions.core.workspaces import WorkspaceStore
 
 router = Router()
 
 
-class RedeliverRequest(BaseModel):
+class RedeliverRequest(Schema):
     model_config = ConfigDict(extra="forbid")
     event_id: str | None = Field(None, description="Which event to send again; the job's final event by default.")
 
 
-class RotateRequest(BaseModel):
+class RotateRequest(Schema):
     model_config = ConfigDict(extra="forbid")
     grace_seconds: int | None = Field(None, ge=0, le=7 * 86400,
                                       description="How long the old secret keeps signing too (default 24 h).")

@@ -12,7 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from .schema import Schema
 
 Task = Literal["text-to-image", "image-to-image", "text-to-video", "image-to-video"]
 TASK_TYPES: dict[str, str] = {
@@ -24,8 +26,8 @@ REFERENCE_TASKS: frozenset[str] = frozenset({"image-to-image", "image-to-video"}
 _WITH_REFERENCES: dict[str, str] = {"text-to-image": "image-to-image", "text-to-video": "image-to-video"}
 
 
-class Defaults(BaseModel):
-    model_config = {"extra": "forbid"}
+class Defaults(Schema):
+    model_config = ConfigDict(extra="forbid")
     steps: int = 4
     guidance: float | None = None
     width: int = 1024
@@ -38,8 +40,8 @@ class Defaults(BaseModel):
     duration: float | None = None
 
 
-class ModelSpec(BaseModel):
-    model_config = {"extra": "forbid"}
+class ModelSpec(Schema):
+    model_config = ConfigDict(extra="forbid")
     id: str
     name: str
     task: Task
@@ -125,8 +127,8 @@ class ModelSpec(BaseModel):
         return self
 
 
-class ToolSpec(BaseModel):
-    model_config = {"extra": "forbid"}
+class ToolSpec(Schema):
+    model_config = ConfigDict(extra="forbid")
     slug: str
     name: str
     description: str = ""
@@ -135,11 +137,11 @@ class ToolSpec(BaseModel):
     default_model: str
 
 
-class BackgroundRemoverSpec(BaseModel):
+class BackgroundRemoverSpec(Schema):
     """The segmentation model that makes transparent backgrounds (gpu/background.py): any transformers
     semantic-segmentation checkpoint whose labels include the background class(es) named here."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid")
     id: str
     name: str
     repo: str
@@ -150,7 +152,7 @@ class BackgroundRemoverSpec(BaseModel):
     description: str = ""
 
 
-class Catalog(BaseModel):
+class Catalog(Schema):
     models: list[ModelSpec]
     tools: list[ToolSpec]
     # None: `background: transparent` is refused with a 400 (no model to make it).

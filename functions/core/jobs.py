@@ -11,10 +11,11 @@ import random
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from . import aws, clock, dynamo
 from .errors import Conflict, NotFound, TransitionRejected
+from .schema import Schema
 from .settings import get_settings
 
 
@@ -44,7 +45,7 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 ACTIVE_SHARDS = 4
 
 
-class Output(BaseModel):
+class Output(Schema):
     key: str
     content_type: str
     width: int | None = None
@@ -55,12 +56,12 @@ class Output(BaseModel):
     thumbnail_key: str | None = None
 
 
-class JobError(BaseModel):
+class JobError(Schema):
     code: str
     message: str
 
 
-class Job(BaseModel):
+class Job(Schema):
     """One generation request, whatever dialect it came through."""
 
     id: str

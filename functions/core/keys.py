@@ -9,10 +9,11 @@ import threading
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from . import aws, clock, dynamo
 from .errors import NotFound
+from .schema import Schema
 from .settings import get_settings
 
 KEY_PREFIX = "dr_"
@@ -30,7 +31,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class ApiKey(BaseModel):
+class ApiKey(Schema):
     """A key as stored: never the secret itself."""
 
     key_id: str

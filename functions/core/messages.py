@@ -8,15 +8,16 @@ from pydantic import BaseModel, Field
 
 from . import aws
 from .jobs import JobError, Output
+from .schema import Schema
 
 
-class JobMessage(BaseModel):
+class JobMessage(Schema):
     """jobs queue: a job is ready to be dispatched to a GPU."""
 
     job_id: str
 
 
-class ResultMessage(BaseModel):
+class ResultMessage(Schema):
     """results queue: what the GPU worker reports: that it started a job, and how the job ended."""
 
     job_id: str
@@ -27,7 +28,7 @@ class ResultMessage(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
-class WebhookMessage(BaseModel):
+class WebhookMessage(Schema):
     """webhooks queue: one event for one job; `event_id` is stable across retries and replays."""
 
     event_id: str
@@ -48,7 +49,7 @@ def send(queue_url: str, message: BaseModel, *, delay_seconds: int = 0, **attrib
     return resp["MessageId"]
 
 
-class WorkRequest(BaseModel):
+class WorkRequest(Schema):
     """What the dispatcher hands the GPU worker: everything it needs, so the worker reads no configuration
     (the Modal container has no Darkroom settings and no AWS keys of its own)."""
 

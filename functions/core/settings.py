@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .schema import Schema
 
 ENV_PREFIX = "DARKROOM_"
 
 
-class Settings(BaseModel):
+class Settings(Schema):
     """Every DARKROOM_* variable. template.yaml sets them in AWS; the local stack sets them from the same template."""
 
     model_config = ConfigDict(extra="ignore")

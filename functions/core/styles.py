@@ -8,20 +8,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from functions.core.catalog import ModelSpec, load_yaml
 
 from .errors import FieldError, ValidationFailed
+from .schema import Schema
 
 
-class StyleDefaults(BaseModel):
+class StyleDefaults(Schema):
     model_config = ConfigDict(extra="forbid")
     steps: int | None = Field(None, ge=1, le=200)
     guidance: float | None = Field(None, ge=0, le=30)
 
 
-class Style(BaseModel):
+class Style(Schema):
     model_config = ConfigDict(extra="forbid")
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str
@@ -48,7 +49,7 @@ class Style(BaseModel):
                 "defaults": self.defaults.model_dump(exclude_none=True)}
 
 
-class StyleCatalog(BaseModel):
+class StyleCatalog(Schema):
     styles: list[Style]
 
     def get(self, slug: str) -> Style | None:

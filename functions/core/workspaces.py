@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from . import aws, clock, dynamo, signing
 from .errors import NotFound
+from .schema import Schema
 from .settings import get_settings
 
 
-class WebhookSecret(BaseModel):
+class WebhookSecret(Schema):
     secret: str
     created_at: float
     # Set on the previous secret when it is rotated out: it keeps signing until then.
     expires_at: float | None = None
 
 
-class Workspace(BaseModel):
+class Workspace(Schema):
     id: str
     name: str
     created_at: float

@@ -7,13 +7,14 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from functions.core import storage
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
 from functions.core.jobs import Job, JobStatus
+from functions.core.schema import Schema
 from functions.dialects.shared import (
     RESOLUTIONS,
     Background,
@@ -44,7 +45,7 @@ def _safety(value: Any) -> str | None:
     return text
 
 
-class ImagesGenerateRequest(BaseModel):
+class ImagesGenerateRequest(Schema):
     """POST /api/v1/images/generate. Model-specific options of every documented model are accepted;
     those the local pipelines have no use for are recorded with the job. Unknown fields are refused."""
 
@@ -77,7 +78,7 @@ class ImagesGenerateRequest(BaseModel):
         return _safety(value)
 
 
-class VideosGenerateRequest(BaseModel):
+class VideosGenerateRequest(Schema):
     """POST /api/v1/videos/generate."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

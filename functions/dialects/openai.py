@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from functions.core import storage
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
 from functions.core.jobs import Job, JobStatus
+from functions.core.schema import Schema
 from functions.dialects.shared import (
     Background,
     GenerationFailed,
@@ -44,7 +45,7 @@ UNSUPPORTED = {
 }
 
 
-class _Common(BaseModel):
+class _Common(Schema):
     """What generations and edits share. Unknown fields are refused (as OpenAI does), naming the field."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -84,7 +85,7 @@ class ImagesEditRequest(_Common):
     input_fidelity: Literal["high", "low"] | None = None
 
 
-class ImagesVariationRequest(BaseModel):
+class ImagesVariationRequest(Schema):
     """The form fields of /v1/images/variations (the image is a file part). As OpenAI's dall-e-2 variations:
     no prompt, no style."""
 

@@ -61,3 +61,48 @@ def test_first_use_still_loads_the_catalog_and_styles():
             "print('yaml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+SCHEMAS_BUILT = """
+import json, sys
+import {module}
+from functions.core.schema import Schema
+
+def every(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from every(sub)
+
+models = sorted({{f"{{m.__module__}}.{{m.__qualname__}}" for m in every(Schema)}})
+built = sorted({{f"{{m.__module__}}.{{m.__qualname__}}" for m in every(Schema) if m.__pydantic_complete__}})
+print(json.dumps({{"models": models, "built": built}}))
+"""
+
+
+@pytest.mark.parametrize("logical_id", sorted(HANDLERS))
+def test_no_model_schema_is_built_at_import(logical_id):
+    """Every model derives from Schema (deferred build): a cold start defines the classes and builds none
+    of their validators; the first request builds the ones it uses."""
+    code = SCHEMAS_BUILT.format(module=HANDLERS[logical_id])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["models"], "the handler defines no Schema models: the check saw nothing"
+    assert report["built"] == []
+
+
+def test_every_model_in_functions_derives_from_schema():
+    from pydantic import BaseModel
+
+    code = ("import json, pkgutil, importlib, functions\n"
+            "for info in pkgutil.walk_packages(functions.__path__, 'functions.'):\n"
+            "    importlib.import_module(info.name)\n"
+            "from pydantic import BaseModel\n"
+            "def every(cls):\n"
+            "    for sub in cls.__subclasses__():\n"
+            "        yield sub\n"
+            "        yield from every(sub)\n"
+            "print(json.dumps(sorted({f'{m.__module__}.{m.__qualname__}' for m in every(BaseModel)\n"
+            "    if m.__module__.startswith('functions.') and not m.model_config.get('defer_build')})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert BaseModel.model_config.get("defer_build") is None  # the default is untouched: Schema sets it
