@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import calls, coldstart, load, orchestration, profile
+from . import calls, coldstart, first_request, load, orchestration, profile
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 SYSTEM_MARKER = "<!-- system benchmarks (python -m infra.bench): everything below is regenerated -->"
@@ -79,6 +79,8 @@ def render(args: argparse.Namespace) -> str:
     cold = coldstart.render(*coldstart.measure(args.runs), args.runs)
     print("cold starts from the artifacts...", flush=True)
     cold_artifacts = coldstart.render_artifacts(*coldstart.measure_artifacts(args.runs), args.runs)
+    print("first requests...", flush=True)
+    first = first_request.render(first_request.measure(args.runs), args.runs)
     print("calls per request...", flush=True)
     per_route = calls.render(calls.measure())
     print("orchestration...", flush=True)
@@ -105,9 +107,17 @@ def render(args: argparse.Namespace) -> str:
         "(the catalog and styles parse on first use, with libyaml's C loader), Powertools' idempotency "
         "package and its DynamoDB persistence layer (built on the first request that sends Idempotency-Key "
         "or a synchronous call), modal (the dispatch function imports it on its first spawn), torch, "
-        "diffusers and PIL (never in a Lambda), httpx outside the webhooks function. What remains above the "
-        "bare handler is mostly pydantic building the schemas of the API's request and response models "
-        "(the first model class alone costs ~60 ms of pydantic internals)."), "",
+        "diffusers and PIL (never in a Lambda), httpx outside the webhooks function, and every model's "
+        "validation schema (built on first use). What remains above the bare handler is the code itself: "
+        "defining the API's ~60 model classes and the routes of three dialects, and the pydantic internals the "
+        "first model class imports (which the bare handler, importing only the pydantic package, never loads)."), "",
+        "### Import, then the first request", "",
+        ("`infra/bench/first_request.py`: a fresh interpreter imports the api handler and serves one route's "
+        "event (the local gateway's, as API Gateway sends it) twice, against a moto server with the template's "
+        "resources. Every model's schema is built on its first use (functions/core/schema.py), so the first "
+        "request pays for the few models it validates, not the import for all of them; the first request also "
+        "creates the boto3 client (botocore loading its service and endpoint models) and looks the key up."), "",
+        first, "",
         "### From the artifacts, as Lambda imports them", "",
         ("Each function's artifact built for this machine with the template's Python (`infra/build`), the handler "
         "imported by `python3.12 -I -S -B` with only the artifact and the SDK layer on sys.path "
