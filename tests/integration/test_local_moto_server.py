@@ -1,0 +1,112 @@
+"""The local moto server's port is held by its parent for the server's whole life: no other program can take
+it between the choice and the bind, or while a killed server is started again."""
+
+import errno
+import json
+import signal
+import socket
+
+import httpx
+import pytest
+
+from infra.local.moto_server import MotoServer
+
+
+def _bind_fails(port: int) -> bool:
+    with socket.socket() as other:
+        # SO_REUSEADDR: only a listening socket blocks the bind, not the TIME_WAIT of a closed connection.
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def test_the_port_is_reserved_before_start_and_across_a_restart():
+    server = MotoServer()
+    try:
+        assert _bind_fails(server.port), "the port is free for anyone until the server process binds it"
+        server.start()
+        first = server.process
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert _bind_fails(server.port), "a killed server gave its port away"
+        endpoint = server.start()
+        assert server.process.pid != first.pid
+        assert httpx.get(f"{endpoint}/moto-api/", timeout=5).status_code == 200
+    finally:
+        server.close()
+    assert not _bind_fails(server.port), "close() keeps the port"
+
+
+def test_an_explicit_port_that_is_taken_fails_at_once():
+    with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(OSError) as raised:
+        MotoServer(port=taken.getsockname()[1])
+    assert raised.value.errno == errno.EADDRINUSE
+
+
+# ---- transactions: only the named items are backed up, and a canceled one changes nothing
+
+
+def _client(endpoint: str):
+    import boto3
+
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="local",
+                        aws_secret_access_key="local")
+
+
+def _table(ddb, name: str, *, with_range: bool) -> None:
+    keys = [{"AttributeName": "pk", "KeyType": "HASH"}] + ([{"AttributeName": "sk", "KeyType": "RANGE"}]
+                                                          if with_range else [])
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=keys,
+                     AttributeDefinitions=[{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in keys])
+
+
+def _scan(ddb, name: str) -> list[dict]:
+    return sorted(ddb.scan(TableName=name)["Items"], key=lambda item: json.dumps(item, sort_keys=True))
+
+
+@pytest.mark.parametrize("with_range", [False, True], ids=["hash key", "hash and range key"])
+def test_a_canceled_transaction_leaves_every_item_as_it_was(with_range):
+    from botocore.exceptions import ClientError
+
+    server = MotoServer()
+    try:
+        ddb = _client(server.start())
+        _table(ddb, "t", with_range=with_range)
+        _table(ddb, "balances", with_range=False)
+
+        def key(pk: str) -> dict:
+            return {"pk": {"S": pk}, **({"sk": {"S": "s"}} if with_range else {})}
+
+        for i in range(50):  # other items, which the transaction never names
+            ddb.put_item(TableName="t", Item={**key(f"other-{i}"), "n": {"N": str(i)}})
+        ddb.put_item(TableName="t", Item={**key("existing"), "n": {"N": "1"}})
+        ddb.put_item(TableName="balances", Item={"pk": {"S": "w"}, "credits": {"N": "10"}})
+        before = {name: _scan(ddb, name) for name in ("t", "balances")}
+
+        with pytest.raises(ClientError) as canceled:
+            ddb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": "t", "Item": {**key("new"), "n": {"N": "2"}}}},
+                {"Update": {"TableName": "t", "Key": key("existing"), "UpdateExpression": "SET n = :n",
+                            "ExpressionAttributeValues": {":n": {"N": "99"}}}},
+                {"Delete": {"TableName": "t", "Key": key("other-3")}},
+                {"Update": {"TableName": "balances", "Key": {"pk": {"S": "w"}},
+                            "UpdateExpression": "SET credits = credits - :c", "ConditionExpression": "credits >= :c",
+                            "ExpressionAttributeValues": {":c": {"N": "11"}}}},  # overspends: cancels it all
+            ])
+        assert canceled.value.response["Error"]["Code"] == "TransactionCanceledException"
+        assert {name: _scan(ddb, name) for name in ("t", "balances")} == before
+
+        ddb.transact_write_items(TransactItems=[  # the same, affordable: every write lands
+            {"Put": {"TableName": "t", "Item": {**key("new"), "n": {"N": "2"}}}},
+            {"Update": {"TableName": "balances", "Key": {"pk": {"S": "w"}},
+                        "UpdateExpression": "SET credits = credits - :c", "ConditionExpression": "credits >= :c",
+                        "ExpressionAttributeValues": {":c": {"N": "10"}}}},
+        ])
+        assert ddb.get_item(TableName="t", Key=key("new"))["Item"]["n"] == {"N": "2"}
+        assert ddb.get_item(TableName="balances", Key={"pk": {"S": "w"}})["Item"]["credits"] == {"N": "0"}
+        assert len(_scan(ddb, "t")) == 52
+    finally:
+        server.close()
