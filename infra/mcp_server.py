@@ -182,6 +182,16 @@ def build(config: Config) -> MCPServer:
         return _summary(await call(client.cancel, generation_id))
 
     @server.tool()
+    async def share_generation(
+        generation_id: Annotated[str, Field(description="The generation id to share or unshare.")],
+        public: Annotated[bool, Field(description="True: give it a public page anyone with the link can open "
+                                                  "(no key). False: take the page down; its old link stops "
+                                                  "working.")] = True,
+    ) -> dict[str, Any]:
+        """Give a finished generation a public share page (returns its share_url), or make it private again."""
+        return await call(client.share, generation_id, public)
+
+    @server.tool()
     async def list_generations(
         status: Annotated[Literal["pending", "processing", "success", "error", "canceled"] | None,
                           Field(description="Only generations in this state.")] = None,

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 DARKROOM = Path(sys.executable).with_name("darkroom")
 REQUIRED_TOOLS = {"generate_image", "generate_video", "edit_image", "get_generation", "list_generations",
-                  "list_models", "list_styles", "account"}
+                  "share_generation", "list_models", "list_styles", "account"}
 
 
 def test_mcp_server_over_stdio(stack, tmp_path):
@@ -49,6 +49,14 @@ def test_mcp_server_over_stdio(stack, tmp_path):
             # Still serving after the errors.
             report["account"] = await client.call_tool("account", {})
             report["listed"] = await client.call_tool("list_generations", {"status": "success", "limit": 5})
+            made = json.loads(next(c for c in report["image"].content if c.type == "text").text)["id"]
+            report["shared"] = await client.call_tool("share_generation", {"generation_id": made})
+            link = (report["shared"].structured_content or {}).get("share_url", "")
+            async with httpx.AsyncClient(timeout=30) as web:  # public while shared: no key
+                report["page_shared"] = (await web.get(link)).status_code if link else None
+                report["unshared"] = await client.call_tool("share_generation",
+                                                            {"generation_id": made, "public": False})
+                report["page_unshared"] = (await web.get(link)).status_code if link else None
 
     async def bounded(errlog) -> None:
         with anyio.fail_after(240):
@@ -89,6 +97,11 @@ def test_mcp_server_over_stdio(stack, tmp_path):
     assert not account.is_error and account.structured_content["workspace"]["id"] == "dev"
     listed = report["listed"].structured_content
     assert generation["id"] in {g["id"] for g in listed["generations"]}
+
+    assert not report["shared"].is_error and report["shared"].structured_content["public"] is True
+    assert report["page_shared"] == 200
+    assert report["unshared"].structured_content["public"] is False
+    assert report["page_unshared"] == 404  # the old link is dead
 
 
 def test_docs_name_the_real_tools():
