@@ -8,7 +8,7 @@ import math
 import pytest
 
 from infra.bench import __main__ as bench
-from infra.bench import orchestration
+from infra.bench import coldstart, first_request, orchestration
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -37,3 +37,19 @@ def test_percentiles_are_observed_values():
     assert orchestration.percentile(values, 50) == 50
     assert orchestration.percentile(values, 99) == 99
     assert orchestration.percentile([7.0], 99) == 7
+
+
+def test_cold_imports_cover_every_template_handler():
+    baseline, rows = coldstart.measure(runs=1)
+    assert set(rows) == set(coldstart.handler_modules()) and len(baseline.samples) == len(rows)
+    assert all(row.samples[0] > 0 for row in rows.values())
+    table = coldstart.render(baseline, rows, 1)
+    assert all(f"| {lid} |" in table for lid in rows)
+
+
+def test_first_requests_are_served_cold_and_warm():
+    rows = first_request.measure(runs=1)  # every response is checked to be a 2xx inside
+    assert rows and all(len(r.imports) == len(r.first) == len(r.warm) == 1 for r in rows.values())
+    assert all(r.imports[0] > 0 and r.first[0] > 0 and r.warm[0] > 0 for r in rows.values())
+    table = first_request.render(rows, 1)
+    assert all(f"| {name} |" in table for name in rows)
