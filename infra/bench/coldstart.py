@@ -22,6 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from infra.build import artifacts, sandbox
 from infra.local.template import functions, load
@@ -99,24 +100,16 @@ def measure_artifacts(runs: int = RUNS) -> tuple[ArtifactRow, dict[str, Artifact
     """Each handler imported from its own artifact, built for this machine with the template's Python, in the
     isolated, read-only way Lambda imports it: with the shipped bytecode, and from source alone."""
     template = load()
-    version = template["Globals"]["Function"]["Runtime"].removeprefix("python")
+    version = artifacts.runtime_version(template)
     python = artifacts.interpreter(version)
     if python is None:
         raise SystemExit(f"no Python {version} here to import the artifacts with")
     specs = functions(template)
     with tempfile.TemporaryDirectory(prefix="darkroom-coldstart-") as scratch:
         base = Path(scratch)
-        saved = {name: os.environ.get(name) for name in (artifacts.ARCHITECTURE_ENV, artifacts.RUNTIME_ENV)}
-        os.environ.update(sandbox.host_overrides(python))
-        try:
+        with mock.patch.dict(os.environ, sandbox.host_overrides(python)):  # artifact() reads the overrides
             built = {lid: artifacts.build(artifacts.artifact(lid, template), base / lid)
                      for lid in [*specs, artifacts.SDK_LAYER]}
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
         bare = {lid: _without_bytecode(root, base / f"{lid}-source") for lid, root in built.items()}
         layer, bare_layer = built[artifacts.SDK_LAYER] / "python", bare[artifacts.SDK_LAYER] / "python"
         baseline = ArtifactRow(BASELINE_NAME, [], [])

@@ -148,9 +148,14 @@ def pip_install(requirements: Path, target: Target, into: Path) -> None:
     subprocess.run(command, check=True)
 
 
+def runtime_version(template: dict[str, Any] | None = None) -> str:
+    """The functions' Python version, e.g. 3.12, from the template's Globals."""
+    return (template or load_template())["Globals"]["Function"]["Runtime"].removeprefix("python")
+
+
 def interpreter(version: str) -> str | None:
-    """A working Python `version` (3.12): DARKROOM_BUILD_PYTHON, this one, pythonX.Y on PATH, or a pyenv
-    install (probed directly: pyenv's shims need PYENV_VERSION to run)."""
+    """A working Python `version` (3.12): this one if it is that version, else DARKROOM_BUILD_PYTHON,
+    pythonX.Y on PATH, or a pyenv install (probed directly: pyenv's shims need PYENV_VERSION to run)."""
     if sys.version_info[:2] == tuple(int(part) for part in version.split(".")):
         return sys.executable
     candidates = [os.environ.get(PYTHON_ENV), shutil.which(f"python{version}"),

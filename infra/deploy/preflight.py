@@ -58,12 +58,13 @@ def run(config: DeployConfig) -> Report:
         if tools.find(name) is None:
             report.problems.append(Problem(f"`{name}` is not on PATH", tools.INSTALL[name]))
     has_modal = tools.find("modal") is not None
-    runtime = config.template["Globals"]["Function"]["Runtime"]
-    if artifacts.interpreter(runtime.removeprefix("python")) is None:
+    version = artifacts.runtime_version(config.template)
+    runtime = f"python{version}"
+    if artifacts.interpreter(version) is None:
         # `sam build` runs infra/build/artifacts.py, which compiles each artifact's bytecode with it.
         report.problems.append(Problem(
             f"no {runtime} interpreter to build the Lambda artifacts with",
-            f"install Python {runtime.removeprefix('python')} (on PATH as {runtime}, or with pyenv), or name one "
+            f"install Python {version} (on PATH as {runtime}, or with pyenv), or name one "
             f"in {artifacts.PYTHON_ENV}"))
 
     facts.region = configured_region(config)

@@ -71,7 +71,7 @@ def target_artifacts(tmp_path_factory, template) -> dict[str, Built]:
 @pytest.fixture(scope="session")
 def target_python(template) -> str:
     """The template's Python on this machine, the one the build compiles bytecode with (it needs one)."""
-    version = template["Globals"]["Function"]["Runtime"].removeprefix("python")
+    version = artifacts.runtime_version(template)
     found = artifacts.interpreter(version)
     assert found, f"no Python {version} here: the build cannot compile the runtime's bytecode"
     return found

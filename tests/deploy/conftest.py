@@ -16,8 +16,7 @@ from infra.build import artifacts
 from infra.local.moto_server import MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD_PYTHON = artifacts.interpreter(
-    artifacts.load_template()["Globals"]["Function"]["Runtime"].removeprefix("python"))
+BUILD_PYTHON = artifacts.interpreter(artifacts.runtime_version())
 WORKSPACE_ID = "ac-fakeworkspace1"
 TOKEN_ID = "ak-faketokenid"
 TOKEN_SECRET = "as-fake-token-secret-never-shown"
