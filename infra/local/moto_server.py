@@ -464,6 +464,32 @@ def _transactions_without_table_copies() -> None:
     dynamodb.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def _attribute_values_serialized_directly() -> None:
+    """moto's JSON serializer walks every DynamoDB AttributeValue against all ten of its members (S, N, B,
+    SS, ..., M, L), and looks each one up through six alias providers: about 0.3 ms per attribute, so a
+    GetItem of a job record (dozens of attributes, nested maps) spent ~10 ms serializing, under the
+    DynamoDB lock. An AttributeValue here is already the wire dict (moto's dynamo_to_dict), so only the
+    members it has are serialized, each by moto's own code: the same output (tests compare the two)."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    stock = BaseJSONSerializer._serialize_type_structure
+
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if shape.name != "AttributeValue" or type(value) is not dict:
+            return stock(self, serialized, value, shape, key)
+        wrapper: Any = self.MAP_TYPE() if key else serialized
+        for member_key, member_shape in shape.members.items():
+            member_value = value.get(member_key)
+            if member_value is not None:
+                member_shape.parent = shape
+                self._serialize(wrapper, member_value, member_shape, member_key)
+        if key:
+            self._default_serialize(serialized, wrapper, shape, key)
+        return None
+
+    BaseJSONSerializer._serialize_type_structure = _serialize_type_structure
+
+
 def _dispatcher() -> Any:
     """moto's host -> backend dispatcher, with its per-request lookups cached. Stock moto lists its package
     directory (~200 stat calls) and tries every backend's URL patterns on each request, under one lock:
@@ -473,6 +499,7 @@ def _dispatcher() -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     _transactions_without_table_copies()
+    _attribute_values_serialized_directly()
     modules = tuple(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules
 
