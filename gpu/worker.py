@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 from functions.core import aws, messages, storage
 from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, get_catalog
-from functions.core.errors import TransitionRejected
-from functions.core.jobs import JobError, JobStatus, JobStore, Output
+from functions.core.errors import NotFound, TransitionRejected
+from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
 from gpu import background, encode, inpaint, references
 from gpu.pipelines import GenerationRequest, generate, inpaint_family, load_pipeline
 
-# Progress writes are throttled: one DynamoDB update per this many seconds at most. They run beside the
-# denoising loop and never delay the result (the first and last step are always reported).
+# Progress writes are throttled: one DynamoDB update per this many seconds at most. They run on the job's
+# report thread, beside the denoising loop, and never delay it (the first and last step are always reported).
 PROGRESS_INTERVAL = 1.0
 # Uploads of a job's outputs overlap the encoding of the next output: a few S3 PUTs at once.
 UPLOAD_THREADS = 4
@@ -62,7 +62,8 @@ def load(model: ModelSpec, family: str | None = None):
     return load_pipeline(family or model.family, weights_source(model), device=device, dtype=dtype)
 
 
-def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMessage:
+def execute(request: messages.WorkRequest, store: JobStore,
+            reports: Executor | None = None) -> messages.ResultMessage:
     """Run the job and upload its outputs. Raises on failure; `run` turns that into a failed result.
 
     `request.params` holds what the API resolved: prompt, negative_prompt, n, width, height, steps,
@@ -70,7 +71,8 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
     and `strength` for image-to-image; `references` (the first is the first frame) for image-to-video;
     `frames`, or `duration` (seconds), and `fps` for video. Catalog defaults fill what is missing.
     `mask` (a reference to an OpenAI-style alpha PNG) makes an edit inpaint; `background: "transparent"`
-    removes the background of every image after generation.
+    removes the background of every image after generation. Progress is written on `reports` when given
+    (in order, off the denoising loop), else inline.
     """
     model = get_catalog().model(request.model)
     if model is None:
@@ -120,7 +122,10 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
         now = time.monotonic()
         if step == total or now - last_report[0] >= PROGRESS_INTERVAL:
             last_report[0] = now
-            store.record_progress(request.job_id, step, total)
+            if reports is None:
+                store.record_progress(request.job_id, step, total)
+            else:
+                reports.submit(store.record_progress, request.job_id, step, total)
 
     t0 = time.perf_counter()
     result = generate(pipe, family, gen, on_step=on_step)
@@ -138,7 +143,8 @@ def execute(request: messages.WorkRequest, store: JobStore) -> messages.ResultMe
     else:
         outputs = _store_images(request, result.images, params.get("output_format", "png"), params.get("quality"),
                                 timings)
-    return messages.ResultMessage(job_id=request.job_id, outcome="succeeded", outputs=outputs, seed=result.seed,
+    return messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id, outcome="succeeded",
+                                  outputs=outputs, seed=result.seed,
                                   timings={k: round(v, 4) for k, v in timings.items()})
 
 
@@ -222,28 +228,34 @@ def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
         # On Modal: act as the stack's worker role, by the container's OIDC identity token (no AWS keys).
         aws.use_web_identity(request.aws_role_arn, request.aws_region)
     store = JobStore(request.jobs_table)
-    job = store.get(request.job_id)
-    if job is None or job.status != JobStatus.QUEUED:
-        logger.info("job not runnable", extra={"job_id": request.job_id, "status": job and job.status})
-        return None
+    # One conditional write takes the job, with no read first: it fails unless the job is still queued.
     try:
-        job, applied = store.transition(job, JobStatus.RUNNING)
-    except TransitionRejected:
+        job, applied = store.transition(JobKey(request.job_id, request.workspace_id), JobStatus.RUNNING)
+    except (TransitionRejected, NotFound) as exc:
+        logger.info("job not runnable", extra={"job_id": request.job_id, "reason": str(exc)})
         return None
     if not applied:
         return None  # another worker took it
-    # The complete function turns this into the optional generation.started webhook.
-    messages.send(request.results_queue_url, messages.ResultMessage(job_id=job.id, outcome="started"))
-    try:
-        result = execute(request, store)
-    except Exception as exc:  # noqa: BLE001 - any failure becomes a failed job with a clear error
-        logger.exception("generation failed", extra={"job_id": request.job_id})
-        code = getattr(exc, "code", None)
-        # A coded error (a bad reference) is the caller's to fix: its message is written for them.
-        message = str(exc) if code else f"{type(exc).__name__}: {exc}"
-        result = messages.ResultMessage(job_id=request.job_id, outcome="failed",
-                                        error=JobError(code=code or "generation_failed", message=message))
-    messages.send(request.results_queue_url, result)
+    # Reports go out on one thread beside the work, in order: the started report (the complete function
+    # turns it into the optional generation.started webhook) and the progress writes.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu-worker-report") as reports:
+        started = reports.submit(messages.send, request.results_queue_url,
+                                 messages.ResultMessage(job_id=job.id, outcome="started"))
+        try:
+            result = execute(request, store, reports)
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a failed job with a clear error
+            logger.exception("generation failed", extra={"job_id": request.job_id})
+            code = getattr(exc, "code", None)
+            # A coded error (a bad reference) is the caller's to fix: its message is written for them.
+            message = str(exc) if code else f"{type(exc).__name__}: {exc}"
+            result = messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id,
+                                            outcome="failed",
+                                            error=JobError(code=code or "generation_failed", message=message))
+        # The result never overtakes the started report; if that one failed, it is sent again first.
+        if started.exception() is not None:
+            logger.warning("started report failed; sending it again", extra={"job_id": job.id})
+            messages.send(request.results_queue_url, messages.ResultMessage(job_id=job.id, outcome="started"))
+        messages.send(request.results_queue_url, result)
     return result
 
 

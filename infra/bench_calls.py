@@ -384,6 +384,10 @@ def request_units(m: Measurement, requests: list | None = None) -> dict[str, flo
                 else:
                     wru += 2 * write_units.get(item["TableName"], 1) + _gsi_writes(item["TableName"], kind, item,
                                                                                    indexes)
+        elif op == "BatchGetItem":
+            for batch_table, batch in params["RequestItems"].items():
+                per_item = read_units.get(batch_table, 1) * (1 if batch.get("ConsistentRead") else 0.5)
+                rru += per_item * len(batch["Keys"])
         elif op == "TransactGetItems":
             rru += sum(2 * read_units.get(e["Get"]["TableName"], 1) for e in params["TransactItems"])
     return {"rru": rru, "wru": wru}

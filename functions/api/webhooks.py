@@ -65,7 +65,8 @@ def redeliver(job_id: str) -> Response[dict]:
     name = next((d["event"] for d in job.deliveries if d["event_id"] == wanted), f"generation.{job.status.value}")
     # Same webhook-id (receivers dedupe on it), fresh timestamp and signature at send time.
     messages.send(get_settings().webhooks_queue_url,
-                  messages.WebhookMessage(event_id=wanted, job_id=job.id, event=name, forced=True))
+                  messages.WebhookMessage(event_id=wanted, job_id=job.id, workspace_id=job.workspace_id,
+                                          event=name, forced=True))
     return json_response(202, {"event_id": wanted, "status": "queued"})
 
 

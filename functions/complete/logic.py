@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from functions.core.errors import TransitionRejected
-from functions.core.jobs import JobError, JobStatus, JobStore
+from functions.core.errors import NotFound, TransitionRejected
+from functions.core.jobs import Job, JobError, JobKey, JobStatus, JobStore
 from functions.core.lifecycle import emit, finish
 from functions.core.messages import ResultMessage
 from functions.core.observability import logger
@@ -11,6 +11,11 @@ from functions.core.observability import logger
 
 def complete(result: ResultMessage, *, store: JobStore | None = None) -> JobStatus | None:
     store = store or JobStore()
+    if result.outcome == "succeeded" and result.workspace_id:
+        # A success refunds nothing, so it needs nothing of the job but its key: one conditional write
+        # (which returns the job for the webhook), no read first.
+        key = JobKey(result.job_id, result.workspace_id)
+        return _finish(key, JobStatus.SUCCEEDED, _success_fields(result), store)
     job = store.get(result.job_id)
     if job is None:
         logger.warning("result for unknown job", extra={"job_id": result.job_id})
@@ -20,16 +25,23 @@ def complete(result: ResultMessage, *, store: JobStore | None = None) -> JobStat
             emit(job, JobStatus.RUNNING)
         return JobStatus.RUNNING
     if result.outcome == "succeeded":
-        target = JobStatus.SUCCEEDED
-        fields = {"outputs": [o.model_dump(exclude_none=True) for o in result.outputs],
-                  "seed": result.seed, "timings": result.timings}
-    else:
-        target = JobStatus.FAILED
-        error = result.error or JobError(code="generation_failed", message="Generation failed")
-        fields = {"error": error.model_dump()}
+        return _finish(job, JobStatus.SUCCEEDED, _success_fields(result), store)
+    error = result.error or JobError(code="generation_failed", message="Generation failed")
+    return _finish(job, JobStatus.FAILED, {"error": error.model_dump()}, store)
+
+
+def _success_fields(result: ResultMessage) -> dict:
+    return {"outputs": [o.model_dump(exclude_none=True) for o in result.outputs], "seed": result.seed,
+            "timings": result.timings}
+
+
+def _finish(job: Job | JobKey, target: JobStatus, fields: dict, store: JobStore) -> JobStatus | None:
     try:
         finish(job, target, fields={k: v for k, v in fields.items() if v is not None}, store=store)
     except TransitionRejected:
         # Canceled (or failed by the sweeper) before the result came in: the first terminal state stands.
+        return None
+    except NotFound:
+        logger.warning("result for unknown job", extra={"job_id": job.id})
         return None
     return target

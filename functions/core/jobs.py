@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
@@ -126,6 +126,17 @@ def _index_attributes(job: Job) -> dict[str, Any]:
     return attrs
 
 
+class JobKey(NamedTuple):
+    """What a transition needs of a job it has not read: the key, and the workspace its index entry names.
+
+    A write that starts from a message (the worker taking its job, a success being applied) goes straight
+    to the conditional write, saving the read before it; the condition checks the workspace too, so a key
+    that names the wrong workspace changes nothing."""
+
+    id: str
+    workspace_id: str
+
+
 class JobStore:
     """All reads and writes of the jobs table."""
 
@@ -203,7 +214,7 @@ class JobStore:
         return ids
 
     # ---- state transitions
-    def transition_update(self, job: Job, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
+    def transition_update(self, job: Job | JobKey, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
                           now: float | None = None) -> dict[str, Any]:
         """The conditional Update that moves `job` to `target`, for use alone or inside a transaction."""
         now = now if now is not None else clock.now()
@@ -233,12 +244,12 @@ class JobStore:
             "TableName": self.table,
             "Key": {"id": {"S": job.id}},
             "UpdateExpression": expression,
-            "ConditionExpression": f"#status_ IN ({', '.join(from_values)})",
-            "ExpressionAttributeNames": {**names, "#status_": "status"},
-            "ExpressionAttributeValues": {**values, **from_values},
+            "ConditionExpression": f"#status_ IN ({', '.join(from_values)}) AND #workspace_ = :workspace_",
+            "ExpressionAttributeNames": {**names, "#status_": "status", "#workspace_": "workspace_id"},
+            "ExpressionAttributeValues": {**values, **from_values, ":workspace_": {"S": job.workspace_id}},
         }
 
-    def transition(self, job: Job, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
+    def transition(self, job: Job | JobKey, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
                    together_with: list[dict[str, Any]] | None = None) -> tuple[Job, bool]:
         """Move the job to `target`. Returns (job as stored now, applied).
 
@@ -272,30 +283,35 @@ class JobStore:
 
     # ---- bookkeeping that does not change status
     def _update_if(self, job_id: str, expression: str, condition: str, names: dict[str, str],
-                   values: dict[str, Any]) -> bool:
+                   values: dict[str, Any], *, returning: bool = False) -> dict[str, Any] | None:
+        """The conditional update; None if the condition failed, else the response (with the item as it is
+        now when `returning`)."""
         try:
-            self.ddb.update_item(
+            return self.ddb.update_item(
                 TableName=self.table,
                 Key={"id": {"S": job_id}},
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={k: dynamo.value(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW" if returning else "NONE",
             )
         except self.ddb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return None
 
-    def claim_dispatch(self, job_id: str, claim: str, now: float) -> bool:
-        """Take the right to spawn this job's GPU call. False if another delivery already took it."""
-        return self._update_if(
+    def claim_dispatch(self, job_id: str, claim: str, now: float) -> Job | None:
+        """Take the right to spawn this job's GPU call, and get the job as claimed. None if the job is not
+        queued (missing, canceled, running) or another delivery already took it. One write, no read first."""
+        resp = self._update_if(
             job_id,
             "SET #d = :d, attempts = if_not_exists(attempts, :zero) + :one, deadline = :deadline",
             "#s = :queued AND attribute_not_exists(#d)",
             {"#d": "dispatch", "#s": "status"},
             {":d": {"claim": claim, "claimed_at": now}, ":queued": "queued", ":zero": 0, ":one": 1,
              ":deadline": now + get_settings().dispatch_deadline_seconds},
+            returning=True,
         )
+        return Job.from_item(dynamo.deserialize(resp["Attributes"])) if resp else None
 
     def record_dispatch(self, job_id: str, claim: str, dispatcher: str, call_id: str, now: float) -> bool:
         return self._update_if(
@@ -305,7 +321,7 @@ class JobStore:
             {"#d": "dispatch"},
             {":d": {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id},
              ":claim": claim},
-        )
+        ) is not None
 
     def release_dispatch(self, job_id: str, claim: str | None, now: float) -> bool:
         """Give up a claim (spawn failed) or a lost dispatch (sweeper) so the job can be dispatched again."""
@@ -314,7 +330,7 @@ class JobStore:
         if claim:
             values[":claim"] = claim
         return self._update_if(job_id, "REMOVE #d SET deadline = :deadline", condition,
-                               {"#d": "dispatch", "#s": "status"}, values)
+                               {"#d": "dispatch", "#s": "status"}, values) is not None
 
     def record_delivery(self, job_id: str, attempt: dict[str, Any], *, disable: bool = False) -> None:
         """Append one webhook delivery attempt to the job (and disable its endpoint on a 410)."""
@@ -363,7 +379,7 @@ class JobStore:
         return self._update_if(
             job_id, "SET progress = :p, updated_at = :now", "#s = :running",
             {"#s": "status"}, {":p": {"step": step, "total": total}, ":running": "running", ":now": clock.now()},
-        )
+        ) is not None
 
 
 def _plausible_id(job_id: str) -> bool:

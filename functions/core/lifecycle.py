@@ -10,7 +10,7 @@ from typing import Any
 
 from . import credits, messages
 from .errors import TransitionRejected
-from .jobs import Job, JobStatus, JobStore
+from .jobs import Job, JobKey, JobStatus, JobStore
 from .observability import logger
 from .settings import get_settings
 
@@ -35,23 +35,28 @@ def emit(job: Job, status: JobStatus) -> None:
     if wanted not in job.webhook_events:
         return
     messages.send(get_settings().webhooks_queue_url,
-                  messages.WebhookMessage(event_id=event_id(job, status), job_id=job.id, event=EVENT_NAMES[status]))
+                  messages.WebhookMessage(event_id=event_id(job, status), job_id=job.id,
+                                          workspace_id=job.workspace_id, event=EVENT_NAMES[status]))
 
 
-def finish(job: Job, target: JobStatus, *, fields: dict[str, Any] | None = None,
+def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | None = None,
            store: JobStore | None = None) -> tuple[Job, bool]:
     """Apply a terminal transition and emit its event. Returns (job as stored, whether this call applied it).
 
     Run twice, the second call changes nothing but re-emits the event with the same id: a crash between
-    the write and the send would otherwise lose the webhook.
+    the write and the send would otherwise lose the webhook. A JobKey (a job not read first) is enough for
+    a success; a failure or cancel refunds the job's cost, so it needs the job as read.
     """
     store = store or JobStore()
     fields = dict(fields or {})
     refund = []
-    if target in (JobStatus.FAILED, JobStatus.CANCELED) and job.cost:
-        # A failed or canceled job gives back exactly what it reserved, in the transition's own transaction.
-        fields["refunded"] = job.cost
-        refund = [credits.refund_update(job.workspace_id, job.cost)]
+    if target in (JobStatus.FAILED, JobStatus.CANCELED):
+        if not isinstance(job, Job):
+            raise TypeError(f"{target.value}: a refunding transition needs the job as read, not only its key")
+        if job.cost:
+            # A failed or canceled job gives back exactly what it reserved, in the transition's own transaction.
+            fields["refunded"] = job.cost
+            refund = [credits.refund_update(job.workspace_id, job.cost)]
     try:
         job, applied = store.transition(job, target, set_fields=fields, together_with=refund)
     except TransitionRejected as exc:

@@ -22,6 +22,9 @@ class ResultMessage(Schema):
 
     job_id: str
     outcome: Literal["started", "succeeded", "failed"]
+    # The job's workspace, so a success is applied with one conditional write and no read (a message
+    # without it, from an older worker, is applied after reading the job).
+    workspace_id: str | None = None
     outputs: list[Output] = Field(default_factory=list)
     error: JobError | None = None
     seed: int | None = None
@@ -34,6 +37,9 @@ class WebhookMessage(Schema):
     event_id: str
     job_id: str
     event: str
+    # The job's workspace: the job and the workspace's signing secrets are then read in one call (a message
+    # without it, queued by an older version, reads them one after the other).
+    workspace_id: str | None = None
     # Attempts made so far; the next one is not made before `not_before` (epoch seconds).
     attempt: int = 0
     not_before: float = 0

@@ -1,11 +1,11 @@
-"""Dispatching one job: skip what is finished or already dispatched, claim, spawn, record the call id."""
+"""Dispatching one job: claim it (skipping what is not queued or is dispatched already), spawn, record the call id."""
 
 from __future__ import annotations
 
 import os
 
 from functions.core import clock
-from functions.core.jobs import JobStatus, JobStore
+from functions.core.jobs import JobStore
 from functions.core.messages import JobMessage, WorkRequest
 from functions.core.observability import logger
 from functions.core.settings import get_settings
@@ -15,14 +15,12 @@ from functions.dispatch.dispatchers import Dispatcher
 def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: JobStore | None = None) -> str | None:
     """Returns the call id, or None when there was nothing to do. Raises to have the message retried."""
     store = store or JobStore()
-    job = store.get(message.job_id)
-    if job is None or job.status != JobStatus.QUEUED:
-        logger.info("skip dispatch", extra={"job_id": message.job_id, "status": job and job.status})
-        return None
     now = clock.now()
-    # The claim makes a redelivered message (or a second poller) a no-op: one spawn per dispatch attempt.
-    if not store.claim_dispatch(job.id, claim, now):
-        logger.info("already dispatched", extra={"job_id": job.id})
+    # The claim is the read: one conditional write returns the job if it is queued and not yet dispatched,
+    # so a redelivered message (or a second poller) is a no-op: one spawn per dispatch attempt.
+    job = store.claim_dispatch(message.job_id, claim, now)
+    if job is None:
+        logger.info("skip dispatch: not queued, or dispatched already", extra={"job_id": message.job_id})
         return None
     settings = get_settings()
     request = WorkRequest(job_id=job.id, workspace_id=job.workspace_id, model=job.model, params=job.params,

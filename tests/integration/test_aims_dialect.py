@@ -340,7 +340,7 @@ def test_timeout_and_failure(world, api, tenant, dispatcher, drain, monkeypatch)
 
     from gpu import worker
 
-    monkeypatch.setattr(worker, "execute", lambda request, store: (_ for _ in ()).throw(RuntimeError("GPU lost")))
+    monkeypatch.setattr(worker, "execute", lambda request, store, reports=None: (_ for _ in ()).throw(RuntimeError("GPU lost")))
     monkeypatch.setenv("DARKROOM_SYNC_WAIT_SECONDS", "60")
     get_settings.cache_clear()
     before = credits.balance(tenant.workspace_id)

@@ -194,7 +194,7 @@ def test_timeout_carries_the_job_id_and_the_job_goes_on(world, api, tenant, disp
 def test_failed_generation_is_an_upstream_error_and_refunded(world, api, tenant, pipeline, monkeypatch):
     from gpu import worker
 
-    def broken(request, store):
+    def broken(request, store, reports=None):
         raise RuntimeError("the GPU fell over")
 
     monkeypatch.setattr(worker, "execute", broken)

@@ -14,6 +14,7 @@ from functions.core.jobs import (
     TRANSITIONS,
     Job,
     JobError,
+    JobKey,
     JobStatus,
     JobStore,
     Output,
@@ -103,9 +104,11 @@ def parse_update(update: dict) -> tuple[dict, list[str], set[str]]:
         sets[names[name]] = value(placeholder)
     removes = [names[n] for n in m["remove"].split(", ")] if m["remove"] else []
 
-    c = re.fullmatch(r"(?P<name>#\w+) IN \((?P<values>[^)]*)\)", update["ConditionExpression"])
+    c = re.fullmatch(r"(?P<name>#\w+) IN \((?P<values>[^)]*)\) AND (?P<ws>#\w+) = (?P<ws_value>:\w+)",
+                     update["ConditionExpression"])
     assert c, update["ConditionExpression"]
     assert names[c["name"]] == "status"
+    assert names[c["ws"]] == "workspace_id"
     sources = {value(p.strip()) for p in c["values"].split(",")}
     return sets, removes, sources
 
@@ -119,6 +122,15 @@ def _used_placeholders(update: dict) -> set[str]:
 def test_condition_allows_exactly_the_source_states(store, target):
     _, _, sources = parse_update(store.transition_update(make_job(), target, now=NOW))
     assert sources == {s.value for s in TRANSITIONS[target]}
+
+
+@pytest.mark.parametrize("target", list(TRANSITIONS))
+def test_condition_pins_the_workspace_of_the_job_or_key(store, target):
+    # A transition from a key alone (no read first) must not apply to a job of another workspace.
+    for job in (make_job(), JobKey(make_job().id, "ws_other")):
+        update = store.transition_update(job, target, now=NOW)
+        placeholder = update["ConditionExpression"].rsplit(" = ", 1)[1]
+        assert update["ExpressionAttributeValues"][placeholder] == {"S": job.workspace_id}
 
 
 @pytest.mark.parametrize("target", list(TRANSITIONS))
