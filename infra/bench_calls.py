@@ -62,6 +62,10 @@ GPU_WORKER = "GPU worker (on Modal)"
 # on a fast GPU, about two writes per image; on this CPU, as many as its speed makes.
 PROGRESS_OP = "UpdateItem (progress)"
 _caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="Lambda functions")
+# The template function being invoked (its logical id), for telling each call's IAM principal.
+_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
+# Whose permissions the GPU worker's calls need: its role in template.yaml.
+WORKER_ROLE = "ModalWorkerRole"
 
 
 # ---- counting
@@ -73,6 +77,9 @@ class Calls:
     # The same calls by (thread name, service, operation): infra/bench/calls.py attributes a request's
     # calls to the thread that served it (the gateway's invoke-<function> thread).
     by_thread: Counter = field(default_factory=Counter)
+    # The IAM actions each call needs, by (the template resource whose role makes it, action): a function's
+    # logical id, or the worker's role. The event source's own receives and deletes are not here.
+    actions: Counter = field(default_factory=Counter)
     empty_receives: Counter = field(default_factory=Counter)
     dynamodb_requests: list[tuple[str, dict, dict]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +102,11 @@ class Calls:
                 self.ops[(who, service, op)] += 1
 
         def before_build(model, params, context, **_kwargs) -> None:
+            principal = WORKER_ROLE if threading.current_thread().name.startswith("gpu-worker") else _function.get()
+            if principal is not None:
+                with self.lock:
+                    for action in iam_actions(service, model.name, params):
+                        self.actions[(principal, action)] += 1
             # The API parameters (before-call sees the serialized request): request units depend on them.
             if service == "dynamodb":
                 if params.get("UpdateExpression", "").startswith("SET progress"):
@@ -120,6 +132,17 @@ class Calls:
         for (_caller_name, service, op), n in self.ops.items():
             out[(service, op)] += n
         return out
+
+
+def iam_actions(service: str, operation: str, params: dict) -> list[str]:
+    """The IAM actions a call is authorized by: its own, except DynamoDB transactions, which need the
+    action of each item (there is no TransactWriteItems action)."""
+    if service == "dynamodb" and operation == "TransactWriteItems":
+        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+        return sorted({f"dynamodb:{kinds[kind]}" for entry in params["TransactItems"] for kind in entry})
+    if service == "dynamodb" and operation == "TransactGetItems":
+        return ["dynamodb:GetItem"]
+    return [f"{service}:{operation}"]
 
 
 @contextmanager
@@ -162,9 +185,11 @@ class CountedFunction(LocalFunction):
 
     def invoke(self, event: dict) -> Any:
         started = time.perf_counter()
+        token = _function.set(self.spec.logical_id)
         try:
             return super().invoke(event)
         finally:
+            _function.reset(token)
             self.invocations[self.spec.logical_id] += 1
             self.seconds[self.spec.logical_id] += time.perf_counter() - started
 

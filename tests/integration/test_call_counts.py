@@ -72,3 +72,35 @@ def test_request_units_follow_the_on_demand_rules(measured):
     ])
     write_units = -(-measured.max_item_bytes[jobs] // 1024)
     assert units == {"rru": 1.5, "wru": write_units + 3}
+
+
+def _granted_actions(resource: dict) -> set[str]:
+    """The IAM actions a function's (or the worker role's) inline statements allow, from template.yaml."""
+    properties = resource["Properties"]
+    documents = [p.get("PolicyDocument", p) for p in properties.get("Policies", [])]
+    actions: set[str] = set()
+    for document in documents:
+        for statement in document["Statement"]:
+            if statement["Effect"] == "Allow":
+                listed = statement["Action"]
+                actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def test_every_call_is_granted_to_its_caller_by_the_template(measured):
+    # Deployed, a call the caller's role does not allow is an AccessDenied at run time: catch it here, from
+    # the calls the real handlers and worker made.
+    resources = measured.template["Resources"]
+    assert {principal for principal, _ in measured.calls.actions} == {
+        "ApiFunction", "DispatchFunction", "CompleteFunction", "WebhooksFunction", "SweeperFunction",
+        bench_calls.WORKER_ROLE}
+    missing = sorted(f"{principal}: {action}" for principal, action in measured.calls.actions
+                     if action not in _granted_actions(resources[principal]))
+    assert missing == []
+
+
+def test_transactions_need_the_actions_of_their_items():
+    transaction = {"TransactItems": [{"Put": {}}, {"Update": {}}, {"ConditionCheck": {}}]}
+    assert bench_calls.iam_actions("dynamodb", "TransactWriteItems", transaction) == [
+        "dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert bench_calls.iam_actions("sqs", "SendMessage", {}) == ["sqs:SendMessage"]
