@@ -1,11 +1,14 @@
 """Lambda entry point for every HTTP route (template.yaml: ApiFunction)."""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from functions.core.coldstart import imports_without_gc
 
-from functions.api import idempotency
-from functions.api.app import app
-from functions.api.auth import response_headers
-from functions.core.observability import logger
+with imports_without_gc():  # the import makes no garbage; collecting during it only costs time
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from functions.api import idempotency
+    from functions.api.app import app
+    from functions.api.auth import response_headers
+    from functions.core.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,12 +1,16 @@
 """Lambda entry point for the results queue (template.yaml: CompleteFunction)."""
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from functions.core.coldstart import imports_without_gc
 
-from functions.complete.logic import complete
-from functions.core.messages import ResultMessage
-from functions.core.observability import logger
+with imports_without_gc():  # the import makes no garbage; collecting during it only costs time
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from functions.complete.logic import complete
+    from functions.core.messages import ResultMessage
+    from functions.core.observability import logger
+
 
 # A batch that fails whole is reported item by item too, so Lambda and the local poller treat it alike.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

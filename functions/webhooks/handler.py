@@ -5,15 +5,19 @@ minutes; longer waits are finished by hiding the message for up to 12 hours at a
 event goes to the dead-letter queue with its reason, where `darkroom webhooks replay-dlq` can resend it.
 """
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from functions.core.coldstart import imports_without_gc
 
-from functions.core import aws, messages
-from functions.core.messages import WebhookMessage
-from functions.core.observability import logger
-from functions.core.settings import get_settings
-from functions.webhooks.delivery import process
+with imports_without_gc():  # the import makes no garbage; collecting during it only costs time
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from functions.core import aws, messages
+    from functions.core.messages import WebhookMessage
+    from functions.core.observability import logger
+    from functions.core.settings import get_settings
+    from functions.webhooks.delivery import process
+
 
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds limit
 MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS visibility timeout limit

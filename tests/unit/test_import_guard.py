@@ -106,3 +106,23 @@ def test_every_model_in_functions_derives_from_schema():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
     assert BaseModel.model_config.get("defer_build") is None  # the default is untouched: Schema sets it
+
+
+COLLECTIONS_DURING_IMPORT = """
+import gc, json
+import functions.core.coldstart  # the one module a handler imports before turning the collector off
+starts = []
+gc.callbacks.append(lambda phase, info: starts.append(info["generation"]) if phase == "start" else None)
+import {module}
+print(json.dumps({{"collections": len(starts), "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
+"""
+
+
+@pytest.mark.parametrize("logical_id", sorted(HANDLERS))
+def test_the_cyclic_gc_never_runs_while_a_handler_imports(logical_id):
+    # Without functions/core/coldstart.py the api function's import ran about 130 collections (~80 ms here).
+    code = COLLECTIONS_DURING_IMPORT.format(module=HANDLERS[logical_id])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["collections"] == 0
+    assert report["enabled"] and report["frozen"] > 10_000  # back on, with the import's objects frozen
