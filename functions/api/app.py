@@ -1,43 +1,77 @@
-"""The api function's resolver: one router per dialect, auth middleware, errors mapped per dialect."""
+"""The api function's resolver: a router per concern, included on the first request that can reach it; auth
+middleware; errors mapped per dialect.
+
+One function serves every dialect, but a request reaches only a few routers: a cold native status read need
+not define the OpenAI and AI Media Studio request models, nor the console's or the admin routes' (about a
+fifth of the api function's import here, docs/benchmarks.md). ROUTERS names each router module with the
+path prefixes its routes start with; the resolver includes, before resolving, every router one of whose
+prefixes the path starts with (a test checks every route is covered by its module's prefixes). The OpenAPI
+document includes them all.
+"""
 
 from __future__ import annotations
 
+import importlib
+import threading
+from typing import Any
+
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from functions.api import (
-    account,
-    aims,
-    console,
-    errors,
-    native,
-    openai,
-    openapi,
-    share,
-    styles,
-    uploads,
-    webhooks,
-)
+from functions.api import errors, openapi
 from functions.api.auth import auth_middleware
 from functions.core.errors import DarkroomError
 from functions.core.observability import logger
 
-app = APIGatewayHttpResolver()
+# functions.api.<module> -> the prefixes of its routes' paths.
+ROUTERS: dict[str, tuple[str, ...]] = {
+    "native": ("/api/generate", "/api/generations", "/api/models", "/api/run", "/api/tools"),
+    "webhooks": ("/api/generations/", "/api/webhooks/"),
+    "account": ("/api/account", "/api/admin/", "/api/keys"),
+    "uploads": ("/api/uploads", "/api/v1/uploads", "/files"),
+    "share": ("/api/generations/", "/shared/"),
+    "openai": ("/v1/",),
+    "aims": ("/api/v1/images/", "/api/v1/models", "/api/v1/videos/"),
+    "styles": ("/api/styles", "/api/v1/styles"),
+    "console": ("/console",),
+}
+
+
+class Resolver(APIGatewayHttpResolver):
+    """Powertools' resolver, including the routers a request's path can reach before resolving it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._included: set[str] = set()
+        self._including = threading.Lock()
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.include_routers_for(str(event.get("rawPath") or "/"))
+        return super().resolve(event, context)
+
+    def include_routers_for(self, path: str) -> None:
+        self._include([name for name, prefixes in ROUTERS.items() if path.startswith(prefixes)])
+
+    def include_all_routers(self) -> None:
+        self._include(list(ROUTERS))
+
+    def _include(self, names: list[str]) -> None:
+        if self._included.issuperset(names):
+            return
+        with self._including:
+            for name in names:
+                if name not in self._included:
+                    self.include_router(importlib.import_module(f"functions.api.{name}").router)
+                    self._included.add(name)
+
+
+app = Resolver()
 app.use(middlewares=[auth_middleware])
-app.include_router(native.router)
-app.include_router(webhooks.router)
-app.include_router(account.router)
-app.include_router(uploads.router)
-app.include_router(share.router)
-app.include_router(openai.router)
-app.include_router(aims.router)
-app.include_router(styles.router)
-app.include_router(console.router)
 
 
 # The API's own description, served without a key (functions/api/auth.py); generated on first request.
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    return openapi.openapi_response()
+    return openapi.openapi_response()  # builds from every router (openapi.build includes them)
 
 
 @app.get("/docs", include_in_schema=False)

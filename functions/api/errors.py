@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from functions.core.errors import DarkroomError, NotFound
-from functions.dialects import AIMS, NATIVE, OPENAI, aims, dialect_for_path, native, openai
-
-RENDERERS = {NATIVE: native.error_body, OPENAI: openai.error_body, AIMS: aims.error_body}
+from functions.dialects import dialect_for_path
 
 
 def render(path: str, exc: DarkroomError) -> Response:
-    renderer = RENDERERS.get(dialect_for_path(path), native.error_body)
+    # The dialect's module is imported when its first error is rendered: its router has imported it already.
+    renderer = importlib.import_module(f"functions.dialects.{dialect_for_path(path)}").error_body
     return Response(
         status_code=exc.status,
         content_type=content_types.APPLICATION_JSON,

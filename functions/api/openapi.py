@@ -143,6 +143,7 @@ def build(app) -> dict[str, Any]:
     """The whole document: Powertools' paths for the resolver's routes, with every schema they name."""
     from functions.api import openapi_schemas
 
+    app.include_all_routers()
     spec = app.get_openapi_schema(
         title="Darkroom", version="1.0.0", description=DESCRIPTION,
         tags=[{"name": TAGS[d], "description": TAG_DESCRIPTIONS[d]} for d in (NATIVE, OPENAI, AIMS)],
@@ -160,6 +161,8 @@ def build(app) -> dict[str, Any]:
     schemas.update(_components([(m.__name__, m) for m in openapi_schemas.COMPONENTS]))
     schemas.update(_components(list(_REQUEST_MODELS.items())))
     spec["components"]["schemas"] = dict(sorted(schemas.items()))
+    # Routers are included in the order requests first reached them: sort, so the document never depends on it.
+    spec["paths"] = {path: dict(sorted(item.items())) for path, item in sorted(spec["paths"].items())}
     return spec
 
 

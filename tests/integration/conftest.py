@@ -114,6 +114,19 @@ def api(world) -> Client:
     return Client(gateway.wsgi)
 
 
+class RecordingDispatcher:
+    """Spawns nothing: keeps each work request, for asserting what the dispatch handed the GPU."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.requests: list = []
+
+    def spawn(self, request) -> str:
+        self.requests.append(request)
+        return f"call-{len(self.requests)}"
+
+
 class InlineDispatcher:
     """Runs the real gpu worker synchronously, so a test controls every step of the pipeline."""
 

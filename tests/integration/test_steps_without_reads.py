@@ -16,19 +16,9 @@ from functions.core.messages import JobMessage, ResultMessage, WebhookMessage, W
 from functions.core.settings import get_settings
 from infra.bench.harness import image_body
 from infra.bench_calls import count_aws_calls
+from tests.integration.conftest import RecordingDispatcher
 
 pytestmark = pytest.mark.xdist_group("integration")
-
-
-class Recording:
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.requests: list[WorkRequest] = []
-
-    def spawn(self, request: WorkRequest) -> str:
-        self.requests.append(request)
-        return "call-1"
 
 
 @pytest.fixture
@@ -49,6 +39,13 @@ def counted(world):
     aws.reset_clients()
 
 
+def work_request(job_id: str, tenant) -> WorkRequest:
+    job, settings = JobStore().get(job_id), get_settings()
+    return WorkRequest(job_id=job_id, workspace_id=tenant.workspace_id, model=job.model, params=job.params,
+                       jobs_table=settings.jobs_table, results_queue_url=settings.results_queue_url,
+                       bucket=settings.outputs_bucket)
+
+
 def submitted(api, tenant, **extra) -> str:
     resp = api.post("/api/run", json={**image_body(), **extra}, headers=tenant.headers)
     assert resp.status_code == 202, resp.get_data(as_text=True)
@@ -60,7 +57,7 @@ def test_dispatch_claims_with_one_write_and_spawns_what_it_returned(api, tenant,
 
     job_id = submitted(api, tenant)
     counted.take()
-    recording = Recording()
+    recording = RecordingDispatcher()
     assert dispatch(JobMessage(job_id=job_id), recording, claim="claim-1") == "call-1"
     # The claim (returning the job) and the call id: no read before either.
     assert counted.take() == Counter({("dynamodb", "UpdateItem"): 2})
@@ -79,10 +76,7 @@ def test_the_worker_takes_its_job_with_one_write(api, tenant, counted, monkeypat
     from gpu import worker
 
     job_id = submitted(api, tenant)
-    job = JobStore().get(job_id)
-    request = WorkRequest(job_id=job_id, workspace_id=tenant.workspace_id, model=job.model, params=job.params,
-                          jobs_table=get_settings().jobs_table, results_queue_url=get_settings().results_queue_url,
-                          bucket=get_settings().outputs_bucket)
+    request = work_request(job_id, tenant)
     ran = []
 
     def execute(request, store, reports=None):
@@ -104,10 +98,7 @@ def test_the_started_report_never_comes_after_the_result(api, tenant, world, mon
     from gpu import worker
 
     job_id = submitted(api, tenant)
-    job = JobStore().get(job_id)
-    request = WorkRequest(job_id=job_id, workspace_id=tenant.workspace_id, model=job.model, params=job.params,
-                          jobs_table=get_settings().jobs_table, results_queue_url=get_settings().results_queue_url,
-                          bucket=get_settings().outputs_bucket)
+    request = work_request(job_id, tenant)
     real_send, failures = messages.send, []
 
     def flaky_send(queue_url, message, **kwargs):

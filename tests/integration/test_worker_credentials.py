@@ -15,6 +15,7 @@ from functions.core import aws, messages, storage
 from functions.core.jobs import JobStore
 from functions.core.messages import WorkRequest
 from functions.dispatch.logic import dispatch
+from tests.integration.conftest import RecordingDispatcher
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -101,17 +102,7 @@ def test_dispatch_hands_the_role_and_region_to_the_worker(world, api, tenant, mo
     job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["_id"]
     world.messages("JobsQueue")
 
-    class Recording:
-        name = "recording"
-
-        def __init__(self) -> None:
-            self.requests: list[WorkRequest] = []
-
-        def spawn(self, request: WorkRequest) -> str:
-            self.requests.append(request)
-            return "call-1"
-
-    recorder = Recording()
+    recorder = RecordingDispatcher()
     assert dispatch(messages.JobMessage(job_id=job_id), recorder, claim="m1") == "call-1"
     (request,) = recorder.requests
     assert (request.aws_role_arn, request.aws_region) == ("arn:aws:iam::123456789012:role/worker", "eu-west-1")

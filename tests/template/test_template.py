@@ -303,6 +303,7 @@ def test_every_resolver_route_is_deployed(source):
     from functions.api.app import app
 
     declared = {(m, re.sub(r"\{[^}]+\}", "{}", p)) for m, p in http_routes(source)}
+    app.include_all_routers()  # requests include them one by one (functions/api/app.py)
     routes = app._static_routes + app._dynamic_routes
     assert routes
     served = {(r.method.upper(), re.sub(r"<[^>]+>", "{}", r.path)) for r in routes}
