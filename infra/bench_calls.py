@@ -149,8 +149,7 @@ def iam_actions(service: str, operation: str, params: dict) -> list[str]:
 def count_aws_calls() -> Iterator[Calls]:
     """Every boto3 client created inside the block reports its calls (functions/core/aws.py's included).
 
-    botocore's events belong to each client's own session, and aws.py makes one session per client, so the
-    hook goes where every client is made.
+    Each client has its own copy of botocore's event hooks, so the hook goes where every client is made.
     """
     calls = Calls()
     original = boto3.session.Session.client

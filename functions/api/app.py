@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from functions.api import errors, openapi
 from functions.api.auth import auth_middleware
+from functions.core.coldstart import imports_without_gc
 from functions.core.errors import DarkroomError
 from functions.core.observability import logger
 
@@ -57,7 +58,7 @@ class Resolver(APIGatewayHttpResolver):
     def _include(self, names: list[str]) -> None:
         if self._included.issuperset(names):
             return
-        with self._including:
+        with self._including, imports_without_gc():  # a router's import makes no garbage either
             for name in names:
                 if name not in self._included:
                     self.include_router(importlib.import_module(f"functions.api.{name}").router)

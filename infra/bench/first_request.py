@@ -66,6 +66,7 @@ def measure(runs: int = RUNS) -> dict[str, RouteRow]:
             "`GET /api/generations/{id}` status read": _event(harness, "GET", f"/api/generations/{job_id}"),
             "`POST /api/run` submit": _event(harness, "POST", "/api/run", json=image_body(1)),
             "`GET /v1/models` (OpenAI SDK)": _event(harness, "GET", "/v1/models"),
+            "`GET /api/v1/models` (AI Media Studio)": _event(harness, "GET", "/api/v1/models"),
         }
         rows = {name: RouteRow(name) for name in routes}
         for _ in range(runs):
