@@ -23,17 +23,18 @@ from functions.core.coldstart import imports_without_gc
 from functions.core.errors import DarkroomError
 from functions.core.observability import logger
 
-# functions.api.<module> -> the prefixes of its routes' paths.
+# Router module -> the prefixes of its routes' paths. Full module names: the build's import closure
+# (infra/build/imports.py) follows them, so each router's dependencies still ship in the artifact.
 ROUTERS: dict[str, tuple[str, ...]] = {
-    "native": ("/api/generate", "/api/generations", "/api/models", "/api/run", "/api/tools"),
-    "webhooks": ("/api/generations/", "/api/webhooks/"),
-    "account": ("/api/account", "/api/admin/", "/api/keys"),
-    "uploads": ("/api/uploads", "/api/v1/uploads", "/files"),
-    "share": ("/api/generations/", "/shared/"),
-    "openai": ("/v1/",),
-    "aims": ("/api/v1/images/", "/api/v1/models", "/api/v1/videos/"),
-    "styles": ("/api/styles", "/api/v1/styles"),
-    "console": ("/console",),
+    "functions.api.native": ("/api/generate", "/api/generations", "/api/models", "/api/run", "/api/tools"),
+    "functions.api.webhooks": ("/api/generations/", "/api/webhooks/"),
+    "functions.api.account": ("/api/account", "/api/admin/", "/api/keys"),
+    "functions.api.uploads": ("/api/uploads", "/api/v1/uploads", "/files"),
+    "functions.api.share": ("/api/generations/", "/shared/"),
+    "functions.api.openai": ("/v1/",),
+    "functions.api.aims": ("/api/v1/images/", "/api/v1/models", "/api/v1/videos/"),
+    "functions.api.styles": ("/api/styles", "/api/v1/styles"),
+    "functions.api.console": ("/console",),
 }
 
 
@@ -61,7 +62,7 @@ class Resolver(APIGatewayHttpResolver):
         with self._including, imports_without_gc():  # a router's import makes no garbage either
             for name in names:
                 if name not in self._included:
-                    self.include_router(importlib.import_module(f"functions.api.{name}").router)
+                    self.include_router(importlib.import_module(name).router)
                     self._included.add(name)
 
 

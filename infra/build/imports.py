@@ -1,5 +1,9 @@
 """What a handler really imports: the closure of its module within functions/, read from the source (every
-import statement, lazy ones inside functions included), so that each artifact can ship only that."""
+import statement, lazy ones inside functions included), so that each artifact can ship only that.
+
+A string constant that names a first-party module ("functions.api.native") counts as a lazy import of it:
+that is how a module imported by name (importlib.import_module, as the api function's routers are) is
+declared, so the closure still sees what it imports."""
 
 from __future__ import annotations
 
@@ -61,6 +65,10 @@ class _Visitor(ast.NodeVisitor):
         self.depth -= 1
 
     visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and node.value.startswith(f"{FIRST_PARTY}.") and _path(node.value):
+            self.found.append((node.value, True))
 
     def visit_Import(self, node: ast.Import) -> None:
         self.found += [(alias.name, self.depth > 0) for alias in node.names]

@@ -91,6 +91,16 @@ def test_the_closure_follows_lazy_and_relative_imports(template):
     assert "functions.core.settings" in found.modules
 
 
+def test_the_closure_follows_the_routers_the_api_imports_by_name():
+    # functions/api/app.py includes each router on first need, by module name: the closure must still see
+    # each router and what it imports (the webhook admin router's standardwebhooks, say).
+    from functions.api.app import ROUTERS
+
+    found = imports.closure("functions.api.handler")
+    assert set(ROUTERS) <= found.modules
+    assert any(imp.module == "standardwebhooks" and imp.source.startswith("functions.") for imp in found.third_party)
+
+
 def test_code_outside_functions_is_imported_only_lazily(template):
     # gpu/ and infra/ never ship; a module-level import of them would fail at every cold start.
     for art in _function_artifacts(template):
