@@ -238,9 +238,9 @@ def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
         return None  # another worker took it
     # Reports go out on one thread beside the work, in order: the started report (the complete function
     # turns it into the optional generation.started webhook) and the progress writes.
+    started_report = messages.ResultMessage(job_id=job.id, outcome="started")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu-worker-report") as reports:
-        started = reports.submit(messages.send, request.results_queue_url,
-                                 messages.ResultMessage(job_id=job.id, outcome="started"))
+        started = reports.submit(messages.send, request.results_queue_url, started_report)
         try:
             result = execute(request, store, reports)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a failed job with a clear error
@@ -254,7 +254,7 @@ def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
         # The result never overtakes the started report; if that one failed, it is sent again first.
         if started.exception() is not None:
             logger.warning("started report failed; sending it again", extra={"job_id": job.id})
-            messages.send(request.results_queue_url, messages.ResultMessage(job_id=job.id, outcome="started"))
+            messages.send(request.results_queue_url, started_report)
         messages.send(request.results_queue_url, result)
     return result
 
