@@ -5,7 +5,8 @@ Two hosts, as deployed (docs/sync-calls.md):
   parameters, every path goes to the URL's function, and an invocation is cut at the function's timeout
   from template.yaml;
 - HTTP_API, an API Gateway HTTP API: routes from template.yaml's HttpApi events (the most specific wins,
-  path parameters extracted), and every integration is cut at 30 s with API Gateway's own answer,
+  path parameters extracted; an event without a path is the catch-all $default route, which the template's
+  api uses), and every integration is cut at 30 s with API Gateway's own answer,
   503 {"message":"Service Unavailable"}.
 
 Both: bodies over 6 MB get 413, binary bodies are base64-encoded, a function response over Lambda's 6 MB
@@ -30,6 +31,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from .lambda_runtime import LocalFunction
+from .template import DEFAULT_ROUTE
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 # Lambda's limit on a buffered (synchronous) invocation's response, behind either host.
@@ -53,6 +55,10 @@ def _is_utf8(body: bytes) -> bool:
 class Route:
     def __init__(self, method: str, path: str, function: LocalFunction) -> None:
         self.method, self.path, self.function = method, path, function
+        if path == DEFAULT_ROUTE:
+            # The catch-all: any method, any path, chosen only when no other route matches.
+            self.regex, self.specificity = re.compile(".*"), (-1, 0)
+            return
         pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", path)
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
         self.regex = re.compile(f"^{pattern}$")
@@ -61,7 +67,8 @@ class Route:
 
     @property
     def route_key(self) -> str:
-        return f"{self.method} {self.path}"
+        # The $default route's events carry routeKey "$default" (API Gateway HTTP API, payload 2.0).
+        return DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
 
 
 @dataclass(frozen=True)

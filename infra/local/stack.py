@@ -19,7 +19,7 @@ from .gateway import FUNCTION_URL, HTTP_API, Gateway, Route
 from .lambda_runtime import IsolatedFunction, LocalFunction
 from .moto_server import MotoServer
 from .pollers import Schedule, SqsPoller, parse_rate
-from .template import REGION, TEMPLATE_PATH, Resolver, functions, load
+from .template import REGION, TEMPLATE_PATH, Resolver, function_url_target, functions, gateway_routes, load
 
 DEV_WORKSPACE = "dev"
 DEV_RATE_LIMIT = 6000
@@ -95,7 +95,8 @@ class LocalStack:
         reset_process_caches()
 
         api_key, webhook_secret = self._bootstrap_dev_workspace()
-        http_functions = {fid for _, _, fid in _routes(specs)} | {_function_url_target(template)}
+        url_target = function_url_target(template)
+        http_functions = {fid for _, _, fid in gateway_routes(template)} | {url_target}
         for logical_id, spec in specs.items():
             # HTTP functions get Lambda's isolation (one request per environment), so concurrent calls
             # never share the resolver's per-request state; queue consumers run in-process.
@@ -104,10 +105,11 @@ class LocalStack:
             if isinstance(function, IsolatedFunction):
                 function.warm()
 
-        routes = [Route(method, path, self.functions[fid]) for method, path, fid in _routes(specs)]
+        # The HTTP API's own routes (one catch-all, as deployed): the function answers 404 for unknown paths.
+        routes = [Route(method, path, self.functions[fid]) for method, path, fid in gateway_routes(template)]
         # Test-only: lets a test lose one response on purpose (infra/local/gateway.py, FAULT_HEADER).
         faults = os.environ.get("DARKROOM_LOCAL_FAULTS", "").lower() not in ("", "0", "false")
-        self.function_url = Gateway(routes, host=FUNCTION_URL, target=self.functions[_function_url_target(template)],
+        self.function_url = Gateway(routes, host=FUNCTION_URL, target=self.functions[url_target],
                                     faults=faults)
         self.gateway = Gateway(routes, host=HTTP_API, faults=faults)
         self.port = self.function_url.start(self.host, self.port)
@@ -226,19 +228,6 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
     if os.environ.get("DARKROOM_SYNC_WAIT_SECONDS"):
         env["DARKROOM_SYNC_WAIT_SECONDS"] = os.environ["DARKROOM_SYNC_WAIT_SECONDS"]
     return env
-
-
-def _function_url_target(template: dict) -> str:
-    """The function behind the template's function URL (FunctionUrlConfig); it serves every path."""
-    found = [lid for lid, r in template["Resources"].items()
-             if r.get("Type") == "AWS::Serverless::Function" and "FunctionUrlConfig" in r.get("Properties", {})]
-    if len(found) != 1:
-        raise ValueError(f"template.yaml should give exactly one function a FunctionUrlConfig, found {found}")
-    return found[0]
-
-
-def _routes(specs: dict) -> list[tuple[str, str, str]]:
-    return [(p["Method"].upper(), p["Path"], lid) for lid, s in specs.items() for p in s.events_of("HttpApi").values()]
 
 
 def reset_process_caches() -> None:

@@ -134,9 +134,41 @@ def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
 
 
 def http_routes(template: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(method, path, function logical id) for every HttpApi event in the template."""
+    """(method, path, function logical id) for every route a function declares it serves: its Metadata's
+    `Routes` ({name: "METHOD /path"}). The HTTP API reaches them through its own routes (gateway_routes)."""
+    routes = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for route in (resource.get("Metadata") or {}).get("Routes", {}).values():
+            method, path = route.split(" ", 1)
+            routes.append((method.upper(), path, logical_id))
+    return routes
+
+
+DEFAULT_ROUTE = "$default"
+
+
+def gateway_routes(template: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(method, path, function logical id) for every route of the HTTP API, as SAM writes them from HttpApi
+    events: an event without Path and Method is the catch-all $default route (method ANY)."""
     routes = []
     for spec in functions(template).values():
         for props in spec.events_of("HttpApi").values():
-            routes.append((props["Method"].upper(), props["Path"], spec.logical_id))
+            if "Path" not in props and "Method" not in props:
+                routes.append(("ANY", DEFAULT_ROUTE, spec.logical_id))
+            else:
+                routes.append((props.get("Method", "ANY").upper(), props.get("Path", DEFAULT_ROUTE), spec.logical_id))
     return routes
+
+
+def function_url_target(template: dict[str, Any]) -> str:
+    """The function behind the template's function URL (its AWS::Lambda::Url); it serves every path."""
+    found = []
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Lambda::Url":
+            target = resource["Properties"]["TargetFunctionArn"]  # !Ref (the name) or !GetAtt .Arn
+            found.append(target.get("Ref") or target["Fn::GetAtt"][0] if isinstance(target, dict) else target)
+    if len(found) != 1:
+        raise ValueError(f"template.yaml should have exactly one AWS::Lambda::Url, found {found}")
+    return found[0]

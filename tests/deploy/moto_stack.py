@@ -42,14 +42,14 @@ class MotoStack:
     standins: dict[str, str] = field(default_factory=dict)  # logical id -> what its Ref gives instead
 
 
-def clients(endpoint: str, service: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing",
+def clients(endpoint: str, service: str, region: str = REGION):
+    return boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
                         aws_secret_access_key="testing")
 
 
 def _standin_attribute(logical_id: str, resource_type: str, attribute: str) -> str:
     if resource_type == "AWS::Lambda::Url" and attribute == "FunctionUrl":
-        return f"https://{logical_id.lower()}-not-created-by-moto.lambda-url.{REGION}.on.aws/"
+        return f"https://{logical_id.lower()}-not-created-by-moto.lambda-url.on.aws/"
     return f"{logical_id}.{attribute}-not-created-by-moto"
 
 
@@ -88,7 +88,8 @@ def _substitute(node: Any, removed: dict[str, str], refs: dict[str, str]) -> Any
     return out
 
 
-def create(endpoint: str, stack_name: str, parameters: dict[str, str]) -> MotoStack:
+def create(endpoint: str, stack_name: str, parameters: dict[str, str], region: str = REGION) -> MotoStack:
+    """The stack in `region` (conditions on AWS::Region are moto's to evaluate, as CloudFormation would)."""
     template = transformed()
     s3 = clients(endpoint, "s3")
     # What `sam deploy --resolve-s3` would have uploaded: moto's Lambda reads the code and layer objects.
@@ -105,7 +106,7 @@ def create(endpoint: str, stack_name: str, parameters: dict[str, str]) -> MotoSt
     for logical_id, type_ in removed.items():
         if type_ == "AWS::SecretsManager::Secret":
             props = template["Resources"][logical_id].get("Properties", {})
-            created = clients(endpoint, "secretsmanager").create_secret(
+            created = clients(endpoint, "secretsmanager", region).create_secret(
                 Name=f"{logical_id}-{uuid.uuid4().hex[:12]}", Description=props.get("Description", ""))
             refs[logical_id] = created["ARN"]
         else:
@@ -114,7 +115,7 @@ def create(endpoint: str, stack_name: str, parameters: dict[str, str]) -> MotoSt
     template["Resources"] = _substitute(kept, removed, refs)
     template["Outputs"] = _substitute(template.get("Outputs", {}), removed, refs)
 
-    cfn = clients(endpoint, "cloudformation")
+    cfn = clients(endpoint, "cloudformation", region)
     cfn.create_stack(StackName=stack_name, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"],
                      Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
     described = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]

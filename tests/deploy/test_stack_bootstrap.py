@@ -90,3 +90,35 @@ def test_keys_commands_read_the_stack_tables(world, point_at, tmp_path):
     listed = darkroom(["keys", "list", "--stack-name", world.stack.name, "--workspace", "ws-cli"], env, tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert made.key_id in listed.stdout
+
+
+def test_a_region_without_function_urls_gets_the_gateway_as_api_url(moto_endpoint, world):
+    """ap-south-2 has no Lambda function URLs: the stack must still create (no AWS::Lambda::Url, no URL
+    permissions), with ApiUrl the API Gateway URL and the 25 s synchronous wait said in its outputs."""
+    from moto_stack import create
+
+    from infra.deploy.regions import has_function_urls
+
+    assert not has_function_urls("ap-south-2") and has_function_urls("us-east-1")
+    there = create(moto_endpoint, "darkroom-no-urls", {"ModalWorkspaceId": WORKSPACE_ID,
+                                                       "ModalOidcProviderArn": world.oidc_provider_arn},
+                   region="ap-south-2")
+    assert there.outputs["ApiUrl"] == there.outputs["GatewayUrl"] + "/"
+    assert ".execute-api.ap-south-2." in there.outputs["ApiUrl"]
+    assert there.outputs["SyncWaitLimitSeconds"] == "25"
+    resources = {r["LogicalResourceId"] for r in clients_in(moto_endpoint, "ap-south-2").list_stack_resources(
+        StackName=there.name)["StackResourceSummaries"]}
+    assert not {"ApiFunctionUrlPublicPermissions", "ApiFunctionUrlInvokePermissions"} & resources
+    assert "ApiFunction" in resources
+    # Where function URLs exist, ApiUrl is the function URL and the wait is SyncWaitSeconds.
+    assert "lambda-url" in world.stack.outputs["ApiUrl"]
+    assert world.stack.outputs["SyncWaitLimitSeconds"] == "300"
+    here = {r["LogicalResourceId"] for r in world.client("cloudformation").list_stack_resources(
+        StackName=world.stack.name)["StackResourceSummaries"]}
+    assert {"ApiFunctionUrlPublicPermissions", "ApiFunctionUrlInvokePermissions"} <= here
+
+
+def clients_in(endpoint: str, region: str):
+    from moto_stack import clients
+
+    return clients(endpoint, "cloudformation", region)

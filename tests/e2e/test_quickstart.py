@@ -413,3 +413,15 @@ def test_unknown_route_is_404_json(client, auth):
     response = client.get("/api/nothing-here", headers=auth)
     assert response.status_code == 404, response.text
     assert response.json()["message"]
+
+
+def test_the_gateway_host_sends_every_path_to_the_api_as_deployed(stack):
+    """API Gateway has one catch-all route for the api (template.yaml): a known route is served through it, and an
+    unknown path is the api's own 404 in its dialect's shape, not the gateway's."""
+    models = httpx.get(stack.gateway_url + "/v1/models", headers={"Authorization": f"Bearer {stack.api_key}"},
+                       timeout=30)
+    assert models.status_code == 200 and models.json()["object"] == "list"
+    unknown = httpx.get(stack.gateway_url + "/v1/no-such-route", headers={"Authorization": f"Bearer {stack.api_key}"},
+                        timeout=30)
+    assert unknown.status_code == 404
+    assert "No route for GET /v1/no-such-route" in unknown.json()["error"]["message"]

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cfnlint.decode import decode
 from offline_aws import set_offline_aws_env
 from sam_template import transformed_from
@@ -76,14 +78,10 @@ def ref_name(value) -> str | None:
 
 
 def http_routes(source: dict) -> list[tuple[str, str]]:
-    routes = []
-    for resource in source["Resources"].values():
-        if resource["Type"] != "AWS::Serverless::Function":
-            continue
-        for event in resource["Properties"].get("Events", {}).values():
-            if event["Type"] == "HttpApi":
-                routes.append((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
-    return routes
+    """Every route the template declares a function serves (infra/local/template.py reads the same list)."""
+    from infra.local.template import http_routes as declared
+
+    return [(method, path) for method, path, _ in declared(source)]
 
 
 # ---------------------------------------------------------------- (a) cfn-lint
@@ -144,11 +142,27 @@ def test_sweeper_runs_on_a_schedule(transformed):
     assert any(p["Principal"] == "events.amazonaws.com" for p in permissions)
 
 
-def test_http_api_carries_every_route(source, transformed):
+def test_http_api_sends_every_path_to_the_api_through_one_route(transformed):
+    """One catch-all route ($default) instead of one per route: the function's resource policy gets one statement
+    for the HTTP API, not one per route (it is capped at 20 KB, and 42 statements came near it)."""
     (api,) = resources(transformed, "AWS::ApiGatewayV2::Api").values()
     paths = api["Properties"]["Body"]["paths"]
-    for method, path in http_routes(source):
-        assert path in paths and method.lower() in paths[path], (method, path)
+    assert list(paths) == ["$default"]
+    (integration,) = paths["$default"].values()
+    assert integration["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"].endswith("${ApiFunction.Arn}/invocations")
+    permissions = [p["Properties"] for p in resources(transformed, "AWS::Lambda::Permission").values()
+                   if ref_name(p["Properties"]["FunctionName"]) == "ApiFunction"]
+    from_gateway = [p for p in permissions if p["Principal"] == "apigateway.amazonaws.com"]
+    assert len(from_gateway) == 1, from_gateway
+    # Each statement costs a few hundred bytes; with 3 (gateway, URL, invoke-through-URL) the policy stays small.
+    assert len(permissions) == 3 and len(json.dumps(permissions)) < 2_000, permissions
+
+
+def test_every_declared_route_is_a_method_and_a_path(source):
+    routes = http_routes(source)
+    assert len(routes) == len(set(routes)), "a route is declared twice"
+    for method, path in routes:
+        assert method in {"GET", "POST", "PUT", "DELETE", "PATCH"} and path.startswith("/"), (method, path)
 
 
 # ---------------------------------------------------------------- (c) handlers
@@ -539,8 +553,23 @@ def test_api_function_url_serves_every_route_without_the_gateway_limit(source, t
                    and r["Properties"]["Principal"] == "*"]
     # Public function URLs need both permissions (AWS, October 2025).
     assert {p["Action"] for p in permissions} == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
-    assert source["Outputs"]["ApiUrl"]["Value"] == {"Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"]}
+    # Where function URLs exist; elsewhere ApiUrl is the gateway's (tests/deploy: a stack in such a region).
+    condition, with_url, without = source["Outputs"]["ApiUrl"]["Value"]["Fn::If"]
+    assert condition == "HasFunctionUrls" and with_url == {"Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"]}
+    assert "execute-api" in json.dumps(without)
     assert "execute-api" in json.dumps(source["Outputs"]["GatewayUrl"]["Value"])
+    for name in ("ApiFunctionUrl", *(n for n, r in resources(source, "AWS::Lambda::Permission").items()
+                                     if r["Properties"]["Principal"] == "*")):
+        assert source["Resources"][name]["Condition"] == "HasFunctionUrls", name
+
+
+def test_function_url_regions_are_the_ones_preflight_knows(source):
+    """The template's condition and preflight's warning name the same regions (AWS's list, in one place each)."""
+    from infra.deploy.regions import NO_FUNCTION_URLS
+
+    equals = re.findall(r"\{'Fn::Equals': \[\{'Ref': 'AWS::Region'\}, '([a-z0-9-]+)'\]\}",
+                        str(source["Conditions"]["HasFunctionUrls"]))
+    assert sorted(equals) == sorted(NO_FUNCTION_URLS)
 
 
 def test_api_function_outlasts_the_longest_sync_wait(source, transformed):
@@ -570,3 +599,34 @@ def test_every_consumed_queue_outlasts_its_consumer(source, queue, function):
 def test_function_timeouts_in_the_transformed_template(source, transformed):
     for name in FUNCTIONS:
         assert transformed["Resources"][name]["Properties"]["Timeout"] == _function_timeout(source, name), name
+
+
+# ---------------------------------------------------------------- Modal names (the worker's identity token names them)
+
+_NAME_CHARACTERS = st.characters(codec="ascii", exclude_characters="\n") | st.sampled_from("-_.aZ09")
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(_NAME_CHARACTERS, max_size=70) | st.from_regex(r"ap-[a-zA-Z0-9]{22}", fullmatch=True)
+       | st.text("ab-_.9", min_size=60, max_size=70))
+def test_modal_app_name_pattern_is_modals_own_rule(source, name):
+    """CloudFormation refuses exactly the names Modal refuses: Modal issues no identity token for the others."""
+    from modal._utils.name_utils import is_valid_object_name
+
+    pattern = source["Parameters"]["ModalAppName"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, name)) == is_valid_object_name(name), name
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(_NAME_CHARACTERS, max_size=70) | st.from_regex(r"[eE][nN]-[a-z]{1,5}", fullmatch=True))
+def test_modal_environment_pattern_is_modals_own_rule(source, name):
+    from modal._utils.name_utils import is_valid_environment_name
+
+    pattern = source["Parameters"]["ModalEnvironment"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, name)) == is_valid_environment_name(name, allow_periods=False), name
+
+
+def test_the_default_modal_names_pass(source):
+    for name in ("ModalAppName", "ModalEnvironment"):
+        spec = source["Parameters"][name]
+        assert re.fullmatch(spec["AllowedPattern"], spec["Default"]), name
