@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -530,6 +531,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
     if args.parent_pid:
+        # Ctrl-C reaches the whole process group, this server included. The stack still writes here while it
+        # stops (pollers finishing a batch), and a dead server leaves those calls waiting in the socket's
+        # backlog, which the parent holds: so the parent stops this server itself, last (LocalStack.stop).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     inner = _dispatcher()
     store = StateStore(args.state_dir) if args.state_dir else None
