@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: dev test install lint bench stress clean artifacts-doc openapi chromium screenshots
+.PHONY: dev test install lint bench stress clean artifacts-doc openapi chromium screenshots lock
 
 $(STAMP): pyproject.toml gpu/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ clean:
 BUILD_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 build-%:
 	$(BUILD_PYTHON) -m infra.build.artifacts $* "$(ARTIFACTS_DIR)"
+
+# Re-locks functions/requirements.txt, which every build-% installs under (pip --require-hashes): every
+# distribution any Lambda artifact carries, at the version this venv has (what the tests run), with each
+# target's wheel hash. To move a version: install it here (within pyproject.toml's range), `make lock`,
+# `make test`. `$(BIN)/python -m infra.build.lock --check` only says whether the lock is current.
+lock: $(STAMP)
+	$(BIN)/python -m infra.build.lock
 
 # sam CLI in its own venv: its pins (pydantic, cfn-lint, ...) clash with the project's. Only tests need it.
 $(SAM_STAMP):

@@ -6,7 +6,9 @@ template.yaml declares for it, whatever machine runs the build.
     python -m infra.build.artifacts <LogicalId> <ARTIFACTS_DIR>
 
 A function ships the functions/ package and the distributions its handler imports, listed in
-functions/<package>/requirements.txt and pinned once in functions/requirements.txt. The AWS SDK is not in
+functions/<package>/requirements.txt, and their dependencies, each at the version and wheel that
+functions/requirements.txt locks (infra/build/lock.py writes it; pip installs under it with
+--require-hashes, so nothing else gets in). The AWS SDK is not in
 any function: it comes from the AwsSdkLayer (functions/requirements-sdk.txt), or the runtime's own copy
 while the template has no such layer. See docs/artifacts.md for the why.
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.build import contents, lock
 from infra.local import template as cfn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,16 +139,35 @@ def artifact(logical_id: str, template: dict[str, Any] | None = None) -> Artifac
     return Artifact(logical_id, "function", _override(Target(runtime, architecture)), handler=props["Handler"])
 
 
-def pip_install(requirements: Path, target: Target, into: Path) -> None:
-    """Wheels only, for the target's platform and Python, whatever runs pip."""
+def pip_command(requirements: Path, target: Target, into: Path, constraints: Path) -> list[str]:
+    """pip install, wheels only, for the target's platform and Python, whatever runs pip (infra/build/lock.py
+    resolves the lock with the same command)."""
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                "--no-compile",  # the host's .pyc would be for the host's Python, not the runtime's
                "--no-warn-conflicts",  # pip compares with the build venv, which the artifact never sees
                "--only-binary=:all:", "--implementation", "cp", "--python-version", target.python_version,
-               "--target", str(into), "-r", str(requirements), "-c", str(PINS)]
+               "--target", str(into), "-r", str(requirements), "-c", str(constraints)]
     for platform in target.platforms:
         command += ["--platform", platform]
-    subprocess.run(command, check=True)
+    return command
+
+
+def pip_install(requirements: Path, target: Target, into: Path, pins: Path = PINS) -> None:
+    """Under the lock, in pip's hash-checking mode: every distribution pip installs, the requested ones and
+    their dependencies, must be pinned there (==) with the hash of the very wheel, or pip installs nothing."""
+    try:
+        locked = lock.read(pins)
+    except lock.LockError as exc:
+        raise SystemExit(str(exc)) from exc
+    key = lock.target_key(target.runtime, target.architecture)
+    if key not in locked.targets:
+        raise SystemExit(f"{pins.relative_to(REPO) if pins.is_relative_to(REPO) else pins} is locked for "
+                         f"{', '.join(locked.targets)}, not {key}: `make lock` locks the runtime template.yaml "
+                         f"declares, on {' and '.join(lock.ARCHITECTURES)}")
+    subprocess.run([*pip_command(requirements, target, into, pins), "--require-hashes"], check=True)
+    problems = lock.differences(contents.versions(into), locked, f"{target.runtime}/{target.architecture} build")
+    if problems:
+        raise SystemExit("the artifact is not what the lock pins (`make lock`?):\n  " + "\n  ".join(problems))
 
 
 def runtime_version(template: dict[str, Any] | None = None) -> str:
@@ -192,17 +214,17 @@ def strip(root: Path) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def build(art: Artifact, artifacts_dir: Path) -> Path:
+def build(art: Artifact, artifacts_dir: Path, pins: Path = PINS) -> Path:
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     if any(artifacts_dir.iterdir()):
         raise SystemExit(f"{artifacts_dir} is not empty: build into a fresh directory")
     if art.kind == "layer":
         # Lambda puts a layer in /opt; /opt/python is on the runtime's sys.path.
         site = artifacts_dir / "python"
-        pip_install(art.requirements, art.target, site)
+        pip_install(art.requirements, art.target, site, pins)
     else:
         site = artifacts_dir
-        pip_install(art.requirements, art.target, site)
+        pip_install(art.requirements, art.target, site, pins)
         shutil.copytree(FUNCTIONS, artifacts_dir / "functions", ignore=CODE_IGNORED)
     strip(site)
     compile_bytecode(artifacts_dir, art.target)

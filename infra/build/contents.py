@@ -33,6 +33,15 @@ def distributions(root: Path) -> dict[str, Path]:
     return found
 
 
+def versions(root: Path) -> dict[str, str]:
+    """Installed distributions in a site directory: canonical name -> the version its METADATA says."""
+    found = {}
+    for name, info in distributions(root).items():
+        metadata = HeaderParser().parsestr((info / "METADATA").read_text(errors="replace"))
+        found[name] = metadata["Version"]
+    return found
+
+
 def wheel_tags(info: Path) -> list[str]:
     """The wheel tags a distribution was installed from (its WHEEL file's Tag lines)."""
     wheel = HeaderParser().parsestr((info / "WHEEL").read_text())
