@@ -8,15 +8,18 @@ SAM_STAMP := $(SAM_VENV)/.installed
 
 .PHONY: dev test install lint bench stress clean artifacts-doc openapi chromium screenshots lock
 
-$(STAMP): pyproject.toml gpu/requirements.txt
+$(STAMP): pyproject.toml gpu/requirements.txt functions/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# pip pinned: tests/gpu/test_image_requirements.py resolves the image's list with its fast-deps feature.
 	$(BIN)/pip install -q --upgrade 'pip==26.3'
 	# The CPU build of torch first, at the version gpu/requirements.txt pins: any other torch requirement
 	# may pull a multi-GB CUDA build. The CPU build (2.13.0+cpu) then satisfies the pin (==2.13.0).
 	$(BIN)/pip install -q "$$(grep -E '^torch==' gpu/requirements.txt)"
-	# The GPU worker's pinned packages (the Modal image's own list) with the project: tests run what ships.
-	$(BIN)/pip install -q -r gpu/requirements.txt -e '.[dev]'
+	# The GPU worker's pinned packages (the Modal image's own list) with the project, under the Lambda lock's
+	# versions (functions/requirements.txt, without its hashes): tests run what ships, and a fresh clone gets
+	# the versions the lock was made from, not whatever is newest (tests/artifacts hold the two equal).
+	$(BIN)/python -m infra.build.lock --constraints > $(VENV)/lambda-constraints.txt
+	$(BIN)/pip install -q -r gpu/requirements.txt -c $(VENV)/lambda-constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -247,11 +247,18 @@ def generate(venv: Mapping[str, str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from infra.build import artifacts
-
     parser = argparse.ArgumentParser(prog="python -m infra.build.lock", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the lock is not what this would write")
+    parser.add_argument("--constraints", action="store_true",
+                        help="print the lock as plain name==version constraints (no hashes: its wheels are for "
+                             "the Lambda runtime), for `make install`, so the test venv installs what ships")
     args = parser.parse_args(argv)
+    if args.constraints:  # standard library only: `make install` runs it before anything is installed
+        lock = read(Path(__file__).resolve().parents[2] / "functions" / "requirements.txt")
+        print("".join(f"{pin.name}=={pin.version}\n" for pin in lock.pins.values()), end="")
+        return
+    from infra.build import artifacts
+
     for name in (artifacts.ARCHITECTURE_ENV, artifacts.RUNTIME_ENV):
         os.environ.pop(name, None)  # the lock is for what template.yaml declares, whatever this shell says
     text = generate(venv_versions())
