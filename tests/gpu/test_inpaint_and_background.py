@@ -131,19 +131,3 @@ def test_removing_the_background_gives_an_alpha_channel_from_the_model(segmenter
         alphas.append(alpha)
     # The mask follows the picture (a model output, not a fixed pattern).
     assert np.abs(alphas[0][:, :64] - alphas[1]).mean() > 5
-
-
-def test_the_download_entry_point_fetches_the_background_remover_with_image_models(monkeypatch):
-    import huggingface_hub
-
-    from gpu import modal_app
-
-    fetched: list[str] = []
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, **kw: fetched.append(repo))
-    monkeypatch.setattr(modal_app, "weights", type("Volume", (), {"commit": lambda self: None})())
-    remover = get_catalog().background_remover
-    assert modal_app.download.local(models="flux-schnell") == ["flux-schnell", remover.id]
-    assert fetched == ["black-forest-labs/FLUX.1-schnell", remover.repo]
-    fetched.clear()
-    assert modal_app.download.local(models="ltx-video") == ["ltx-video"]  # video models have no use for it
-    assert fetched == ["Lightricks/LTX-Video"]

@@ -1,0 +1,246 @@
+"""What gpu/modal_app.py asks Modal for, read from modal's own objects: each function's image (its Dockerfile
+layers, as Modal would build them), each class's resources and autoscaler settings. And the weights download,
+run for real (huggingface_hub's snapshot_download) under its image's exact environment, against a Hub stand-in
+on loopback: the one image baked HF_HUB_OFFLINE=1 into the download too, so no weights ever reached the Volume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hub_standin import HubStandIn, Repo
+
+from functions.core.catalog import get_catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _raw(obj):
+    from modal._utils.async_utils import synchronizer
+
+    return synchronizer._translate_in(obj)
+
+
+def _closure(function) -> dict:
+    return dict(zip(function.__code__.co_freevars, [c.cell_contents for c in (function.__closure__ or ())]))
+
+
+def _dockerfile_commands(image) -> list[str]:
+    """Every Dockerfile command of the image and its bases, base first, as Modal's builder writes them."""
+    from modal._image import LATEST_IMAGE_BUILDER_VERSION, _Image
+
+    cells = _closure(image._load)
+    bases = [v for v in cells.values() if isinstance(v, _Image)]
+    bases += [b for v in cells.values() if isinstance(v, dict) for b in v.values() if isinstance(b, _Image)]
+    commands = [c for base in bases for c in _dockerfile_commands(base)]
+    if cells.get("dockerfile_function"):
+        commands += cells["dockerfile_function"](LATEST_IMAGE_BUILDER_VERSION).commands
+    return commands
+
+
+def image_env(image) -> dict[str, str]:
+    env = {}
+    for command in _dockerfile_commands(_raw(image)):
+        if command.startswith("ENV "):
+            key, _, value = command[4:].partition("=")
+            env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def function_image(function):
+    return _raw(function)._spec.image
+
+
+def class_definition(cls) -> dict:
+    """What Modal is asked to create for a class: resources from its spec, the rest from the definition."""
+    service = _raw(cls._get_class_service_function())
+    cells = _closure(service._load)
+    return {"gpu": service._spec.gpus, "memory": service._spec.memory, "image": service._spec.image,
+            "max_containers": cells["autoscaler_settings"].max_containers,
+            "startup_timeout": cells["startup_timeout"], "timeout": cells["timeout"],
+            "retries": cells["retry_policy"].retries if cells.get("retry_policy") else 0,
+            "snapshot": cells["enable_memory_snapshot"]}
+
+
+# ---------------------------------------------------------------- images
+
+
+def test_the_gpu_classes_run_offline_and_the_download_online():
+    from gpu import modal_app
+
+    download_env = image_env(function_image(modal_app.download))
+    assert "HF_HUB_OFFLINE" not in download_env
+    for name in ("FluxGenerator", "SDXLGenerator", "LTXVideoGenerator"):
+        env = image_env(class_definition(getattr(modal_app, name))["image"])
+        assert env["HF_HUB_OFFLINE"] == "1", name  # a job never reaches for the Hub
+        assert {k: v for k, v in env.items() if k != "HF_HUB_OFFLINE"} == download_env, name
+
+
+def _hub_repos() -> dict[str, Repo]:
+    """sdxl-turbo's repo at its pinned commit, and the background remover's on a branch (resolved by the download)."""
+    catalog = get_catalog()
+    sdxl, remover = catalog.model("sdxl-turbo"), catalog.background_remover
+    from gpu.weights import is_commit
+
+    assert sdxl.pinned and not is_commit(remover.revision)  # both kinds of revision
+    return {
+        sdxl.repo: Repo({"model_index.json": b'{"_class_name": "StableDiffusionXLPipeline"}',
+                         "unet/config.json": b"{}", "unet/diffusion_pytorch_model.safetensors": b"w" * 4096,
+                         "unet/diffusion_pytorch_model.bin": b"never downloaded"}, commit=sdxl.revision),
+        remover.repo: Repo({"config.json": b"{}", "preprocessor_config.json": b"{}", "model.safetensors": b"s" * 512}),
+    }
+
+
+def _run_download(env: dict[str, str], weights_dir: Path, models: str) -> subprocess.CompletedProcess:
+    """`download.local()` in a fresh interpreter whose environment is `env` (and what running Python needs),
+    with the Volume's mount point moved to a temporary directory."""
+    code = (
+        "import json, sys\n"
+        "from gpu import modal_app\n"
+        "modal_app.WEIGHTS_DIR = sys.argv[1]\n"
+        "modal_app.weights = type('Volume', (), {'commit': lambda self: None})()\n"
+        "print('RESULT ' + json.dumps(modal_app.download.local(models=sys.argv[2])))\n"
+    )
+    base = {"PATH": os.environ["PATH"], "HOME": str(weights_dir.parent / "home"), "PYTHONPATH": str(ROOT),
+            "HF_HOME": str(weights_dir.parent / "hf-home")}
+    return subprocess.run([sys.executable, "-c", code, str(weights_dir), models], env=base | env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_download_fetches_the_pinned_commit_under_its_image_env(tmp_path):
+    from gpu import modal_app, weights
+
+    catalog = get_catalog()
+    sdxl, remover = catalog.model("sdxl-turbo"), catalog.background_remover
+    repos = _hub_repos()
+    with HubStandIn(repos) as hub:
+        env = image_env(function_image(modal_app.download)) | {"HF_ENDPOINT": hub.endpoint, "HF_TOKEN": "hf_test"}
+        done = _run_download(env, tmp_path / "weights", "sdxl-turbo")
+        assert done.returncode == 0, done.stderr[-3000:]
+        # The pinned commit is fetched as is; the branch is resolved first (model info), then fetched by commit.
+        assert f"GET /api/models/{remover.repo}/revision/{remover.revision}" in hub.requests
+        assert not [r for r in hub.requests if f"/api/models/{sdxl.repo}/revision/" in r]
+
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert set(result) == {"sdxl-turbo", "sdxl-turbo-edit", remover.id}
+    root = tmp_path / "weights"
+    loaded = weights.resolve(root, sdxl.repo, sdxl.revision)
+    assert loaded == root / sdxl.repo / sdxl.revision
+    assert (loaded / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == b"w" * 4096
+    assert not (loaded / "unet" / "diffusion_pytorch_model.bin").exists()  # other formats are not fetched
+    commit = repos[remover.repo].commit
+    assert weights.resolve(root, remover.repo, remover.revision) == root / remover.repo / commit
+    assert f"-> {commit}" in done.stdout
+
+
+def test_video_models_come_without_the_background_remover(tmp_path):
+    from gpu import modal_app
+
+    ltx, remover = get_catalog().model("ltx-video"), get_catalog().background_remover
+    repos = {ltx.repo: Repo({"model_index.json": b"{}", "transformer/config.json": b"{}",
+                             "ltx-video-2b-v0.9.safetensors": b"a single-file checkpoint, not downloaded"})}
+    with HubStandIn(repos) as hub:
+        env = image_env(function_image(modal_app.download)) | {"HF_ENDPOINT": hub.endpoint}
+        done = _run_download(env, tmp_path / "weights", "ltx-video")
+        assert not [r for r in hub.requests if remover.repo in r]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.split("RESULT ", 1)[1]) == ["ltx-video", "ltx-video-i2v"]
+    (commit_dir,) = (tmp_path / "weights" / ltx.repo).glob("[0-9a-f]*")
+    assert (commit_dir / "transformer" / "config.json").exists()
+    assert not (commit_dir / "ltx-video-2b-v0.9.safetensors").exists()  # outside the catalog's allow_patterns
+
+
+def test_the_inference_image_env_could_not_have_downloaded(tmp_path):
+    """The same download under the GPU classes' env (the one image before) never reaches the stand-in."""
+    from gpu import modal_app
+
+    with HubStandIn(_hub_repos()) as hub:
+        env = image_env(class_definition(modal_app.SDXLGenerator)["image"]) | {"HF_ENDPOINT": hub.endpoint}
+        done = _run_download(env, tmp_path / "weights", "sdxl-turbo")
+        assert hub.requests == []
+    assert done.returncode != 0
+    assert "offline" in done.stderr.lower() or "LocalEntryNotFoundError" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_second_download_keeps_the_files_a_snapshot_was_taken_with(tmp_path):
+    """A branch that moved is fetched into a new directory; the old commit's files stay, and the download says
+    a redeploy picks the new one up."""
+    from gpu import modal_app, weights
+
+    remover = get_catalog().background_remover
+    repos = _hub_repos()
+    with HubStandIn(repos) as hub:
+        env = image_env(function_image(modal_app.download)) | {"HF_ENDPOINT": hub.endpoint}
+        assert _run_download(env, tmp_path / "weights", "sdxl-turbo").returncode == 0
+        old = repos[remover.repo].commit
+        hub.repos[remover.repo] = Repo({"config.json": b'{"v": 2}', "model.safetensors": b"t" * 512})
+        again = _run_download(env, tmp_path / "weights", "sdxl-turbo")
+    assert again.returncode == 0, again.stderr[-2000:]
+    new = hub.repos[remover.repo].commit
+    root = tmp_path / "weights"
+    assert (root / remover.repo / old / "model.safetensors").read_bytes() == b"s" * 512  # untouched
+    assert weights.resolve(root, remover.repo, remover.revision) == root / remover.repo / new
+    assert f"was {old}: redeploy" in again.stdout
+
+
+def test_missing_weights_are_one_clear_error(tmp_path):
+    from gpu import weights
+
+    sdxl = get_catalog().model("sdxl-turbo")
+    with pytest.raises(weights.WeightsMissing, match="--download-weights sdxl-turbo"):
+        weights.resolve(tmp_path, sdxl.repo, sdxl.revision, model="sdxl-turbo")
+    (tmp_path / sdxl.repo / sdxl.revision).mkdir(parents=True)  # files, but no completion marker: cut short
+    with pytest.raises(weights.WeightsMissing, match="incomplete"):
+        weights.resolve(tmp_path, sdxl.repo, sdxl.revision, model="sdxl-turbo")
+
+
+# ---------------------------------------------------------------- classes
+
+
+def _definitions_under(env: dict[str, str]) -> dict:
+    """Each class's definition as `modal deploy` would see it, with `env` set when it imports the app."""
+    code = (
+        "import json\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'tests' / 'gpu')!r})\n"
+        "from test_modal_definition import class_definition\n"
+        "from gpu import modal_app\n"
+        "out = {n: {k: v for k, v in class_definition(getattr(modal_app, n)).items() if k != 'image'}\n"
+        "       for n in ('FluxGenerator', 'SDXLGenerator', 'LTXVideoGenerator')}\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env, "PYTHONPATH": str(ROOT / "tests")},
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_each_class_reserves_its_models_memory_gpu_and_startup_time():
+    from gpu import modal_app
+
+    catalog = get_catalog()
+    for name in ("FluxGenerator", "SDXLGenerator", "LTXVideoGenerator"):
+        definition = class_definition(getattr(modal_app, name))
+        models = [m for m in catalog.models if m.modal_class == name]
+        assert definition["gpu"] == models[0].gpu, name
+        # Modal's default is 128 MiB: the pipeline is held in RAM before the snapshot.
+        assert definition["memory"] == max(m.memory_gib for m in models) * 1024, name
+        assert definition["memory"] >= 16 * 1024, name
+        assert definition["startup_timeout"] == catalog.class_startup_timeout(name) >= 300, name
+        assert definition["snapshot"] is True and definition["retries"] >= 1, name
+
+
+def test_the_container_cap_is_the_deployed_parameter_per_pool():
+    """`darkroom deploy` passes the stack's MaxGpuConcurrency to `modal deploy` as DARKROOM_MAX_GPU_CONTAINERS:
+    each class instance (one per set of weights) is capped at it. Without it, .spawn() scaled without bound."""
+    from gpu import pools
+
+    assert {d["max_containers"] for d in _definitions_under({pools.MAX_CONTAINERS_ENV: "3"}).values()} == {3}
+    default = {d["max_containers"] for d in _definitions_under({pools.MAX_CONTAINERS_ENV: ""}).values()}
+    assert default == {pools.DEFAULT_MAX_CONTAINERS}
