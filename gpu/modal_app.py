@@ -2,17 +2,22 @@
 
 (No `from __future__ import annotations` here: Modal reads the parameter types at class creation.)
 
-Read top to bottom: the image, the weights Volume and secrets, one class per pipeline family, and the
+Read top to bottom: the images, the weights Volume and secrets, one class per pipeline family, and the
 `download` entry point that fills the Volume. Each class runs the same runtime-agnostic worker as the
-local stack (gpu/worker.py); the dispatch function finds a class with `modal.Cls.from_name(app, class)`
-and spawns `generate` for one job.
+local stack (gpu/worker.py). A class is parameterized by the weights it serves (ModelSpec.weights): one
+instance, so one pool of containers, serves every model on those weights (a text model, its edit, inpainting
+and variations), and the dispatch function spawns `generate` on the instance of the job's model's weights.
 """
 
+import os
 from pathlib import Path
 
 import modal
+import modal.experimental
 
 from functions.core.catalog import get_catalog
+from gpu import pools
+from gpu.weights import WEIGHTS_VOLUME
 
 APP_NAME = "darkroom"
 WEIGHTS_DIR = "/weights"
@@ -27,47 +32,66 @@ REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 # styles.yaml at run time.
 SOURCE_FILES_IGNORED = ~modal.FilePatternMatcher("**/*.py", "**/*.yaml", "**/*.json", "**/*.html")
 
-image = (
+packages = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .pip_install_from_requirements(str(REQUIREMENTS))
-    .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "HF_HUB_OFFLINE": "1", "POWERTOOLS_SERVICE_NAME": "darkroom-gpu"})
-    .add_local_python_source("functions", "gpu", ignore=SOURCE_FILES_IGNORED)
+    .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "POWERTOOLS_SERVICE_NAME": "darkroom-gpu",
+          "HF_HUB_DISABLE_TELEMETRY": "1"})
 )
+# The GPU classes load only from the Volume: offline, so no library reaches for the Hub in a job.
+image = packages.env({"HF_HUB_OFFLINE": "1"}).add_local_python_source(
+    "functions", "gpu", ignore=SOURCE_FILES_IGNORED)
+# The download is the one function that must reach the Hub: the same packages, online.
+download_image = packages.add_local_python_source("functions", "gpu", ignore=SOURCE_FILES_IGNORED)
 
-weights = modal.Volume.from_name("darkroom-weights", create_if_missing=True)
+weights = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)
 # No AWS secret: each work request names the stack's worker role, which the worker assumes with the
 # container's Modal OIDC identity token (template.yaml: ModalWorkerRole; functions/core/aws.py).
 # HF_TOKEN, for gated weights such as FLUX.1-dev (used by `download` only).
 hf_secret = modal.Secret.from_name("darkroom-hf", required_keys=["HF_TOKEN"])
 
 
-def _class_gpu(modal_class: str) -> str:
-    """The GPU a class runs on: the catalog's, for the models it serves (they must agree)."""
-    gpus = {m.gpu for m in get_catalog().models if m.modal_class == modal_class}
+def class_options(modal_class: str) -> dict:
+    """What a class reserves, from the catalog's models it serves: one GPU type (they must agree), the largest
+    memory request and startup timeout, and the per-pool container cap."""
+    gpus = {p.gpu for p in get_catalog().class_pools(modal_class)}
     if len(gpus) != 1:
         raise ValueError(f"models served by {modal_class} must name exactly one GPU type, got {sorted(gpus)}")
-    return gpus.pop()
+    return {
+        "gpu": gpus.pop(),
+        "memory": get_catalog().class_memory_gib(modal_class) * 1024,  # MiB
+        "startup_timeout": get_catalog().class_startup_timeout(modal_class),
+        # Per instance, so per set of weights: "each unique combination of parameters behaves like an
+        # individual Modal Function with its own auto-scaling" (Modal, parametrized functions).
+        "max_containers": pools.max_containers(),
+    }
 
 
 class _Generator:
-    """Loads one model per container (from the Volume, once, snapshotted) and runs jobs for it.
+    """Loads one set of weights per container (from the Volume, once, snapshotted) and runs jobs for every
+    model on them: the container loads the weights' text pipeline, and the worker derives the edit, inpaint
+    and image-to-video pipelines from it with `from_pipe` (gpu/pipelines.py), sharing every module.
 
-    Any catalog family works: an edit model (flux-img2img, sdxl-img2img, ltx-i2v) loads its base family's
-    weights from the same directory and derives its pipeline from them (gpu/pipelines.py).
-
-    Subclasses declare `model: str = modal.parameter()`: Modal reads parameters from the class itself.
+    Subclasses declare `weights: str = modal.parameter()`: Modal reads parameters from the class itself.
     """
 
-    model: str
+    weights: str
+
+    def _pool(self):
+        pool = get_catalog().weights_pool(self.weights)
+        if pool is None:
+            raise ValueError(f"{self.weights!r} are not weights of any catalog model (ModelSpec.weights)")
+        return pool
 
     @modal.enter(snap=True)
     def load_on_cpu(self) -> None:
         # Runs before the memory snapshot: imports and weights on CPU are restored, not repeated.
         from gpu import pipelines, worker
 
-        spec = get_catalog().model(self.model)
-        self.pipe = pipelines.load_pipeline(spec.family, worker.weights_source(spec), device="cpu",
-                                            dtype="bfloat16")
+        pool = self._pool()
+        self.family = pipelines.family_spec(pool.family).base
+        self.source = worker.weights_source(pool)
+        self.pipe = pipelines.load_pipeline(self.family, self.source, device="cpu", dtype="bfloat16")
 
     @modal.enter(snap=False)
     def move_to_gpu(self) -> None:
@@ -75,20 +99,34 @@ class _Generator:
 
         from gpu import pipelines, worker
 
-        spec = get_catalog().model(self.model)
         device, dtype = worker.device_and_dtype()  # cuda/bfloat16 on Modal; cpu/float32 under .local()
+        if device != "cuda" and not modal.is_local():
+            # A GPU container without CUDA would run every job on its CPU, minutes each, billed as GPU time.
+            raise RuntimeError(f"no CUDA device in a {self._pool().gpu} container (torch {torch.__version__})")
         self.pipe.to(device=device, dtype=getattr(torch, dtype))
-        # The worker asks the pipeline cache for (family, source, device, dtype): hand it this one, and
-        # forget the CPU entries, whose modules (shared with this pipeline) have just moved.
+        # The worker asks the pipeline cache for (family, source, device, dtype): hand it this pipeline (the
+        # base of every derived family), and forget the CPU entries, whose modules have just moved.
         pipelines.clear_cache()
-        pipelines.remember(spec.family, worker.weights_source(spec), device, dtype, self.pipe)
+        pipelines.remember(self.family, self.source, device, dtype, self.pipe)
 
     @modal.method()
     def generate(self, request: dict) -> dict | None:
+        from functions.core import aws
         from functions.core.messages import WorkRequest
         from gpu import worker
 
-        result = worker.run(WorkRequest.model_validate(request))
+        work = WorkRequest.model_validate(request)
+        model = get_catalog().model(work.model)
+        if model is None or model.weights != self.weights:
+            raise ValueError(f"{work.model!r} does not run on {self.weights} (sent to the wrong pool)")
+        try:
+            result = worker.run(work)
+        except aws.IdentityTokenRefused:
+            # This container's token is read once and now refused: stop taking inputs, so the next job (and
+            # this one, retried by Modal) runs on a fresh container with a fresh token instead of failing here.
+            if not modal.is_local():
+                modal.experimental.stop_fetching_inputs()
+            raise
         return result.model_dump() if result else None
 
 
@@ -99,61 +137,78 @@ _class_options = {
     "timeout": 900,
     "enable_memory_snapshot": True,
     "experimental_options": {"enable_gpu_snapshot": False},
+    # An input whose container stopped taking inputs (a refused identity token), or died, runs again on
+    # another container; a job already taken is not run twice (the worker's conditional take).
+    "retries": modal.Retries(max_retries=2, initial_delay=1.0, backoff_coefficient=1.0),
 }
 
 
-@app.cls(gpu=_class_gpu("FluxGenerator"), **_class_options)
+@app.cls(**class_options("FluxGenerator"), **_class_options)
 class FluxGenerator(_Generator):
-    """flux-schnell, flux-dev and their edit models."""
+    """flux-schnell, flux-dev and their edit and inpaint models."""
 
-    model: str = modal.parameter()
+    weights: str = modal.parameter()
 
 
-@app.cls(gpu=_class_gpu("SDXLGenerator"), **_class_options)
+@app.cls(**class_options("SDXLGenerator"), **_class_options)
 class SDXLGenerator(_Generator):
-    """sdxl-turbo, playground-v2 and their edit models."""
+    """sdxl-turbo, playground-v2 and their edit and inpaint models."""
 
-    model: str = modal.parameter()
+    weights: str = modal.parameter()
 
 
-@app.cls(gpu=_class_gpu("LTXVideoGenerator"), **_class_options)
+@app.cls(**class_options("LTXVideoGenerator"), **_class_options)
 class LTXVideoGenerator(_Generator):
     """ltx-video (text-to-video) and ltx-video-i2v (image-to-video)."""
 
-    model: str = modal.parameter()
+    weights: str = modal.parameter()
 
 
-@app.function(image=image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret], timeout=3600)
+@app.function(image=download_image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret], timeout=3600)
 def download(models: str = "") -> list[str]:
-    """Fill the Volume with each catalog model's weights at its pinned revision (WEIGHTS_DIR/<repo>).
+    """Fill the Volume with each catalog model's weights at its revision (gpu/weights.py's layout), once per
+    set of weights; already complete commits are skipped.
 
     `models` is comma-separated catalog ids (all models when empty): `modal run` can only pass plain types.
     With any image model comes the catalog's background remover (for `background: transparent`).
+    Prints one line per set of weights: the commit, and whether a branch moved (a redeploy picks that up).
     """
-    import os
+    from gpu import weights as layout
 
-    from huggingface_hub import snapshot_download
-
-    model_ids = [m.strip() for m in models.split(",") if m.strip()]
+    catalog = get_catalog()
+    wanted = {m.strip() for m in models.split(",") if m.strip()}
+    pools = [p for p in catalog.weights_pools().values() if not wanted or wanted & set(p.models)]
+    # (repo, revision, allow_patterns, ignore other checkpoint formats, catalog ids)
+    targets = [(p.repo, p.revision, p.allow_patterns, True, list(p.models)) for p in pools]
+    remover = catalog.background_remover
+    image_models = {m.id for m in catalog.models if m.type == "image"}
+    if remover is not None and (not wanted or image_models & wanted):
+        # Its checkpoint may be a pytorch_model.bin only: nothing is ignored for it.
+        targets.append((remover.repo, remover.revision, remover.allow_patterns, False, [remover.id]))
 
     done = []
-    fetched: set[tuple[str, str]] = set()
-    for spec in get_catalog().models:
-        if model_ids and spec.id not in model_ids:
-            continue
-        # Edit models share their text model's repo: download each (repo, revision) once.
-        if (spec.repo, spec.revision) not in fetched:
-            snapshot_download(spec.repo, revision=spec.revision, local_dir=f"{WEIGHTS_DIR}/{spec.repo}",
-                              token=os.environ.get("HF_TOKEN"), allow_patterns=spec.allow_patterns,
-                              ignore_patterns=["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack"])
-            fetched.add((spec.repo, spec.revision))
-        done.append(spec.id)
-    # Image models can be asked for a transparent background: their worker needs the segmentation model.
-    remover = get_catalog().background_remover
-    image_models = {m.id for m in get_catalog().models if m.type == "image"}
-    if remover is not None and (not model_ids or image_models & set(model_ids)):
-        snapshot_download(remover.repo, revision=remover.revision, local_dir=f"{WEIGHTS_DIR}/{remover.repo}",
-                          token=os.environ.get("HF_TOKEN"), allow_patterns=remover.allow_patterns)
-        done.append(remover.id)
+    for repo, revision, patterns, ignore_others, ids in targets:
+        commit, moved = _fetch(layout, repo, revision, patterns, ignore_others)
+        note = f" (was {moved}: redeploy so warm snapshots load it)" if moved else ""
+        print(f"{', '.join(ids)}: {repo}@{revision} -> {commit}{note}")
+        done.extend(ids)
     weights.commit()
     return done
+
+
+def _fetch(layout, repo: str, revision: str, patterns, ignore_others: bool) -> tuple[str, str | None]:
+    """Download one repo's commit into its own directory, unless it is complete already. Returns the commit,
+    and the one the branch named before when it moved."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    root = Path(WEIGHTS_DIR)
+    token = os.environ.get("HF_TOKEN") or None
+    commit = revision if layout.is_commit(revision) else HfApi().repo_info(repo, revision=revision, token=token).sha
+    if not (root / layout.marker_path(repo, commit)).is_file():
+        target = root / layout.commit_path(repo, commit)
+        snapshot_download(repo, revision=commit, local_dir=target, token=token,
+                          allow_patterns=list(patterns) if patterns else None,
+                          ignore_patterns=["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack"] if ignore_others else None)
+        files = [str(p.relative_to(target)) for p in target.rglob("*") if p.is_file() and ".cache" not in p.parts]
+        layout.mark_complete(root, repo, revision, commit, files)
+    return commit, layout.point(root, repo, revision, commit)

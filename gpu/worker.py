@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 
 from functions.core import aws, messages, storage
-from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, get_catalog
+from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, WeightsPool, get_catalog
 from functions.core.errors import NotFound, TransitionRejected
 from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
-from gpu import background, encode, inpaint, references
+from gpu import background, encode, inpaint, references, weights
 from gpu.pipelines import GenerationRequest, generate, inpaint_family, load_pipeline
 
 # Progress writes are throttled: one DynamoDB update per this many seconds at most. They run on the job's
@@ -27,24 +28,33 @@ PROGRESS_INTERVAL = 1.0
 UPLOAD_THREADS = 4
 
 
-def weights_source(model: ModelSpec | BackgroundRemoverSpec) -> str | Path:
-    """Where the model's weights are: tiny random ones (local default), a weights directory, or a hub id.
+def weights_source(spec: ModelSpec | WeightsPool | BackgroundRemoverSpec) -> Path:
+    """The directory the weights load from: tiny random ones (local default), the Volume, or the Hub's cache.
 
     DARKROOM_WEIGHTS=tiny (default outside Modal) builds and caches a tiny pipeline of the model's family;
-    DARKROOM_WEIGHTS=/path/to/dir reads real weights from /path/to/dir/<repo> (the Modal Volume layout);
-    DARKROOM_WEIGHTS=hub loads the repo id with the Hugging Face cache (a machine with internet).
+    DARKROOM_WEIGHTS=/path/to/dir reads the download of the pinned commit there (the Modal Volume's layout,
+    gpu/weights.py; WeightsMissing, naming the fix, if it is not complete);
+    DARKROOM_WEIGHTS=hub downloads the repo at its revision into the Hugging Face cache (a machine with internet).
     """
     setting = os.environ.get("DARKROOM_WEIGHTS", "tiny")
     if setting == "tiny":
         from gpu.tiny import ensure_tiny_pipeline, ensure_tiny_segmenter
 
         cache = Path(os.environ.get("DARKROOM_DATA_DIR", ".darkroom")) / "models"
-        if isinstance(model, BackgroundRemoverSpec):
+        if isinstance(spec, BackgroundRemoverSpec):
             return ensure_tiny_segmenter(cache)
-        return ensure_tiny_pipeline(model.family, cache)
+        return ensure_tiny_pipeline(spec.family, cache)
     if setting == "hub":
-        return model.repo
-    return Path(setting) / model.repo
+        return _hub_snapshot(spec.repo, spec.revision, tuple(spec.allow_patterns or ()))
+    name = spec.id if isinstance(spec, ModelSpec | BackgroundRemoverSpec) else ",".join(spec.models)
+    return weights.resolve(Path(setting), spec.repo, spec.revision, model=name)
+
+
+@cache
+def _hub_snapshot(repo: str, revision: str, allow_patterns: tuple[str, ...]) -> Path:
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo, revision=revision, allow_patterns=list(allow_patterns) or None))
 
 
 def device_and_dtype() -> tuple[str, str]:
@@ -223,7 +233,23 @@ def _store_videos(request: messages.WorkRequest, videos: list[list], fps: float,
 
 
 def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
-    """Take the job (queued → running), execute it and report. None if the job was not ours to run."""
+    """Take the job (queued → running), execute it and report. None if the job was not ours to run.
+
+    Raises IdentityTokenRefused when STS refuses the container's identity token: no job can be taken or
+    reported with it, so the job is left as it is (queued, for another container) rather than failed."""
+    try:
+        return _run(request)
+    except Exception as exc:
+        if not aws.token_refused(exc):
+            raise
+        expiry = aws.token_expiry()
+        logger.error("STS refused this container's identity token; it takes no more jobs",
+                     extra={"job_id": request.job_id, "error_code": exc.response["Error"]["Code"],  # type: ignore[attr-defined]
+                            "token_exp": expiry, "token_expired": expiry is not None and expiry <= time.time()})
+        raise aws.IdentityTokenRefused(f"the identity token was refused ({exc}); token exp {expiry}") from exc
+
+
+def _run(request: messages.WorkRequest) -> messages.ResultMessage | None:
     if request.aws_role_arn:
         # On Modal: act as the stack's worker role, by the container's OIDC identity token (no AWS keys).
         aws.use_web_identity(request.aws_role_arn, request.aws_region)
@@ -243,7 +269,9 @@ def run(request: messages.WorkRequest) -> messages.ResultMessage | None:
         started = reports.submit(messages.send, request.results_queue_url, started_report)
         try:
             result = execute(request, store, reports)
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a failed job with a clear error
+        except Exception as exc:
+            if aws.token_refused(exc):
+                raise  # not the job's fault, and nothing could report it: run() hands it to the container
             logger.exception("generation failed", extra={"job_id": request.job_id})
             code = getattr(exc, "code", None)
             # A coded error (a bad reference) is the caller's to fix: its message is written for them.

@@ -30,6 +30,35 @@ _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_styl
 
 # Modal injects its OIDC identity token (issuer https://oidc.modal.com) into every container under this name.
 MODAL_IDENTITY_TOKEN_ENV = "MODAL_IDENTITY_TOKEN"
+# STS's answers to AssumeRoleWithWebIdentity when the token itself is refused (expired, or not valid): the
+# container's token is read once, so its every later job would be refused too. A fresh container has a fresh
+# token (STS API reference, AssumeRoleWithWebIdentity, Errors).
+TOKEN_REFUSED = frozenset({"ExpiredTokenException", "InvalidIdentityToken"})
+
+
+class IdentityTokenRefused(RuntimeError):
+    """STS refused this container's identity token: the container must stop taking jobs."""
+
+
+def token_refused(exc: BaseException) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in TOKEN_REFUSED
+
+
+def token_expiry(token_env: str = MODAL_IDENTITY_TOKEN_ENV) -> float | None:
+    """The `exp` claim (epoch seconds) of the identity token in `token_env`, read without verifying it (for
+    the log only: STS verifies it)."""
+    import base64
+    import json
+
+    token = os.environ.get(token_env) or ""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
 
 
 class _SharedCredentials(CredentialProvider):

@@ -8,6 +8,8 @@ imported and parsed on the first use of the catalog, not at import (yaml's impor
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -24,6 +26,8 @@ TASK_TYPES: dict[str, str] = {
 REFERENCE_TASKS: frozenset[str] = frozenset({"image-to-image", "image-to-video"})
 # The task a model switches to when a request brings reference images.
 _WITH_REFERENCES: dict[str, str] = {"text-to-image": "image-to-image", "text-to-video": "image-to-video"}
+# A Hugging Face commit id: the only revision that cannot move under a memory snapshot (gpu/weights.py).
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class Defaults(Schema):
@@ -47,12 +51,21 @@ class ModelSpec(Schema):
     task: Task
     family: str
     repo: str
+    # A commit id, so the weights a memory snapshot was taken of never change under it. A branch or tag is
+    # resolved to a commit by the download, which records it on the Volume (gpu/weights.py): allowed for
+    # repos whose commit could not be checked, and reported by `darkroom deploy` as unpinned.
     revision: str = "main"
     gated: bool = False
     # Only these files of the repo are downloaded (some repos also hold many single-file checkpoints).
     allow_patterns: list[str] | None = None
     gpu: str = "H100"
     modal_class: str
+    # The container's memory request (Modal reserves 128 MiB unless told): it holds the whole pipeline in RAM
+    # before the memory snapshot, at the dtype it is stored in. Warm pools are priced from it.
+    memory_gib: int = Field(16, ge=1, le=1024)
+    # How long a container may take to load the weights from the Volume and snapshot them before it takes
+    # inputs (Modal's startup_timeout); the dispatch deadline covers it.
+    startup_timeout: int = Field(600, ge=60, le=3600)
     credits_per_image: float = 1
     credits_per_second: float | None = None  # video models: credits per second of output
     defaults: Defaults = Field(default_factory=Defaults)
@@ -77,6 +90,16 @@ class ModelSpec(Schema):
     @property
     def type(self) -> str:
         return TASK_TYPES[self.task]
+
+    @property
+    def weights(self) -> str:
+        """The weights this model runs on: one Modal pool (one warm container) serves every model that shares
+        them, text-to-image, edit, inpainting and variations alike."""
+        return weights_key(self.repo, self.revision)
+
+    @property
+    def pinned(self) -> bool:
+        return bool(COMMIT.fullmatch(self.revision))
 
     @property
     def takes_references(self) -> bool:
@@ -152,6 +175,32 @@ class BackgroundRemoverSpec(Schema):
     description: str = ""
 
 
+def weights_key(repo: str, revision: str) -> str:
+    return f"{repo}@{revision}"
+
+
+@dataclass(frozen=True)
+class WeightsPool:
+    """The models sharing one set of weights, and what their Modal pool needs (one class instance per pool): the
+    largest memory and startup time any of them asks for."""
+
+    key: str
+    repo: str
+    revision: str
+    family: str  # the family of the pool's text model: the pipeline a container loads at start
+    modal_class: str
+    gpu: str
+    memory_gib: int
+    startup_timeout: int
+    allow_patterns: tuple[str, ...] | None
+    models: tuple[str, ...]
+    gated: bool
+
+    @property
+    def pinned(self) -> bool:
+        return bool(COMMIT.fullmatch(self.revision))
+
+
 class Catalog(Schema):
     models: list[ModelSpec]
     tools: list[ToolSpec]
@@ -175,7 +224,48 @@ class Catalog(Schema):
                                  f"{_WITH_REFERENCES.get(model.task, 'a reference task')}")
             if (edit.repo, edit.revision) != (model.repo, model.revision):
                 raise ValueError(f"{model.id}: edit_model {edit.id} must use the same weights")
+        for key, models in self._by_weights().items():
+            for field in ("modal_class", "gpu"):
+                values = {getattr(m, field) for m in models}
+                if len(values) > 1:
+                    raise ValueError(f"models on the same weights ({key}: {', '.join(m.id for m in models)}) run "
+                                     f"in one Modal pool, so they must agree on {field}, got {sorted(map(str, values))}")
         return self
+
+    def _by_weights(self) -> dict[str, list[ModelSpec]]:
+        groups: dict[str, list[ModelSpec]] = {}
+        for model in self.models:
+            groups.setdefault(model.weights, []).append(model)
+        return groups
+
+    def weights_pools(self) -> dict[str, WeightsPool]:
+        """Every set of weights in the catalog, keyed as ModelSpec.weights, with the models it serves."""
+        pools = {}
+        for key, models in self._by_weights().items():
+            first = models[0]
+            text = next((m for m in models if not m.takes_references), first)
+            patterns = sorted({p for m in models for p in (m.allow_patterns or [])})
+            pools[key] = WeightsPool(
+                key=key, repo=first.repo, revision=first.revision, family=text.family, modal_class=first.modal_class,
+                gpu=first.gpu, memory_gib=max(m.memory_gib for m in models),
+                startup_timeout=max(m.startup_timeout for m in models),
+                allow_patterns=tuple(patterns) if all(m.allow_patterns for m in models) else None,
+                models=tuple(m.id for m in models), gated=any(m.gated for m in models))
+        return pools
+
+    def weights_pool(self, key: str) -> WeightsPool | None:
+        return self.weights_pools().get(key)
+
+    def class_pools(self, modal_class: str) -> list[WeightsPool]:
+        """The pools one Modal class serves: its memory and startup_timeout are the largest of theirs."""
+        return [p for p in self.weights_pools().values() if p.modal_class == modal_class]
+
+    def class_startup_timeout(self, modal_class: str) -> int:
+        return max(p.startup_timeout for p in self.class_pools(modal_class))
+
+    def class_memory_gib(self, modal_class: str) -> int:
+        """What each container of the class reserves (Modal's memory is set per class, not per instance)."""
+        return max(p.memory_gib for p in self.class_pools(modal_class))
 
     def model(self, name: str) -> ModelSpec | None:
         """A model by id or alias (case-insensitive)."""

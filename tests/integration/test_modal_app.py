@@ -1,13 +1,26 @@
-"""The Modal app imports anywhere and its classes run locally (`.local()`) through the same worker."""
+"""The Modal app imports anywhere, its classes run locally (`.local()`) through the same worker, and what it asks
+Modal for (memory, GPU, container caps, startup timeout) is read from modal's own definition of each class."""
 
 from __future__ import annotations
 
-import pytest
+import io
+import uuid
 
-from functions.core.jobs import JobStatus, JobStore
+import pytest
+from PIL import Image
+
+from functions.core import aws, clock
+from functions.core.catalog import get_catalog
+from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.messages import WorkRequest
 
 pytestmark = pytest.mark.xdist_group("integration")
+
+
+def _work(world, job) -> WorkRequest:
+    return WorkRequest(job_id=job.id, workspace_id=job.workspace_id, model=job.model, params=job.params,
+                       jobs_table=world.physical["JobsTable"].ref, results_queue_url=world.queue_url("ResultsQueue"),
+                       bucket=world.physical["OutputsBucket"].ref)
 
 
 def test_modal_class_runs_a_job_locally(world, api, tenant):
@@ -16,14 +29,8 @@ def test_modal_class_runs_a_job_locally(world, api, tenant):
     body = {"model": "sdxl-turbo", "input": {"prompt": "a lighthouse", "size": "256x256", "seed": 3}}
     job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["_id"]
     world.messages("JobsQueue")  # dispatched by hand below, as the dispatch function would
-    job = JobStore().get(job_id)
-    request = WorkRequest(job_id=job.id, workspace_id=job.workspace_id, model=job.model, params=job.params,
-                          jobs_table=world.physical["JobsTable"].ref,
-                          results_queue_url=world.queue_url("ResultsQueue"),
-                          bucket=world.physical["OutputsBucket"].ref)
-
-    generator = modal_app.SDXLGenerator(model="sdxl-turbo")
-    result = generator.generate.local(request.model_dump())
+    generator = modal_app.SDXLGenerator(weights=get_catalog().model("sdxl-turbo").weights)
+    result = generator.generate.local(_work(world, JobStore().get(job_id)).model_dump())
 
     assert result["outcome"] == "succeeded" and result["seed"] == 3
     assert [o["width"] for o in result["outputs"]] == [256]
@@ -33,8 +40,97 @@ def test_modal_class_runs_a_job_locally(world, api, tenant):
 
 
 def test_every_catalog_class_is_served_by_the_app():
-    from functions.core.catalog import get_catalog
     from gpu import modal_app
 
     for model in get_catalog().models:
         assert hasattr(modal_app, model.modal_class), model.id
+
+
+def _png(size=(256, 256), transparent_box: tuple[int, int, int, int] | None = None) -> bytes:
+    image = Image.new("RGBA", size, (30, 90, 200, 255))
+    if transparent_box:
+        image.paste((0, 0, 0, 0), transparent_box)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _upload(world, workspace_id: str, data: bytes) -> str:
+    key = f"{workspace_id}/uploads/{uuid.uuid4().hex[:12]}/ref.png"
+    aws.client("s3").put_object(Bucket=world.physical["OutputsBucket"].ref, Key=key, Body=data,
+                                ContentType="image/png")
+    return key
+
+
+def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant, monkeypatch):
+    """A pool per set of weights (not per model), and on Modal the weights load once: the container's enter hooks
+    load the text pipeline, and edit and inpaint requests derive theirs from it, sharing every module. Before,
+    a masked edit called from_pretrained again after move_to_gpu: a second FLUX in memory."""
+    import diffusers
+
+    from gpu import modal_app, pipelines, worker
+
+    loads = []
+    real = diffusers.DiffusionPipeline.from_pretrained.__func__  # every pipeline class loads through it
+
+    def counting(cls, *args, **kwargs):
+        loads.append(cls.__name__)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained", classmethod(counting))
+    pipelines.clear_cache()  # no pipeline left over from other tests in this process
+    schnell = get_catalog().model("flux-schnell")
+    generator = modal_app.FluxGenerator(weights=schnell.weights)
+
+    store = JobStore()
+    jobs = {}
+    reference = _upload(world, tenant.workspace_id, _png())
+    mask = _upload(world, tenant.workspace_id, _png(transparent_box=(64, 64, 192, 192)))
+    base = {"prompt": "a red balloon", "n": 1, "width": 256, "height": 256, "steps": 2, "seed": 5}
+    for name, model, params in [
+        ("text", "flux-schnell", base),
+        ("edit", "flux-schnell-edit", base | {"references": [{"upload_key": reference}], "strength": 0.6}),
+        ("inpaint", "flux-schnell-edit", base | {"references": [{"upload_key": reference}], "strength": 0.6,
+                                                 "mask": {"upload_key": mask}}),
+    ]:
+        spec = get_catalog().model(model)
+        job = Job(id=clock.new_object_id(clock.now()), workspace_id=tenant.workspace_id, model=model,
+                  task=spec.task, params=params, created_at=clock.now())
+        store.create(job)
+        result = generator.generate.local(_work(world, job).model_dump())
+        assert result["outcome"] == "succeeded", (name, result.get("error"))
+        jobs[name] = result
+
+    assert loads == ["FluxPipeline"], loads  # one from_pretrained, by the enter hook
+    device, dtype = worker.device_and_dtype()
+    source = str(worker.weights_source(schnell))
+    loaded = {family: pipelines._cache[(family, source, device, dtype)]
+              for family in ("flux", "flux-img2img", "flux-inpaint")}
+    assert loaded["flux-img2img"].transformer is loaded["flux"].transformer
+    assert loaded["flux-inpaint"].transformer is loaded["flux"].transformer
+    assert not [key for key in pipelines._cache if key[2] == "cpu" and key[3] == "bfloat16"]  # nothing left behind
+
+
+def test_a_model_sent_to_another_pool_is_refused(world, tenant):
+    from gpu import modal_app
+
+    job = Job(id=clock.new_object_id(clock.now()), workspace_id=tenant.workspace_id, model="playground-v2",
+              task="text-to-image", params={"prompt": "x", "width": 256, "height": 256, "steps": 1},
+              created_at=clock.now())
+    generator = modal_app.SDXLGenerator(weights=get_catalog().model("sdxl-turbo").weights)
+    with pytest.raises(ValueError, match="sent to the wrong pool"):
+        generator.generate.local(_work(world, job).model_dump())
+
+
+def test_a_gpu_container_without_cuda_refuses_to_start(monkeypatch):
+    """On Modal (modal.is_local() is False) a CPU fallback would bill minutes of GPU time per job: refuse."""
+    import modal
+
+    from gpu import modal_app
+
+    monkeypatch.setattr(modal, "is_local", lambda: False)
+    instance = modal_app.SDXLGenerator._get_user_cls()()  # the class as written, with its enter hooks
+    instance.weights = get_catalog().model("sdxl-turbo").weights
+    instance.load_on_cpu()
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        instance.move_to_gpu()

@@ -297,7 +297,7 @@ def test_modal_classes_serve_reference_tasks_locally(world, tenant, cls_name, mo
 
     params = model_params(model_id, world, tenant.workspace_id)
     request = make_request(world, tenant.workspace_id, model_id, **params)
-    generator = getattr(modal_app, cls_name)(model=model_id)
+    generator = getattr(modal_app, cls_name)(weights=get_catalog().model(model_id).weights)
     result = generator.generate.local(request.model_dump())
     assert result["outcome"] == "succeeded", result.get("error")
     assert [m["outcome"] for m in world.messages("ResultsQueue")] == ["started", "succeeded"]
