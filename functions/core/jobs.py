@@ -61,6 +61,10 @@ class JobError(Schema):
     message: str
 
 
+# Dispatches of one job (a lost or finished-but-unreported GPU call is replaced) before the sweeper fails it.
+MAX_DISPATCH_ATTEMPTS = 3
+
+
 class Job(Schema):
     """One generation request, whatever dialect it came through."""
 
@@ -88,6 +92,8 @@ class Job(Schema):
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0
+    # Why dispatching gave up (a GPU call that waited too long), for the sweeper's error.
+    dispatch_failure: str | None = None
     # Set by make_public at submit or by POST /api/generations/{id}/share: the outputs' keyless share page.
     share_url: str | None = None
     # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned.
@@ -313,24 +319,45 @@ class JobStore:
         )
         return Job.from_item(dynamo.deserialize(resp["Attributes"])) if resp else None
 
-    def record_dispatch(self, job_id: str, claim: str, dispatcher: str, call_id: str, now: float) -> bool:
+    def record_dispatch(self, job_id: str, claim: str, dispatcher: str, call_id: str, now: float,
+                        deadline: float) -> bool:
+        """The call is spawned: record it, with the deadline by which it must have taken the job (its
+        container's startup included), after which the sweeper has the call checked (sweeper/logic.py)."""
         return self._update_if(
             job_id,
-            "SET #d = :d",
+            "SET #d = :d, deadline = :deadline",
             "#d.claim = :claim",
             {"#d": "dispatch"},
-            {":d": {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id},
-             ":claim": claim},
+            {":d": {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id,
+                    "spawned_at": now},
+             ":claim": claim, ":deadline": deadline},
         ) is not None
 
-    def release_dispatch(self, job_id: str, claim: str | None, now: float) -> bool:
-        """Give up a claim (spawn failed) or a lost dispatch (sweeper) so the job can be dispatched again."""
+    def keep_dispatch(self, job_id: str, call_id: str, now: float, deadline: float) -> bool:
+        """The recorded call is still waiting (a queue, a cold start): give it until `deadline`. Only while the
+        job is queued and that call is still the one recorded."""
+        return self._update_if(
+            job_id,
+            "SET deadline = :deadline, #d.checked_at = :now",
+            "#s = :queued AND #d.call_id = :call",
+            {"#d": "dispatch", "#s": "status"},
+            {":deadline": deadline, ":now": now, ":queued": "queued", ":call": call_id},
+        ) is not None
+
+    def release_dispatch(self, job_id: str, claim: str | None, now: float, *, give_up: str | None = None) -> bool:
+        """Give up a claim (spawn failed) or a lost dispatch, so the job can be dispatched again. With `give_up`
+        (the reason), it is not dispatched again: the sweeper fails it (and refunds it) at once."""
         condition = "#s = :queued" + (" AND #d.claim = :claim" if claim else "")
         values: dict[str, Any] = {":queued": "queued", ":deadline": now + get_settings().dispatch_deadline_seconds}
+        expression = "REMOVE #d SET deadline = :deadline"
+        names = {"#d": "dispatch", "#s": "status"}
+        if give_up:
+            expression += ", attempts = :max, #gu = :reason"
+            names["#gu"] = "dispatch_failure"
+            values.update({":deadline": now, ":max": MAX_DISPATCH_ATTEMPTS, ":reason": give_up})
         if claim:
             values[":claim"] = claim
-        return self._update_if(job_id, "REMOVE #d SET deadline = :deadline", condition,
-                               {"#d": "dispatch", "#s": "status"}, values) is not None
+        return self._update_if(job_id, expression, condition, names, values) is not None
 
     def record_delivery(self, job_id: str, attempt: dict[str, Any], *, disable: bool = False) -> None:
         """Append one webhook delivery attempt to the job (and disable its endpoint on a 410)."""

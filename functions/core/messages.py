@@ -12,9 +12,11 @@ from .schema import Schema
 
 
 class JobMessage(Schema):
-    """jobs queue: a job is ready to be dispatched to a GPU."""
+    """jobs queue: a job is ready to be dispatched to a GPU, or (`recheck_call`) the GPU call recorded for it is
+    overdue and must be asked about before anything else is spawned (functions/dispatch/logic.py)."""
 
     job_id: str
+    recheck_call: str | None = None
 
 
 class ResultMessage(Schema):

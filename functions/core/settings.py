@@ -37,6 +37,8 @@ class Settings(Schema):
     # "modal" in AWS; the local stack runs the worker in-process.
     dispatcher: Literal["modal", "local"] = "modal"
     modal_app: str = "darkroom"
+    # The Modal environment the app is deployed in (template.yaml: ModalEnvironment).
+    modal_environment: str = "main"
     modal_token_secret_arn: str = ""
     # The role the Modal worker assumes by web identity (template.yaml: ModalWorkerRole); empty locally.
     worker_role_arn: str = ""
@@ -50,6 +52,12 @@ class Settings(Schema):
     key_cache_ttl_seconds: float = Field(30.0, ge=0)
     # Deadlines after which the sweeper acts on an unfinished job.
     dispatch_deadline_seconds: int = Field(300, ge=10)
+    # Once spawned, a GPU call must take its job within its class's startup_timeout plus this (Modal's
+    # scheduling); past that the dispatcher asks Modal about the call before replacing it.
+    start_margin_seconds: int = Field(120, ge=10)
+    # A call still waiting in Modal's queue (every container of its pool busy) is given up this long after the
+    # job was submitted, and the job failed and refunded.
+    queue_deadline_seconds: int = Field(3600, ge=60)
     run_deadline_seconds: int = Field(1800, ge=30)
     # Webhook delivery: seconds between attempts after the first (Standard Webhooks' schedule, jittered).
     # The local stack and tests can compress it, e.g. DARKROOM_WEBHOOK_RETRY_SCHEDULE="1,1,1".

@@ -1,11 +1,21 @@
-"""Dispatching one job: claim it (skipping what is not queued or is dispatched already), spawn, record the call id."""
+"""Dispatching one job: claim it (skipping what is not queued or is dispatched already), spawn, record the call id.
+
+A job message with `recheck_call` is the sweeper's: the call recorded for a still-queued job is past its
+start deadline. A GPU cold start that loads and snapshots a large model, or a pool whose every container is
+busy, can take that long, so Modal is asked about the call before anything else is spawned:
+- still pending: it is kept, with a new deadline (until the job has waited queue_deadline_seconds);
+- finished without taking the job, unknown to Modal, or waiting too long: it is canceled (so no GPU
+  container starts for it later), and the job is dispatched afresh (or given up, and the sweeper fails it).
+A call for a job that no longer needs it (finished, canceled, run by another call) is canceled too.
+"""
 
 from __future__ import annotations
 
 import os
 
 from functions.core import clock
-from functions.core.jobs import JobStore
+from functions.core.catalog import get_catalog
+from functions.core.jobs import MAX_DISPATCH_ATTEMPTS, Job, JobStatus, JobStore
 from functions.core.messages import JobMessage, WorkRequest
 from functions.core.observability import logger
 from functions.core.settings import get_settings
@@ -16,6 +26,8 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
     """Returns the call id, or None when there was nothing to do. Raises to have the message retried."""
     store = store or JobStore()
     now = clock.now()
+    if message.recheck_call and not _recheck(message.job_id, message.recheck_call, dispatcher, store, now):
+        return None
     # The claim is the read: one conditional write returns the job if it is queued and not yet dispatched,
     # so a redelivered message (or a second poller) is a no-op: one spawn per dispatch attempt.
     job = store.claim_dispatch(message.job_id, claim, now)
@@ -35,6 +47,49 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
         # and the sweeper fails (and refunds) the job, so nothing is silently lost.
         store.release_dispatch(job.id, claim, now)
         raise
-    store.record_dispatch(job.id, claim, dispatcher.name, call_id, now)
+    store.record_dispatch(job.id, claim, dispatcher.name, call_id, now, deadline=start_deadline(job, dispatcher, now))
     logger.info("dispatched", extra={"job_id": job.id, "call_id": call_id, "dispatcher": dispatcher.name})
     return call_id
+
+
+def start_deadline(job: Job, dispatcher: Dispatcher, now: float) -> float:
+    """When a call spawned now must have taken the job: its container's startup (on Modal, the class's
+    startup_timeout for a load and snapshot), plus scheduling."""
+    model = get_catalog().model(job.model)
+    startup = dispatcher.startup_seconds(model) if model else 0
+    return now + startup + get_settings().start_margin_seconds
+
+
+def _recheck(job_id: str, call_id: str, dispatcher: Dispatcher, store: JobStore, now: float) -> bool:
+    """Ask about an overdue call. True when the job is to be dispatched afresh now."""
+    job = store.get(job_id)
+    recorded = (job.dispatch or {}).get("call_id") if job else None
+    if job is None or job.status != JobStatus.QUEUED or recorded != call_id:
+        # Nothing waits on this call any more (the job ended, or runs, or another call replaced it).
+        if dispatcher.call_state(call_id) == "pending":
+            dispatcher.cancel(call_id)
+            logger.info("canceled a superseded GPU call", extra={"job_id": job_id, "call_id": call_id})
+        return False
+    state = dispatcher.call_state(call_id)
+    waited = now - job.created_at
+    if state == "pending" and waited < get_settings().queue_deadline_seconds:
+        store.keep_dispatch(job.id, call_id, now, deadline=start_deadline(job, dispatcher, now))
+        logger.info("GPU call still starting or queued; kept", extra={"job_id": job.id, "call_id": call_id})
+        return False
+    if state == "pending":
+        dispatcher.cancel(call_id)
+        store.release_dispatch(job.id, job.dispatch["claim"], now,
+                               give_up=f"waited {round(waited)} s for a GPU container (queue_deadline_seconds)")
+        logger.warning("GPU call waited too long; given up", extra={"job_id": job.id, "call_id": call_id})
+        return False
+    # Finished without taking the job (a container that died, a refused identity token) or unknown: cancel it
+    # anyway, so a retried input cannot start a container for it, and dispatch anew while attempts are left.
+    dispatcher.cancel(call_id)
+    if job.attempts >= MAX_DISPATCH_ATTEMPTS:
+        store.release_dispatch(job.id, job.dispatch["claim"], now,
+                               give_up=f"{job.attempts} GPU calls ended without running it")
+        return False
+    released = store.release_dispatch(job.id, job.dispatch["claim"], now)
+    logger.warning("GPU call ended without taking its job; dispatching again",
+                   extra={"job_id": job.id, "call_id": call_id, "call_state": state, "released": released})
+    return released

@@ -2,7 +2,8 @@
 
 Each test starts its own stack on one shared data dir (the tiny models are built once; the state carries
 over, as it would for a developer), with compressed deadlines: the sweeper runs every 2 s, a queued job is
-overdue after 10 s and a running one after 30 s (the settings' minimums).
+overdue after 10 s (a dispatched one after its simulated start plus 10 s) and a running one after 30 s (the
+settings' minimums).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-faults")]
 FAST = {
     "DARKROOM_LOCAL_SWEEP_SECONDS": "2",
     "DARKROOM_DISPATCH_DEADLINE_SECONDS": "10",
+    "DARKROOM_START_MARGIN_SECONDS": "10",
     "DARKROOM_RUN_DEADLINE_SECONDS": "30",
     "DARKROOM_WEBHOOK_RETRY_SCHEDULE": "1,1,1",
 }

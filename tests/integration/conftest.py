@@ -119,12 +119,24 @@ class RecordingDispatcher:
 
     name = "recording"
 
-    def __init__(self) -> None:
+    def __init__(self, states: dict[str, str] | None = None) -> None:
         self.requests: list = []
+        # What call_state answers per call id ("pending" unless told), and the calls canceled.
+        self.states: dict[str, str] = dict(states or {})
+        self.canceled: list[str] = []
 
     def spawn(self, request) -> str:
         self.requests.append(request)
         return f"call-{len(self.requests)}"
+
+    def call_state(self, call_id: str) -> str:
+        return self.states.get(call_id, "pending")
+
+    def cancel(self, call_id: str) -> None:
+        self.canceled.append(call_id)
+
+    def startup_seconds(self, model) -> float:
+        return 0.0
 
 
 class InlineDispatcher:
@@ -146,6 +158,15 @@ class InlineDispatcher:
             self.spawned.append(request.job_id)
         worker.run(request)
         return f"inline-{len(self.spawned)}"
+
+    def call_state(self, call_id: str) -> str:
+        return "finished" if call_id.startswith("inline-") else "lost"  # it ran to the end inside spawn
+
+    def cancel(self, call_id: str) -> None:
+        pass
+
+    def startup_seconds(self, model) -> float:
+        return 0.0
 
 
 @pytest.fixture

@@ -1,18 +1,25 @@
 """The contract between the dispatch function and the GPU side, pinned end to end.
 
-The real ModalDispatcher runs against a stand-in `modal.Cls.from_name` that records exactly what would be
-sent to Modal; that payload is then handed to the real Modal class with `.local()`. If either side changes
-what it sends or expects, this breaks.
+The real ModalDispatcher, configured from DispatchFunction's environment in template.yaml (resolved with the
+stack's parameters), runs against a stand-in of the installed modal SDK that checks every call against its real
+signature (tests/modal_standin.py). The recorded payload is then handed to the real Modal class with `.local()`.
+If either side changes what it sends or expects, this breaks.
 """
 
 from __future__ import annotations
 
 import pytest
+from modal_standin import RecordingModal
 
+from functions.core import clock
+from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.messages import JobMessage, WorkRequest
+from functions.core.settings import Settings
 from functions.dispatch import dispatchers
 from functions.dispatch.logic import dispatch
+from functions.sweeper.logic import sweep
+from infra.local.template import Resolver, functions, load
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -22,53 +29,48 @@ PINNED_FIELDS = {"job_id", "workspace_id", "model", "params", "jobs_table", "res
                  "allow_loopback_urls", "aws_role_arn", "aws_region"}
 
 
-class RecordingModal:
-    """Stands in for `modal.Cls.from_name(app, cls)(model=…).generate.spawn(payload)`."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-
-    def from_name(self, app_name: str, class_name: str):
-        recorder = self
-
-        class Bound:
-            def __init__(self, **parameters) -> None:
-                self.parameters = parameters
-
-            @property
-            def generate(self):
-                bound = self
-
-                class Method:
-                    @staticmethod
-                    def spawn(payload: dict):
-                        recorder.calls.append({"app": app_name, "class": class_name,
-                                               "parameters": bound.parameters, "payload": payload})
-                        return type("Call", (), {"object_id": f"fc-{len(recorder.calls)}"})()
-
-                return Method()
-
-        return Bound
+@pytest.fixture
+def modal(monkeypatch) -> RecordingModal:
+    monkeypatch.setenv("MODAL_TOKEN_ID", "test")  # the secret lookup is skipped when a token is present
+    return RecordingModal().install(monkeypatch)
 
 
-def test_dispatcher_payload_runs_on_the_modal_class(world, api, tenant, monkeypatch):
-    import modal
+def deployed_dispatcher(world, **parameters: str) -> dispatchers.Dispatcher:
+    """The dispatcher the deployed DispatchFunction builds: its template environment, with these parameters."""
+    template = load()
+    resolver = Resolver(template, world.physical, parameters)
+    env = {}
+    for name, value in functions(template)["DispatchFunction"].environment.items():
+        try:
+            env[name] = str(resolver.resolve(value))
+        except KeyError:
+            pass  # resources the local stack has no stand-in for (the worker role, the token secret)
+    settings = Settings.from_env(env)
+    assert settings.dispatcher == "modal"
+    return dispatchers.ModalDispatcher(settings.modal_app, "", settings.modal_environment)
 
+
+def submit(api, tenant, model: str = "sdxl-turbo") -> str:
+    body = {"model": model, "input": {"prompt": "a lighthouse", "size": "256x256", "seed": 11}}
+    return api.post("/api/generate", json=body, headers=tenant.headers).json["_id"]
+
+
+def test_dispatcher_payload_runs_on_the_modal_class(world, api, tenant, modal):
     from gpu import modal_app
 
-    recording = RecordingModal()
-    monkeypatch.setattr(modal.Cls, "from_name", recording.from_name)
-    monkeypatch.setenv("MODAL_TOKEN_ID", "test")  # the secret lookup is skipped when a token is present
-    body = {"model": "sdxl-turbo", "input": {"prompt": "a lighthouse", "size": "256x256", "seed": 11}}
-    job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["_id"]
+    job_id = submit(api, tenant)
     world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world, ModalAppName="darkroom-x", ModalEnvironment="staging")
 
-    call_id = dispatch(JobMessage(job_id=job_id), dispatchers.ModalDispatcher("darkroom", ""), claim="m-1")
+    call_id = dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1")
 
     assert call_id == "fc-1" and JobStore().get(job_id).dispatch["call_id"] == "fc-1"
-    [call] = recording.calls
-    assert call["app"] == "darkroom" and call["class"] == "SDXLGenerator"
-    assert call["parameters"] == {"model": "sdxl-turbo"}
+    [lookup] = modal.of("lookup")
+    # The app is looked up where it was deployed: without environment_name every spawn of an app in another
+    # environment is NotFoundError, and every job ends refunded as undispatchable.
+    assert (lookup["app"], lookup["env"], lookup["class"]) == ("darkroom-x", "staging", "SDXLGenerator")
+    [call] = modal.of("spawn")
+    assert call["parameters"] == {"weights": get_catalog().model("sdxl-turbo").weights}
     assert set(call["payload"]) == PINNED_FIELDS
     WorkRequest.model_validate(call["payload"])  # the worker's own schema accepts it as is
 
@@ -76,3 +78,128 @@ def test_dispatcher_payload_runs_on_the_modal_class(world, api, tenant, monkeypa
     result = generator.generate.local(call["payload"])
     assert result["outcome"] == "succeeded" and result["seed"] == 11
     assert JobStore().get(job_id).status == JobStatus.RUNNING
+
+
+def test_a_text_model_and_its_edit_model_share_one_pool(world, api, tenant, modal):
+    """flux-schnell and flux-schnell-edit have the same weights: the same class instance (one warm pool)."""
+    from functions.core import uploads
+
+    dispatcher = deployed_dispatcher(world)
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    reference = uploads.store(tenant.workspace_id, "ref.png", "image/png", png)["reference"]
+    edit = {"model": "flux-schnell-edit", "input": {"prompt": "x", "size": "256x256", "image_urls": [reference]}}
+    for model, job_id in (("flux-schnell", submit(api, tenant, "flux-schnell")),
+                          ("flux-schnell-edit", api.post("/api/generate", json=edit, headers=tenant.headers).json["_id"])):
+        assert job_id, model
+        dispatch(JobMessage(job_id=job_id), dispatcher, claim=f"m-{model}")
+    world.messages("JobsQueue")
+    spawns = modal.of("spawn")
+    assert [c["payload"]["model"] for c in spawns] == ["flux-schnell", "flux-schnell-edit"]
+    assert {(c["class"], c["parameters"]["weights"]) for c in spawns} == {
+        ("FluxGenerator", get_catalog().model("flux-schnell").weights)}
+
+
+def _overdue(job_id: str) -> float:
+    """A moment just past the job's current deadline."""
+    return JobStore().get(job_id).deadline + 1
+
+
+def test_a_call_in_a_long_cold_start_is_kept_not_replaced(world, api, tenant, modal):
+    """Dispatched, the job has its class's startup_timeout (FLUX: 900 s) plus a margin to be taken, not the old
+    300 s; past that, the sweeper has Modal asked about the call, and a pending call is kept: no second GPU call."""
+    from functions.core.settings import get_settings
+
+    job_id = submit(api, tenant, "flux-schnell")
+    world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world)
+    dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1")
+    job = JobStore().get(job_id)
+    startup = get_catalog().class_startup_timeout("FluxGenerator")
+    assert job.deadline >= clock.now() + startup  # covers the container's load and snapshot
+
+    assert sweep(now=job.deadline - 1).get("rechecked", 0) == 0  # not before
+    assert sweep(now=_overdue(job_id))["rechecked"] >= 1
+    (recheck,) = [m for m in world.messages("JobsQueue") if m["job_id"] == job_id]
+    assert recheck == {"job_id": job_id, "recheck_call": "fc-1"}
+
+    assert dispatch(JobMessage(**recheck), dispatcher, claim="m-2") is None  # Modal: still pending
+    kept = JobStore().get(job_id)
+    assert kept.status == JobStatus.QUEUED and kept.dispatch["call_id"] == "fc-1" and kept.attempts == 1
+    assert kept.deadline >= clock.now() + startup
+    assert [c["call_id"] for c in modal.of("get")] == ["fc-1"] and modal.canceled == []
+    assert len(modal.of("spawn")) == 1
+    assert get_settings().queue_deadline_seconds > startup
+
+
+def test_a_call_that_ended_without_its_job_is_canceled_and_replaced(world, api, tenant, modal):
+    job_id = submit(api, tenant)
+    world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world)
+    dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1")
+    sweep(now=_overdue(job_id))
+    (recheck,) = [m for m in world.messages("JobsQueue") if m["job_id"] == job_id]
+    modal.call_states["fc-1"] = "failed"  # e.g. its container died, or its identity token was refused
+
+    assert dispatch(JobMessage(**recheck), dispatcher, claim="m-2") == "fc-2"
+    assert modal.canceled == ["fc-1"]  # a retried input can no longer start a container for it
+    job = JobStore().get(job_id)
+    assert job.dispatch["call_id"] == "fc-2" and job.attempts == 2
+
+
+def test_a_call_waiting_past_the_queue_deadline_is_given_up_and_refunded(world, api, tenant, modal, monkeypatch):
+    from functions.core import settings
+
+    job_id = submit(api, tenant)
+    world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world)
+    dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1")
+    monkeypatch.setenv("DARKROOM_QUEUE_DEADLINE_SECONDS", "60")
+    settings.get_settings.cache_clear()
+    monkeypatch.setattr(clock, "now", lambda real=clock.now: real() + 3600)  # an hour in Modal's queue
+    sweep()
+    (recheck,) = [m for m in world.messages("JobsQueue") if m["job_id"] == job_id]
+
+    assert dispatch(JobMessage(**recheck), dispatcher, claim="m-2") is None
+    assert modal.canceled == ["fc-1"] and len(modal.of("spawn")) == 1
+    sweep(now=clock.now() + 1)
+    failed = JobStore().get(job_id)
+    assert failed.status == JobStatus.FAILED and failed.error.code == "timeout"
+    assert "waited" in failed.error.message and failed.refunded == failed.cost
+
+
+def test_a_pending_call_of_a_finished_job_is_canceled(world, api, tenant, modal):
+    """The sweeper fails a job stuck running; the dispatch function then cancels its call, so the GPU stops."""
+    job_id = submit(api, tenant)
+    world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world)
+    dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1")
+    store = JobStore()
+    store.transition(store.get(job_id), JobStatus.RUNNING)  # the call took it, then hung
+    sweep(now=_overdue(job_id))
+    assert store.get(job_id).status == JobStatus.FAILED
+    (recheck,) = [m for m in world.messages("JobsQueue") if m["job_id"] == job_id]
+    assert dispatch(JobMessage(**recheck), dispatcher, claim="m-2") is None
+    assert modal.canceled == ["fc-1"] and len(modal.of("spawn")) == 1
+
+
+def test_a_rotated_modal_token_is_read_again_from_the_stacks_secret(world, api, tenant, modal):
+    """`darkroom deploy` rewrites the secret when the operator rotates the token; a warm dispatch function still
+    holds the old one, which Modal now refuses: it reads the secret again, past its cache, and spawns."""
+    import json
+
+    import boto3
+
+    secrets = boto3.client("secretsmanager", endpoint_url=world.endpoint, region_name="us-east-1",
+                           aws_access_key_id="local", aws_secret_access_key="local")
+    arn = secrets.create_secret(Name=f"modal-token-{clock.new_object_id(clock.now())}",
+                                SecretString=json.dumps({"token_id": "ak-old", "token_secret": "as-old"}))["ARN"]
+    dispatcher = dispatchers.ModalDispatcher("darkroom", arn, "main")
+    first = submit(api, tenant)
+    dispatch(JobMessage(job_id=first), dispatcher, claim="m-1")
+
+    secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({"token_id": "ak-new", "token_secret": "as-new"}))
+    modal.refused_tokens.add("ak-old")
+    second = submit(api, tenant)
+    assert dispatch(JobMessage(job_id=second), dispatcher, claim="m-2") == "fc-2"
+    assert [c["token_id"] for c in modal.of("client")] == ["ak-old", "ak-new"]
+    assert JobStore().get(second).dispatch["call_id"] == "fc-2"

@@ -160,7 +160,7 @@ def test_sweeper_requeues_a_lost_job_then_fails_it(world, tenant):
     store.create(job)  # written, but its queue message was never sent
     # Other tests' jobs share the table, so assert on this job only.
     for attempt in range(MAX_DISPATCH_ATTEMPTS):
-        later = clock.now() + 3600 * (attempt + 1)
+        later = clock.now() + 400 * (attempt + 1)  # past each dispatch deadline (300 s), within the queue's
         sweep(now=later)
         assert {"job_id": job.id} in world.messages("JobsQueue")
         assert store.get(job.id).status == JobStatus.QUEUED
