@@ -432,7 +432,8 @@ def deploy(
     console.print(f"[green]✓[/] Preflight: AWS account {facts.account} in {facts.region}, Modal workspace "
                   f"{facts.workspace_id}")
 
-    steps = plan.deploy_steps(config, facts.region, overrides, facts.token)
+    steps = plan.deploy_steps(config, facts.region, overrides, facts.token,
+                              oidc_client_id_for=facts.oidc_provider_arn if facts.oidc_needs_client_id else "")
     context = plan.Context(config=config, region=facts.region, token=facts.token)
     try:
         plan.execute(steps, context,
@@ -452,6 +453,11 @@ def deploy(
                   f"workspace {done.workspace})")
     console.print(f"  env file {done.env_file}  (source it: set -a; . {done.env_file}; set +a)")
     console.print(f"\n  OpenAI SDK: OpenAI(api_key=…, base_url=\"{done.url}/v1\")")
+    from infra.deploy.regions import has_function_urls
+
+    if not has_function_urls(facts.region):
+        console.print(f"  [yellow]![/] {facts.region} has no Lambda function URLs: this URL is API Gateway's, and "
+                      "synchronous calls there are cut at 30 s (504 with the job id past 25 s; poll the job).")
     if not config.models_to_download():
         console.print("  Models need their weights once: `darkroom deploy --download-weights flux-schnell` "
                       "(or `all`).")
@@ -474,15 +480,20 @@ def warm_command(
         raise typer.BadParameter(str(exc)) from exc
     for pool in chosen:
         cost = f"about ${pool.cost_per_hour:.2f}/h at list prices" if pool.containers else "nothing at rest"
-        console.print(f"{pool.model}: {pool.containers} warm {pool.gpu} container(s) ({pool.modal_class}), {cost}")
+        also = ", ".join(m for m in pool.served if m != pool.model)
+        console.print(f"{pool.model}{f' (and {also}, same weights)' if also else ''}: {pool.containers} warm "
+                      f"{pool.gpu} container(s) ({pool.modal_class}, {pool.memory_gib} GiB each), {cost}")
     if dry_run:
         return
     try:
-        warm_pool.apply(chosen, app_name=modal_app_name, environment=modal_environment)
+        skipped = warm_pool.apply(chosen, app_name=modal_app_name, environment=modal_environment)
     except Exception as exc:  # noqa: BLE001 - Modal's errors (no token, no such app) become one clear line
         console.print(f"[red]✗[/] Could not update the warm pool on Modal app {modal_app_name!r} "
                       f"({modal_environment}): {escape(str(exc))}")
         raise typer.Exit(1) from None
+    for pool in skipped:
+        console.print(f"[yellow]![/] {pool.model}: not warmed, its weights are not on the Volume yet "
+                      f"(`darkroom deploy --download-weights {pool.model}`)")
     console.print("[green]Done.[/] A later `modal deploy` resets it; `darkroom deploy --warm …` applies it again.")
 
 

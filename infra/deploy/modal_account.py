@@ -16,6 +16,10 @@ from pydantic import SecretStr
 from . import tools
 
 WORKSPACE_ID = re.compile(r"\((ac-[A-Za-z0-9]+)\)")
+# `modal token info` names who the token acts as: a person ("User: …") or a service user ("Service User: …").
+SERVICE_USER = re.compile(r"^\s*Service User:", re.MULTILINE)
+PERSONAL_USER = re.compile(r"^\s*User:", re.MULTILINE)
+CLI_VERSION = re.compile(r"modal client version:\s*(\S+)")
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,33 @@ def configured_token() -> ModalToken | None:
     return ModalToken(token_id, SecretStr(token_secret))
 
 
-def workspace_id() -> str:
-    """The id (ac-…) of the workspace the configured token belongs to, from `modal token info`."""
+@dataclass(frozen=True)
+class TokenInfo:
+    workspace_id: str
+    # True for a service user's token, False for a person's, None when the CLI does not say.
+    service_user: bool | None
+
+
+def token_info() -> TokenInfo:
+    """The workspace (ac-…) the configured token belongs to, and whose token it is, from `modal token info`."""
     result = tools.check(["modal", "token", "info"], capture=True)
     found = WORKSPACE_ID.search(result.stdout)
     if not found:
         raise tools.ToolError("`modal token info` did not name a workspace id (ac-…)")
+    service = True if SERVICE_USER.search(result.stdout) else False if PERSONAL_USER.search(result.stdout) else None
+    return TokenInfo(found.group(1), service)
+
+
+def workspace_id() -> str:
+    return token_info().workspace_id
+
+
+def cli_version() -> str:
+    """The version of the `modal` CLI on PATH (the one the deploy runs), from `modal --version`."""
+    result = tools.check(["modal", "--version"], capture=True)
+    found = CLI_VERSION.search(result.stdout + result.stderr)
+    if not found:
+        raise tools.ToolError(f"`modal --version` printed no version: {result.stdout.strip()!r}")
     return found.group(1)
 
 

@@ -1,9 +1,12 @@
 """The deploy (and destroy) as an ordered list of steps: printed by --dry-run, run in order otherwise.
 
-Deploy order: the Modal app first (it does not depend on the stack: the worker's role ARN travels in each
-work request), then `sam build` and `sam deploy`, then the Modal token into the stack's secret, then the first
-workspace and admin key (so a long weights download that fails or is interrupted cannot cost the key), then
-the optional weights download. Every step is safe to repeat, so a failed deploy is fixed by running it again.
+Deploy order: `sam build` and `sam deploy` first, then the Modal token into the stack's secret, then the first
+workspace and admin key (so a long weights download that fails or is interrupted cannot cost the key), then the
+optional weights download, then the Modal app, then its warm pools. The app comes after the weights: a container
+that starts takes its memory snapshot from what the Volume holds then, and a warm pool of weights that are not
+there would fail its start again and again, billed (docs/deploy.md). The app does not depend on the stack (the
+worker's role ARN travels in each work request), and the stack only looks the app up per job. Every step is
+safe to repeat, so a failed deploy is fixed by running it again.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gpu import pools
 
 from . import stack as stacks
 from . import tools, warm_pool
@@ -40,6 +45,7 @@ class Step:
     argv: list[str] = field(default_factory=list)
     action: Callable[[Context], None] | None = None
     drop_env: tuple[str, ...] = ()
+    set_env: dict[str, str] = field(default_factory=dict)
     # A failure is reported and the rest still runs (destroy: stopping the Modal app after the stack is gone).
     optional: bool = False
 
@@ -47,11 +53,12 @@ class Step:
         if self.action:
             self.action(context)
         else:
-            tools.check(self.argv, cwd=cwd, drop_env=self.drop_env)
+            tools.check(self.argv, cwd=cwd, drop_env=self.drop_env, set_env=self.set_env)
 
 
 def command(title: str, argv: list[str], **kwargs) -> Step:
-    return Step(title, shlex.join(argv), argv=argv, **kwargs)
+    env = "".join(f"{k}={shlex.quote(v)} " for k, v in kwargs.get("set_env", {}).items())
+    return Step(title, env + shlex.join(argv), argv=argv, **kwargs)
 
 
 def parameter_overrides(config: DeployConfig, workspace_id: str, oidc_provider_arn: str,
@@ -68,6 +75,8 @@ def parameter_overrides(config: DeployConfig, workspace_id: str, oidc_provider_a
         "ModalEnvironment": pick("ModalEnvironment", config.modal_environment),
         "ModalAppName": pick("ModalAppName", config.modal_app_name),
         "ModalOidcProviderArn": oidc_provider_arn,
+        # Also what each GPU pool's max_containers is set to: the app reads it at `modal deploy` (below).
+        "MaxGpuConcurrency": pick("MaxGpuConcurrency", None),
         "AlarmEmail": pick("AlarmEmail", config.alarm_email),
         **config.parameters,
     }
@@ -83,15 +92,19 @@ def sam_overrides_argument(overrides: dict[str, str]) -> str:
 
 
 def deploy_steps(config: DeployConfig, region: str, overrides: dict[str, str],
-                 token: ModalToken | None) -> list[Step]:
+                 token: ModalToken | None, *, oidc_client_id_for: str = "") -> list[Step]:
+    """`oidc_client_id_for`: a reused OIDC provider that lacks Modal's client id (preflight found it)."""
     app, environment = overrides["ModalAppName"], overrides["ModalEnvironment"]
     token_shown = token.masked() if token else '{"token_id": "<your Modal token>", "token_secret": "****"}'
-    steps = [
-        command("Deploy the GPU app on Modal",
-                ["modal", "deploy", "gpu/modal_app.py", "--name", app, "--env", environment]),
+    steps = []
+    if oidc_client_id_for:
+        steps.append(Step(f"Add the client id {stacks.MODAL_OIDC_HOST} to the OIDC provider",
+                          f"iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn "
+                          f"{oidc_client_id_for} --client-id {stacks.MODAL_OIDC_HOST}",
+                          action=lambda _context: stacks.add_oidc_client_id(oidc_client_id_for)))
+    steps += [
         # --build-in-source: the makefile builds run in the checkout, instead of sam first copying the whole
         # tree (a local .venv with torch included) once per function (tests/artifacts builds the same way).
-        *_warm_steps(config, app, environment),
         command("Build the Lambda artifacts", ["sam", "build", "--template-file", "template.yaml",
                                                "--build-in-source"],
                 drop_env=tools.MODAL_CREDENTIALS),
@@ -114,7 +127,10 @@ def deploy_steps(config: DeployConfig, region: str, overrides: dict[str, str],
             f"Download weights into the Modal Volume ({', '.join(models)})",
             # --env belongs to `modal run`, before the function; after it come the function's own options.
             ["modal", "run", "--env", environment, "gpu/modal_app.py::download", "--models", ",".join(models)]))
-    return steps
+    steps.append(command("Deploy the GPU app on Modal",
+                         ["modal", "deploy", "gpu/modal_app.py", "--name", app, "--env", environment],
+                         set_env={pools.MAX_CONTAINERS_ENV: overrides["MaxGpuConcurrency"]}))
+    return steps + _warm_steps(config, app, environment)
 
 
 def _warm_steps(config: DeployConfig, app: str, environment: str) -> list[Step]:
@@ -122,9 +138,15 @@ def _warm_steps(config: DeployConfig, app: str, environment: str) -> list[Step]:
     pools = warm_pool.parse(config.warm)
     if not pools:
         return []
+
+    def apply(_context: Context) -> None:
+        skipped = warm_pool.apply(pools, app_name=app, environment=environment)
+        if skipped:
+            raise RuntimeError("not warmed, their weights are not on the Volume: "
+                               + ", ".join(f"{p.model} (--download-weights {p.model})" for p in skipped))
+
     return [Step("Keep warm containers", f"modal: update_autoscaler(min_containers=…) on {app} ({environment}): "
-                 f"{warm_pool.describe(pools)}",
-                 action=lambda _context: warm_pool.apply(pools, app_name=app, environment=environment))]
+                 f"{warm_pool.describe(pools)}", action=apply, optional=True)]
 
 
 def _store_token(context: Context) -> None:

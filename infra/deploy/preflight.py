@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.build import artifacts
 
-from . import modal_account, stack, tools
+from . import modal_account, regions, stack, tools
 from .config import DeployConfig, model_errors, parameter_errors
 from .modal_account import ModalConfigError, ModalToken
 
@@ -32,6 +32,8 @@ class Facts:
     token: ModalToken | None = None
     workspace_id: str | None = None
     oidc_provider_arn: str = ""
+    # The reused provider lacks Modal's audience among its client ids: the deploy adds it.
+    oidc_needs_client_id: bool = False
     existing: stack.Stack | None = None
 
 
@@ -57,7 +59,7 @@ def run(config: DeployConfig) -> Report:
     for name in ("sam", "modal"):
         if tools.find(name) is None:
             report.problems.append(Problem(f"`{name}` is not on PATH", tools.INSTALL[name]))
-    has_modal = tools.find("modal") is not None
+    has_modal = tools.find("modal") is not None and _check_modal_version(report)
     version = artifacts.runtime_version(config.template)
     runtime = f"python{version}"
     if artifacts.interpreter(version) is None:
@@ -74,6 +76,12 @@ def run(config: DeployConfig) -> Report:
     else:
         stack.use_region(facts.region)
         _check_aws(config, report)
+        if not regions.has_function_urls(facts.region):
+            report.warnings.append(Problem(
+                f"{facts.region} has no Lambda function URLs: ApiUrl will be the API Gateway URL, where synchronous "
+                "calls (the OpenAI and AI Media Studio dialects) are cut at 30 s and answer 504 with the job id "
+                "past 25 s (the job goes on; poll it)",
+                "deploy to a region with function URLs (us-east-1, eu-west-1, …) for waits up to SyncWaitSeconds"))
 
     _check_modal(config, report, has_modal)
     _check_env_file(config, report)
@@ -86,6 +94,12 @@ def run(config: DeployConfig) -> Report:
     if models:
         from functions.core.catalog import get_catalog
 
+        unpinned = [spec.id for spec in get_catalog().models if spec.id in models and not spec.pinned]
+        if unpinned:
+            report.warnings.append(Problem(
+                f"{', '.join(unpinned)} follow a branch, not a commit: the download records the commit it resolves "
+                "to, and warm snapshots keep the one they were taken with until the app's definition changes",
+                "pin each to the commit the download prints (`revision:` in the catalog, or DARKROOM_CATALOG_EXTRA)"))
         for spec in get_catalog().models:
             if spec.id in models and spec.gated:
                 report.warnings.append(Problem(
@@ -93,6 +107,26 @@ def run(config: DeployConfig) -> Report:
                     f"accept its license at https://huggingface.co/{spec.repo} with the account whose token is "
                     f"in the {HF_SECRET} Modal secret"))
     return report
+
+
+def _check_modal_version(report: Report) -> bool:
+    """The deploy reads `modal token info` and the CLI's --json keys, which older clients print otherwise."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        version = modal_account.cli_version()
+        too_old = Version(version) < Version(tools.MODAL_MIN_VERSION)
+    except (tools.ToolError, InvalidVersion) as exc:
+        report.problems.append(Problem(f"cannot tell the version of the `modal` CLI on PATH ({exc})",
+                                       f"`pip install 'modal>={tools.MODAL_MIN_VERSION}'`"))
+        return False
+    if too_old:
+        report.problems.append(Problem(
+            f"the `modal` CLI on PATH is {version}; the deploy needs {tools.MODAL_MIN_VERSION} or newer",
+            f"`pip install --upgrade 'modal>={tools.MODAL_MIN_VERSION}'` (or use .venv/bin/modal: "
+            "`source .venv/bin/activate`)"))
+        return False
+    return True
 
 
 def _check_aws(config: DeployConfig, report: Report) -> None:
@@ -113,6 +147,13 @@ def _check_aws(config: DeployConfig, report: Report) -> None:
                 "wait for it to finish" if facts.existing.status.endswith("_IN_PROGRESS") else
                 f"delete it first: `darkroom destroy --stack-name {config.stack_name}`"))
         facts.oidc_provider_arn = _oidc_provider(config, facts)
+        if facts.oidc_provider_arn:
+            missing = stack.MODAL_OIDC_HOST not in stack.oidc_client_ids(facts.oidc_provider_arn)
+            facts.oidc_needs_client_id = missing
+            if missing:
+                report.warnings.append(Problem(
+                    f"the OIDC provider {facts.oidc_provider_arn} lacks the client id {stack.MODAL_OIDC_HOST}, "
+                    "which the worker role's trust policy requires", "the deploy adds it"))
     except (BotoCoreError, ClientError) as exc:
         report.problems.append(Problem(f"cannot read CloudFormation/IAM in {facts.region}: {exc}",
                                        "the deploying identity needs CloudFormation, IAM, S3, Lambda, DynamoDB, "
@@ -152,9 +193,16 @@ def _check_modal(config: DeployConfig, report: Report, has_modal: bool) -> None:
     discovered = None
     if has_modal and facts.token:
         try:
-            discovered = modal_account.workspace_id()
+            info = modal_account.token_info()
         except tools.ToolError as exc:
             report.warnings.append(Problem(f"could not read the Modal workspace id: {exc}"))
+        else:
+            discovered = info.workspace_id
+            if info.service_user is False:
+                report.warnings.append(Problem(
+                    "the Modal token is a person's: the dispatch function will spawn GPU jobs with it",
+                    "prefer a service user's token (Modal: workspace settings, service users), set with `modal token "
+                    "set`; to rotate it, `darkroom deploy` again, which rewrites the stack's secret (README: Deploy)"))
     given = config.modal_workspace_id
     if given and discovered and given != discovered:
         report.problems.append(Problem(

@@ -87,6 +87,16 @@ def modal_oidc_providers() -> list[str]:
     return [p["Arn"] for p in providers if p["Arn"].endswith(f"oidc-provider/{MODAL_OIDC_HOST}")]
 
 
+def oidc_client_ids(provider_arn: str) -> list[str]:
+    return client("iam").get_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn).get("ClientIDList", [])
+
+
+def add_oidc_client_id(provider_arn: str, client_id: str = MODAL_OIDC_HOST) -> None:
+    """The worker role's trust policy requires the token's audience (oidc.modal.com) among the provider's client
+    ids; a provider made elsewhere may lack it, and then every AssumeRoleWithWebIdentity is refused."""
+    client("iam").add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn, ClientID=client_id)
+
+
 def resources(stack_name: str) -> list[dict[str, str]]:
     """Every resource of the stack: LogicalResourceId, ResourceType, PhysicalResourceId."""
     pages = client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack_name)

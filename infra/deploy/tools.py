@@ -42,12 +42,12 @@ def find(name: str) -> str | None:
 
 
 def run(argv: list[str], *, cwd: Path | None = None, capture: bool = False,
-        drop_env: tuple[str, ...] = ()) -> Result:
+        drop_env: tuple[str, ...] = (), set_env: dict[str, str] | None = None) -> Result:
     """Run one command. Captured output comes back; otherwise it streams to the terminal (sam's progress)."""
     executable = find(argv[0])
     if executable is None:
         raise ToolError(f"`{argv[0]}` is not installed: {INSTALL.get(argv[0], 'install it and retry')}")
-    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    env = {k: v for k, v in os.environ.items() if k not in drop_env} | (set_env or {})
     try:
         done = subprocess.run([executable, *argv[1:]], cwd=cwd, env=env, capture_output=capture, text=True,
                               check=False)

@@ -491,6 +491,23 @@ def _attribute_values_serialized_directly() -> None:
     BaseJSONSerializer._serialize_type_structure = _serialize_type_structure
 
 
+def _oidc_client_ids() -> None:
+    """IAM's AddClientIDToOpenIDConnectProvider, which moto 5 lacks: `darkroom deploy` adds Modal's audience to
+    an OIDC provider that another stack made without it, and its tests run against this server. The semantics
+    are IAM's: the id is appended unless present (idempotent), and an unknown provider is NoSuchEntity."""
+    from moto.core.responses import EmptyResult
+    from moto.iam.responses import IamResponse
+
+    def add_client_id_to_open_id_connect_provider(self: Any) -> Any:
+        provider = self.backend.get_open_id_connect_provider(self._get_param("OpenIDConnectProviderArn"))
+        client_id = self._get_param("ClientID")
+        if client_id not in provider.client_id_list:
+            provider.client_id_list.append(client_id)
+        return EmptyResult()
+
+    IamResponse.add_client_id_to_open_id_connect_provider = add_client_id_to_open_id_connect_provider
+
+
 def _dispatcher() -> Any:
     """moto's host -> backend dispatcher, with its per-request lookups cached. Stock moto lists its package
     directory (~200 stat calls) and tries every backend's URL patterns on each request, under one lock:
@@ -501,6 +518,7 @@ def _dispatcher() -> Any:
 
     _transactions_without_table_copies()
     _attribute_values_serialized_directly()
+    _oidc_client_ids()
     modules = tuple(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules
 

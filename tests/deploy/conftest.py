@@ -61,6 +61,15 @@ class FakeTools:
         return [call["argv"] for call in self.calls()]
 
 
+def _installed_modal_version() -> str:
+    modal = Path(sys.executable).with_name("modal")
+    done = subprocess.run([str(modal), "--version"], capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout
+
+
+INSTALLED_MODAL_VERSION = _installed_modal_version()
+
+
 @pytest.fixture
 def fake_tools(tmp_path) -> FakeTools:
     fakes = FakeTools(tmp_path / "bin", tmp_path / "calls.jsonl", tmp_path / "answers.json")
@@ -70,8 +79,11 @@ def fake_tools(tmp_path) -> FakeTools:
         script = fakes.bin / name
         script.write_text(FAKE_TOOL.format(python=sys.executable, log=str(fakes.log), config=str(fakes.config)))
         script.chmod(0o755)
-    # A Modal account that is set up: the token's workspace, and the Hugging Face secret.
-    fakes.answer("modal token info", stdout=f"Token: {TOKEN_ID}\nWorkspace: acme ({WORKSPACE_ID})\n")
+    # The installed client's own `modal --version` line (the CLI the deploy drives prints it so).
+    fakes.answer("modal --version", stdout=INSTALLED_MODAL_VERSION)
+    # A Modal account that is set up: the token's workspace (a service user's), and the Hugging Face secret.
+    fakes.answer("modal token info", stdout=f"Token: {TOKEN_ID}\nWorkspace: acme ({WORKSPACE_ID})\n"
+                                             "Service User: darkroom-deploy (su-123)\n")
     fakes.answer("modal secret list", stdout=json.dumps([{"name": "darkroom-hf", "created_at": "2026-01-01"}]))
     fakes.answer("modal app list", stdout=json.dumps([
         {"app_id": "ap-old", "description": "darkroom", "state": "stopped", "tasks": "0"},
@@ -95,6 +107,10 @@ class World:
 
     def client(self, service: str):
         return clients(self.endpoint, service)
+
+    def stack_parameter(self, name: str) -> str:
+        (described,) = self.client("cloudformation").describe_stacks(StackName=self.stack.name)["Stacks"]
+        return {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}[name]
 
 
 @pytest.fixture(scope="session")

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 import sys
 
 from conftest import ROOT, TOKEN_ID, TOKEN_SECRET, WORKSPACE_ID, aws_env, base_env, darkroom, modal_env
 
+from gpu.pools import MAX_CONTAINERS_ENV
 from infra.build import artifacts
 from infra.deploy import bootstrap
 from infra.deploy.config import DeployConfig
 from infra.deploy.plan import deploy_steps, parameter_overrides
 
-MODAL_PREFLIGHT = [["modal", "token", "info"], ["modal", "secret", "list", "--env", "main", "--json"]]
+MODAL_PREFLIGHT = [["modal", "--version"], ["modal", "token", "info"],
+                   ["modal", "secret", "list", "--env", "main", "--json"]]
 
 
 def _overrides_argument(argv: list[str]) -> dict[str, str]:
@@ -46,8 +47,7 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
 
     calls = fake_tools.calls()
     argvs = [c["argv"] for c in calls]
-    assert argvs[:2] == MODAL_PREFLIGHT
-    assert argvs[2] == ["modal", "deploy", "gpu/modal_app.py", "--name", "darkroom", "--env", "main"]
+    assert argvs[:3] == MODAL_PREFLIGHT
     assert argvs[3] == ["sam", "build", "--template-file", "template.yaml", "--build-in-source"]
     deploy = argvs[4]
     assert deploy[:deploy.index("--parameter-overrides")] == [
@@ -57,10 +57,15 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
     assert _overrides_argument(deploy) == {
         "ModalWorkspaceId": WORKSPACE_ID, "ModalEnvironment": "main", "ModalAppName": "darkroom",
         # The account already has Modal's provider (the world fixture made it): passed, not created again.
-        "ModalOidcProviderArn": world.oidc_provider_arn, "AlarmEmail": "ops@example.com"}
+        "ModalOidcProviderArn": world.oidc_provider_arn, "AlarmEmail": "ops@example.com",
+        "MaxGpuConcurrency": world.stack_parameter("MaxGpuConcurrency")}
+    # The weights first, then the app: its containers snapshot what the Volume holds when they start.
     assert argvs[5:] == [["modal", "run", "--env", "main", "gpu/modal_app.py::download", "--models",
-                          "flux-schnell,sdxl-turbo"]]
-    assert {c["cwd"] for c in calls[2:]} == {str(ROOT)}  # where template.yaml and gpu/ are
+                          "flux-schnell,sdxl-turbo"],
+                         ["modal", "deploy", "gpu/modal_app.py", "--name", "darkroom", "--env", "main"]]
+    # The stack's MaxGpuConcurrency caps each GPU pool: gpu/modal_app.py reads it at `modal deploy`.
+    assert calls[6]["env"][MAX_CONTAINERS_ENV] == world.stack_parameter("MaxGpuConcurrency")
+    assert {c["cwd"] for c in calls[3:]} == {str(ROOT)}  # where template.yaml and gpu/ are
 
     # The Modal token: in the stack's secret, and nowhere else.
     for call in calls:
@@ -100,20 +105,22 @@ def test_failed_stack_stops_the_deploy(world, fake_tools, tmp_path):
     assert "Deploy the stack failed" in result.stdout
     assert "Failed to create/update the stack" in result.stderr  # sam's own words, streamed to the terminal
     assert "Nothing after this step ran" in result.stdout
-    assert [a[:2] for a in fake_tools.argvs()] == [["modal", "token"], ["modal", "secret"], ["modal", "deploy"],
+    assert [a[:2] for a in fake_tools.argvs()] == [["modal", "--version"], ["modal", "token"], ["modal", "secret"],
                                                    ["sam", "build"], ["sam", "deploy"]]
     assert not env_file.exists()
 
 
-def test_failed_modal_deploy_stops_before_aws(world, fake_tools, tmp_path):
-    fake_tools.answer("modal deploy", exit=1, stderr="NotFoundError: Secret 'darkroom-hf' not found\n")
+def test_a_failed_download_stops_before_the_app_is_deployed(world, fake_tools, tmp_path):
+    """No app (and no warm pool) is deployed over weights that did not arrive."""
+    fake_tools.answer("modal run", exit=1, stderr="huggingface_hub.errors.GatedRepoError: 401\n")
     env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
-    result = darkroom(["deploy", "--stack-name", world.stack.name, "--env-file", str(tmp_path / "x.env")], env,
-                      tmp_path)
+    result = darkroom(["deploy", "--stack-name", world.stack.name, "--env-file", str(tmp_path / "x.env"),
+                       "--download-weights", "flux-dev", "--warm", "flux-dev=1"], env, tmp_path)
     assert result.returncode == 1
     _no_traceback(result)
-    assert "Deploy the GPU app on Modal failed" in result.stdout and "darkroom-hf" in result.stderr
-    assert not [a for a in fake_tools.argvs() if a[0] == "sam"]
+    assert "Download weights into the Modal Volume (flux-dev) failed" in result.stdout
+    assert "GatedRepoError" in result.stderr
+    assert not [a for a in fake_tools.argvs() if a[:2] == ["modal", "deploy"]]
 
 
 # ---------------------------------------------------------------- preflight
@@ -184,13 +191,14 @@ def test_dry_run_prints_the_plan_offline(fake_tools, tmp_path):
     assert fake_tools.calls() == []
     out = result.stdout
     lines = [line.strip() for line in out.splitlines()]
-    expected = [shlex.join(s.argv) if s.argv else s.shown for s in deploy_steps(
+    expected = [s.shown for s in deploy_steps(
         DeployConfig(stack_name="demo", download_weights=["all"]), "eu-west-1",
         parameter_overrides(DeployConfig(stack_name="demo"), WORKSPACE_ID,
                             "<existing oidc.modal.com provider ARN, or empty: the stack creates one>"), None)]
     positions = [lines.index(command) for command in expected]
     assert positions == sorted(positions)
-    assert lines[positions[0]] == "modal deploy gpu/modal_app.py --name darkroom --env main"
+    assert lines[positions[0]] == "sam build --template-file template.yaml --build-in-source"
+    assert lines[positions[-1]] == "DARKROOM_MAX_GPU_CONTAINERS=10 modal deploy gpu/modal_app.py --name darkroom --env main"
     assert "--stack-name demo --region eu-west-1" in out
     assert '"token_secret": "****"' in out and TOKEN_SECRET not in out
 
@@ -261,3 +269,60 @@ def test_destroy_asks_first(world, fake_tools, tmp_path):
                             check=False)
     assert result.returncode == 1
     assert fake_tools.calls() == []
+
+
+# ---------------------------------------------------------------- what the review found (issue 18)
+
+
+def test_preflight_refuses_a_modal_cli_older_than_the_deploy_reads(fake_tools, tmp_path, world):
+    """1.4 printed `--json` column titles, not the keys modal_account reads: a KeyError mid-preflight before."""
+    fake_tools.answer("modal --version", stdout="modal client version: 1.4.2\n")
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env() | {
+        "DARKROOM_MODAL_WORKSPACE_ID": WORKSPACE_ID}
+    result = darkroom(["deploy", "--stack-name", world.stack.name], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "the `modal` CLI on PATH is 1.4.2; the deploy needs 1.5.0 or newer" in result.stdout
+    assert fake_tools.argvs() == [["modal", "--version"]]  # nothing else is asked of that CLI
+
+
+def test_a_reused_oidc_provider_gets_modals_client_id(moto_endpoint, fake_tools, tmp_path):
+    """The worker role's trust needs aud oidc.modal.com among the provider's client ids; a provider another tool
+    made without it is fixed by the deploy, not left to refuse every AssumeRoleWithWebIdentity."""
+    from moto_stack import clients
+
+    iam = clients(moto_endpoint, "iam")
+    for arn in [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]:
+        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    arn = iam.create_open_id_connect_provider(Url="https://oidc.modal.com", ClientIDList=["sts.amazonaws.com"],
+                                              ThumbprintList=["0" * 40])["OpenIDConnectProviderArn"]
+    try:
+        fake_tools.answer("sam deploy", exit=1, stderr="stop here\n")  # only the steps before the stack matter
+        env = base_env(tmp_path, fake_tools) | aws_env(moto_endpoint) | modal_env()
+        result = darkroom(["deploy", "--stack-name", "darkroom-oidc", "--env-file", str(tmp_path / "x.env")], env,
+                          tmp_path)
+        assert "lacks the client id oidc.modal.com" in result.stdout
+        assert "Add the client id oidc.modal.com to the OIDC provider" in result.stdout
+        ids = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)["ClientIDList"]
+        assert sorted(ids) == ["oidc.modal.com", "sts.amazonaws.com"]
+        again = darkroom(["deploy", "--stack-name", "darkroom-oidc", "--env-file", str(tmp_path / "x.env")], env,
+                         tmp_path)
+        assert "lacks the client id" not in again.stdout  # fixed once, then found as it should be
+    finally:
+        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        iam.create_open_id_connect_provider(Url="https://oidc.modal.com", ClientIDList=["oidc.modal.com"],
+                                            ThumbprintList=["0" * 40])
+
+
+def test_preflight_warns_of_a_region_a_personal_token_and_unpinned_weights(fake_tools, tmp_path, world):
+    fake_tools.answer("modal token info", stdout=f"Token: {TOKEN_ID}\nWorkspace: acme ({WORKSPACE_ID})\n"
+                                                 "User: alice (us-123)\n")
+    fake_tools.answer("sam build", exit=1, stderr="stop here\n")
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["deploy", "--stack-name", "darkroom-warn", "--region", "ap-south-2",
+                       "--download-weights", "playground-v2,flux-schnell", "--env-file", str(tmp_path / "x.env")],
+                      env, tmp_path)
+    out = " ".join(result.stdout.split())
+    assert "ap-south-2 has no Lambda function URLs" in out and "cut at 30 s" in out
+    assert "the Modal token is a person's" in out and "service user" in out
+    assert "playground-v2 follow a branch, not a commit" in out and "flux-schnell follow" not in out

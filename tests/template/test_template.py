@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cfnlint.decode import decode
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from cfnlint.decode import decode
 from offline_aws import set_offline_aws_env
 from sam_template import transformed_from
 
