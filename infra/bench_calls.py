@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3.session
 
@@ -193,6 +194,10 @@ class CountedFunction(LocalFunction):
             self.seconds[self.spec.logical_id] += time.perf_counter() - started
 
 
+# Reads a function caches per container for minutes (the public origin, the media-link key: links.CACHE_SECONDS).
+PER_CONTAINER = {("ssm", "GetParameter"), ("secretsmanager", "GetSecretValue")}
+
+
 @dataclass
 class Measurement:
     jobs: int
@@ -208,6 +213,7 @@ class Measurement:
     sweep_calls: Counter
     sweep_dynamodb: list                   # the sweep's own DynamoDB requests
     template: dict
+    cached_calls: Counter                  # (caller, service, op): reads each container caches (PER_CONTAINER)
 
 
 def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256") -> Measurement:
@@ -234,7 +240,7 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
     seconds: Counter = Counter()
     try:
         endpoint = server.start()
-        physical = resources.create_all(template, endpoint)
+        physical = resources.create_all(template, endpoint, public_base_url="http://localhost")
         os.environ.update(local_environment(Resolver(template, physical), specs, endpoint, data_dir))
         os.environ["DARKROOM_KEY_CACHE_TTL_SECONDS"] = "0"
         os.environ["DARKROOM_LOCAL_WORKERS"] = "1"
@@ -272,7 +278,10 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
                 _drain(pollers["WebhooksFunction"])
                 status = api.get(f"/api/generations/{job_id}", headers=headers)
                 assert status.json["status"] == "success", status.json
-                api_requests += 2
+                # The client downloads the image once, through its media link (served by the api function).
+                link = urlsplit(status.json["output"])
+                assert api.get(f"{link.path}?{link.query}").status_code == 200
+                api_requests += 3
 
             # The sweeper at rest (nothing stuck), once: its schedule repeats it all month.
             before, first = calls.by_service(), len(calls.dynamodb_requests)
@@ -281,6 +290,12 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
             for key in list(calls.ops):  # reported per month, not per job
                 if key[0] != EVENT_SOURCE:
                     calls.ops[key] -= sweep_calls.get(key[1:], 0)
+            # Reads a container caches for minutes (functions/core/links.py): made once per warm container, not
+            # per job, so they are reported apart (their IAM actions are still checked).
+            cached_calls = Counter()
+            for key in list(calls.ops):
+                if key[1:] in PER_CONTAINER:
+                    cached_calls[key] += calls.ops.pop(key)
             calls.ops = +calls.ops
             sweep_dynamodb = calls.dynamodb_requests[first:]
             del calls.dynamodb_requests[first:]
@@ -289,7 +304,8 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
         return Measurement(jobs=jobs, model=model.id, gpu=model.gpu, calls=calls, invocations=invocations,
                            local_seconds=seconds, api_requests=api_requests, deliveries=len(receiver.requests),
                            max_item_bytes=_max_item_bytes(physical, template), tables=_tables(physical, template),
-                           sweep_calls=sweep_calls, sweep_dynamodb=sweep_dynamodb, template=template)
+                           sweep_calls=sweep_calls, sweep_dynamodb=sweep_dynamodb, template=template,
+                           cached_calls=cached_calls)
     finally:
         from functions.dispatch import dispatchers
 
@@ -434,7 +450,7 @@ def per_thousand_images(m: Measurement) -> list[Line]:
     calls = m.calls.by_service()
     lines = [Line("API Gateway HTTP API requests", m.api_requests * scale, "requests",
                   m.api_requests * scale * PRICES["api_gateway_http_per_million"] / 1e6,
-                  "measured: POST /api/run + GET /api/generations/{id} per image")]
+                  "measured: POST /api/run, GET /api/generations/{id} and the image's download per image")]
     invocations = sum(m.invocations.values()) * scale
     lines.append(Line("Lambda requests", invocations, "invocations",
                       invocations * PRICES["lambda_request_per_million"] / 1e6,
@@ -464,10 +480,14 @@ def per_thousand_images(m: Measurement) -> list[Line]:
                  if service == "s3" and op in ("GetObject", "HeadObject")) * scale
     lines.append(Line("S3 PUT requests", s3_put, "requests", s3_put * PRICES["s3_put_per_thousand"] / 1e3,
                       "measured: the worker's image and thumbnail uploads"))
-    downloads = 1000.0  # the client fetches each image once through its presigned URL
-    lines.append(Line("S3 GET requests", s3_get + downloads, "requests",
-                      (s3_get + downloads) * PRICES["s3_get_per_thousand"] / 1e3,
-                      f"measured {s3_get:g} + assumed one download per image"))
+    lines.append(Line("S3 GET requests", s3_get, "requests", s3_get * PRICES["s3_get_per_thousand"] / 1e3,
+                      "measured: one download per image, through its media link"))
+    secret_reads = sum(n for (_c, service, _op), n in m.cached_calls.items() if service == "secretsmanager")
+    lines.append(Line("Link origin and key reads", sum(m.cached_calls.values()), "requests per warm container",
+                      secret_reads * PRICES["secrets_manager_per_10k_calls"] / 1e4,
+                      "measured: " + ", ".join(f"{c.removesuffix('Function')} {op} x{n:g}"
+                                               for (c, _s, op), n in sorted(m.cached_calls.items()))
+                      + " per container and 5 minutes, not per image (SSM standard parameters are free)"))
     transfer_gb = 1000 * ASSUMED_IMAGE_MB / 1024
     lines.append(Line("Data transfer out", transfer_gb, "GB", transfer_gb * PRICES["data_transfer_out_gb"],
                       f"assumed {ASSUMED_IMAGE_MB} MB per image, each downloaded once (the first 100 GB/month "

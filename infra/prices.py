@@ -16,6 +16,7 @@ PRICES = {
     "s3_storage_gb_month": 0.023,                # Standard, first 50 TB
     "data_transfer_out_gb": 0.09,                # to the internet, after 100 GB/month free
     "secrets_manager_secret_month": 0.40,
+    "secrets_manager_per_10k_calls": 0.05,
     "cloudwatch_alarm_month": 0.10,              # standard resolution metric alarm
     "cloudwatch_logs_ingest_gb": 0.50,
     "cloudwatch_logs_storage_gb_month": 0.03,

@@ -35,6 +35,7 @@ ROUTERS: dict[str, tuple[str, ...]] = {
     "functions.api.aims": ("/api/v1/images/", "/api/v1/models", "/api/v1/videos/"),
     "functions.api.styles": ("/api/styles", "/api/v1/styles"),
     "functions.api.console": ("/console",),
+    "functions.api.media": ("/media/",),
 }
 
 

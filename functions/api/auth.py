@@ -13,9 +13,10 @@ from functions.core.errors import FieldError, Forbidden, Unauthorized
 from functions.core.keys import ApiKey, KeyStore
 
 # Served without a key: CORS preflight, share pages of media made public, the OpenAPI document and its UI,
-# and the web console's static files (it signs in with a key of its own, in the browser).
+# the web console's static files (it signs in with a key of its own, in the browser), and media links (their
+# signature is the access check: functions/core/links.py).
 PUBLIC_METHODS = {"OPTIONS"}
-PUBLIC_PATH_PREFIXES = ("/shared/media/", "/console/")
+PUBLIC_PATH_PREFIXES = ("/shared/media/", "/console/", "/media/")
 PUBLIC_PATHS = {"/openapi.json", "/docs", "/console"}
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.api import idempotency
 from functions.api.auth import Principal
 from functions.api.openapi import doc, query
-from functions.api.request import base_url, json_body, json_response, query_int
+from functions.api.request import json_body, json_response, query_int
 from functions.core import clock
 from functions.core.catalog import ModelSpec, ToolSpec, get_catalog
 from functions.core.errors import Conflict, FieldError, NotFound, TransitionRejected, ValidationFailed
@@ -68,7 +68,7 @@ def _submit(tool: str | None, model: ModelSpec, raw_input: dict[str, Any], webho
     request = SubmitRequest(workspace_id=principal.workspace_id, model=model, params=params,
                             input=inp.model_dump(exclude_none=True, exclude_defaults=True) | {"prompt": inp.prompt},
                             tool=tool, webhook=webhook, webhook_events=events or ["completed"],
-                            make_public=inp.make_public, base_url=base_url(router.current_event))
+                            make_public=inp.make_public)
     job = submit(request)
     return job.model_dump(mode="json")
 

@@ -41,10 +41,11 @@ ERRORS = {
     400: "Invalid request: each field at fault is named",
     401: "No API key, or an unknown or revoked one",
     402: "Not enough credits for this generation",
-    403: "The API key lacks the scope this route needs",
+    403: "The API key lacks the scope this route needs (media links: forged, altered or expired)",
     404: "Not found",
     409: "Conflict with the current state (finished already, in progress, exists)",
     413: "The outputs would not fit in a response; read them by URL",
+    416: "The Range asked for is outside the file",
     422: "The Idempotency-Key was used before with a different request",
     429: "Rate limit exceeded; Retry-After says when to try again",
     500: "Internal error, or the generation failed (its credits are refunded)",
@@ -98,17 +99,20 @@ def _ok_schema(ok: str | tuple[str, ...] | None) -> dict[str, Any]:
 def doc(summary: str, *, dialect: str = NATIVE, ok: str | tuple[str, ...] | None = None, status: int = 200,
         body: type | None = None, form: str | None = None, body_required: bool = True,
         errors: tuple[int, ...] = (400,), params: tuple[dict[str, Any], ...] = (),
-        description: str | None = None, public: bool = False, ok_media: str = JSON) -> dict[str, Any]:
+        description: str | None = None, public: bool = False, ok_media: str = JSON,
+        redirect: str | None = None) -> dict[str, Any]:
     """A route's documentation, as the Powertools route decorator's keyword arguments.
 
     `ok` names the success body's schema (functions/api/openapi_schemas.py; a tuple: one of them), `body` is
     the pydantic model the handler validates a JSON body with, `form` a multipart/form-data schema, `params`
     its query parameters; `errors` are the statuses the route can answer besides 401, 429 and 500, each in
-    the dialect's error shape.
+    the dialect's error shape; `redirect` describes a 302 the route may answer instead.
     """
     content = {ok_media: {"schema": _ok_schema(ok)}}
     responses: dict[int, Any] = {status: {"description": {200: "OK", 201: "Created", 202: "Accepted"}[status],
                                           "content": content}}
+    if redirect:
+        responses[302] = {"description": redirect, "headers": {"Location": {"schema": {"type": "string"}}}}
     codes = set(errors) | ({500} if public else set(COMMON_ERRORS))
     for code in sorted(codes):
         responses[code] = {"description": ERRORS[code], "content": {JSON: {"schema": _ref(ERROR_MODELS[dialect])}}}

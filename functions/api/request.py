@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from functions.core.errors import FieldError, ValidationFailed
-from functions.core.settings import get_settings
 
 # Deeper than any request of any dialect needs; a hostile body nests thousands deep to exhaust the parser.
 MAX_JSON_DEPTH = 32
@@ -59,15 +58,6 @@ def optional_json_body(event: APIGatewayProxyEventV2) -> Any:
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
                     headers=headers)
-
-
-def base_url(event: APIGatewayProxyEventV2) -> str:
-    """The API's public origin, for links such as share pages (DARKROOM_PUBLIC_BASE_URL overrides it)."""
-    settings = get_settings()
-    if settings.public_base_url:
-        return settings.public_base_url.rstrip("/")
-    scheme = "http" if settings.local else "https"
-    return f"{scheme}://{event.request_context.domain_name}"
 
 
 def query_int(event: APIGatewayProxyEventV2, name: str, *, default: int, minimum: int, maximum: int) -> int:

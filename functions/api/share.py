@@ -15,8 +15,8 @@ from pydantic import ConfigDict, Field, StrictBool
 
 from functions.api.auth import Principal
 from functions.api.openapi import HTML, doc
-from functions.api.request import base_url, json_body, json_response
-from functions.core import sharing, storage
+from functions.api.request import json_body, json_response
+from functions.core import links, sharing
 from functions.core.errors import NotFound
 from functions.core.generation import parse_input
 from functions.core.jobs import Job, JobStatus, JobStore
@@ -74,8 +74,8 @@ def shared_media(share_id: str) -> Response[str]:
                                                                                   JobStatus.CANCELED):
         raise NotFound("This shared media does not exist", code="share_not_found")
     first = job.outputs[0] if job.outputs else None
-    media = storage.presigned_get(first.key) if first else None
-    poster = storage.presigned_get(first.thumbnail_key) if first and first.thumbnail_key else None
+    media = links.media_url(first.key) if first else None
+    poster = links.media_url(first.thumbnail_key) if first and first.thumbnail_key else None
     prompt = str(job.input.get("prompt", ""))[:300]
     html = _page(f"{job.type.capitalize()} made with Darkroom", prompt, media, poster, job.type == "video",
                  job.share_url or "")
@@ -100,5 +100,5 @@ def share_generation(job_id: str) -> Response[dict]:
     body = parse_input(ShareRequest, json_body(router.current_event))
     store = JobStore()
     job = store.get_for_workspace(principal.workspace_id, job_id)
-    link = sharing.share_url(base_url(router.current_event), job.id) if body.public else None
+    link = sharing.share_url(job.id) if body.public else None
     return json_response(200, share_state(store.set_share_url(job, link)))

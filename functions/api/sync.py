@@ -21,7 +21,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from functions.api import idempotency
 from functions.api.auth import Principal
-from functions.api.request import base_url
 from functions.core.catalog import ModelSpec, get_catalog
 from functions.core.errors import DarkroomError, GatewayTimeout
 from functions.core.generation import GenerationInput, parse_input, resolve_params, resolve_request
@@ -83,8 +82,7 @@ def run(router: Router, gen: SyncGeneration) -> Job:
     model, params = validate(gen, caller.workspace_id)
     event = router.current_event
     request = SubmitRequest(workspace_id=caller.workspace_id, model=model, params=params, input=gen.record,
-                            dialect=gen.dialect, tool=tool_for(model), make_public=gen.make_public,
-                            base_url=base_url(event) if gen.make_public else None)
+                            dialect=gen.dialect, tool=tool_for(model), make_public=gen.make_public)
     fingerprint = {"dialect": gen.dialect, "model": model.id, "input": gen.fingerprint or gen.record}
     job = Job.model_validate(idempotency.sync_submit(
         event.headers, workspace_id=caller.workspace_id, key_id=caller.key_id,

@@ -46,7 +46,7 @@ class Settings(Schema):
     # True only in the local stack: loopback webhook targets and reference URLs are allowed.
     local: bool = False
     job_retention_days: int = Field(30, ge=1)
-    # Presigned GET URLs for outputs; the APIs promise 24 h.
+    # How long output and upload links work (functions/core/links.py); the APIs promise 24 h.
     url_ttl_seconds: int = Field(24 * 3600, ge=60, le=7 * 24 * 3600)
     # Revoked keys stop working after at most this long in a warm Lambda (see README: API keys).
     key_cache_ttl_seconds: float = Field(30.0, ge=0)
@@ -65,8 +65,13 @@ class Settings(Schema):
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=30)
     # How long a rotated-out secret keeps signing, unless the rotate call says otherwise.
     webhook_secret_grace_seconds: int = Field(24 * 3600, ge=0)
-    # The public base URL for share links (a custom domain); by default the API's own host.
+    # The API's public origin for the links it hands out (share pages, media): this if set (a custom domain, or
+    # the local stack's), else the SSM parameter the stack writes (template.yaml: PublicBaseUrlParameter).
+    # Never the request's Host header (functions/core/links.py).
     public_base_url: str | None = None
+    public_base_url_parameter: str = ""
+    # The HMAC key that signs media links (template.yaml: MediaSigningSecret).
+    media_signing_secret_arn: str = ""
     # Credits a new workspace starts with (operators top up with `darkroom workspaces add-credits`).
     default_credits: float = Field(1000, ge=0)
     # How long synchronous dialects (OpenAI, AI Media Studio) wait for a job on the function URL: a GPU cold

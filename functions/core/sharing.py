@@ -6,11 +6,14 @@ from __future__ import annotations
 import hmac
 import secrets
 
+from . import links
+
 SHARE_PATH = "/shared/media/"
 
 
-def share_url(base_url: str, job_id: str) -> str:
-    return f"{base_url.rstrip('/')}{SHARE_PATH}{job_id}-{secrets.token_urlsafe(16)}"
+def share_url(job_id: str) -> str:
+    """A new share link, on the configured public origin (never the request's Host: functions/core/links.py)."""
+    return f"{links.public_base_url()}{SHARE_PATH}{job_id}-{secrets.token_urlsafe(16)}"
 
 
 def parse_share_id(share_id: str) -> tuple[str, str] | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from . import aws, faults
 from .settings import get_settings
 
@@ -22,6 +25,45 @@ def put_bytes(key: str, data: bytes, content_type: str, *, bucket: str | None = 
 
 def get_bytes(key: str, *, bucket: str | None = None) -> bytes:
     return aws.client("s3").get_object(Bucket=bucket or get_settings().outputs_bucket, Key=key)["Body"].read()
+
+
+@dataclass
+class StoredObject:
+    """An object (or the part a Range asked for) whose body has not been read yet."""
+
+    length: int
+    content_type: str
+    content_range: str | None
+    etag: str | None
+    body: Any  # botocore's StreamingBody: read() it, or close() it to abandon the transfer
+
+
+class ObjectMissing(LookupError):
+    pass
+
+
+class RangeNotSatisfiable(ValueError):
+    pass
+
+
+def open_object(key: str, *, byte_range: str | None = None, bucket: str | None = None) -> StoredObject:
+    """GetObject without reading the body, so a caller can choose by its length; a Range is passed to S3."""
+    from botocore.exceptions import ClientError
+
+    kwargs = {"Range": byte_range} if byte_range else {}
+    try:
+        response = aws.client("s3").get_object(Bucket=bucket or get_settings().outputs_bucket, Key=key, **kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404"):
+            raise ObjectMissing(key) from None
+        if code == "InvalidRange":
+            raise RangeNotSatisfiable(byte_range) from None
+        raise
+    return StoredObject(length=int(response["ContentLength"]),
+                        content_type=response.get("ContentType") or "application/octet-stream",
+                        content_range=response.get("ContentRange"), etag=response.get("ETag"),
+                        body=response["Body"])
 
 
 def presigned_get(key: str, *, ttl: int | None = None, bucket: str | None = None) -> str:

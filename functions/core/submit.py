@@ -35,9 +35,8 @@ class SubmitRequest:
     tool: str | None = None
     webhook: str | None = None
     webhook_events: list[str] = field(default_factory=lambda: ["completed"])
-    # make_public: the outputs get a share page at `<base_url>/shared/media/<share id>`, served without a key.
+    # make_public: the outputs get a share page at `<public base>/shared/media/<share id>`, served without a key.
     make_public: bool = False
-    base_url: str | None = None
 
 
 def check_webhook(url: str | None, *, field_name: str = "webhook") -> None:
@@ -73,7 +72,7 @@ def submit(request: SubmitRequest, *, store: JobStore | None = None) -> Job:
         cost=credits.cost_of(request.model, request.params),
     )
     if request.make_public:
-        job.share_url = sharing.share_url(request.base_url or "", job.id)
+        job.share_url = sharing.share_url(job.id)
     reserve(job, store)
     try:
         messages.send(settings.jobs_queue_url, messages.JobMessage(job_id=job.id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from . import aws, storage
+from . import aws, links, storage
 from .errors import FieldError, ValidationFailed
 from .settings import get_settings
 from .urls import UnsafeUrl, check_url
@@ -93,7 +93,7 @@ def store(workspace_id: str, filename: str, content_type: str, data: bytes, fiel
     upload_id = new_upload_id(filename)
     key = key_for(workspace_id, upload_id)
     storage.put_bytes(key, data, content_type)
-    return {"id": upload_id, "reference": SCHEME + upload_id, "url": storage.presigned_get(key),
+    return {"id": upload_id, "reference": SCHEME + upload_id, "url": links.media_url(key),
             "size": len(data), "content_type": content_type}
 
 

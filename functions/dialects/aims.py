@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from functions.core import storage
+from functions.core import links
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
@@ -211,7 +211,7 @@ def image_objects(job: Job, *, data_uris: bool = False) -> list[dict[str, Any]]:
     inline = outputs_base64(job, "omit sync_mode") if data_uris else None
     images = []
     for index, output in enumerate(job.outputs):
-        url = f"data:{output.content_type};base64,{inline[index]}" if inline else storage.presigned_get(output.key)
+        url = f"data:{output.content_type};base64,{inline[index]}" if inline else links.media_url(output.key)
         image = {"id": job.id if len(job.outputs) == 1 else f"{job.id}-{index}", "generation_id": job.id,
                  "url": url, "status": "completed", "width": output.width, "height": output.height}
         if share:
@@ -250,7 +250,7 @@ def video_object(job: Job) -> dict[str, Any]:
     height = output.height if output else job.params.get("height")
     video: dict[str, Any] = {
         "id": job.id,
-        "url": storage.presigned_get(output.key) if output and job.status == JobStatus.SUCCEEDED else None,
+        "url": links.media_url(output.key) if output and job.status == JobStatus.SUCCEEDED else None,
         "status": "completed" if job.status == JobStatus.SUCCEEDED else (
             "failed" if job.terminal else "processing"),
         "model": job.model,
@@ -261,7 +261,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "height": height,
         "fps": output.fps if output else job.params.get("fps"),
         "frames": output.frames if output else None,
-        "thumbnail_url": storage.presigned_get(output.thumbnail_key) if output and output.thumbnail_key else None,
+        "thumbnail_url": links.media_url(output.thumbnail_key) if output and output.thumbnail_key else None,
     }
     share = _share_url(job)
     if share:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.core import clock, storage
+from functions.core import clock, links
 from functions.core.errors import DarkroomError
 from functions.core.jobs import Job, JobStatus
 
@@ -24,8 +24,8 @@ STATUS_FILTER = {
 
 
 def _urls(job: Job) -> tuple[list[str], list[str | None]]:
-    outputs = [storage.presigned_get(o.key) for o in job.outputs]
-    thumbnails = [storage.presigned_get(o.thumbnail_key) if o.thumbnail_key else None for o in job.outputs]
+    outputs = [links.media_url(o.key) for o in job.outputs]
+    thumbnails = [links.media_url(o.thumbnail_key) if o.thumbnail_key else None for o in job.outputs]
     return outputs, thumbnails
 
 

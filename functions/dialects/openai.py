@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from functions.core import storage
+from functions.core import links
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
@@ -147,7 +147,7 @@ def images_response(job: Job, *, response_format: str | None = None) -> dict[str
     if response_format == "b64_json":
         data = [{"b64_json": b, "revised_prompt": revised} for b in outputs_base64(job, "use response_format=url")]
     else:
-        data = [{"url": storage.presigned_get(o.key), "revised_prompt": revised} for o in job.outputs]
+        data = [{"url": links.media_url(o.key), "revised_prompt": revised} for o in job.outputs]
     first = job.outputs[0] if job.outputs else None
     width = first.width if first and first.width else job.params.get("width")
     height = first.height if first and first.height else job.params.get("height")

@@ -26,6 +26,8 @@ from infra.local.stack import local_environment, reset_process_caches
 from infra.local.template import Resolver, functions, http_routes, load
 
 WORKSPACE = "bench"
+# The origin the links it hands out name: werkzeug's test client's default host.
+PUBLIC_BASE_URL = "http://localhost"
 QUEUES = (("DispatchFunction", "JobsQueue"), ("CompleteFunction", "ResultsQueue"), ("WebhooksFunction", "WebhooksQueue"))
 
 
@@ -66,7 +68,7 @@ def in_process_stack(data_dir: Path | None = None, env: dict[str, str] | None = 
     server = MotoServer()
     try:
         endpoint = server.start()
-        physical = resources.create_all(template, endpoint)
+        physical = resources.create_all(template, endpoint, public_base_url=PUBLIC_BASE_URL)
         os.environ.update(local_environment(Resolver(template, physical), specs, endpoint, data_dir))
         os.environ["DARKROOM_LOCAL_WORKERS"] = "1"
         os.environ.update(env or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import boto3
@@ -17,6 +18,10 @@ _QUEUE_ATTRS = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "
                 "MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication")
 
 
+# template.yaml's SSM parameter holding the API's public origin (functions/core/links.py reads it).
+PUBLIC_BASE_URL_PARAMETER = "PublicBaseUrlParameter"
+
+
 def physical_name(prefix: str, logical_id: str) -> str:
     return f"{prefix}-{logical_id}"
 
@@ -25,8 +30,10 @@ def _session(endpoint: str) -> boto3.session.Session:
     return boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)
 
 
-def create_all(template: dict[str, Any], endpoint: str, prefix: str = "darkroom") -> dict[str, Physical]:
-    """Create every table, queue and bucket (queues in dependency order, for redrive), return their Physicals."""
+def create_all(template: dict[str, Any], endpoint: str, prefix: str = "darkroom",
+               public_base_url: str | None = None) -> dict[str, Physical]:
+    """Create every table, queue, bucket and generated secret (queues in dependency order, for redrive), return
+    their Physicals; with `public_base_url`, also publish it (a stack that binds its port later publishes then)."""
     session = _session(endpoint)
     ddb = session.client("dynamodb", endpoint_url=endpoint)
     sqs = session.client("sqs", endpoint_url=endpoint)
@@ -77,11 +84,29 @@ def create_all(template: dict[str, Any], endpoint: str, prefix: str = "darkroom"
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         physical[logical_id] = Physical(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
 
+    # Secrets the template generates a value for (MediaSigningSecret): made once, then kept in the saved state,
+    # so links handed out before a restart keep working.
+    secrets_manager = session.client("secretsmanager", endpoint_url=endpoint)
+    for logical_id, res in resources.items():
+        generate = res.get("Properties", {}).get("GenerateSecretString") if res["Type"] == \
+            "AWS::SecretsManager::Secret" else None
+        if generate is None:
+            continue
+        name = physical_name(prefix, logical_id)
+        try:
+            arn = secrets_manager.describe_secret(SecretId=name)["ARN"]
+        except secrets_manager.exceptions.ResourceNotFoundException:
+            value = secrets.token_urlsafe(int(generate.get("PasswordLength", 32)))
+            arn = secrets_manager.create_secret(Name=name, SecretString=value)["ARN"]
+        physical[logical_id] = Physical(arn, {"Id": arn})
+
     # Everything else only needs a name for Ref/GetAtt (secrets, IAM users, the HTTP API).
     for logical_id, res in resources.items():
         if logical_id not in physical:
             name = physical_name(prefix, logical_id)
             physical[logical_id] = Physical(name, {"Arn": f"arn:aws:local:{REGION}:{ACCOUNT}:{name}"})
+    if public_base_url:
+        publish_public_base_url(template, endpoint, public_base_url)
     return physical
 
 
@@ -99,3 +124,11 @@ def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
     # CloudFormation spells two keys differently from the S3 API.
     renames = {"MaxAge": "MaxAgeSeconds", "Id": "ID"}
     return {renames.get(k, k): v for k, v in rule.items()}
+
+
+def publish_public_base_url(template: dict[str, Any], endpoint: str, url: str) -> None:
+    """Write the stack's public origin where the functions read it (the SSM parameter PublicBaseUrlParameter),
+    as CloudFormation writes ApiUrl there deployed."""
+    name = Resolver(template, {}).resolve(template["Resources"][PUBLIC_BASE_URL_PARAMETER]["Properties"]["Name"])
+    _session(endpoint).client("ssm", endpoint_url=endpoint).put_parameter(
+        Name=name, Value=url, Type="String", Overwrite=True)

@@ -116,6 +116,8 @@ class LocalStack:
         self.gateway_port = self.gateway.start(self.host, self.gateway_port)
         url = f"http://{self.host}:{self.port}"
         gateway_url = f"http://{self.host}:{self.gateway_port}"
+        # The links the API hands out name the function URL, as deployed (ApiUrl), never a request's Host.
+        resources.publish_public_base_url(template, endpoint, url)
 
         for logical_id, spec in specs.items():
             for props in spec.events_of("SQS").values():
@@ -231,13 +233,14 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
 
 
 def reset_process_caches() -> None:
-    from functions.core import aws, faults, settings
+    from functions.core import aws, faults, links, settings
     from functions.dispatch import dispatchers
     from infra.local.dispatcher import LocalDispatcher
 
     settings.get_settings.cache_clear()
     faults.reset()
     aws.reset_clients()
+    links.reset()
     dispatchers.use_local(LocalDispatcher.from_environment)  # also forgets the cached dispatcher
 
 

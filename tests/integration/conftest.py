@@ -9,8 +9,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+import httpx
 import pytest
 from werkzeug.test import Client
 
@@ -21,6 +23,17 @@ from infra.local.moto_server import MotoServer
 from infra.local.pollers import SqsPoller
 from infra.local.stack import local_environment, reset_process_caches
 from infra.local.template import Resolver, functions, http_routes, load
+
+# The public origin the integration world's links name: werkzeug's test client's default host.
+PUBLIC_BASE_URL = "http://localhost"
+
+
+def fetch_media(api: Client, url: str) -> bytes:
+    """A media link's file as a client gets it, with no key: from the api, or from S3 (moto) where it redirects."""
+    split = urlsplit(url)
+    answer = api.get(f"{split.path}?{split.query}")
+    assert answer.status_code in (200, 302), answer.get_data(as_text=True)
+    return answer.get_data() if answer.status_code == 200 else httpx.get(answer.headers["location"]).content
 
 
 @dataclass
@@ -55,7 +68,7 @@ def aws_world(tmp_path_factory) -> AwsWorld:
     server = MotoServer()
     endpoint = server.start()
     template = load()
-    physical = resources.create_all(template, endpoint)
+    physical = resources.create_all(template, endpoint, public_base_url=PUBLIC_BASE_URL)
     env = local_environment(Resolver(template, physical), functions(template), endpoint,
                             tmp_path_factory.mktemp("data"))
     yield AwsWorld(endpoint, physical, env)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import http.server
 import io
-import re
 import threading
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from PIL import Image
 
@@ -23,6 +21,7 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from functions.core.styles import get_styles
+from tests.integration.conftest import fetch_media
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -134,12 +133,6 @@ def error_of(resp, status: int, *words: str) -> str:
     return resp.json["error"]
 
 
-def s3_object(world, url: str) -> bytes:
-    key = re.search(r"/darkroom-[^/]*?/(.+?)\?", url).group(1)
-    s3 = boto3.client("s3", endpoint_url=world.endpoint, region_name="us-east-1")
-    return s3.get_object(Bucket=world.physical["OutputsBucket"].ref, Key=key)["Body"].read()
-
-
 def job_of(body: dict):
     gen_id = body["video"]["id"] if "video" in body else body["images"][0]["generation_id"]
     return JobStore().get(gen_id)
@@ -186,7 +179,7 @@ def test_seed_image_examples(name, world, api, tenant, pipeline, vendor_catalog,
             assert api.get(urlsplit(image["share_url"]).path).status_code == 200
         else:
             assert "share_url" not in image
-        decoded = Image.open(io.BytesIO(s3_object(world, image["url"])))
+        decoded = Image.open(io.BytesIO(fetch_media(api, image["url"])))
         assert decoded.format == fmt and image["url"].split("?")[0].endswith("." + ext)
         if "size" in request:
             assert "x".join(map(str, decoded.size)) == request["size"]
@@ -207,7 +200,7 @@ def test_seed_video_examples(world, api, tenant, pipeline, vendor_catalog, image
     video = text["video"]
     assert text["success"] is True and video["status"] == "completed" and video["model"] == "ltx-video-fast"
     assert (video["duration"], video["aspect_ratio"], video["audio"]) == (4, "16:9", False)
-    assert s3_object(world, video["url"])[4:8] == b"ftyp"  # an mp4
+    assert fetch_media(api, video["url"])[4:8] == b"ftyp"  # an mp4
     assert text["credits_used"] == 4 * 2 and text["credits_remaining"] == credits.balance(tenant.workspace_id)
     assert video["frames"] == 97 and abs(video["width"] / video["height"] - 16 / 9) < 0.15
 

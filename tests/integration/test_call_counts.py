@@ -32,11 +32,16 @@ def measured(tmp_path_factory) -> bench_calls.Measurement:
 
 def test_every_job_ran_the_whole_flow(measured):
     assert measured.deliveries == 2  # one signed webhook per job, answered 200
-    assert dict(+measured.invocations) == {"ApiFunction": 4, "DispatchFunction": 2, "CompleteFunction": 2,
+    # Per job: the submit, the status read, and the image's download through its media link.
+    assert dict(+measured.invocations) == {"ApiFunction": 6, "DispatchFunction": 2, "CompleteFunction": 2,
                                           "WebhooksFunction": 2}
-    assert measured.api_requests == 4
+    assert measured.api_requests == 6
     calls = measured.calls.by_service()
     assert calls[("s3", "PutObject")] == 4  # an image and its thumbnail per job
+    assert calls[("s3", "GetObject")] == 2  # the download: the api reads the file it serves
+    # The public origin and the link key are read once per container, not per job.
+    assert {key[1:] for key in measured.cached_calls} == bench_calls.PER_CONTAINER
+    assert all(n == 1 for n in measured.cached_calls.values())
     assert calls[("dynamodb", "TransactWriteItems")] == 2  # the job written with its credit reservation
 
 

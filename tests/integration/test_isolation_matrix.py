@@ -41,6 +41,9 @@ EXEMPT = {
     ("GET", "/v1/models/{model}"): "the model catalog: the same for every workspace",
     ("GET", "/console/{file}"): "the web console's static files, public and the same for every workspace "
                                 "(tests/e2e/test_console.py)",
+    ("GET", "/media/{workspace_id}/{kind}/{item_id}/{name}"): "media links: the signature covers the whole key, "
+                                                              "workspace included; "
+                                                              "test_a_media_link_opens_only_its_own_file covers it",
 }
 
 
@@ -264,6 +267,20 @@ def test_share_pages_are_reachable_only_when_shared(world, api, new_tenant, disp
     # A key of another workspace does not open the private job either way.
     a = new_tenant()
     assert api.get(f"/api/generations/{private.id}", headers=a.headers).status_code == 404
+
+
+def test_a_media_link_opens_only_its_own_file(world, api, new_tenant, dispatcher, drain):
+    a, b = new_tenant(), new_tenant()
+    a_job = JobStore().get(_finished_job(api, a, drain))
+    b_link = urlsplit(api.get(f"/api/generations/{_finished_job(api, b, drain)}", headers=b.headers).json["output"])
+    assert api.get(f"{b_link.path}?{b_link.query}").status_code == 200
+    # B's signature on A's file: the workspace, or the job, or both swapped in the path.
+    for path in (b_link.path.replace(b.workspace_id, a.workspace_id),
+                 re.sub(r"/generations/[^/]+/", f"/generations/{a_job.id}/", b_link.path),
+                 f"/media/{a_job.outputs[0].key}"):
+        resp = api.get(f"{path}?{b_link.query}", headers=a.headers)  # a key changes nothing: the link decides
+        assert resp.status_code == 403, path
+        assert resp.json["errors"][0]["field"] == "signature"
 
 
 def _png() -> bytes:

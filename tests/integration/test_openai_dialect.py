@@ -16,6 +16,7 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from functions.core.styles import get_styles
+from tests.integration.conftest import fetch_media
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -56,10 +57,8 @@ def job_id_of(url: str) -> str:
     return re.search(r"/generations/([0-9a-f]{24})/", url).group(1)
 
 
-def s3_image(world, url: str) -> Image.Image:
-    key = re.search(r"/darkroom-[^/]*?/(.+?)\?", url).group(1)
-    s3 = boto3.client("s3", endpoint_url=world.endpoint, region_name="us-east-1")
-    return Image.open(io.BytesIO(s3.get_object(Bucket=world.physical["OutputsBucket"].ref, Key=key)["Body"].read()))
+def s3_image(api, url: str) -> Image.Image:
+    return Image.open(io.BytesIO(fetch_media(api, url)))
 
 
 # ---------------------------------------------------------------- /v1/images/generations
@@ -76,7 +75,7 @@ def test_generate_url_batch(world, api, tenant, pipeline):
     vivid = get_styles().get("vivid").render(SMALL["prompt"])
     for item in body["data"]:
         assert set(item) == {"url", "revised_prompt"} and item["revised_prompt"] == vivid
-        image = s3_image(world, item["url"])
+        image = s3_image(api, item["url"])
         assert image.format == "PNG" and image.size == (256, 256)
     job = JobStore().get(job_id_of(body["data"][0]["url"]))
     assert job.dialect == "openai" and job.status == JobStatus.SUCCEEDED and job.params["n"] == 2
@@ -238,7 +237,7 @@ def test_edit_with_several_images_octet_stream_and_a_named_model(world, api, ten
     assert resp.status_code == 200, resp.json
     job = JobStore().get(job_id_of(resp.json["data"][0]["url"]))
     assert job.model == "sdxl-turbo-edit" and len(job.params["references"]) == 2
-    assert s3_image(world, resp.json["data"][0]["url"]).size == (256, 256)
+    assert s3_image(api, resp.json["data"][0]["url"]).size == (256, 256)
 
 
 def test_edit_errors_name_the_param(world, api, tenant):

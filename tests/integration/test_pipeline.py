@@ -15,6 +15,7 @@ from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.messages import ResultMessage
 from functions.sweeper.logic import MAX_DISPATCH_ATTEMPTS, sweep
 from infra.local.lambda_runtime import LambdaContext
+from tests.integration.conftest import PUBLIC_BASE_URL, fetch_media
 
 pytestmark = pytest.mark.xdist_group("integration")
 CTX = LambdaContext("DispatchFunction", 512, 60)
@@ -54,7 +55,8 @@ def test_pipeline_runs_to_success_and_writes_outputs(world, api, tenant, dispatc
     thumb = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=job.outputs[0].thumbnail_key)["Body"].read()))
     assert thumb.format == "JPEG"
     body = api.get(f"/api/generations/{job_id}", headers=tenant.headers).json
-    assert body["status"] == "success" and body["output"].startswith(world.endpoint)
+    assert body["status"] == "success" and body["output"].startswith(f"{PUBLIC_BASE_URL}/media/")
+    assert fetch_media(api, body["output"]) == s3.get_object(Bucket=bucket, Key=job.outputs[0].key)["Body"].read()
 
 
 def test_dispatch_skips_canceled_job(world, api, tenant, dispatcher, drain):

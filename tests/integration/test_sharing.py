@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
+
+from tests.integration.conftest import fetch_media
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -28,7 +29,7 @@ def test_public_job_has_a_share_page_without_auth(world, api, tenant, dispatcher
     html = page.get_data(as_text=True)
     assert '<meta property="og:image"' in html and "a red lighthouse" in html
     image_url = html.split('<meta property="og:image" content="')[1].split('"')[0].replace("&amp;", "&")
-    assert httpx.get(image_url).status_code == 200
+    assert fetch_media(api, image_url)[:8] == b"\x89PNG\r\n\x1a\n"
     tampered = path[:-3] + ("abc" if not path.endswith("abc") else "xyz")
     assert api.get(tampered).status_code == 404
 

@@ -11,6 +11,7 @@ from PIL import Image
 from functions.core import storage
 from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStore
+from tests.integration.conftest import fetch_media
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -57,7 +58,7 @@ def test_multipart_file_upload_fronts(world, api, tenant):
                         headers=tenant.headers, content_type="multipart/form-data")
         assert resp.status_code == 201, (path, resp.get_data(as_text=True))
         assert resp.json["content_type"] == "image/png" and resp.json["size"] == len(png_bytes())
-        assert httpx.get(resp.json["url"]).content == png_bytes()
+        assert fetch_media(api, resp.json["url"]) == png_bytes()
     bad = api.post("/files", data={"file": (io.BytesIO(b"not an image"), "x.txt", "text/plain")},
                    headers=tenant.headers, content_type="multipart/form-data")
     assert bad.status_code == 400 and bad.json["errors"][0]["field"] == "file"

@@ -386,7 +386,7 @@ def test_jobs_table_indexes_match_the_job_item(source):
 
 
 def test_modal_token_lives_in_secrets_manager(source, transformed):
-    (secret,) = resources(source, "AWS::SecretsManager::Secret").values()
+    secret = resources(source, "AWS::SecretsManager::Secret")["ModalToken"]
     # Created empty; `darkroom deploy` writes the token with PutSecretValue: no parameter, no command line.
     assert "SecretString" not in secret["Properties"] and "GenerateSecretString" not in secret["Properties"]
     assert not [p for p in source["Parameters"] if "token" in p.lower()]
@@ -397,6 +397,28 @@ def test_modal_token_lives_in_secrets_manager(source, transformed):
     dispatch = transformed["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
     assert dispatch["DARKROOM_MODAL_TOKEN_SECRET_ARN"] == {"Ref": "ModalToken"}
     assert source["Outputs"]["ModalTokenSecretArn"]["Value"] == {"Ref": "ModalToken"}
+
+
+def test_media_links_are_signed_by_a_generated_secret_on_a_configured_origin(source, transformed):
+    """Every function that renders a job (the api, the webhooks) reads the public origin from the stack's SSM
+    parameter by name and signs links with the stack's generated key, and may read exactly those two."""
+    secret = source["Resources"]["MediaSigningSecret"]["Properties"]
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 32  # made by CloudFormation, never a parameter
+    parameter = source["Resources"]["PublicBaseUrlParameter"]["Properties"]
+    name = parameter["Name"]
+    assert parameter["Value"] == {"Fn::If": ["HasPublicBaseUrl", {"Ref": "PublicBaseUrl"}, {"Fn::If": [
+        "HasFunctionUrls", {"Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"]},
+        source["Outputs"]["ApiUrl"]["Value"]["Fn::If"][2]]}]}
+    for function in ("ApiFunction", "WebhooksFunction"):
+        props = transformed["Resources"][function]["Properties"]
+        variables = props["Environment"]["Variables"]
+        assert variables["DARKROOM_PUBLIC_BASE_URL_PARAMETER"] == name  # by name: the value depends on the function
+        assert variables["DARKROOM_MEDIA_SIGNING_SECRET_ARN"] == {"Ref": "MediaSigningSecret"}
+        role = transformed["Resources"][f"{function}Role"]["Properties"]
+        statements = [st for policy in role.get("Policies", []) for st in policy["PolicyDocument"]["Statement"]]
+        grants = {st["Action"]: st["Resource"] for st in statements if isinstance(st["Action"], str)}
+        assert grants["secretsmanager:GetSecretValue"] == {"Ref": "MediaSigningSecret"}
+        assert grants["ssm:GetParameter"]["Fn::Sub"].endswith(":parameter" + name["Fn::Sub"])
 
 
 # ---------------------------------------------------------------- the GPU worker's identity

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from functions.core import storage
+from functions.core import links
 from functions.core.errors import FieldError, NotFound, ValidationFailed
 from functions.core.jobs import Job, JobError, JobStatus, Output
 from functions.dialects import native
@@ -21,11 +21,11 @@ ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 def fake_presign(monkeypatch):
     signed: list[str] = []
 
-    def presigned_get(key, *, ttl=None, bucket=None):
+    def media_url(key, *, ttl=None):
         signed.append(key)
         return f"https://signed.example/{key}?sig=1"
 
-    monkeypatch.setattr(storage, "presigned_get", presigned_get)
+    monkeypatch.setattr(links, "media_url", media_url)
     return signed
 
 

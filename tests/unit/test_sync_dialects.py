@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from functions.api.multipart import parse_form, sniff_content_type
-from functions.core import storage
+from functions.core import links, storage
 from functions.core.catalog import get_catalog
 from functions.core.errors import (
     DarkroomError,
@@ -42,7 +42,7 @@ REQUIRED_STYLES = ("anime-style", "cyberpunk-style", "watercolor-style", "photor
 @pytest.fixture(autouse=True)
 def fake_storage(monkeypatch):
     blobs: dict[str, bytes] = {}
-    monkeypatch.setattr(storage, "presigned_get", lambda key, *, ttl=None, bucket=None: f"https://signed/{key}")
+    monkeypatch.setattr(links, "media_url", lambda key, *, ttl=None: f"https://signed/{key}")
     monkeypatch.setattr(storage, "get_bytes", lambda key, *, bucket=None: blobs[key])
     get_styles.cache_clear()
     yield blobs

@@ -156,7 +156,7 @@ export function copyButton(text, label = "Copy", what = "Copied") {
   return button(label, { kind: "ghost", iconName: "copy", onclick: () => copyText(text, what), title: "Copy" });
 }
 
-// Outputs are presigned S3 URLs (another origin): fetch them (the bucket allows CORS) so the file is saved
+// Outputs are media links that redirect to S3 (another origin): fetch them (the bucket allows CORS) so the file is saved
 // under a useful name; if that fails, open the URL instead.
 export async function download(url, filename) {
   try {
