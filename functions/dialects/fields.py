@@ -87,7 +87,7 @@ _OPENAI_COMMON: dict[str, Entry] = {
     "n": Mapped("images, one batch", 2),
     "size": Mapped('"WxH" or auto', "512x512"),
     "quality": Mapped("low halves the steps; hd/high adds half again", "hd"),
-    "response_format": Mapped("url (presigned) or b64_json", "b64_json"),
+    "response_format": Mapped("url (a media link, 24 h) or b64_json", "b64_json"),
     "output_format": Mapped("png, jpeg or webp", "webp"),
     "output_compression": Mapped("jpeg/webp quality", 40),
     "background": Mapped("transparent: background removed (png/webp; jpeg is a 400)", "transparent"),
@@ -111,7 +111,7 @@ OPENAI_VARIATION: dict[str, Entry] = {
     "model": Mapped("a catalog id or alias; default: the edit-image tool's model", "sdxl-turbo"),
     "n": Mapped("variations, one batch", 2),
     "size": Mapped('"WxH"', "512x512"),
-    "response_format": Mapped("url (presigned) or b64_json", "b64_json"),
+    "response_format": Mapped("url (a media link, 24 h) or b64_json", "b64_json"),
     "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job only", "user-123"),
 }
 
