@@ -54,12 +54,20 @@ class CreateWorkspace(Schema):
     _round = field_validator("credits")(_credit_amount)
 
 
+def _nonzero_credit_amount(value: float) -> float:
+    rounded = _credit_amount(value)
+    if rounded == 0:  # 0, -0, 1e-7, 1e-300: a no-op, and DynamoDB has no -0
+        raise ValueError("must not be zero (credits have 6 decimal places)")
+    return rounded
+
+
 class AddCredits(Schema):
     model_config = ConfigDict(extra="forbid")
     amount: float = Field(ge=-MAX_CREDITS, le=MAX_CREDITS,
-                          description="Credits to add; negative to take back (never below zero). 6 decimal places.")
+                          description="Credits to add; negative to take back (never below zero). 6 decimal places, "
+                                      "not zero.")
 
-    _round = field_validator("amount")(_credit_amount)
+    _round = field_validator("amount")(_nonzero_credit_amount)
 
 
 def _principal() -> Principal:

@@ -13,7 +13,7 @@ from typing import Any
 from functions.core.catalog import ModelSpec
 
 from . import aws, dynamo
-from .errors import NotFound, PaymentRequired
+from .errors import Conflict, FieldError, NotFound, PaymentRequired
 from .settings import get_settings
 
 
@@ -75,10 +75,16 @@ def add(workspace_id: str, amount: float) -> float:
             TableName=get_settings().workspaces_table, Key=_key(workspace_id),
             UpdateExpression="SET credits = credits + :amount, "
                              "credits_added = if_not_exists(credits_added, :zero) + :amount",
-            ConditionExpression=condition, ExpressionAttributeValues=values, ReturnValues="UPDATED_NEW")
-    except client.exceptions.ConditionalCheckFailedException:
-        raise NotFound(f"Workspace {workspace_id} not found, or its balance is too low",
-                       code="workspace_not_found") from None
+            ConditionExpression=condition, ExpressionAttributeValues=values, ReturnValues="UPDATED_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        old = exc.response.get("Item")
+        if not old:
+            raise NotFound(f"Workspace {workspace_id} not found", code="workspace_not_found") from None
+        have = dynamo.deserialize(old).get("credits", 0)
+        raise Conflict(f"Cannot take back {-amount:g} credits: the workspace has {have:g}",
+                       errors=[FieldError("amount", f"is more than the balance ({have:g})", "insufficient_balance")],
+                       code="insufficient_balance") from None
     return dynamo.deserialize(resp["Attributes"])["credits"]
 
 

@@ -53,6 +53,26 @@ def test_admin_workspaces_and_credits(api, tenant):
     assert KeyStore().lookup(key["key"]).workspace_id == ws
 
 
+@pytest.mark.parametrize("amount", ["0", "-0", "0.0", "1e-7", "-4e-7", "1e-300"])
+def test_an_amount_of_zero_or_that_rounds_to_zero_is_a_400_naming_it(api, tenant, amount):
+    response = api.post(f"/api/admin/workspaces/{tenant.workspace_id}/credits", data='{"amount": ' + amount + "}",
+                        headers={**tenant.headers, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.json
+    assert response.json["errors"][0]["field"] == "amount" and "zero" in response.json["errors"][0]["message"]
+
+
+def test_taking_back_more_than_the_balance_is_a_409_and_an_unknown_workspace_a_404(api, tenant):
+    ws = f"{tenant.workspace_id}-small"
+    api.post("/api/admin/workspaces", json={"id": ws, "credits": 5}, headers=tenant.headers)
+    too_much = api.post(f"/api/admin/workspaces/{ws}/credits", json={"amount": -6}, headers=tenant.headers)
+    assert too_much.status_code == 409 and too_much.json["errors"][0]["field"] == "amount"
+    assert "has 5" in too_much.json["message"] and credits.balance(ws) == 5
+    exact = api.post(f"/api/admin/workspaces/{ws}/credits", json={"amount": -5}, headers=tenant.headers)
+    assert exact.status_code == 200 and exact.json["credits"] == 0
+    missing = api.post("/api/admin/workspaces/no-such-ws/credits", json={"amount": -1}, headers=tenant.headers)
+    assert missing.status_code == 404
+
+
 def test_cli_workspaces(world, tmp_path):
     (tmp_path / "dev.env").write_text(f"DARKROOM_LOCAL_AWS_ENDPOINT={world.endpoint}\n")
     runner = CliRunner()

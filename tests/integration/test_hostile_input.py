@@ -19,6 +19,8 @@ from infra.local.template import http_routes, load
 pytestmark = pytest.mark.xdist_group("integration")
 
 BODY_ROUTES = sorted({path for method, path, _ in http_routes(load()) if method in ("POST", "PUT")})
+# Routes that take multipart/form-data only (OpenAI's edits and variations).
+MULTIPART_ONLY = {"/v1/images/edits", "/v1/images/variations"}
 PATH_VALUES = {"{id}": "job-that-does-not-exist", "{key_id}": "key_x", "{workspace_id}": "ws-x",
                "{share_id}": "share-x", "{slug}": "create-image", "{model}": "flux-schnell"}
 
@@ -71,6 +73,20 @@ def test_json_nested_too_deep_is_refused(api, admin, path):
     response = api.post(path, data=hostile, headers={**admin.headers, "Content-Type": "application/json"})
     message = assert_dialect_error(path, response)
     assert response.status_code == 400 and f"deeper than {MAX_JSON_DEPTH}" in message
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize("number", ["9" * 5000, "-" + "1" * 4301, "1e999", "NaN", "-Infinity"])
+def test_a_number_python_cannot_hold_is_a_400_naming_its_field(api, admin, path, number):
+    """Over 4300 digits, Python's int() raises a ValueError the JSON parser does not turn into a decode error:
+    every JSON route answered 500 ("Internal error; the request can be retried", so SDKs retried it)."""
+    hostile = '{"prompt": "x", "amount": 1, "input": {"prompt": "x", "n": ' + number + '}}'
+    response = api.post(concrete(path), data=hostile, headers={**admin.headers, "Content-Type": "application/json"})
+    message = assert_dialect_error(path, response)  # never a 500, on any route that takes a body
+    if path in MULTIPART_ONLY:
+        assert response.status_code == 400 and "multipart/form-data" in message
+    elif response.status_code != 404:  # a cancel of a job that does not exist is a 404 before its body is read
+        assert response.status_code == 400 and "input.n" in message and "not a number" in message
 
 
 def test_the_non_utf8_error_names_the_body_and_the_reason(api, admin):
@@ -163,6 +179,33 @@ def test_multipart_with_too_many_parts_is_refused(api, tenant, path):
     assert response.status_code == 400 and f"at most {MAX_PARTS}" in message
     if dialect_for_path(path) == OPENAI:
         assert json.dumps(response.json)  # the SDK's BadRequestError parses this body
+
+
+@pytest.mark.parametrize("path", ["/v1/images/edits", "/files"])
+def test_a_form_of_100000_parts_is_refused_at_the_limit_not_after_parsing_it(api, tenant, path, monkeypatch):
+    from functions.api import multipart
+
+    seen = []
+    add = multipart._add
+    monkeypatch.setattr(multipart, "_add", lambda form, segment, payload: seen.append(1) or add(form, segment,
+                                                                                            payload))
+    part = b'--b\r\nContent-Disposition: form-data; name="f"\r\n\r\n\r\n'
+    body = part * 100_000 + b"--b--\r\n"  # 5 MB: under the platform's 6 MB, so the function sees it
+    response = api.post(path, data=body, headers={**tenant.headers, "Content-Type": "multipart/form-data; boundary=b"})
+    message = assert_dialect_error(path, response)
+    assert response.status_code == 400 and f"at most {multipart.MAX_PARTS}" in message
+    assert len(seen) <= multipart.MAX_PARTS  # the parser stopped at the limit
+
+
+@pytest.mark.parametrize("path", ["/v1/images/edits", "/files"])
+def test_a_part_with_a_huge_header_is_refused(api, tenant, path):
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"prompt\"\r\nX-Padding: {'a' * 1_000_000}"
+            f"\r\n\r\nhello\r\n--{boundary}--\r\n").encode()
+    response = api.post(path, data=body, headers={**tenant.headers,
+                                                   "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    message = assert_dialect_error(path, response)
+    assert response.status_code == 400 and "header" in message
 
 
 @pytest.mark.parametrize("path", ["/api/run", "/v1/images/generations", "/api/v1/images/generate", "/files"])
