@@ -12,7 +12,13 @@ import base64
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser, parse_options_header
+from multipart import (
+    MultipartSegment,
+    ParserError,
+    ParserLimitReached,
+    PushMultipartParser,
+    parse_options_header,
+)
 
 from functions.core.errors import FieldError, ValidationFailed
 from functions.core.uploads import detect_image_type
