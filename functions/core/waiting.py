@@ -42,15 +42,18 @@ def host_of(request_context: Mapping[str, Any]) -> Host:
     """Which front door a payload-v2 event came through.
 
     Function URL events carry the URL's own domain (<url-id>.lambda-url.<region>.on.aws, kept even behind
-    CloudFront, which must forward that Host) and the sentinel routeKey "$default", since a function URL has
-    no routes. HTTP API events carry the matched route ("POST /v1/images/generations"; Darkroom declares no
-    $default route) and the execute-api or custom domain. Anything unrecognised gets the gateway's short
-    limit: answering early is safe, being cut by a platform is not.
+    CloudFront, which must forward that Host) and, with AuthType NONE (template.yaml), the accountId
+    "anonymous". HTTP API events carry the execute-api or a custom domain and the account's id. The routeKey
+    tells nothing: Darkroom's HTTP API has one catch-all route, whose events carry "$default" as function
+    URL events do. Anything unrecognised gets the gateway's short limit: answering early is safe, being cut by
+    a platform is not.
     """
     domain = str(request_context.get("domainName") or "")
-    if ".lambda-url." in domain or request_context.get("routeKey") == "$default":
+    if ".lambda-url." in domain:
         return Host.FUNCTION_URL
-    return Host.API_GATEWAY
+    if ".execute-api." in domain:
+        return Host.API_GATEWAY
+    return Host.FUNCTION_URL if request_context.get("accountId") == "anonymous" else Host.API_GATEWAY
 
 
 def wait_budget(host: Host, *, configured: float, elapsed: float = 0.0,

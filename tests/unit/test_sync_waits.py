@@ -17,7 +17,8 @@ from functions.core.waiting import (
 # requestContext as AWS documents it for each front door (trimmed to the fields that matter here).
 FUNCTION_URL_CONTEXT = {"accountId": "anonymous", "apiId": "abcdefg", "routeKey": "$default", "stage": "$default",
                         "domainName": "abcdefg.lambda-url.eu-west-1.on.aws", "domainPrefix": "abcdefg"}
-HTTP_API_CONTEXT = {"accountId": "123456789012", "apiId": "a1b2c3", "routeKey": "POST /v1/images/generations",
+# The HTTP API's one catch-all route: its events carry the routeKey "$default" too.
+HTTP_API_CONTEXT = {"accountId": "123456789012", "apiId": "a1b2c3", "routeKey": "$default",
                     "stage": "$default", "domainName": "a1b2c3.execute-api.eu-west-1.amazonaws.com"}
 
 
@@ -25,8 +26,9 @@ HTTP_API_CONTEXT = {"accountId": "123456789012", "apiId": "a1b2c3", "routeKey": 
     (FUNCTION_URL_CONTEXT, Host.FUNCTION_URL),
     # Behind CloudFront the function URL's own domain is kept (CloudFront must forward that Host).
     ({**FUNCTION_URL_CONTEXT, "routeKey": None}, Host.FUNCTION_URL),
-    # The local stack's function URL host: a loopback domain, but the function URL's routeKey sentinel.
+    # The local stack's function URL host: a loopback domain, but the function URL's anonymous caller.
     ({**FUNCTION_URL_CONTEXT, "domainName": "127.0.0.1:8000"}, Host.FUNCTION_URL),
+    ({**HTTP_API_CONTEXT, "routeKey": "POST /v1/images/generations"}, Host.API_GATEWAY),  # a route of its own
     (HTTP_API_CONTEXT, Host.API_GATEWAY),
     ({**HTTP_API_CONTEXT, "domainName": "api.example.com"}, Host.API_GATEWAY),  # a custom domain
     ({**HTTP_API_CONTEXT, "domainName": "127.0.0.1:8001"}, Host.API_GATEWAY),
