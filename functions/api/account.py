@@ -13,7 +13,7 @@ from functions.core import credits
 from functions.core.errors import Conflict, NotFound
 from functions.core.generation import parse_input
 from functions.core.keys import ALL_SCOPES, DEFAULT_SCOPES, KeyStore
-from functions.core.schema import Schema
+from functions.core.schema import Request
 from functions.core.workspaces import WorkspaceStore
 
 router = Router()
@@ -29,7 +29,7 @@ def _credit_amount(value: float) -> float:
 _WORKSPACE = query("workspace_id", {"type": "string"}, "Another workspace (operators only); default: yours.")
 
 
-class CreateKey(Schema):
+class CreateKey(Request):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
@@ -45,7 +45,7 @@ class CreateKey(Schema):
         return scopes
 
 
-class CreateWorkspace(Schema):
+class CreateWorkspace(Request):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     name: str | None = Field(None, max_length=200)
@@ -61,7 +61,7 @@ def _nonzero_credit_amount(value: float) -> float:
     return rounded
 
 
-class AddCredits(Schema):
+class AddCredits(Request):
     model_config = ConfigDict(extra="forbid")
     amount: float = Field(ge=-MAX_CREDITS, le=MAX_CREDITS,
                           description="Credits to add; negative to take back (never below zero). 6 decimal places, "

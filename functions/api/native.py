@@ -18,7 +18,7 @@ from functions.core.errors import Conflict, FieldError, NotFound, TransitionReje
 from functions.core.generation import GenerationInput, parse_input, resolve_request
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.lifecycle import finish
-from functions.core.schema import Schema
+from functions.core.schema import Request
 from functions.core.submit import SubmitRequest, submit
 from functions.dialects import native
 from functions.dialects.shared import generation_fields, style_prompt
@@ -26,7 +26,7 @@ from functions.dialects.shared import generation_fields, style_prompt
 router = Router()
 
 
-class RunRequest(Schema):
+class RunRequest(Request):
     model_config = ConfigDict(extra="forbid")
     tool: str = Field(min_length=1)
     input: dict[str, Any]
@@ -35,7 +35,7 @@ class RunRequest(Schema):
     webhook_events_filter: list[Literal["start", "completed"]] | None = None
 
 
-class GenerateRequest(Schema):
+class GenerateRequest(Request):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1)
     input: dict[str, Any]

@@ -20,14 +20,14 @@ from functions.core import links, sharing
 from functions.core.errors import NotFound
 from functions.core.generation import parse_input
 from functions.core.jobs import Job, JobStatus, JobStore
-from functions.core.schema import Schema
+from functions.core.schema import Request
 
 router = Router()
 
 PUBLIC_PREFIXES = (sharing.SHARE_PATH,)
 
 
-class ShareRequest(Schema):
+class ShareRequest(Request):
     model_config = ConfigDict(extra="forbid")
     # Strict: "false" as a string is a mistake to report, not a truthy value to share with.
     public: StrictBool = Field(description="true: give the generation a public share page; false: take it away.")

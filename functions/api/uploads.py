@@ -15,13 +15,13 @@ from functions.api.request import json_body, json_response
 from functions.core import uploads
 from functions.core.errors import FieldError, ValidationFailed
 from functions.core.generation import parse_input
-from functions.core.schema import Schema
+from functions.core.schema import Request
 from functions.dialects import AIMS
 
 router = Router()
 
 
-class UploadRequest(Schema):
+class UploadRequest(Request):
     model_config = ConfigDict(extra="forbid")
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(description="image/png, image/jpeg, image/webp or image/gif")

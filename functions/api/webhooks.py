@@ -14,19 +14,19 @@ from functions.core.errors import Conflict, FieldError, NotFound, ValidationFail
 from functions.core.generation import parse_input
 from functions.core.jobs import JobStore
 from functions.core.lifecycle import event_id
-from functions.core.schema import Schema
+from functions.core.schema import Request
 from functions.core.settings import get_settings
 from functions.core.workspaces import WorkspaceStore
 
 router = Router()
 
 
-class RedeliverRequest(Schema):
+class RedeliverRequest(Request):
     model_config = ConfigDict(extra="forbid")
     event_id: str | None = Field(None, description="Which event to send again; the job's final event by default.")
 
 
-class RotateRequest(Schema):
+class RotateRequest(Request):
     model_config = ConfigDict(extra="forbid")
     grace_seconds: int | None = Field(None, ge=0, le=7 * 86400,
                                       description="How long the old secret keeps signing too (default 24 h).")

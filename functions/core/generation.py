@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from functions.core.catalog import ModelSpec
 
 from .errors import FieldError, ValidationFailed
-from .schema import Schema
+from .schema import Request
 
 MAX_PROMPT_CHARS = 4000
 MAX_IMAGES = 10
@@ -30,7 +30,7 @@ ALPHA_FORMATS = ("png", "webp")
 MASK_STRENGTH = 1.0
 
 
-class GenerationInput(Schema):
+class GenerationInput(Request):
     """The generation parameters every dialect can express. Unknown fields are refused, not ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

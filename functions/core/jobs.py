@@ -45,6 +45,11 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 ACTIVE_SHARDS = 4
 
 
+# The delivery log keeps the newest attempts: a receiver that fails for a day makes about 20 (two events, ten
+# attempts each), and the job record must stay far under DynamoDB's 400 KB item limit whatever happens.
+MAX_DELIVERY_RECORDS = 25
+
+
 class Output(Schema):
     key: str
     content_type: str
@@ -99,7 +104,8 @@ class Job(Schema):
     # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned.
     cost: float = 0
     refunded: float | None = None
-    # Webhook delivery attempts, newest last; a 410 from the receiver disables the endpoint for this job.
+    # Webhook delivery attempts, newest last, the last MAX_DELIVERY_RECORDS of them; a 410 from the receiver
+    # disables the endpoint for this job.
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
     webhook_disabled: bool = False
 
@@ -359,16 +365,38 @@ class JobStore:
             values[":claim"] = claim
         return self._update_if(job_id, expression, condition, names, values) is not None
 
-    def record_delivery(self, job_id: str, attempt: dict[str, Any], *, disable: bool = False) -> None:
-        """Append one webhook delivery attempt to the job (and disable its endpoint on a 410)."""
-        expression = "SET deliveries = list_append(if_not_exists(deliveries, :empty), :attempt)"
-        if disable:
-            expression += ", webhook_disabled = :true"
-        values = {":empty": {"L": []}, ":attempt": dynamo.value([attempt])}
-        if disable:
-            values[":true"] = {"BOOL": True}
-        self.ddb.update_item(TableName=self.table, Key={"id": {"S": job_id}}, UpdateExpression=expression,
-                             ExpressionAttributeValues=values)
+    def record_delivery(self, job_id: str, attempt: dict[str, Any], *, known: list[dict[str, Any]],
+                        disable: bool = False) -> None:
+        """Add one webhook delivery attempt to the job's log, which keeps the last MAX_DELIVERY_RECORDS (and
+        disable its endpoint on a 410). `known` is the log as last read: while it has room, one conditional
+        append; once full, the log is rewritten without its oldest entries, conditional on its length, and read
+        again if another attempt changed it meanwhile."""
+        for _ in range(5):
+            names: dict[str, str] = {"#d": "deliveries"}
+            values: dict[str, Any] = {}
+            if len(known) < MAX_DELIVERY_RECORDS:
+                expression = "SET #d = list_append(if_not_exists(#d, :empty), :attempt)"
+                condition = "attribute_not_exists(#d) OR size(#d) < :room"
+                values |= {":empty": {"L": []}, ":attempt": dynamo.value([attempt]),
+                           ":room": {"N": str(MAX_DELIVERY_RECORDS)}}
+            else:
+                expression, condition = "SET #d = :log", "size(#d) = :known"
+                values |= {":log": dynamo.value([*known, attempt][-MAX_DELIVERY_RECORDS:]),
+                           ":known": {"N": str(len(known))}}
+            if disable:
+                expression += ", webhook_disabled = :true"
+                values[":true"] = {"BOOL": True}
+            try:
+                self.ddb.update_item(TableName=self.table, Key={"id": {"S": job_id}}, UpdateExpression=expression,
+                                     ConditionExpression=condition, ExpressionAttributeNames=names,
+                                     ExpressionAttributeValues=values)
+                return
+            except self.ddb.exceptions.ConditionalCheckFailedException:
+                stored = self.get(job_id)
+                if stored is None:
+                    return
+                known = stored.deliveries
+        raise RuntimeError(f"job {job_id}: the delivery log kept changing; attempt not recorded")
 
     def set_share_url(self, job: Job, share_url: str | None) -> Job:
         """Make the job public with `share_url`, or private with None; returns the job as stored now.

@@ -14,7 +14,7 @@ from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
 from functions.core.jobs import Job, JobStatus
-from functions.core.schema import Schema
+from functions.core.schema import Request
 from functions.dialects.shared import (
     RESOLUTIONS,
     Background,
@@ -45,7 +45,7 @@ def _safety(value: Any) -> str | None:
     return text
 
 
-class ImagesGenerateRequest(Schema):
+class ImagesGenerateRequest(Request):
     """POST /api/v1/images/generate. Model-specific options of every documented model are accepted;
     those the local pipelines have no use for are recorded with the job. Unknown fields are refused."""
 
@@ -78,7 +78,7 @@ class ImagesGenerateRequest(Schema):
         return _safety(value)
 
 
-class VideosGenerateRequest(Schema):
+class VideosGenerateRequest(Request):
     """POST /api/v1/videos/generate."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

@@ -12,7 +12,7 @@ from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_PROMPT_CHARS
 from functions.core.jobs import Job, JobStatus
-from functions.core.schema import Schema
+from functions.core.schema import Request
 from functions.dialects.shared import (
     Background,
     GenerationFailed,
@@ -45,7 +45,7 @@ UNSUPPORTED = {
 }
 
 
-class _Common(Schema):
+class _Common(Request):
     """What generations and edits share. Unknown fields are refused (as OpenAI does), naming the field."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -85,7 +85,7 @@ class ImagesEditRequest(_Common):
     input_fidelity: Literal["high", "low"] | None = None
 
 
-class ImagesVariationRequest(Schema):
+class ImagesVariationRequest(Request):
     """The form fields of /v1/images/variations (the image is a file part). As OpenAI's dall-e-2 variations:
     no prompt, no style."""
 

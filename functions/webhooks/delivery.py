@@ -21,6 +21,7 @@ import httpx
 from functions.core import clock, dynamo
 from functions.core.jobs import Job, JobStore
 from functions.core.messages import WebhookMessage
+from functions.core.observability import logger
 from functions.core.settings import get_settings, retry_delays
 from functions.core.signing import signed_headers
 from functions.core.urls import UnsafeUrl, pin
@@ -28,6 +29,8 @@ from functions.core.workspaces import Workspace, WorkspaceStore
 from functions.dialects import webhook_payload
 
 USER_AGENT = "Darkroom-Webhooks/1.0"
+# An attempt's error text as recorded (an exception's text can be long).
+MAX_ERROR_CHARS = 300
 # Longest Retry-After we honour; beyond it the schedule's own delay applies.
 MAX_RETRY_AFTER = 24 * 3600
 
@@ -156,6 +159,17 @@ def read_job_and_workspace(message: WebhookMessage, store: JobStore) -> tuple[Jo
     return job, workspace
 
 
+def _record(store: JobStore, job: Job, record: dict, *, disable: bool) -> None:
+    """Log the attempt on the job. A failure here never undoes what was decided: the POST has gone out, so
+    raising would have SQS redeliver the message and POST again (one call once made about 12 POSTs, none
+    logged). It is logged at ERROR instead."""
+    try:
+        store.record_delivery(job.id, record, known=job.deliveries, disable=disable)
+    except Exception:  # noqa: BLE001 - any failure to record must not re-send
+        logger.exception("webhook attempt not recorded", extra={"job_id": job.id, "event_id": record["event_id"],
+                                                               "outcome": record.get("outcome")})
+
+
 def process(message: WebhookMessage, *, store: JobStore | None = None, now: float | None = None) -> Decision:
     store = store or JobStore()
     now = now if now is not None else clock.now()
@@ -173,14 +187,18 @@ def process(message: WebhookMessage, *, store: JobStore | None = None, now: floa
 
     attempt = post(job, message, signing_secrets)
     number = message.attempt + 1
+    # The URL is the job's (GET …/deliveries shows it once), not repeated in every record.
     record = {"event_id": message.event_id, "event": message.event, "attempt": number, "at": clock.iso(now),
-              "url": job.webhook, "status_code": attempt.status_code, "error": attempt.error,
+              "status_code": attempt.status_code, "error": (attempt.error or "")[:MAX_ERROR_CHARS] or None,
               "duration_ms": attempt.duration_ms}
     delays = retry_delays(get_settings())
 
+    def remember(outcome: str, **extra) -> None:
+        record.update(outcome=outcome, **extra)
+        _record(store, job, record, disable=outcome == "disabled")
+
     if attempt.outcome in ("delivered", "disabled"):
-        record["outcome"] = attempt.outcome
-        store.record_delivery(job.id, record, disable=attempt.outcome == "disabled")
+        remember(attempt.outcome)
         return Decision("done", attempt=record)
 
     # 4xx other than 410/429 (and redirects): one short retry in case it was a deploy hiccup, then final.
@@ -189,13 +207,11 @@ def process(message: WebhookMessage, *, store: JobStore | None = None, now: floa
         delay = _jitter(delays[number - 1] if attempt.outcome == "retry" else delays[0])
         if attempt.retry_after is not None:
             delay = max(delay, attempt.retry_after)
-        record |= {"outcome": "retrying", "next_attempt_at": clock.iso(now + delay)}
-        store.record_delivery(job.id, record)
+        remember("retrying", next_attempt_at=clock.iso(now + delay))
         nxt = message.model_copy(update={"attempt": number, "not_before": now + delay})
         return Decision("retry", delay=delay, next=nxt, attempt=record)
 
-    record["outcome"] = "failed"
-    store.record_delivery(job.id, record)
+    remember("failed")
     reason = attempt.error or "delivery failed"
     return Decision("dead_letter", reason=f"after {number} attempts: {reason}",
                     next=message.model_copy(update={"attempt": number}), attempt=record)

@@ -20,7 +20,9 @@ Writes go to the OS (flushed, not fsynced): they survive the process being kille
 from __future__ import annotations
 
 import argparse
+import collections
 import copyreg
+import functools
 import io
 import logging
 import os
@@ -117,7 +119,7 @@ class MotoServer:
 
 
 # ---- what a request is
-JOURNALED = ("dynamodb", "s3", "secretsmanager")
+JOURNALED = ("dynamodb", "s3", "secretsmanager", "ssm")
 SNAPSHOTTED = ("sqs",)
 _READ_PREFIXES = ("Get", "Query", "Scan", "Describe", "List", "BatchGet", "TransactGet")
 # SQS calls whose loss after a crash would only mean a redelivery: not worth a snapshot each.
@@ -133,9 +135,10 @@ def classify(environ: dict[str, Any], body: bytes | None) -> tuple[str, str, boo
     if target.startswith("DynamoDB"):
         op = target.rsplit(".", 1)[-1]
         return "dynamodb", op, not op.startswith(_READ_PREFIXES)
-    if target.startswith("secretsmanager."):
-        op = target.rsplit(".", 1)[-1]
-        return "secretsmanager", op, not op.startswith(_READ_PREFIXES)
+    for prefix, service in (("secretsmanager.", "secretsmanager"), ("AmazonSSM.", "ssm")):
+        if target.startswith(prefix):
+            op = target.rsplit(".", 1)[-1]
+            return service, op, not op.startswith(_READ_PREFIXES)
     scope = _credential_service(environ.get("HTTP_AUTHORIZATION", ""))
     if target.startswith("AmazonSQS.") or scope == "sqs":
         op = target.rsplit(".", 1)[-1] if target else parse_qs((body or b"").decode(errors="replace")).get(
@@ -165,10 +168,25 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 
 # ---- pickling moto's backends: their locks are recreated, not saved
+def _picklable_factory(factory: Callable[[], Any] | None) -> Callable[[], Any] | None:
+    """A default_factory that pickles and makes the same thing. moto builds nested maps with lambdas (SSM's
+    tags: `defaultdict(lambda: defaultdict(dict))`), which pickle cannot name: rebuilt from what they make."""
+    if factory is None or getattr(factory, "__name__", "") != "<lambda>":
+        return factory
+    made = factory()
+    if isinstance(made, collections.defaultdict):
+        return functools.partial(collections.defaultdict, _picklable_factory(made.default_factory))
+    if type(made) in (dict, list, set, int, float, str) and not made:
+        return type(made)
+    raise pickle.PicklingError(f"cannot rebuild a defaultdict factory that makes {made!r}")
+
+
 def _lock_reducers() -> dict[type, Callable[[Any], tuple]]:
     return {type(threading.Lock()): lambda _: (threading.Lock, ()),
             type(threading.RLock()): lambda _: (threading.RLock, ()),
-            threading.Condition: lambda _: (threading.Condition, ())}
+            threading.Condition: lambda _: (threading.Condition, ()),
+            collections.defaultdict: lambda d: (collections.defaultdict, (_picklable_factory(d.default_factory),),
+                                                None, None, iter(d.items()))}
 
 
 _BACKEND_DICT_OWN = {"backend", "service_name", "_use_boto3_regions", "_additional_regions", "_id"}

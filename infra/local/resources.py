@@ -94,11 +94,13 @@ def create_all(template: dict[str, Any], endpoint: str, prefix: str = "darkroom"
             continue
         name = physical_name(prefix, logical_id)
         try:
-            arn = secrets_manager.describe_secret(SecretId=name)["ARN"]
+            secrets_manager.describe_secret(SecretId=name)
         except secrets_manager.exceptions.ResourceNotFoundException:
             value = secrets.token_urlsafe(int(generate.get("PasswordLength", 32)))
-            arn = secrets_manager.create_secret(Name=name, SecretString=value)["ARN"]
-        physical[logical_id] = Physical(arn, {"Id": arn})
+            secrets_manager.create_secret(Name=name, SecretString=value)
+        # Ref is the name, which GetSecretValue takes as well as the ARN: moto gives a secret a new ARN suffix
+        # when its journal replays the creation after a crash, while the name stays.
+        physical[logical_id] = Physical(name, {"Id": name})
 
     # Everything else only needs a name for Ref/GetAtt (secrets, IAM users, the HTTP API).
     for logical_id, res in resources.items():

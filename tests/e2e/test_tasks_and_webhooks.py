@@ -36,7 +36,7 @@ def upload_presigned(client, auth) -> str:
 
 def decode_mp4(url: str, tmp_path: Path) -> tuple[dict, int]:
     path = tmp_path / "out.mp4"
-    path.write_bytes(httpx.get(url, timeout=30).content)
+    path.write_bytes(httpx.get(url, timeout=30, follow_redirects=True).content)
     reader = imageio_ffmpeg.read_frames(str(path))
     meta = next(reader)
     return meta, sum(1 for _ in reader)

@@ -40,6 +40,39 @@ def test_the_port_is_reserved_before_start_and_across_a_restart():
     assert not _bind_fails(server.port), "close() keeps the port"
 
 
+def test_the_links_configuration_survives_a_crash(tmp_path):
+    """The public origin (SSM) and the media-link key (Secrets Manager) are state like the tables: a moto server
+    killed and started again from its saved state still has them, or every link-rendering request would fail."""
+    import boto3
+
+    from infra.local import resources
+    from infra.local.template import load
+
+    server = MotoServer(state_dir=tmp_path / "moto")
+    try:
+        endpoint = server.start()
+        template = load()
+        physical = resources.create_all(template, endpoint, public_base_url="http://127.0.0.1:8000")
+        secret_arn = physical["MediaSigningSecret"].ref
+
+        def client(service):
+            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                                aws_access_key_id="local", aws_secret_access_key="local")
+
+        key = client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=10)
+        endpoint = server.start()
+        parameter = client("ssm").get_parameter(Name="/darkroom-local/public-base-url")["Parameter"]["Value"]
+        assert parameter == "http://127.0.0.1:8000"
+        assert client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"] == key
+        # Made once: a second stack start on the same state keeps the key, so links handed out still work.
+        assert resources.create_all(template, endpoint)["MediaSigningSecret"].ref == secret_arn
+        assert client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"] == key
+    finally:
+        server.close()
+
+
 def test_an_explicit_port_that_is_taken_fails_at_once():
     with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(OSError) as raised:
         MotoServer(port=taken.getsockname()[1])

@@ -191,3 +191,40 @@ def test_start_event_only_when_asked_for(world, api, tenant, dispatcher, drain):
         queued = [m for m in world.messages("WebhooksQueue") if m["job_id"] == job_id]
         assert [m["event"] for m in queued] == expected
         assert len({m["event_id"] for m in queued}) == len(expected)
+
+
+def test_the_delivery_log_keeps_the_newest_attempts_and_never_repeats_the_url(world, api, tenant, drain, receiver,
+                                                                              monkeypatch):
+    from functions.core.jobs import MAX_DELIVERY_RECORDS
+
+    monkeypatch.setenv("DARKROOM_WEBHOOK_RETRY_SCHEDULE", ",".join(["0"] * (MAX_DELIVERY_RECORDS + 10)))
+    settings.get_settings.cache_clear()
+    rx = receiver([(500, 0, {})] * (MAX_DELIVERY_RECORDS + 5))
+    job_id = finished_job(api, tenant, rx.url + "?" + "p" * 1500)
+    deliver_until(drain, lambda: len(rx.requests) == MAX_DELIVERY_RECORDS + 6, timeout=60)
+    log = JobStore().get(job_id).deliveries
+    assert len(log) == MAX_DELIVERY_RECORDS
+    assert [d["attempt"] for d in log] == list(range(7, MAX_DELIVERY_RECORDS + 7))  # the newest, in order
+    assert log[-1]["outcome"] == "delivered" and all("url" not in d for d in log)
+    listed = api.get(f"/api/generations/{job_id}/deliveries", headers=tenant.headers).json
+    assert listed["webhook"].endswith("p" * 1500) and len(listed["data"]) == MAX_DELIVERY_RECORDS
+
+
+def test_a_delivered_webhook_is_never_sent_again_because_recording_it_failed(world, api, tenant, drain, receiver,
+                                                                              monkeypatch, caplog):
+    """A record write that failed after the POST went out used to fail the message: SQS redelivered it and
+    the receiver got the same event again and again, none of it logged."""
+    rx = receiver()
+    job_id = finished_job(api, tenant, rx.url)
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("ValidationException: Item size has exceeded the maximum allowed size")
+
+    monkeypatch.setattr(JobStore, "record_delivery", broken)
+    with caplog.at_level("ERROR"):
+        deliver_until(drain, lambda: rx.requests)
+        for _ in range(3):  # nothing is left on the queue to send it again
+            drain("WebhooksFunction", "WebhooksQueue")
+    assert len(rx.requests) == 1
+    assert world.messages("WebhooksQueue") == [] and world.messages("WebhooksDeadLetterQueue") == []
+    assert any(r.levelname == "ERROR" and "not recorded" in r.getMessage() for r in caplog.records), job_id
