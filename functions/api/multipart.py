@@ -1,4 +1,5 @@
-"""multipart/form-data bodies (OpenAI's /v1/images/edits, uploads), parsed with `multipart`'s push parser.
+"""multipart/form-data bodies (OpenAI's /v1/images/edits, uploads), parsed with python-multipart's streaming
+parser (Starlette's; the MCP SDK already brings it).
 
 API Gateway hands the body over base64-encoded; the payload is bounded by Lambda's 6 MB limit, so the body is
 in memory. The part count and each part's header size and count are bounded while parsing, so a hostile form
@@ -12,13 +13,8 @@ import base64
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from multipart import (
-    MultipartSegment,
-    ParserError,
-    ParserLimitReached,
-    PushMultipartParser,
-    parse_options_header,
-)
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from functions.core.errors import FieldError, ValidationFailed
 from functions.core.uploads import detect_image_type
@@ -52,7 +48,7 @@ def sniff_content_type(data: bytes, declared: str | None) -> str:
 
 # OpenAI's edits take up to 16 images, a mask and a dozen fields; a form of thousands of parts is an attack.
 MAX_PARTS = 64
-# A part's header section: a Content-Disposition with a long file name and a Content-Type fit easily.
+# A part's header line, and lines per part: a Content-Disposition with a long file name and a Content-Type fit.
 MAX_PART_HEADER_BYTES = 4096
 MAX_PART_HEADERS = 8
 _CHUNK = 64 * 1024
@@ -72,61 +68,97 @@ def _body(event: APIGatewayProxyEventV2) -> bytes:
         raise _bad("is not valid base64 or UTF-8") from None
 
 
-def _segments(boundary: str, body: bytes):
-    """(segment, payload) for each part, the limits enforced as the bytes are read."""
-    with PushMultipartParser(boundary, content_length=len(body), max_header_size=MAX_PART_HEADER_BYTES,
-                             max_header_count=MAX_PART_HEADERS, max_segment_count=MAX_PARTS) as parser:
-        segment: MultipartSegment | None = None
-        payload = bytearray()
-        for offset in range(0, len(body) + 1, _CHUNK):
-            for event in parser.parse(body[offset:offset + _CHUNK]):  # the last, empty chunk ends the body
-                if isinstance(event, MultipartSegment):
-                    segment, payload = event, bytearray()
-                elif event is None:
-                    yield segment, bytes(payload)
-                else:
-                    payload += event
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    data: bytearray = field(default_factory=bytearray)
 
 
-def _add(form: Form, segment: MultipartSegment, payload: bytes) -> None:
-    name = segment.name
-    if segment.disposition != "form-data" or not name:
+class _Collector:
+    """python-multipart's callbacks: the parts as they are read, refused past MAX_PARTS at once."""
+
+    def __init__(self) -> None:
+        self.parts: list[_Part] = []
+        self._name = bytearray()
+        self._value = bytearray()
+
+    def callbacks(self) -> dict:
+        return {"on_part_begin": self._begin, "on_part_data": self._data, "on_header_field": self._field,
+                "on_header_value": self._header_value, "on_header_end": self._header_end}
+
+    def _begin(self) -> None:
+        if len(self.parts) >= MAX_PARTS:
+            raise _bad(f"has more than {MAX_PARTS} parts; at most {MAX_PARTS} are accepted", "body", "too_many_parts")
+        self.parts.append(_Part())
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        self.parts[-1].data += data[start:end]
+
+    def _field(self, data: bytes, start: int, end: int) -> None:
+        self._name += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        name = bytes(self._name).decode("latin-1").strip().lower()
+        self.parts[-1].headers[name] = bytes(self._value).decode("utf-8", "replace").strip()
+        self._name.clear()
+        self._value.clear()
+
+
+def _add(form: Form, part: _Part) -> None:
+    disposition, options = parse_options_header(part.headers.get("content-disposition", ""))
+    name = options.get(b"name")
+    if disposition != b"form-data" or not name:
         raise _bad("a part has no Content-Disposition name")
-    declared = segment.content_type
+    name_text = name.decode("utf-8", "replace")
+    filename = options.get(b"filename")
+    declared_header = part.headers.get("content-type")
+    declared, type_options = parse_options_header(declared_header) if declared_header else (None, {})
+    payload = bytes(part.data)
     # A part is a file when it has a filename, or a Content-Type other than plain text.
-    if segment.filename is not None or (declared is not None and declared != "text/plain"):
-        form.files.setdefault(name, []).append(UploadedFile(
-            field=name, filename=segment.filename or name, content_type=sniff_content_type(payload, declared),
-            data=payload))
+    if filename is not None or (declared is not None and declared != b"text/plain"):
+        form.files.setdefault(name_text, []).append(UploadedFile(
+            field=name_text, filename=filename.decode("utf-8", "replace") if filename is not None else name_text,
+            content_type=sniff_content_type(payload, declared_header), data=payload))
         return
+    charset = type_options.get(b"charset", b"utf-8").decode("latin-1")
     try:
-        text = payload.decode(segment.charset or "utf-8")
+        text = payload.decode(charset)
     except (LookupError, UnicodeDecodeError):
-        raise _bad("is not valid text", name) from None
-    form.fields.setdefault(name, []).append(text)
+        raise _bad("is not valid text", name_text) from None
+    form.fields.setdefault(name_text, []).append(text)
 
 
 def parse_form(event: APIGatewayProxyEventV2) -> Form:
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
     content_type = headers.get("content-type", "")
     mime, options = parse_options_header(content_type)
-    if mime != "multipart/form-data":
+    if mime != b"multipart/form-data":
         raise _bad(f"must be multipart/form-data (got {content_type or 'no Content-Type'})", "content-type",
                    "unsupported_media_type")
-    if not options.get("boundary"):
+    boundary = options.get(b"boundary")
+    if not boundary:
         raise _bad("multipart/form-data without a boundary", "content-type")
     body = _body(event)
     if not body:
         raise _bad("is required", "body", "required")
-    form = Form()
+    collector = _Collector()
     try:
-        for segment, payload in _segments(options["boundary"], body):
-            _add(form, segment, payload)
-    except ParserLimitReached as exc:
-        code = "too_many_parts" if "segment count" in str(exc) else "part_header_too_large"
-        reason = (f"has more than {MAX_PARTS} parts; at most {MAX_PARTS} are accepted" if code == "too_many_parts" else
-                  f"has a part whose header exceeds {MAX_PART_HEADER_BYTES} bytes or {MAX_PART_HEADERS} lines")
-        raise _bad(reason, "body", code) from None
-    except ParserError as exc:
+        parser = MultipartParser(boundary, collector.callbacks(), max_header_count=MAX_PART_HEADERS,
+                                 max_header_size=MAX_PART_HEADER_BYTES)
+        for offset in range(0, len(body), _CHUNK):
+            parser.write(body[offset:offset + _CHUNK])
+        parser.finalize()
+    except FormParserError as exc:
+        if "header" in str(exc).lower():
+            raise _bad(f"has a part whose header exceeds {MAX_PART_HEADER_BYTES} bytes or {MAX_PART_HEADERS} lines",
+                       "body", "part_header_too_large") from None
         raise _bad(f"could not be parsed as multipart/form-data ({exc})") from None
+    if not collector.parts:
+        raise _bad("could not be parsed as multipart/form-data (no parts)")
+    form = Form()
+    for part in collector.parts:
+        _add(form, part)
     return form
