@@ -60,15 +60,18 @@ def load_mask(ref: Any, *, workspace_id: str, bucket: str, allow_loopback: bool 
     return decode_mask(data)
 
 
-def repaint_mask(alpha: Image.Image, image_size: tuple[int, int]) -> Image.Image:
-    """diffusers' mask ("L", 255 = repaint) from the mask's alpha; it must have the image's size."""
-    if alpha.size != image_size:
-        raise InvalidMask(f"mask: is {alpha.width}x{alpha.height} but the image is {image_size[0]}x{image_size[1]}; "
+def repaint_mask(alpha: Image.Image, image: Image.Image) -> Image.Image:
+    """diffusers' mask ("L", 255 = repaint) from the mask's alpha, at `image`'s size. The mask must have the
+    size the image was sent at (a reference shrunk on decode keeps it: references.ORIGINAL_SIZE)."""
+    sent = image.info.get(references.ORIGINAL_SIZE, image.size)
+    if alpha.size != sent:
+        raise InvalidMask(f"mask: is {alpha.width}x{alpha.height} but the image is {sent[0]}x{sent[1]}; "
                           "they must have the same dimensions")
     repaint = np.asarray(alpha) < ALPHA_THRESHOLD
     if not repaint.any():
         raise InvalidMask("mask: has no transparent pixels, so there is nothing to edit")
-    return Image.fromarray(np.where(repaint, 255, 0).astype(np.uint8), "L")
+    mask = Image.fromarray(np.where(repaint, 255, 0).astype(np.uint8), "L")
+    return mask if mask.size == image.size else mask.resize(image.size, Image.Resampling.NEAREST)
 
 
 def fit_mask(mask: Image.Image, width: int, height: int) -> Image.Image:

@@ -10,6 +10,7 @@ Every failure is an `InvalidReference` naming the reference; the worker fails th
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 import time
 from collections.abc import Sequence
@@ -36,6 +37,9 @@ class Limits:
     timeout: float = 10.0  # seconds for the whole fetch of one URL, redirects included
     max_redirects: int = 3
     max_pixels: int = 50_000_000  # a 48 MP phone photo fits; a decompression bomb does not
+    # All of a job's references together: two such photos. Decoding is what costs (CPU, and memory while
+    # one is decoded), so it is bounded per job as well as per image.
+    max_job_pixels: int = 100_000_000
 
 
 DEFAULT_LIMITS = Limits()
@@ -50,39 +54,62 @@ class InvalidReference(ValueError):
 
 def load_references(
     refs: Sequence[Any], *, workspace_id: str, bucket: str, allow_loopback: bool = False,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits = DEFAULT_LIMITS, cover: tuple[int, int] | None = None,
 ) -> list[Image.Image]:
-    """Every reference as an RGB image, in order. Raises InvalidReference for the first bad one."""
+    """Every reference as an RGB image, in order. Raises InvalidReference for the first bad one.
+
+    Fetched side by side (they wait on the network), then checked from their headers alone (each, and all
+    together, within the pixel limits), then decoded one at a time, each shrunk at once to what covers
+    `cover` (the job's width and height), so a job holds at most one full-size decode in memory: five
+    references to a 7000x7000 PNG took 2.5 GB before."""
     if not isinstance(refs, Sequence) or isinstance(refs, str):
         raise InvalidReference("references must be a list")
     if len(refs) > MAX_REFERENCES:
         raise InvalidReference(f"at most {MAX_REFERENCES} references, got {len(refs)}")
 
-    def one(index: int) -> Image.Image:
-        return load_reference(refs[index], f"references[{index}]", workspace_id=workspace_id, bucket=bucket,
-                              allow_loopback=allow_loopback, limits=limits)
+    def fetch(index: int) -> tuple[str, bytes]:
+        return fetch_reference(refs[index], f"references[{index}]", workspace_id=workspace_id, bucket=bucket,
+                               allow_loopback=allow_loopback, limits=limits)
 
     if len(refs) <= 1:
-        return [one(i) for i in range(len(refs))]
-    # Fetches wait on the network, not the CPU: run them side by side.
-    with ThreadPoolExecutor(max_workers=min(4, len(refs)), thread_name_prefix="reference") as pool:
-        return list(pool.map(one, range(len(refs))))
+        fetched = [fetch(i) for i in range(len(refs))]
+    else:
+        with ThreadPoolExecutor(max_workers=min(4, len(refs)), thread_name_prefix="reference") as pool:
+            fetched = list(pool.map(fetch, range(len(refs))))
+    total = sum(w * h for w, h in (image_size(data, label, max_pixels=limits.max_pixels) for label, data in fetched))
+    if total > limits.max_job_pixels:
+        raise InvalidReference(f"references: {total} pixels together, more than the {limits.max_job_pixels} a job "
+                               "may bring; send fewer or smaller images")
+    images = []
+    for index, (label, data) in enumerate(fetched):
+        images.append(decode_image(data, label, max_pixels=limits.max_pixels, cover=cover))
+        fetched[index] = (label, b"")  # its bytes are not needed any more
+    return images
 
 
 def load_reference(
     ref: Any, label: str, *, workspace_id: str, bucket: str, allow_loopback: bool = False,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits = DEFAULT_LIMITS, cover: tuple[int, int] | None = None,
 ) -> Image.Image:
+    """One reference, fetched and decoded (see load_references)."""
+    label, data = fetch_reference(ref, label, workspace_id=workspace_id, bucket=bucket,
+                                  allow_loopback=allow_loopback, limits=limits)
+    return decode_image(data, label, max_pixels=limits.max_pixels, cover=cover)
+
+
+def fetch_reference(
+    ref: Any, label: str, *, workspace_id: str, bucket: str, allow_loopback: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[str, bytes]:
+    """(a label naming the reference for errors, its bytes), not decoded."""
     if not isinstance(ref, dict) or len(ref) != 1 or not isinstance(next(iter(ref.values())), str):
         raise InvalidReference(f'{label}: must be {{"url": "..."}} or {{"upload_key": "..."}}')
     if "upload_key" in ref:
-        data = _read_upload(ref["upload_key"], label, workspace_id=workspace_id, bucket=bucket, limits=limits)
-    elif "url" in ref:
+        return label, _read_upload(ref["upload_key"], label, workspace_id=workspace_id, bucket=bucket, limits=limits)
+    if "url" in ref:
         label = f"{label} ({_shorten(ref['url'])})"
-        data = fetch_url(ref["url"], label, allow_loopback=allow_loopback, limits=limits)
-    else:
-        raise InvalidReference(f'{label}: must be {{"url": "..."}} or {{"upload_key": "..."}}')
-    return decode_image(data, label, max_pixels=limits.max_pixels)
+        return label, fetch_url(ref["url"], label, allow_loopback=allow_loopback, limits=limits)
+    raise InvalidReference(f'{label}: must be {{"url": "..."}} or {{"upload_key": "..."}}')
 
 
 # --- uploads ---------------------------------------------------------------------------------------
@@ -163,25 +190,71 @@ def _read_capped(resp: httpx.Response, label: str, limits: Limits, deadline: flo
 # --- decoding --------------------------------------------------------------------------------------
 
 
-def decode_image(data: bytes, label: str, *, max_pixels: int = Limits.max_pixels) -> Image.Image:
-    """Validate and decode with Pillow: a known format, a sane pixel count, an intact file. RGB out."""
+# Where a shrunk reference keeps the size it was sent at (after its EXIF rotation): a mask must match that.
+ORIGINAL_SIZE = "darkroom_original_size"
+
+
+def image_size(data: bytes, label: str, *, max_pixels: int = Limits.max_pixels) -> tuple[int, int]:
+    """Width and height from the header alone (nothing decoded), within `max_pixels`."""
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as probe:
-            width, height = probe.size  # from the header: nothing is decoded yet
-            if width * height > max_pixels:
-                raise InvalidReference(f"{label}: {width}x{height} has more than {max_pixels} pixels")
-            probe.verify()
-        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-        image.load()
-        image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
-    except InvalidReference:
-        raise
+            width, height = probe.size
     except Image.DecompressionBombError:
         raise InvalidReference(f"{label}: the image has too many pixels") from None
     except Exception as exc:  # noqa: BLE001 - any decoder error means the same thing: not a usable image
         raise InvalidReference(f"{label}: not a valid PNG, JPEG, WebP, GIF or BMP image "
                                f"({type(exc).__name__}: {exc})") from None
-    return _to_rgb(image)
+    if width * height > max_pixels:
+        raise InvalidReference(f"{label}: {width}x{height} has more than {max_pixels} pixels")
+    return width, height
+
+
+def decode_image(data: bytes, label: str, *, max_pixels: int = Limits.max_pixels,
+                 cover: tuple[int, int] | None = None) -> Image.Image:
+    """Validate and decode with Pillow: a known format, a sane pixel count, an intact file. RGB out.
+
+    With `cover` (width, height), an image larger than needed to cover that size is shrunk as it is decoded
+    (JPEG's decoder skips the detail: `draft`) and right after: the pipeline crops and resizes it to that
+    size anyway (`gpu.pipelines.fit`). Its size as sent stays in `info[ORIGINAL_SIZE]`."""
+    image_size(data, label, max_pixels=max_pixels)
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as probe:
+            probe.verify()
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        if cover is not None:
+            raw = image.size  # before any EXIF turn: cover the needed size whichever way the image turns
+            side = math.ceil(max(raw) * max(_scale(raw, cover), _scale(raw[::-1], cover)))
+            image.draft("RGB", (side, side))  # JPEG decodes at 1/2, 1/4 or 1/8 while both sides stay >= side
+        image.load()
+        image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+    except Image.DecompressionBombError:
+        raise InvalidReference(f"{label}: the image has too many pixels") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder error means the same thing: not a usable image
+        raise InvalidReference(f"{label}: not a valid PNG, JPEG, WebP, GIF or BMP image "
+                               f"({type(exc).__name__}: {exc})") from None
+    original = _sent_size(data, image)
+    if cover is not None:
+        scale = _scale(original, cover)
+        if scale < 1:
+            target = (max(1, math.ceil(original[0] * scale)), max(1, math.ceil(original[1] * scale)))
+            if image.size != target:
+                image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    rgb = _to_rgb(image)
+    rgb.info[ORIGINAL_SIZE] = original
+    return rgb
+
+
+def _scale(size: tuple[int, int], cover: tuple[int, int]) -> float:
+    """The factor that makes `size` just cover `cover` (a centre crop of it then fits exactly); at most 1."""
+    return min(1.0, max(cover[0] / size[0], cover[1] / size[1]))
+
+
+def _sent_size(data: bytes, image: Image.Image) -> tuple[int, int]:
+    """The size the image was sent at, as seen upright (its EXIF rotation applied), whatever draft did."""
+    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as probe:
+        width, height = probe.size
+        turned = probe.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: a quarter turn swaps the sides
+    return (height, width) if turned else (width, height)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -8,8 +8,9 @@ It reports through the results queue; the complete function applies the terminal
 from __future__ import annotations
 
 import os
+import threading
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -21,11 +22,60 @@ from functions.core.observability import logger
 from gpu import background, encode, inpaint, references, weights
 from gpu.pipelines import GenerationRequest, generate, inpaint_family, load_pipeline
 
-# Progress writes are throttled: one DynamoDB update per this many seconds at most. They run on the job's
-# report thread, beside the denoising loop, and never delay it (the first and last step are always reported).
-PROGRESS_INTERVAL = 1.0
 # Uploads of a job's outputs overlap the encoding of the next output: a few S3 PUTs at once.
 UPLOAD_THREADS = 4
+
+
+class JobCanceled(Exception):
+    """The job stopped being this worker's to run (canceled, or failed by the sweeper) while it ran."""
+
+
+class CancelWatch:
+    """Each denoising step records progress with a write conditional on the job still running, and that write
+    is the cancel check: once one is refused, the next step raises JobCanceled, which stops the pipeline
+    before its next step (and before the VAE decode and the upload). At most one write is in flight, on the
+    report thread when there is one, so a slow write never holds a step back or queues behind fast steps:
+    a cancel stops the work within a step or two, whatever the step time."""
+
+    def __init__(self, store: JobStore, job_id: str, reports: Executor | None) -> None:
+        self.store, self.job_id, self.reports = store, job_id, reports
+        self.canceled = threading.Event()
+        self.in_flight: Future | None = None
+        self.latest: tuple[int, int] | None = None  # the last step seen
+        self.recorded: tuple[int, int] | None = None  # the last step a write was made for
+
+    def _record(self, step: int, total: int) -> None:
+        if not self.store.record_progress(self.job_id, step, total):
+            self.canceled.set()
+
+    def on_step(self, step: int, total: int) -> None:
+        self._raise_if_canceled(step, total)
+        self.latest = (step, total)
+        if self.reports is None:
+            self.recorded = self.latest
+            self._record(step, total)
+            self._raise_if_canceled(step, total)
+        elif self.in_flight is None or self.in_flight.done():
+            self.recorded = self.latest
+            self.in_flight = self.reports.submit(self._record, step, total)
+
+    def settle(self) -> None:
+        """After the last step: its check made (if a write was still in flight then) and waited for; raises
+        JobCanceled if the job was canceled meanwhile."""
+        if self.in_flight is not None:
+            try:
+                self.in_flight.result()
+            except Exception:  # noqa: BLE001 - a progress write that failed (not refused) cancels nothing
+                logger.warning("progress write failed", extra={"job_id": self.job_id})
+        if self.latest is not None and self.recorded != self.latest and not self.canceled.is_set():
+            self.recorded = self.latest
+            self._record(*self.latest)
+        self._raise_if_canceled()
+
+    def _raise_if_canceled(self, step: int | None = None, total: int | None = None) -> None:
+        if self.canceled.is_set():
+            where = f" after step {step} of {total}" if step is not None else ""
+            raise JobCanceled(f"job {self.job_id} is no longer running (canceled){where}: stopped")
 
 
 def weights_source(spec: ModelSpec | WeightsPool | BackgroundRemoverSpec) -> Path:
@@ -95,7 +145,8 @@ def execute(request: messages.WorkRequest, store: JobStore,
     if model.takes_references:
         t0 = time.perf_counter()
         images = references.load_references(params.get("references") or [], workspace_id=request.workspace_id,
-                                             bucket=request.bucket, allow_loopback=request.allow_loopback_urls)
+                                             bucket=request.bucket, allow_loopback=request.allow_loopback_urls,
+                                             cover=(params["width"], params["height"]))
         timings["fetch"] = time.perf_counter() - t0
         if not images:
             raise references.InvalidReference(f"{model.id} ({model.task}) needs at least one reference image")
@@ -116,7 +167,7 @@ def execute(request: messages.WorkRequest, store: JobStore,
                                   allow_loopback=request.allow_loopback_urls)
         if not images:
             raise inpaint.InvalidMask("mask: needs an image to edit")
-        gen.mask = inpaint.repaint_mask(alpha, images[0].size)
+        gen.mask = inpaint.repaint_mask(alpha, images[0])
         family = inpaint_family(model.family)
     remover = _background_remover(model, params)
     if model.type == "video":
@@ -126,21 +177,12 @@ def execute(request: messages.WorkRequest, store: JobStore,
     pipe = load(model, family)
     timings["load"] = time.perf_counter() - t0
 
-    last_report = [0.0]
-
-    def on_step(step: int, total: int) -> None:
-        now = time.monotonic()
-        if step == total or now - last_report[0] >= PROGRESS_INTERVAL:
-            last_report[0] = now
-            if reports is None:
-                store.record_progress(request.job_id, step, total)
-            else:
-                reports.submit(store.record_progress, request.job_id, step, total)
-
+    watch = CancelWatch(store, request.job_id, reports)
     t0 = time.perf_counter()
-    result = generate(pipe, family, gen, on_step=on_step)
+    result = generate(pipe, family, gen, on_step=watch.on_step)
     timings["inference"] = time.perf_counter() - t0
     timings["vae_decode"] = result.vae_decode  # part of inference
+    watch.settle()  # the last step's check: a job canceled meanwhile uploads nothing
     if remover is not None:
         t0 = time.perf_counter()
         result.images = background.remove_background(result.images, remover, weights_source(remover),
@@ -269,6 +311,11 @@ def _run(request: messages.WorkRequest) -> messages.ResultMessage | None:
         started = reports.submit(messages.send, request.results_queue_url, started_report)
         try:
             result = execute(request, store, reports)
+        except JobCanceled as exc:
+            # Nothing to report: the job ended when it was canceled (its credits settled then), and nothing
+            # was uploaded. The GPU is free for the next job.
+            logger.info("generation stopped", extra={"job_id": request.job_id, "reason": str(exc)})
+            return None
         except Exception as exc:
             if aws.token_refused(exc):
                 raise  # not the job's fault, and nothing could report it: run() hands it to the container

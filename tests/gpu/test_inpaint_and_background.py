@@ -41,7 +41,7 @@ def test_inpainting_repaints_the_mask_and_keeps_every_other_pixel(tiny_root, fam
     image = gradient((SIDE, SIDE))
     alpha = inpaint.decode_mask(png_bytes(openai_mask(image.size, (16, 16, 48, 48))))
     req = GenerationRequest(prompt="a red square", n=2, width=SIDE, height=SIDE, steps=2, seed=3, images=[image],
-                            mask=inpaint.repaint_mask(alpha, image.size), strength=1.0)
+                            mask=inpaint.repaint_mask(alpha, image), strength=1.0)
     result = generate(pipe, family, req)
     inside = np.zeros((SIDE, SIDE), bool)
     inside[16:48, 16:48] = True
@@ -72,11 +72,24 @@ def test_a_mask_is_refused_by_families_without_one_and_required_by_inpainting(ti
 
 def test_openai_masks_become_diffusers_masks():
     alpha = inpaint.decode_mask(png_bytes(openai_mask((8, 4), (0, 0, 4, 4))))
-    repaint = np.asarray(inpaint.repaint_mask(alpha, (8, 4)))
+    repaint = np.asarray(inpaint.repaint_mask(alpha, Image.new("RGB", (8, 4))))
     assert (repaint[:, :4] == 255).all() and (repaint[:, 4:] == 0).all()  # transparent -> white (repaint)
     # A palette PNG with a transparent index counts as having alpha.
     palette = Image.new("P", (4, 4), 0)
     assert inpaint.decode_mask(png_bytes_with(palette, transparency=0)).getextrema() == (0, 0)
+
+
+def test_a_reference_shrunk_on_decode_takes_the_mask_made_for_its_sent_size():
+    from gpu import references
+
+    sent = gradient((400, 200))
+    shrunk = references.decode_image(png_bytes(sent), "references[0]", cover=(64, 64))
+    assert shrunk.size == (128, 64) and shrunk.info[references.ORIGINAL_SIZE] == (400, 200)
+    alpha = inpaint.decode_mask(png_bytes(openai_mask((400, 200), (0, 0, 200, 200))))  # the left half
+    repaint = np.asarray(inpaint.repaint_mask(alpha, shrunk))
+    assert repaint.shape == (64, 128) and (repaint[:, :64] == 255).all() and (repaint[:, 64:] == 0).all()
+    with pytest.raises(inpaint.InvalidMask, match="400x200"):
+        inpaint.repaint_mask(inpaint.decode_mask(png_bytes(openai_mask((128, 64), (0, 0, 8, 8)))), shrunk)
 
 
 def png_bytes_with(image: Image.Image, **options) -> bytes:
@@ -93,7 +106,7 @@ def png_bytes_with(image: Image.Image, **options) -> bytes:
 ])
 def test_bad_masks_are_refused_naming_the_mask(data, size, match):
     with pytest.raises(inpaint.InvalidMask, match=match) as info:
-        inpaint.repaint_mask(inpaint.decode_mask(data), size)
+        inpaint.repaint_mask(inpaint.decode_mask(data), Image.new("RGB", size))
     assert str(info.value).startswith("mask: ") and info.value.code == "invalid_mask"
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import httpx
@@ -20,6 +23,7 @@ from PIL import Image
 
 from gpu.references import (
     DEFAULT_LIMITS,
+    ORIGINAL_SIZE,
     InvalidReference,
     Limits,
     decode_image,
@@ -324,6 +328,51 @@ def test_several_references_keep_their_order(server):
 def test_too_many_references():
     with pytest.raises(InvalidReference, match="at most 10"):
         load_references([{"url": "https://example.com/x.png"}] * 11, workspace_id="ws-a", bucket="b")
+
+
+def test_references_are_shrunk_on_decode_to_what_covers_the_job():
+    photo = _encoded(gradient((4000, 3000)), "JPEG")
+    image = decode_image(photo, "references[0]", cover=(512, 256))
+    assert image.size == (512, 384)  # covers 512x256 at the photo's aspect, so fit() crops as before
+    assert image.info[ORIGINAL_SIZE] == (4000, 3000)
+    small = decode_image(_encoded(gradient((64, 48)), "PNG"), "references[0]", cover=(512, 512))
+    assert small.size == (64, 48)  # never enlarged
+
+
+def test_a_jobs_references_together_are_bounded(server):
+    limits = Limits(max_job_pixels=64 * 48 * 2)
+    with pytest.raises(InvalidReference, match="pixels together"):
+        load_references([{"url": server + "/fox.png"}] * 3, workspace_id="ws-a", bucket="unused",
+                        allow_loopback=True, limits=limits)
+    assert len(load_references([{"url": server + "/fox.png"}] * 2, workspace_id="ws-a", bucket="unused",
+                               allow_loopback=True, limits=limits)) == 2
+    assert DEFAULT_LIMITS.max_job_pixels == 100_000_000  # two 48 MP photos
+
+
+def test_two_7000_pixel_references_hold_one_full_decode_at_a_time(server, tmp_path):
+    """Five references to one 190 KB 7000x7000 PNG added 2.5 GB to the worker. Measured in a process of its
+    own (Pillow's buffers are not Python allocations): peak memory over the baseline stays near one decode."""
+    big = tmp_path / "big.png"
+    Image.new("RGB", (7000, 7000), (30, 90, 200)).save(big, optimize=True)
+    script = f"""
+import resource, sys
+from PIL import Image
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from gpu import references
+data = open({str(big)!r}, "rb").read()
+references._read_upload = lambda *a, **k: data
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+images = references.load_references([{{"upload_key": "ws/uploads/u/big.png"}}] * 2, workspace_id="ws",
+                                    bucket="b", cover=(1024, 1024))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) // 1024, [i.size for i in images])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    grown_mb = int(out[0])
+    assert "(1024," in out[1]
+    # One 7000x7000 RGB decode is 147 MB (Pillow may hold a second buffer while converting); two held at full
+    # size, as before, would be over 300 MB.
+    assert grown_mb < 300, f"peak grew by {grown_mb} MB"
 
 
 def test_fetch_url_returns_the_bytes(server):
