@@ -59,8 +59,8 @@ DYNAMODB_TABLES_GB = 0.001             # a few thousand small items; grows with 
 
 EVENT_SOURCE = "Lambda's SQS event source"  # its ReceiveMessage/DeleteMessage calls are billed to you
 GPU_WORKER = "GPU worker (on Modal)"
-# The worker records progress at the first and last denoising step and every PROGRESS_INTERVAL between:
-# on a fast GPU, about two writes per image; on this CPU, as many as its speed makes.
+# The worker records progress at each denoising step with at most one write in flight (it is the cancel
+# check, gpu/worker.CancelWatch): on a GPU about one write per step; here, as many as the speed makes.
 PROGRESS_OP = "UpdateItem (progress)"
 _caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="Lambda functions")
 # The template function being invoked (its logical id), for telling each call's IAM principal.
@@ -143,6 +143,8 @@ def iam_actions(service: str, operation: str, params: dict) -> list[str]:
         return sorted({f"dynamodb:{kinds[kind]}" for entry in params["TransactItems"] for kind in entry})
     if service == "dynamodb" and operation == "TransactGetItems":
         return ["dynamodb:GetItem"]
+    if service == "s3" and operation == "DeleteObjects":
+        return ["s3:DeleteObject"]  # a batch delete is authorized object by object
     return [f"{service}:{operation}"]
 
 
@@ -576,6 +578,54 @@ def _quantity(q: float) -> str:
     return f"{q:,.0f}" if abs(q) >= 100 else f"{q:,.3g}"
 
 
+# FLUX.1's transformer (black-forest-labs/FLUX.1-dev's config: 19 double and 38 single blocks, width 3072,
+# 11.9 B parameters; 512 T5 tokens beside the image's, one per 16x16 pixels): the compute per denoising step.
+_FLUX = {"params": 11.9e9, "blocks": 57, "width": 3072, "text_tokens": 512}
+
+
+def flux_step_flops(width: int, height: int) -> float:
+    """Dense layers 2·P·T, attention 4·L·d·T² (QKᵀ and AV) for T tokens: the transformer's compute, which
+    dominates a FLUX step; the text encoder and the VAE are left out."""
+    tokens = width * height / 256 + _FLUX["text_tokens"]
+    return 2 * _FLUX["params"] * tokens + 4 * _FLUX["blocks"] * _FLUX["width"] * tokens ** 2
+
+
+def pricing_section() -> list[str]:
+    """How credits follow the work, and how far the rule is from the compute it stands for."""
+    from functions.core.catalog import MIN_WORK, get_catalog
+
+    model = get_catalog().model("flux-dev")
+    d = model.defaults
+    rows, ratios = [], []
+    for width, height in ((256, 256), (512, 512), (768, 768), (1024, 1024), (1536, 1536), (2048, 1024),
+                          (2048, 2048)):
+        priced = model.work({"width": width, "height": height, "steps": d.steps})
+        compute = flux_step_flops(width, height) / flux_step_flops(d.width, d.height)
+        rows.append(f"| {width}x{height} | {priced:.3f} | {compute:.3f} | {priced / compute:.2f} |")
+        if width * height >= 512 * 512:
+            ratios.append(priced / compute)
+    low, high = min(ratios), max(ratios)
+    margin = math.ceil((1 / low - 1) * 20) * 5  # the margin that covers the lowest ratio, in 5 % steps
+    return [
+        "## Credits follow the work",
+        "",
+        (f"A job costs a model's credits (per image, or per second of video) × n (× seconds) × its work: "
+         f"`max({MIN_WORK}, width × height / default pixels × steps / default steps)` (img2img counts the steps "
+         "that run, steps × strength). Steps are exact: a step is the same computation whatever its number. "
+         "Pixels are priced linearly, while a transformer's attention grows with their square and its text "
+         "tokens do not shrink with the image: the table holds the rule against FLUX.1's compute per step "
+         "(dense layers and attention, from its published configuration), relative to its default size. Between "
+         f"512x512 and 2048x2048 the credits charged are {low:.2f}–{high:.2f} of the compute, so an operator who "
+         f"prices an image at its default size with a {margin} % margin is covered at every size; below that the floor "
+         "(a quarter of an image) charges more than the compute, for the fixed work of the text encoder, the "
+         "decode and the upload."),
+        "",
+        "| size | work priced | compute (FLUX.1 transformer) | priced ÷ compute |",
+        "|---|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def render(m: Measurement) -> str:
     lines = per_thousand_images(m)
     tail = idle_tail(m)
@@ -607,6 +657,8 @@ def render(m: Measurement) -> str:
         "by one, more than 5 minutes apart, pay it 1,000 times, and then it dominates: lower the window for sparse traffic. "
         "Cold starts (Modal's snapshot restore, Lambda's init, billed since August 2025) add a little per "
         "container and are not counted."),
+        "",
+        *pricing_section(),
         "",
         "## At rest, per month (no traffic)",
         "",

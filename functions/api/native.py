@@ -16,8 +16,8 @@ from functions.core import clock
 from functions.core.catalog import ModelSpec, ToolSpec, get_catalog
 from functions.core.errors import Conflict, FieldError, NotFound, TransitionRejected, ValidationFailed
 from functions.core.generation import GenerationInput, parse_input, resolve_request
-from functions.core.jobs import JobStatus, JobStore
-from functions.core.lifecycle import finish
+from functions.core.jobs import JobStore
+from functions.core.lifecycle import cancel
 from functions.core.schema import Request
 from functions.core.submit import SubmitRequest, submit
 from functions.dialects import native
@@ -160,14 +160,16 @@ def get_generation(job_id: str) -> Response[dict]:
 
 @router.post("/api/generations/<job_id>/cancel", **doc(
     "Cancel a generation", ok="Generation", errors=(403, 404, 409),
-    description="Cancels a generation that has not finished; its credits are refunded."))
+    description="Cancels a generation that has not finished, and stops its GPU work within a step. A queued "
+                "generation is refunded in full; a running one is charged the share of its denoising steps done "
+                "when the cancel was accepted (README: Guarantees), and the rest refunded."))
 def cancel_generation(job_id: str) -> Response[dict]:
     principal = _principal()
     store = JobStore()
     job = store.get_for_workspace(principal.workspace_id, job_id)
     principal.require(f"{job.type}:generate")
     try:
-        job, _ = finish(job, JobStatus.CANCELED, store=store)
+        job = cancel(job, store=store)
     except TransitionRejected as exc:
         raise Conflict(f"Generation {job_id} already finished ({exc.current})", code="already_finished")
     return json_response(200, native.generation(job))
@@ -207,7 +209,7 @@ def list_models() -> Response[dict]:
         "id": m.id, "name": m.name, "task": m.task, "type": m.type, "family": m.family,
         "tools": [t.slug for t in catalog.tools if t.task == m.task],
         "credits": m.credits_per_image, "defaults": m.defaults.model_dump(exclude_none=True),
-        "aliases": m.aliases,
+        "aliases": m.aliases, "pricing": m.pricing(),
         # A video's price is per second of output (credits_per_image does not apply to it).
         **({"creditsPerSecond": m.credits_per_second} if m.credits_per_second is not None else {}),
     } for m in catalog.models]})

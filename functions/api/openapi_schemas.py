@@ -138,6 +138,8 @@ class NativeModel(_Doc):
     credits: float | None
     defaults: dict[str, Any]
     aliases: list[str]
+    pricing: dict[str, Any] = Field(description="The price rule: `credits` per `per` (image, or second of video) "
+                                                "at `reference` size and steps, times the work (`formula`).")
 
 
 class NativeModelList(_Doc):

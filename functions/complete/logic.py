@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functions.core import storage
 from functions.core.errors import NotFound, TransitionRejected
 from functions.core.jobs import Job, JobError, JobKey, JobStatus, JobStore
 from functions.core.lifecycle import emit, finish
@@ -15,7 +16,7 @@ def complete(result: ResultMessage, *, store: JobStore | None = None) -> JobStat
         # A success refunds nothing, so it needs nothing of the job but its key: one conditional write
         # (which returns the job for the webhook), no read first.
         key = JobKey(result.job_id, result.workspace_id)
-        return _finish(key, JobStatus.SUCCEEDED, _success_fields(result), store)
+        return _finish(key, JobStatus.SUCCEEDED, _success_fields(result), store, result)
     job = store.get(result.job_id)
     if job is None:
         logger.warning("result for unknown job", extra={"job_id": result.job_id})
@@ -25,7 +26,7 @@ def complete(result: ResultMessage, *, store: JobStore | None = None) -> JobStat
             emit(job, JobStatus.RUNNING)
         return JobStatus.RUNNING
     if result.outcome == "succeeded":
-        return _finish(job, JobStatus.SUCCEEDED, _success_fields(result), store)
+        return _finish(job, JobStatus.SUCCEEDED, _success_fields(result), store, result)
     error = result.error or JobError(code="generation_failed", message="Generation failed")
     return _finish(job, JobStatus.FAILED, {"error": error.model_dump()}, store)
 
@@ -35,11 +36,16 @@ def _success_fields(result: ResultMessage) -> dict:
             "timings": result.timings}
 
 
-def _finish(job: Job | JobKey, target: JobStatus, fields: dict, store: JobStore) -> JobStatus | None:
+def _finish(job: Job | JobKey, target: JobStatus, fields: dict, store: JobStore,
+            result: ResultMessage | None = None) -> JobStatus | None:
     try:
         finish(job, target, fields={k: v for k, v in fields.items() if v is not None}, store=store)
     except TransitionRejected:
-        # Canceled (or failed by the sweeper) before the result came in: the first terminal state stands.
+        # Canceled (or failed by the sweeper) before the result came in: the first terminal state stands, and
+        # the files the worker uploaded before it saw that are deleted (no one can read them, no one paid).
+        if result is not None and result.outputs:
+            storage.delete([key for o in result.outputs for key in (o.key, o.thumbnail_key) if key])
+            logger.info("outputs of a job that ended first deleted", extra={"job_id": result.job_id})
         return None
     except NotFound:
         logger.warning("result for unknown job", extra={"job_id": job.id})

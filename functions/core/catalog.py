@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -28,6 +28,9 @@ REFERENCE_TASKS: frozenset[str] = frozenset({"image-to-image", "image-to-video"}
 _WITH_REFERENCES: dict[str, str] = {"text-to-image": "image-to-image", "text-to-video": "image-to-video"}
 # A Hugging Face commit id: the only revision that cannot move under a memory snapshot (gpu/weights.py).
 COMMIT = re.compile(r"[0-9a-f]{40}")
+
+# The least work a job is priced at, as a share of one output at the model's defaults (ModelSpec.work).
+MIN_WORK = 0.25
 
 
 class Defaults(Schema):
@@ -105,12 +108,47 @@ class ModelSpec(Schema):
     def takes_references(self) -> bool:
         return self.task in REFERENCE_TASKS
 
-    def credits(self, n: int = 1, duration: float | None = None) -> float:
-        """What `n` outputs cost: per image, or per second of video (`duration`, the default if omitted)."""
+    @property
+    def base_credits(self) -> float:
+        """The price of one output (an image, or a second of video) at the reference size and steps."""
         if self.type == "video":
             assert self.credits_per_second is not None  # checked when the catalog loads
-            return self.credits_per_second * (duration or self.defaults.duration or 0) * n
-        return self.credits_per_image * n
+            return self.credits_per_second
+        return self.credits_per_image
+
+    def work(self, params: dict[str, Any]) -> float:
+        """How much GPU work one output of `params` is, against the model's own defaults (1.0): a denoiser's
+        time grows with the pixels (or pixels of each frame) and the steps that run (img2img runs
+        steps × strength). At least MIN_WORK: the text encoder, the decode and the upload do not shrink."""
+        d = self.defaults
+        pixels = (params.get("width") or d.width or 1) * (params.get("height") or d.height or 1)
+        reference_pixels = (d.width or 1) * (d.height or 1)
+
+        def run(steps: int, strength: float | None) -> float:
+            return max(1.0, steps * strength) if strength else float(steps)
+
+        steps = run(params.get("steps") or d.steps, params.get("strength"))
+        reference_steps = run(d.steps, d.strength if self.takes_references and self.type == "image" else None)
+        return max(MIN_WORK, pixels / reference_pixels * steps / reference_steps)
+
+    def price(self, params: dict[str, Any]) -> float:
+        """What a job of `params` costs: base credits × outputs (images, or seconds of video) × work."""
+        outputs = params.get("n", 1)
+        if self.type == "video":
+            outputs *= params.get("duration") or self.defaults.duration or 0
+        return round(self.base_credits * outputs * self.work(params), 4)
+
+    def pricing(self) -> dict[str, Any]:
+        """The price rule, as GET /api/models publishes it."""
+        d = self.defaults
+        unit = "second" if self.type == "video" else "image"
+        return {"credits": self.base_credits, "per": unit,
+                "reference": {"width": d.width, "height": d.height, "steps": d.steps},
+                "minimum_work": MIN_WORK,
+                "formula": f"credits × {'n × seconds' if unit == 'second' else 'n'} × max({MIN_WORK}, "
+                           f"width × height / ({d.width} × {d.height}) × steps / {d.steps})"
+                           + (" (img2img: steps × strength against the default strength's)"
+                              if self.takes_references and self.type == "image" else "")}
 
     def snap_duration(self, seconds: float) -> float:
         """The allowed duration nearest to `seconds` (the shorter one on a tie: it costs less)."""

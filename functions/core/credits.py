@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.core.catalog import ModelSpec
+from functions.core.jobs import Job, JobStatus
 
 from . import aws, dynamo
 from .errors import Conflict, FieldError, NotFound, PaymentRequired
@@ -18,8 +19,22 @@ from .settings import get_settings
 
 
 def cost_of(model: ModelSpec, params: dict[str, Any]) -> float:
-    """n images x the per-image price, or seconds of video x the per-second price (the catalog's rule)."""
-    return round(model.credits(params.get("n", 1), params.get("duration")), 4)
+    """The catalog's price rule for the job's resolved parameters: outputs × base credits × work (pixels and
+    steps against the model's defaults; ModelSpec.price)."""
+    return model.price(params)
+
+
+def cancel_refund(job: Job) -> float:
+    """What a cancel gives back. A job canceled before it ran: all of it. A running one is charged the share
+    of its denoising steps done when the cancel was accepted, as the worker last recorded them (it records
+    each step: gpu/worker.CancelWatch), the way hosted APIs bill running time; loading the model is not
+    charged, and the step or two the GPU runs before it sees the cancel are the operator's."""
+    progress = job.progress or {}
+    step, total = progress.get("step", 0), progress.get("total", 0)
+    if job.status != JobStatus.RUNNING or not total or step <= 0:
+        return job.cost
+    used = job.cost * min(step, total) / total
+    return round(job.cost - used, 6)
 
 
 def _key(workspace_id: str) -> dict[str, Any]:
@@ -75,7 +90,7 @@ def add(workspace_id: str, amount: float) -> float:
             TableName=get_settings().workspaces_table, Key=_key(workspace_id),
             UpdateExpression="SET credits = credits + :amount, "
                              "credits_added = if_not_exists(credits_added, :zero) + :amount",
-            ConditionExpression=condition, ExpressionAttributeValues=values, ReturnValues="UPDATED_NEW",
+            ConditionExpression=condition, ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD")
     except client.exceptions.ConditionalCheckFailedException as exc:
         old = exc.response.get("Item")

@@ -101,9 +101,12 @@ class Job(Schema):
     dispatch_failure: str | None = None
     # Set by make_public at submit or by POST /api/generations/{id}/share: the outputs' keyless share page.
     share_url: str | None = None
-    # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned.
+    # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned:
+    # all of it for a failure, the steps not run for a cancel (credits.cancel_refund), whose `billed_progress`
+    # records the progress the charge was computed from.
     cost: float = 0
     refunded: float | None = None
+    billed_progress: dict[str, int] | None = None
     # Webhook delivery attempts, newest last, the last MAX_DELIVERY_RECORDS of them; a 410 from the receiver
     # disables the endpoint for this job.
     deliveries: list[dict[str, Any]] = Field(default_factory=list)

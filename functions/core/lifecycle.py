@@ -53,10 +53,14 @@ def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | Non
     if target in (JobStatus.FAILED, JobStatus.CANCELED):
         if not isinstance(job, Job):
             raise TypeError(f"{target.value}: a refunding transition needs the job as read, not only its key")
-        if job.cost:
-            # A failed or canceled job gives back exactly what it reserved, in the transition's own transaction.
-            fields["refunded"] = job.cost
-            refund = [credits.refund_update(job.workspace_id, job.cost)]
+        # A failure gives back what it reserved; a cancel, what the steps not run were to cost. In the
+        # transition's own transaction, so it happens exactly once.
+        amount = credits.cancel_refund(job) if target == JobStatus.CANCELED else job.cost
+        if target == JobStatus.CANCELED and job.status == JobStatus.RUNNING:
+            fields["billed_progress"] = job.progress  # what the charge was computed from, for the record
+        if amount:
+            fields["refunded"] = amount
+            refund = [credits.refund_update(job.workspace_id, amount)]
     try:
         job, applied = store.transition(job, target, set_fields=fields, together_with=refund)
     except TransitionRejected as exc:
@@ -64,3 +68,15 @@ def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | Non
         raise
     emit(job, target)
     return job, applied
+
+
+def cancel(job: Job, *, store: JobStore | None = None) -> Job:
+    """Cancel a job that has not finished, and stop the GPU call working on it: the worker stops at its next
+    step anyway (it sees its progress write refused); the dispatch function, which alone holds the Modal token,
+    cancels the call, so a queued input never starts and a running one is interrupted. TransitionRejected
+    when the job had finished."""
+    job, applied = finish(job, JobStatus.CANCELED, store=store)
+    call = (job.dispatch or {}).get("call_id")
+    if applied and call:
+        messages.send(get_settings().jobs_queue_url, messages.JobMessage(job_id=job.id, recheck_call=call))
+    return job

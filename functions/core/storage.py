@@ -27,6 +27,13 @@ def get_bytes(key: str, *, bucket: str | None = None) -> bytes:
     return aws.client("s3").get_object(Bucket=bucket or get_settings().outputs_bucket, Key=key)["Body"].read()
 
 
+def delete(keys: list[str], *, bucket: str | None = None) -> None:
+    """Delete objects (a missing one is no error). One DeleteObjects call per 1,000 keys."""
+    for start in range(0, len(keys), 1000):
+        aws.client("s3").delete_objects(Bucket=bucket or get_settings().outputs_bucket, Delete={
+            "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+
+
 @dataclass
 class StoredObject:
     """An object (or the part a Range asked for) whose body has not been read yet."""

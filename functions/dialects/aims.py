@@ -317,6 +317,7 @@ def model_entry(model: ModelSpec) -> dict[str, Any]:
         entry["credit_unit"] = "image"
     entry["defaults"] = {k: number(v) for k, v in defaults.items()}
     entry["defaults"]["size"] = f"{model.defaults.width}x{model.defaults.height}"
+    entry["pricing"] = model.pricing()  # credit_cost is at the defaults: larger or longer work costs more
     return entry
 
 

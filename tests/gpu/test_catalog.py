@@ -53,13 +53,30 @@ def test_ltx_frames_durations_and_credits():
     assert all(ltx.valid_frames(f) for f in (9, 49, 97, 257)) and not any(ltx.valid_frames(f) for f in (0, 48, 265))
     assert ltx.defaults.frames == ltx.frames_for(ltx.defaults.duration)
     assert [ltx.snap_duration(s) for s in (0.5, 2.9, 3, 3.1, 5, 100)] == [2, 2, 2, 4, 4, 6]
-    assert ltx.credits(duration=4) == 4 * ltx.credits_per_second
+    assert ltx.price({"duration": 4}) == 4 * ltx.credits_per_second  # at its default size and steps
     assert ltx.audio is False and ltx.min_steps == 2
+
+
+def test_the_price_follows_pixels_steps_and_outputs():
+    dev = get_catalog().model("flux-dev")  # 3 credits an image at 1024x1024 and 28 steps
+    assert dev.price({"n": 2}) == 6
+    assert dev.price({"n": 1, "width": 2048, "height": 2048, "steps": 28}) == 12  # 4x the pixels
+    assert dev.price({"n": 10, "width": 2048, "height": 2048, "steps": 50}) == round(3 * 10 * 4 * 50 / 28, 4)
+    assert dev.price({"n": 10, "width": 256, "height": 256, "steps": 4}) == 3 * 10 * 0.25  # the floor
+    edit = get_catalog().model("sdxl-turbo-edit")  # img2img: the steps that run are steps x strength
+    at_default = {"width": edit.defaults.width, "height": edit.defaults.height, "steps": edit.defaults.steps,
+                  "strength": edit.defaults.strength}
+    assert edit.price(at_default) == edit.credits_per_image
+    assert edit.price({**at_default, "strength": 1.0}) == edit.credits_per_image * 1.0 / edit.defaults.strength
+    video = get_catalog().model("ltx-video")
+    d = video.defaults
+    assert video.price({"duration": 4, "width": d.width * 2, "height": d.height, "steps": d.steps}) == \
+        4 * video.credits_per_second * 2
+    assert dev.pricing()["formula"].startswith("credits × n × max(0.25, width × height / (1024 × 1024)")
 
 
 def test_image_credits_and_edit_strength():
     catalog = get_catalog()
-    assert catalog.model("flux-dev").credits(n=2) == 6
     assert catalog.model("sdxl-turbo-edit").defaults.strength == 0.5
     with pytest.raises(ValueError, match="not a video model"):
         catalog.model("flux-schnell").snap_duration(4)

@@ -183,7 +183,7 @@ def test_seed_image_examples(name, world, api, tenant, pipeline, vendor_catalog,
         assert decoded.format == fmt and image["url"].split("?")[0].endswith("." + ext)
         if "size" in request:
             assert "x".join(map(str, decoded.size)) == request["size"]
-    assert body["credits_used"] == job.cost == model.credits_per_image * request.get("n", 1)
+    assert body["credits_used"] == job.cost == model.price(job.params)
     assert body["credits_remaining"] == before - job.cost == credits.balance(tenant.workspace_id)
     if "style_slug" in request:
         assert body["style_applied"] == "anime-style"
@@ -201,7 +201,8 @@ def test_seed_video_examples(world, api, tenant, pipeline, vendor_catalog, image
     assert text["success"] is True and video["status"] == "completed" and video["model"] == "ltx-video-fast"
     assert (video["duration"], video["aspect_ratio"], video["audio"]) == (4, "16:9", False)
     assert fetch_media(api, video["url"])[4:8] == b"ftyp"  # an mp4
-    assert text["credits_used"] == 4 * 2 and text["credits_remaining"] == credits.balance(tenant.workspace_id)
+    assert text["credits_used"] == job_of(text).cost == get_catalog().model("ltx-video-fast").price(
+        job_of(text).params) and text["credits_remaining"] == credits.balance(tenant.workspace_id)
     assert video["frames"] == 97 and abs(video["width"] / video["height"] - 16 / 9) < 0.15
 
     still = ok(api.post(VIDEOS, json={"prompt": "Turn this still image into a slow cinematic reveal",
@@ -372,7 +373,7 @@ def test_video_translation_and_refusals(world, api, tenant, monkeypatch):
                         auto_fix=False, safety_tolerance="4", make_public=True)
     model = get_catalog().model("ltx-video")
     assert snapped.model == "ltx-video" and snapped.params["duration"] == 4  # 5 is as near 4 as 6: the cheaper
-    assert snapped.cost == 4 * model.credits_per_second
+    assert snapped.cost == model.price(snapped.params)
     assert (snapped.params["guidance"], snapped.params["negative_prompt"], snapped.params["seed"]) == (4.5, "blur", 3)
     assert snapped.input["enhance_prompt"] is True and snapped.input["make_public"] is True
     assert submitted(duration=100).params["duration"] == max(model.durations)

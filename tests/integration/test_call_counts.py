@@ -48,8 +48,8 @@ def test_every_job_ran_the_whole_flow(measured):
 def test_the_cost_page_shows_the_measured_calls(measured):
     per_image = {key: n / measured.jobs for key, n in measured.calls.ops.items()}
     page = page_counts()
-    # Progress writes are paced by the clock (first and last step, and once a second between), so only
-    # their floor is exact.
+    # Progress writes are paced by their own round trips (one in flight, at each step), so only their floor is
+    # exact.
     progress = (bench_calls.GPU_WORKER, "dynamodb", bench_calls.PROGRESS_OP)
     assert per_image.pop(progress) >= 2 and page.pop(progress) >= 2
     assert per_image == page

@@ -16,7 +16,8 @@ from functions.core.workspaces import WorkspaceStore
 
 pytestmark = pytest.mark.xdist_group("integration")
 
-RUN = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": "256x256", "n": 2}}
+# At the model's reference size and steps (1024x1024, flux-schnell's 4): 1 credit an image.
+RUN = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": "1024x1024", "n": 2}}
 
 
 def funded_workspace(new_tenant, amount: float):
@@ -31,6 +32,21 @@ def test_submit_reserves_n_times_the_price(world, api, new_tenant):
     assert JobStore().get(job_id).cost == 2 * get_catalog().model("flux-schnell").credits_per_image
     assert credits.balance(tenant.workspace_id) == 8
     assert credits.usage(tenant.workspace_id)["credits_used"] == 2
+
+
+@pytest.mark.parametrize("size,steps,n,cost", [
+    ("1024x1024", 4, 10, 10), ("2048x2048", 4, 10, 40), ("2048x2048", 12, 10, 120), ("2048x1024", 8, 1, 4),
+    ("256x256", 4, 10, 2.5),  # the floor: a quarter of an image's price
+])
+def test_the_price_follows_size_steps_and_n(world, api, new_tenant, size, steps, n, cost):
+    """n=10 at 2048x2048 and 12 steps cost what n=10 at 256x256 and 4 steps did: the price ignored the work."""
+    tenant = funded_workspace(new_tenant, 1000)
+    body = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": size, "steps": steps, "n": n}}
+    job_id = api.post("/api/run", json=body, headers=tenant.headers).json["id"]
+    assert JobStore().get(job_id).cost == cost
+    assert credits.balance(tenant.workspace_id) == 1000 - cost
+    listed = {m["id"]: m for m in api.get("/api/models", headers=tenant.headers).json["data"]}
+    assert listed["flux-schnell"]["pricing"]["reference"] == {"width": 1024, "height": 1024, "steps": 4}
 
 
 def test_insufficient_credits_is_402_and_writes_nothing(world, api, new_tenant):

@@ -81,7 +81,8 @@ def test_video_duration_snaps_and_sets_frames_and_price(world, api, tenant):
     snapped = model.snap_duration(4.4)
     assert job.type == "video" and job.params["duration"] == snapped
     assert job.params["frames"] == model.frames_for(snapped, model.defaults.fps)
-    assert job.cost == model.credits_per_second * snapped
+    # Seconds × the per-second price × the work: 256x256 is under a quarter of the default frame, so the floor.
+    assert job.cost == model.credits_per_second * snapped * 0.25 == model.price(job.params)
 
 
 @pytest.mark.parametrize("body,field", [
