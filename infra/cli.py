@@ -423,7 +423,8 @@ def deploy(
         raise typer.Exit(1)
     facts = report.facts
     assert facts.region and facts.workspace_id
-    overrides = plan.parameter_overrides(config, facts.workspace_id, facts.oidc_provider_arn, facts.existing)
+    overrides = plan.parameter_overrides(config, facts.workspace_id, facts.oidc_provider_arn, facts.existing,
+                                         finishing_concurrency=facts.finishing_concurrency)
     errors = parameter_errors(config.template, overrides) + model_errors(config.models_to_download())
     if errors:
         for error in errors:

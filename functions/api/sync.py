@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from functions.api import idempotency
 from functions.api.auth import Principal
+from functions.core import inflight
 from functions.core.catalog import ModelSpec, get_catalog
 from functions.core.errors import DarkroomError, GatewayTimeout
 from functions.core.generation import GenerationInput, parse_input, resolve_params, resolve_request
@@ -84,16 +85,19 @@ def run(router: Router, gen: SyncGeneration) -> Job:
     request = SubmitRequest(workspace_id=caller.workspace_id, model=model, params=params, input=gen.record,
                             dialect=gen.dialect, tool=tool_for(model), make_public=gen.make_public)
     fingerprint = {"dialect": gen.dialect, "model": model.id, "input": gen.fingerprint or gen.record}
-    job = Job.model_validate(idempotency.sync_submit(
-        event.headers, workspace_id=caller.workspace_id, key_id=caller.key_id,
-        route=f"{event.http_method} {event.path}", fingerprint=fingerprint,
-        work=lambda: submit(request).model_dump(mode="json")))
     host = host_of(event.raw_event.get("requestContext") or {})
-    try:
-        job = wait_for(job, timeout=_budget(router, host), hint=_HINTS[host])
-    except GatewayTimeout as exc:
-        exc.headers.setdefault("x-should-retry", "false")
-        raise
+    # A lease of the key's and the workspace's in-flight caps, before anything is stored: a refused call (429)
+    # makes no job, and the few keys that could otherwise hold every Lambda environment cannot.
+    with inflight.sync_call(caller.key_id, caller.workspace_id):
+        job = Job.model_validate(idempotency.sync_submit(
+            event.headers, workspace_id=caller.workspace_id, key_id=caller.key_id,
+            route=f"{event.http_method} {event.path}", fingerprint=fingerprint,
+            work=lambda: submit(request).model_dump(mode="json")))
+        try:
+            job = wait_for(job, timeout=_budget(router, host), hint=_HINTS[host])
+        except GatewayTimeout as exc:
+            exc.headers.setdefault("x-should-retry", "false")
+            raise
     return require_success(job, references_field=gen.references_field)
 
 

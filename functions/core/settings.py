@@ -78,6 +78,10 @@ class Settings(Schema):
     # start plus a video. Below the OpenAI SDK's 600 s; the API Gateway host waits at most 25 s whatever this
     # is (functions/core/waiting.py has each host's limit). template.yaml: SyncWaitSeconds.
     sync_wait_seconds: float = Field(300.0, gt=0, le=570)
+    # Synchronous calls one key, and one workspace, may have waiting at once (functions/core/inflight.py);
+    # beyond them, 429. template.yaml: SyncCallsPerKey, SyncCallsPerWorkspace.
+    sync_calls_per_key: int = Field(10, ge=1, le=1000)
+    sync_calls_per_workspace: int = Field(25, ge=1, le=10000)
     # Where the local stack keeps tiny models and its env file.
     data_dir: str = ".darkroom"
 

@@ -62,7 +62,7 @@ def command(title: str, argv: list[str], **kwargs) -> Step:
 
 
 def parameter_overrides(config: DeployConfig, workspace_id: str, oidc_provider_arn: str,
-                        existing: stacks.Stack | None = None) -> dict[str, str]:
+                        existing: stacks.Stack | None = None, finishing_concurrency: int | None = None) -> dict[str, str]:
     """The stack parameters: flags first, then the stack's current values (a re-deploy keeps them), then the
     template's defaults; plus any --parameter Key=Value."""
     previous = existing.parameters if existing else {}
@@ -78,6 +78,8 @@ def parameter_overrides(config: DeployConfig, workspace_id: str, oidc_provider_a
         # Also what each GPU pool's max_containers is set to: the app reads it at `modal deploy` (below).
         "MaxGpuConcurrency": pick("MaxGpuConcurrency", None),
         "AlarmEmail": pick("AlarmEmail", config.alarm_email),
+        # What preflight found the account can reserve, unless --parameter says otherwise.
+        **({"FinishingConcurrency": str(finishing_concurrency)} if finishing_concurrency is not None else {}),
         **config.parameters,
     }
 

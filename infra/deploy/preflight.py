@@ -35,6 +35,8 @@ class Facts:
     # The reused provider lacks Modal's audience among its client ids: the deploy adds it.
     oidc_needs_client_id: bool = False
     existing: stack.Stack | None = None
+    # Lambda concurrency to reserve for each function that finishes jobs (template.yaml: FinishingConcurrency).
+    finishing_concurrency: int = 0
 
 
 @dataclass
@@ -154,10 +156,32 @@ def _check_aws(config: DeployConfig, report: Report) -> None:
                 report.warnings.append(Problem(
                     f"the OIDC provider {facts.oidc_provider_arn} lacks the client id {stack.MODAL_OIDC_HOST}, "
                     "which the worker role's trust policy requires", "the deploy adds it"))
+        facts.finishing_concurrency = _finishing_concurrency(report)
     except (BotoCoreError, ClientError) as exc:
         report.problems.append(Problem(f"cannot read CloudFormation/IAM in {facts.region}: {exc}",
                                        "the deploying identity needs CloudFormation, IAM, S3, Lambda, DynamoDB, "
                                        "SQS, SNS, CloudWatch and Secrets Manager permissions"))
+
+
+# Reserved for each of CompleteFunction and WebhooksFunction where the account allows it.
+FINISHING_CONCURRENCY = 5
+# Lambda refuses a reservation that leaves fewer unreserved than this ("Lambda function scaling", AWS docs).
+LAMBDA_MIN_UNRESERVED = 100
+
+
+def _finishing_concurrency(report: Report) -> int:
+    """What to reserve for the functions that finish jobs: synchronous calls can fill an account's concurrency,
+    and a throttled complete or webhooks function delays every job's end. Lambda keeps 100 unreserved, so an
+    account at the new-account limit (10) can reserve nothing: then none, with a warning."""
+    settings = stack.client("lambda").get_account_settings()
+    unreserved = settings["AccountLimit"]["UnreservedConcurrentExecutions"]
+    if unreserved - 2 * FINISHING_CONCURRENCY >= LAMBDA_MIN_UNRESERVED:
+        return FINISHING_CONCURRENCY
+    report.warnings.append(Problem(
+        f"the account's unreserved Lambda concurrency is {unreserved}: nothing can be reserved for the functions "
+        "that finish jobs (Lambda keeps 100 unreserved), so many synchronous calls at once could throttle them",
+        "ask AWS for a higher Lambda concurrency limit (Service Quotas), then deploy again"))
+    return 0
 
 
 def _oidc_provider(config: DeployConfig, facts: Facts) -> str:

@@ -58,6 +58,11 @@ class LocalFunction:
         return self.handler(event, context)
 
 
+# Environments per HTTP function (Lambda starts as many as requests need): above a key's cap of synchronous
+# calls in flight (DARKROOM_SYNC_CALLS_PER_KEY, 10), so a key's long waits leave environments for short requests.
+MAX_ENVIRONMENTS = 16
+
+
 class IsolatedFunction:
     """A function served the way Lambda serves it: each execution environment (here a process) handles one
     invocation at a time, environments start on demand (a cold start) and are reused once idle.
@@ -67,7 +72,7 @@ class IsolatedFunction:
     Concurrent calls (a long synchronous wait beside a status poll) each get an environment of their own.
     """
 
-    def __init__(self, spec: FunctionSpec, *, max_environments: int = 8) -> None:
+    def __init__(self, spec: FunctionSpec, *, max_environments: int = MAX_ENVIRONMENTS) -> None:
         self.spec = spec
         self._idle: queue.LifoQueue[_Environment] = queue.LifoQueue()
         self._all: list[_Environment] = []

@@ -24,6 +24,7 @@ import collections
 import copyreg
 import functools
 import io
+import json
 import logging
 import os
 import pickle
@@ -526,6 +527,26 @@ def _oidc_client_ids() -> None:
     IamResponse.add_client_id_to_open_id_connect_provider = add_client_id_to_open_id_connect_provider
 
 
+def _lambda_account_settings() -> None:
+    """Lambda's GetAccountSettings, which moto 5 lacks: `darkroom deploy`'s preflight reads the unreserved
+    concurrency before reserving some for the functions that finish jobs, and its tests run against this server.
+    The limit is moto's own (MOTO_LAMBDA_CONCURRENCY_QUOTA, 1,000 as AWS's default when unset), less what the
+    functions reserve."""
+    import moto.awslambda.urls as lambda_urls
+    from moto.awslambda.responses import LambdaResponse
+
+    def get_account_settings(self: Any) -> Any:
+        limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
+        reserved = sum(int(fn.reserved_concurrency or 0) for fn in self.backend.list_functions())
+        return 200, {}, json.dumps({"AccountLimit": {
+            "TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000, "CodeSizeZipped": 52428800,
+            "ConcurrentExecutions": limit, "UnreservedConcurrentExecutions": limit - reserved},
+            "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(self.backend.list_functions())}})
+
+    LambdaResponse.get_account_settings = get_account_settings
+    lambda_urls.url_paths.setdefault(r"{0}/(?P<api_version>[^/]+)/account-settings/?$", LambdaResponse.dispatch)
+
+
 def _dispatcher() -> Any:
     """moto's host -> backend dispatcher, with its per-request lookups cached. Stock moto lists its package
     directory (~200 stat calls) and tries every backend's URL patterns on each request, under one lock:
@@ -537,6 +558,7 @@ def _dispatcher() -> Any:
     _transactions_without_table_copies()
     _attribute_values_serialized_directly()
     _oidc_client_ids()
+    _lambda_account_settings()
     modules = tuple(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules
 

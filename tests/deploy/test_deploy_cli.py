@@ -58,7 +58,9 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
         "ModalWorkspaceId": WORKSPACE_ID, "ModalEnvironment": "main", "ModalAppName": "darkroom",
         # The account already has Modal's provider (the world fixture made it): passed, not created again.
         "ModalOidcProviderArn": world.oidc_provider_arn, "AlarmEmail": "ops@example.com",
-        "MaxGpuConcurrency": world.stack_parameter("MaxGpuConcurrency")}
+        "MaxGpuConcurrency": world.stack_parameter("MaxGpuConcurrency"),
+        # The account's concurrency (1,000, unreserved) leaves room: 5 each for the functions that finish jobs.
+        "FinishingConcurrency": "5"}
     # The weights first, then the app: its containers snapshot what the Volume holds when they start.
     assert argvs[5:] == [["modal", "run", "--env", "main", "gpu/modal_app.py::download", "--models",
                           "flux-schnell,sdxl-turbo"],
@@ -312,6 +314,21 @@ def test_a_reused_oidc_provider_gets_modals_client_id(moto_endpoint, fake_tools,
         iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
         iam.create_open_id_connect_provider(Url="https://oidc.modal.com", ClientIDList=["oidc.modal.com"],
                                             ThumbprintList=["0" * 40])
+
+
+def test_an_account_at_the_new_account_limit_reserves_nothing_and_says_so(moto_endpoint, monkeypatch):
+    """Lambda keeps 100 of an account's concurrency unreserved: at a limit of 10 any reservation fails the
+    stack, so none is made, and the operator is told what it means."""
+    from infra.deploy import preflight
+
+    monkeypatch.setattr(preflight, "LAMBDA_MIN_UNRESERVED", 1000 - 5)  # as if the limit were 10 more than kept
+    facts = preflight.Report()
+    for key, value in aws_env(moto_endpoint).items():
+        monkeypatch.setenv(key, value)
+    assert preflight._finishing_concurrency(facts) == 0
+    assert "nothing can be reserved" in facts.warnings[0].what and "Service Quotas" in facts.warnings[0].fix
+    monkeypatch.setattr(preflight, "LAMBDA_MIN_UNRESERVED", 100)
+    assert preflight._finishing_concurrency(preflight.Report()) == preflight.FINISHING_CONCURRENCY
 
 
 def test_preflight_warns_of_a_region_a_personal_token_and_unpinned_weights(fake_tools, tmp_path, world):
