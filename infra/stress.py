@@ -32,6 +32,7 @@ import httpx
 from infra.local.stack import read_env_file
 
 MODEL = "flux-schnell"
+SIZE, STEPS = 256, 1
 FINISHED = {"success", "error"}
 
 
@@ -83,12 +84,21 @@ def _timed(into: list[float], lock: threading.Lock, fn, *args, **kwargs) -> http
     return response
 
 
+def published_price(pricing: dict, width: int, height: int, steps: int) -> float:
+    """A job's price as GET /api/models publishes the rule: what the drift is measured against, so the charges
+    are checked against the published rule as well."""
+    reference = pricing["reference"]
+    work = width * height / (reference["width"] * reference["height"]) * steps / reference["steps"]
+    return round(pricing["credits"] * max(pricing["minimum_work"], work), 4)
+
+
 def run(url: str, admin_key: str, *, jobs: int, clients: int, timeout: float = 900) -> Report:
     report = Report(jobs=jobs, clients=clients)
     lock = threading.Lock()
     with httpx.Client(base_url=url, timeout=60, headers={"Authorization": admin_key}) as admin:
-        price = next(m["credits"] for m in admin.get("/api/models").raise_for_status().json()["data"]
-                     if m["id"] == MODEL)
+        pricing = next(m["pricing"] for m in admin.get("/api/models").raise_for_status().json()["data"]
+                       if m["id"] == MODEL)
+        price = published_price(pricing, SIZE, SIZE, STEPS)
         workspace = f"stress-{secrets.token_hex(4)}"
         funded = round(price * jobs, 6)
         admin.post("/api/admin/workspaces", json={"id": workspace, "credits": funded}).raise_for_status()
@@ -104,7 +114,7 @@ def run(url: str, admin_key: str, *, jobs: int, clients: int, timeout: float = 9
         with httpx.Client(base_url=url, timeout=60, headers=headers) as http:
             for n in range(share):
                 body = {"tool": "create-image", "model": MODEL,
-                        "input": {"prompt": f"stress {index}-{n}", "size": "256x256", "steps": 1}}
+                        "input": {"prompt": f"stress {index}-{n}", "size": f"{SIZE}x{SIZE}", "steps": STEPS}}
                 response = _timed(report.submit_ms, lock, http.post, "/api/run", json=body)
                 with lock:
                     if response.status_code == 202:

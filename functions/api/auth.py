@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
+from functions.api import scopes
 from functions.core import ratelimit
-from functions.core.errors import FieldError, Forbidden, Unauthorized
+from functions.core.errors import FieldError, Forbidden, RateLimited, Unauthorized
 from functions.core.keys import ApiKey, KeyStore
 
-# Served without a key: CORS preflight, share pages of media made public, the OpenAPI document and its UI,
-# the web console's static files (it signs in with a key of its own, in the browser), and media links (their
-# signature is the access check: functions/core/links.py).
-PUBLIC_METHODS = {"OPTIONS"}
-PUBLIC_PATH_PREFIXES = ("/shared/media/", "/console/", "/media/")
-PUBLIC_PATHS = {"/openapi.json", "/docs", "/console"}
+# Requests that reach no key (public routes, and keys this container has not seen) are limited per caller address
+# in this container, before anything is read: each unknown key would cost a DynamoDB read, and the public pages
+# are large. Per container, like reads (functions/core/ratelimit.py): exact within one, N x the limit across N.
+UNVERIFIED_KEYS_PER_MINUTE = 300
+PUBLIC_REQUESTS_PER_MINUTE = 600
 
 
 @dataclass(frozen=True)
@@ -48,35 +48,56 @@ def key_from_headers(headers: dict[str, str]) -> str | None:
     return value or None
 
 
-def authenticate(headers: dict[str, str], store: KeyStore | None = None) -> Principal:
+def authenticate(headers: dict[str, str], store: KeyStore | None = None, *, caller: str = "",
+                 fresh: bool = False) -> Principal:
+    """The key's principal. A key this container has not seen costs a read: at most UNVERIFIED_KEYS_PER_MINUTE
+    of those per caller address. `fresh`: read past the cache, consistently (operator routes)."""
     secret = key_from_headers(headers)
     if not secret:
         raise Unauthorized("Missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
                            code="missing_api_key",
                            errors=[FieldError("authorization", "no API key in Authorization or X-API-Key", "required")])
-    key = (store or KeyStore()).lookup(secret)
+    store = store or KeyStore()
+    known, key = store.cached(secret)
+    if fresh or not known:
+        if not known:
+            _limit_anonymous(caller, UNVERIFIED_KEYS_PER_MINUTE, "unverified API keys")
+        key = store.lookup(secret, fresh=fresh)
     if key is None:
         raise Unauthorized("Invalid API key", code="invalid_api_key",
                            errors=[FieldError("authorization", "API key is unknown or revoked", "invalid_api_key")])
     return Principal.from_key(key)
 
 
+def _limit_anonymous(caller: str, per_minute: int, what: str) -> None:
+    try:
+        ratelimit.anonymous.hit(f"{what}#{caller}", per_minute)
+    except RateLimited as exc:
+        exc.message = f"Too many requests with {what} from this address; retry in {exc.headers['retry-after']}s"
+        exc.args = (exc.message,)
+        raise
+
+
 # The rate-limit headers of the request in flight: the handler adds them to every response, errors included.
 response_headers: ContextVar[dict[str, str] | None] = ContextVar("response_headers", default=None)
 
 
-def is_public(method: str, path: str) -> bool:
-    return method in PUBLIC_METHODS or (
-        method == "GET" and (path.startswith(PUBLIC_PATH_PREFIXES) or path in PUBLIC_PATHS))
-
-
 def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """Every request: the route's scope from the one table (functions/api/scopes.py), checked before any
+    handler runs; public routes and unknown keys limited per caller address."""
     event = app.current_event
-    if not is_public(event.http_method, event.path):
-        principal = authenticate(event.headers)
-        response_headers.set({})
-        # Reads against this container's bucket, writes against the shared counter (functions/core/ratelimit.py).
-        quota = ratelimit.check(event.http_method, principal.key_id, principal.rate_limit)
-        response_headers.set(quota.headers())
-        app.append_context(principal=principal)
+    method, path = event.http_method, event.path
+    caller = event.request_context.http.source_ip or "unknown"
+    scope = scopes.scope_for(method, path)
+    if method == "OPTIONS" or scope == scopes.PUBLIC:
+        _limit_anonymous(caller, PUBLIC_REQUESTS_PER_MINUTE, "requests without a key")
+        return next_middleware(app)
+    principal = authenticate(event.headers, caller=caller, fresh=scope == scopes.OPERATOR_SCOPE)
+    response_headers.set({})
+    # Reads against this container's bucket, writes against the shared counter (functions/core/ratelimit.py).
+    quota = ratelimit.check(method, principal.key_id, principal.rate_limit)
+    response_headers.set(quota.headers())
+    if scope not in (None, scopes.ANY, scopes.GENERATE):
+        principal.require(scope)
+    app.append_context(principal=principal)
     return next_middleware(app)

@@ -12,14 +12,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from functions.core import storage
+from functions.api import pages
 from functions.core.errors import NotFound
-from functions.core.observability import logger
 
 router = Router()
 
@@ -53,48 +51,13 @@ def assets() -> dict[str, Asset]:
     return found
 
 
-@lru_cache(maxsize=1)
-def storage_origin() -> str:
-    """Where presigned output URLs point (S3, or the local moto server): the page shows and downloads them."""
-    try:
-        parts = urlsplit(storage.presigned_get("console/origin-probe"))  # signs locally; no request is sent
-        return f"{parts.scheme}://{parts.netloc}"
-    except Exception:  # noqa: BLE001 - no credentials to sign with: fall back to any https origin
-        logger.warning("console: could not presign a probe URL; images allowed from any https origin")
-        return "https:"
-
-
-def content_security_policy() -> str:
-    media = storage_origin()
-    return "; ".join((
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        f"img-src 'self' data: blob: {media}",
-        f"media-src 'self' blob: {media}",
-        f"connect-src 'self' {media}",  # the API itself, and downloads of outputs (the bucket allows CORS)
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ))
-
-
 def _serve(name: str) -> Response[str]:
     asset = assets().get(name)
     if asset is None:
         raise NotFound(f"No console file {name!r}; the console is at /console", code="console_file_not_found")
-    headers = {
-        "content-security-policy": content_security_policy(),
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-        # Revalidated on every load, so a deploy shows at once; an unchanged file costs an empty 304.
-        "cache-control": "no-cache",
-        "etag": asset.etag,
-    }
-    if router.current_event.headers.get("if-none-match") == asset.etag:
-        return Response(status_code=304, content_type=asset.content_type, body="", headers=headers)
-    return Response(status_code=200, content_type=asset.content_type, body=asset.body, headers=headers,
-                    compress=True)
+    # Revalidated on every load, so a deploy shows at once; an unchanged file costs an empty 304.
+    return pages.page(router.current_event, asset.body, content_type=asset.content_type,
+                      csp=pages.content_security_policy(), etag=asset.etag)
 
 
 @router.get("/console", include_in_schema=False)

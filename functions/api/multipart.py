@@ -70,7 +70,7 @@ def _body(event: APIGatewayProxyEventV2) -> bytes:
 
 @dataclass
 class _Part:
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, bytes] = field(default_factory=dict)  # as sent: values are parsed as bytes
     data: bytearray = field(default_factory=bytearray)
 
 
@@ -102,19 +102,22 @@ class _Collector:
 
     def _header_end(self) -> None:
         name = bytes(self._name).decode("latin-1").strip().lower()
-        self.parts[-1].headers[name] = bytes(self._value).decode("utf-8", "replace").strip()
+        self.parts[-1].headers[name] = bytes(self._value).strip()
         self._name.clear()
         self._value.clear()
 
 
 def _add(form: Form, part: _Part) -> None:
-    disposition, options = parse_options_header(part.headers.get("content-disposition", ""))
+    # Bytes in, bytes out: browsers send field and file names as raw UTF-8, which a str would have to survive
+    # python-multipart's latin-1 round trip (a fuzzed name outside latin-1 was a 500).
+    disposition, options = parse_options_header(part.headers.get("content-disposition", b""))
     name = options.get(b"name")
     if disposition != b"form-data" or not name:
         raise _bad("a part has no Content-Disposition name")
     name_text = name.decode("utf-8", "replace")
     filename = options.get(b"filename")
-    declared_header = part.headers.get("content-type")
+    raw_type = part.headers.get("content-type")
+    declared_header = raw_type.decode("latin-1") if raw_type is not None else None
     declared, type_options = parse_options_header(declared_header) if declared_header else (None, {})
     payload = bytes(part.data)
     # A part is a file when it has a filename, or a Content-Type other than plain text.

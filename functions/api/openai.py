@@ -104,13 +104,12 @@ def images_edits() -> Response[dict]:
         _check_mask(masks[0].data, images[0].data)  # OpenAI applies the mask to the first image
     data = {name: values[-1] for name, values in form.fields.items()}
     _refuse_unsupported(data)
-    body = parse_input(dialect.ImagesEditRequest, data)
+    body = parse_input(dialect.ImagesEditRequest, data, strict=False)  # a form: every field is a string
     model = pick_model(body.model, kind="image", references=True, references_field="image")
     styled = dialect.styled(body)
     gen = sync.SyncGeneration(model=model, fields=dialect.generation_input(body, model, styled),
                               record=body.model_dump(exclude_none=True), dialect=OPENAI, names=dialect.PARAM_NAMES,
                               references_field="image")
-    caller.require("image:generate")
     sync.precheck(gen)  # every 400 before anything is stored
     gen.fingerprint = {**gen.record, "image": [hashlib.sha256(f.data).hexdigest() for f in images],
                        "mask": [hashlib.sha256(f.data).hexdigest() for f in masks]}
@@ -139,12 +138,11 @@ def images_variations() -> Response[dict]:
         raise bad_field("image", "is required: exactly one image file", "required" if not images else "invalid_value")
     data = {name: values[-1] for name, values in form.fields.items()}
     _refuse_unsupported(data)
-    body = parse_input(dialect.ImagesVariationRequest, data)
+    body = parse_input(dialect.ImagesVariationRequest, data, strict=False)  # a form
     model = pick_model(body.model, kind="image", references=True, references_field="image")
     gen = sync.SyncGeneration(model=model, fields=dialect.variation_input(body),
                               record=body.model_dump(exclude_none=True), dialect=OPENAI, names=dialect.PARAM_NAMES,
                               references_field="image")
-    caller.require("image:generate")
     sync.precheck(gen)
     gen.fingerprint = {**gen.record, "image": [hashlib.sha256(images[0].data).hexdigest()]}
     stored = uploads.store(caller.workspace_id, images[0].filename, images[0].content_type, images[0].data,

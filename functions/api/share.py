@@ -1,8 +1,10 @@
 """Share pages: `GET /shared/media/{share_id}`, served WITHOUT a key, for jobs made public only, and the
 share toggle `POST /api/generations/{id}/share` that makes a job public or private after submit.
 
-The page shows the image or video and carries OpenGraph/Twitter tags so links unfurl in chat apps.
-Media URLs on it are presigned when the page is served, like every other output URL.
+The page shows the image or video and carries OpenGraph/Twitter tags so links unfurl in chat apps. Its media
+are served through the share route itself (`GET /shared/media/{share_id}/{file}`), which checks the share on
+every request: unsharing ends the page and its files at once (a file over 4 MiB is a redirect to S3 that lives
+at most SHARED_FILE_SECONDS). The page is cached privately and revalidated, never by a shared cache.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import ConfigDict, Field, StrictBool
 
+from functions.api import files, pages
 from functions.api.auth import Principal
 from functions.api.openapi import HTML, doc
 from functions.api.request import json_body, json_response
@@ -23,6 +26,9 @@ from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.schema import Request
 
 router = Router()
+
+# How long a shared file, once fetched, may outlive an unsharing: its cache life, and a redirect's S3 URL.
+SHARED_FILE_SECONDS = 300
 
 PUBLIC_PREFIXES = (sharing.SHARE_PATH,)
 
@@ -68,19 +74,40 @@ def _page(title: str, description: str, media_url: str | None, poster_url: str |
     "A public share page", ok_media=HTML, errors=(404,), public=True,
     description="An HTML page with the media and OpenGraph tags, for generations made with make_public."))
 def shared_media(share_id: str) -> Response[str]:
+    job = _shared_job(share_id)
+    first = job.outputs[0] if job.outputs else None
+    base = f"{links.public_base_url()}{sharing.SHARE_PATH}{share_id}/"
+    media = base + first.key.rsplit("/", 1)[1] if first else None
+    poster = base + first.thumbnail_key.rsplit("/", 1)[1] if first and first.thumbnail_key else None
+    prompt = str(job.input.get("prompt", ""))[:300]
+    html = _page(f"{job.type.capitalize()} made with Darkroom", prompt, media, poster, job.type == "video",
+                 job.share_url or "")
+    response = pages.page(router.current_event, html, content_type="text/html; charset=utf-8",
+                          csp=pages.content_security_policy(script="", style=pages.inline_hashes(html, "style")),
+                          cache="private, no-cache")
+    response.headers["x-robots-tag"] = "noindex"
+    return response
+
+
+@router.get("/shared/media/<share_id>/<file>", **doc(
+    "A shared generation's file", ok_media="application/octet-stream", errors=(404, 416), public=True,
+    redirect="Found: a file over 4 MiB, on S3 (presigned for at most SHARED_FILE_SECONDS)",
+    description="The files a share page shows, for as long as the generation is shared: checked on every request."))
+def shared_file(share_id: str, file: str) -> Response[bytes]:
+    job = _shared_job(share_id)
+    keys = {key.rsplit("/", 1)[1]: key for o in job.outputs for key in (o.key, o.thumbnail_key) if key}
+    if file not in keys:
+        raise NotFound("This shared file does not exist", code="share_not_found")
+    return files.serve(keys[file], router.current_event, seconds_left=SHARED_FILE_SECONDS)
+
+
+def _shared_job(share_id: str) -> Job:
     parsed = sharing.parse_share_id(share_id)
     job = JobStore().get(parsed[0]) if parsed else None
     if job is None or not sharing.matches(job.share_url, share_id) or job.status in (JobStatus.FAILED,
                                                                                   JobStatus.CANCELED):
         raise NotFound("This shared media does not exist", code="share_not_found")
-    first = job.outputs[0] if job.outputs else None
-    media = links.media_url(first.key) if first else None
-    poster = links.media_url(first.thumbnail_key) if first and first.thumbnail_key else None
-    prompt = str(job.input.get("prompt", ""))[:300]
-    html = _page(f"{job.type.capitalize()} made with Darkroom", prompt, media, poster, job.type == "video",
-                 job.share_url or "")
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html,
-                    headers={"cache-control": "public, max-age=300", "x-robots-tag": "noindex"})
+    return job
 
 
 def share_state(job: Job) -> dict:
@@ -96,7 +123,6 @@ def share_state(job: Job) -> dict:
                 "canceled ones cannot (409)."))
 def share_generation(job_id: str) -> Response[dict]:
     principal: Principal = router.context["principal"]
-    principal.require("media:write")
     body = parse_input(ShareRequest, json_body(router.current_event))
     store = JobStore()
     job = store.get_for_workspace(principal.workspace_id, job_id)

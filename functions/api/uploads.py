@@ -29,7 +29,6 @@ class UploadRequest(Request):
 
 def _principal() -> Principal:
     principal: Principal = router.context["principal"]
-    principal.require("media:write")
     return principal
 
 

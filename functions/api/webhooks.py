@@ -40,7 +40,6 @@ def _principal() -> Principal:
     "List a generation's webhook deliveries", ok="DeliveryList", errors=(403, 404)))
 def list_deliveries(job_id: str) -> Response[dict]:
     principal = _principal()
-    principal.require("media:read")
     job = JobStore().get_for_workspace(principal.workspace_id, job_id)
     return json_response(200, {"data": job.deliveries, "webhook": job.webhook, "disabled": job.webhook_disabled})
 
@@ -50,7 +49,6 @@ def list_deliveries(job_id: str) -> Response[dict]:
     errors=(400, 403, 404, 409), description="Same webhook-id (receivers dedupe on it), fresh timestamp and signature."))
 def redeliver(job_id: str) -> Response[dict]:
     principal = _principal()
-    principal.require("media:write")
     body = parse_input(RedeliverRequest, optional_json_body(router.current_event))
     job = JobStore().get_for_workspace(principal.workspace_id, job_id)
     if not job.webhook:
@@ -79,7 +77,6 @@ def _secret_view(workspace) -> dict:
 @router.get("/api/webhooks/secret", **doc("Get the webhook signing secret", ok="WebhookSecret", errors=(403,)))
 def get_secret() -> Response[dict]:
     principal = _principal()
-    principal.require("media:write")
     store = WorkspaceStore()
     workspace = store.get(principal.workspace_id) or store.ensure(principal.workspace_id)
     if not workspace.webhook_secrets:
@@ -92,7 +89,6 @@ def get_secret() -> Response[dict]:
     errors=(400, 403), description="The old secret keeps signing too for grace_seconds (24 h by default)."))
 def rotate_secret() -> Response[dict]:
     principal = _principal()
-    principal.require("media:write")
     body = parse_input(RotateRequest, optional_json_body(router.current_event))
     grace = body.grace_seconds if body.grace_seconds is not None else get_settings().webhook_secret_grace_seconds
     workspace = WorkspaceStore().rotate_webhook_secret(principal.workspace_id, grace_seconds=grace)

@@ -76,13 +76,16 @@ class GenerationInput(Request):
         return value
 
 
-def parse_input(model: type[BaseModel], data: Any, *, prefix: str = "") -> Any:
-    """Validate with pydantic; turn its errors into a ValidationFailed that names each field and reason."""
+def parse_input(model: type[BaseModel], data: Any, *, prefix: str = "", strict: bool = True) -> Any:
+    """Validate with pydantic; turn its errors into a ValidationFailed that names each field and reason.
+
+    Strict, as OpenAI's API is: a JSON `true` is no integer and `"yes"` or `1` no boolean, `"2"` no number.
+    Multipart forms pass strict=False: every field of a form is a string, and is read as its type."""
     if not isinstance(data, dict):
         raise ValidationFailed("Request body must be a JSON object",
                                errors=[FieldError(prefix.rstrip(".") or "body", "must be a JSON object", "invalid_type")])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise validation_failed(exc, prefix=prefix) from None
 

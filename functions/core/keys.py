@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from pydantic import Field
@@ -52,32 +54,69 @@ class ApiKey(Schema):
         return self.model_dump(exclude={"key_hash"})
 
 
-class _TtlCache:
-    """Key lookups cached in the warm Lambda; revocation takes effect within the TTL."""
+# What generate_secret makes: anything else cannot be a key, and is refused without a read.
+_KEY_SHAPE = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9_-]{{43}}$")
 
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+
+def looks_like_a_key(secret: str) -> bool:
+    return bool(_KEY_SHAPE.match(secret))
+
+
+class _TtlCache:
+    """Key lookups cached in the warm Lambda, least recently used out first past `max_entries`; revocation
+    takes effect within the TTL."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key_hash: str, ttl: float) -> tuple[bool, ApiKey | None]:
         with self._lock:
             entry = self._entries.get(key_hash)
-        if entry and time.monotonic() - entry[0] < ttl:
-            return True, entry[1]
+            if entry and time.monotonic() - entry[0] < ttl:
+                self._entries.move_to_end(key_hash)
+                return True, entry[1]
         return False, None
 
     def put(self, key_hash: str, value: ApiKey | None) -> None:
         with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
             self._entries[key_hash] = (time.monotonic(), value)
+            self._entries.move_to_end(key_hash)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def forget(self, key_hash: str) -> None:
+        with self._lock:
+            self._entries.pop(key_hash, None)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
 
 
-lookup_cache = _TtlCache()
+class LookupCache:
+    """Known keys and unknown ones in two bounded caches: a flood of random keys (each one a miss) can push out
+    only other unknown keys, never the valid keys of real callers (one cache of 10,000 was cleared by it)."""
+
+    def __init__(self) -> None:
+        self.valid = _TtlCache()
+        self.unknown = _TtlCache()
+
+    def get(self, key_hash: str, ttl: float) -> tuple[bool, ApiKey | None]:
+        hit, value = self.valid.get(key_hash, ttl)
+        return (hit, value) if hit else self.unknown.get(key_hash, ttl)
+
+    def put(self, key_hash: str, value: ApiKey | None) -> None:
+        (self.valid if value is not None else self.unknown).put(key_hash, value)
+        (self.unknown if value is not None else self.valid).forget(key_hash)
+
+    def clear(self) -> None:
+        self.valid.clear()
+        self.unknown.clear()
+
+
+lookup_cache = LookupCache()
 
 
 class KeyStore:
@@ -106,14 +145,23 @@ class KeyStore:
                           ConditionExpression="attribute_not_exists(key_hash)")
         return secret, record
 
-    def lookup(self, secret: str) -> ApiKey | None:
-        """The active key for this secret, or None. Cached for key_cache_ttl_seconds."""
+    def cached(self, secret: str) -> tuple[bool, ApiKey | None]:
+        """(whether this container knows the answer without a read, the key if it is a valid one)."""
+        if not looks_like_a_key(secret):
+            return True, None
+        return lookup_cache.get(hash_secret(secret), get_settings().key_cache_ttl_seconds)
+
+    def lookup(self, secret: str, *, fresh: bool = False) -> ApiKey | None:
+        """The active key for this secret, or None. Cached for key_cache_ttl_seconds; `fresh` reads the table
+        with a consistent read, past the cache (the operator's routes: a revocation counts at once)."""
+        if not looks_like_a_key(secret):
+            return None
         key_hash = hash_secret(secret)
-        ttl = get_settings().key_cache_ttl_seconds
-        hit, cached = lookup_cache.get(key_hash, ttl)
-        if hit:
-            return cached
-        resp = self.ddb.get_item(TableName=self.table, Key={"key_hash": {"S": key_hash}})
+        if not fresh:
+            hit, cached = lookup_cache.get(key_hash, get_settings().key_cache_ttl_seconds)
+            if hit:
+                return cached
+        resp = self.ddb.get_item(TableName=self.table, Key={"key_hash": {"S": key_hash}}, ConsistentRead=fresh)
         record = ApiKey.model_validate(dynamo.deserialize(resp["Item"])) if "Item" in resp else None
         # Compare in constant time anyway: the item was found by hash, but this keeps the check explicit.
         if record is not None and (not record.active or not hmac.compare_digest(record.key_hash, key_hash)):

@@ -116,6 +116,8 @@ class ReadLimiter:
 
 # One per container (a Lambda execution environment serves one request at a time).
 reads = ReadLimiter()
+# Requests that reach no key (public routes, keys not seen yet), per caller address (functions/api/auth.py).
+anonymous = ReadLimiter()
 
 
 def check(method: str, key_id: str, limit: int, *, now: float | None = None) -> Quota:

@@ -45,6 +45,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
     return {k.strip(): v.strip() for k, v in pairs}
 
+LOOPBACK = "127.0.0.1"
+
 
 class LocalStack:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 8000, gateway_port: int = 8001,
@@ -59,7 +61,9 @@ class LocalStack:
         self.sweep_interval = sweep_interval or float(os.environ.get("DARKROOM_LOCAL_SWEEP_SECONDS") or 0) or None
         self.poll_wait_seconds = poll_wait_seconds
         self.warm_models = warm_models
-        self.moto = MotoServer(host, state_dir=self.data_dir / "moto")
+        # Loopback always, whatever address the API listens on (--host 0.0.0.0): the moto server checks no
+        # credential or signature, so whoever reaches it reads every secret and every output.
+        self.moto = MotoServer(LOOPBACK, state_dir=self.data_dir / "moto")
         self._moto_watch: threading.Thread | None = None
         self.function_url: Gateway | None = None
         self.gateway: Gateway | None = None
@@ -233,7 +237,7 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
 
 
 def reset_process_caches() -> None:
-    from functions.core import aws, faults, links, settings
+    from functions.core import aws, faults, links, ratelimit, settings
     from functions.dispatch import dispatchers
     from infra.local.dispatcher import LocalDispatcher
 
@@ -241,6 +245,7 @@ def reset_process_caches() -> None:
     faults.reset()
     aws.reset_clients()
     links.reset()
+    ratelimit.anonymous.clear()
     dispatchers.use_local(LocalDispatcher.from_environment)  # also forgets the cached dispatcher
 
 

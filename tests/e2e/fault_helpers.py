@@ -2,7 +2,8 @@
 stack's own tables through its moto endpoint, and one check of the end state that every fault must leave.
 
 The end state, exactly: every job terminal; the workspace balance is the starting balance less the cost of
-the jobs that succeeded, and each failed or canceled job refunded exactly its cost; each job's terminal
+the jobs that succeeded and the steps run by those canceled while running, each failed or queued-canceled job
+refunded exactly its cost; each job's terminal
 event delivered exactly once (one `webhook-id`), signed, and no other events.
 """
 
@@ -95,10 +96,14 @@ def assert_end_state(stack, client: httpx.Client, auth: dict, ids: list[str], in
         assert shown["status"] == STATUS_WORD[item["status"]], (job_id, shown, item["status"])
         if item["status"] == "succeeded":
             assert not item.get("refunded"), f"{job_id} succeeded and was refunded"
+        elif item["status"] == "canceled" and item.get("billed_progress"):
+            done = item["billed_progress"]  # canceled while running: the steps not run are refunded
+            expected = round(float(item["cost"]) * (1 - int(done["step"]) / int(done["total"])), 6)
+            assert float(item.get("refunded") or 0) == expected, f"{job_id} canceled at {done}: {item.get('refunded')}"
         else:
             assert item.get("refunded") == item["cost"], f"{job_id} {item['status']}: refunded {item.get('refunded')}"
-    charged = sum(item["cost"] for item in items.values() if item["status"] == "succeeded")
-    assert balance(client, auth) == initial - charged, (
+    charged = sum(float(item["cost"]) - float(item.get("refunded") or 0) for item in items.values())
+    assert abs(balance(client, auth) - (initial - charged)) < 1e-6, (
         f"balance {balance(client, auth)} != {initial} - {charged} "
         f"({ {i: (it['status'], it['cost']) for i, it in items.items()} })")
     if receiver is not None:

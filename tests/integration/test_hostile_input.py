@@ -223,3 +223,44 @@ def test_pillow_refuses_what_the_reference_limit_refuses():
     from gpu.references import DEFAULT_LIMITS
 
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_LIMITS.max_pixels
+
+
+@pytest.mark.parametrize("path", ["/v1/images/edits", "/files"])
+def test_a_part_name_outside_latin1_is_a_4xx_not_a_500(api, tenant, path):
+    """The fuzzer's case: a field name of UTF-8 bytes python-multipart's header parser cannot take as latin-1."""
+    body = ('--b\r\nContent-Disposition: form-data; name="\U000f65c0名"\r\n\r\nfalse\r\n'
+            '--b\r\nContent-Disposition: form-data; name="file"; filename="file"\r\n\r\nb\xff\r\n--b--\r\n')
+    response = api.post(path, data=body.encode("utf-8", "surrogateescape"),
+                        headers={**tenant.headers, "Content-Type": "multipart/form-data; boundary=b"})
+    assert_dialect_error(path, response)
+
+
+@pytest.mark.parametrize("path,body,field", [
+    ("/v1/images/generations", {"prompt": "x", "n": True}, "n"),
+    ("/v1/images/generations", {"prompt": "x", "n": "2"}, "n"),
+    ("/v1/images/generations", {"prompt": "x", "n": 2.5}, "n"),
+    ("/api/run", {"tool": "create-image", "input": {"prompt": "x", "make_public": "yes"}}, "input.make_public"),
+    ("/api/run", {"tool": "create-image", "input": {"prompt": "x", "make_public": 1}}, "input.make_public"),
+    ("/api/run", {"tool": "create-image", "input": {"prompt": "x", "steps": "4"}}, "input.steps"),
+    ("/api/v1/images/generate", {"prompt": "x", "make_public": "true"}, "make_public"),
+    ("/api/v1/images/generate", {"prompt": "x", "n": False}, "n"),
+])
+def test_json_types_are_strict_in_every_dialect(api, admin, path, body, field):
+    """OpenAI refuses a boolean where an integer belongs; `{"n": true}` was n=1 and `"yes"` a true."""
+    response = api.post(path, json=body, headers=admin.headers)
+    message = assert_dialect_error(path, response)
+    assert response.status_code == 400 and field.split(".")[-1] in message
+
+
+def test_a_form_field_is_a_string_and_is_read_as_its_type(api, admin):
+    """Multipart forms (OpenAI's edits) carry every field as text: "2" is n=2 there, and only there."""
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(png, format="PNG")
+    response = api.post("/v1/images/edits", data={"prompt": "x", "n": "2", "size": "nonsense",
+                                                  "image": (io.BytesIO(png.getvalue()), "a.png", "image/png")},
+                        headers=admin.headers, content_type="multipart/form-data")
+    assert response.status_code == 400 and response.json["error"]["param"] == "size"  # n passed, size did not

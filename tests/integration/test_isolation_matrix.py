@@ -37,6 +37,8 @@ PARAM_ROUTES = sorted({r for r in ROUTES if "{" in r[1]})
 EXEMPT = {
     ("GET", "/shared/media/{share_id}"): "public by design for jobs made public (share id = job id + secret "
                                          "token); test_share_pages_are_reachable_only_when_shared covers it",
+    ("GET", "/shared/media/{share_id}/{file}"): "a shared page's files, under the same share id; "
+                                                "test_unsharing_ends_the_page_and_its_files_at_once covers it",
     ("GET", "/api/tools/{slug}"): "the tool catalog: the same for every workspace",
     ("GET", "/v1/models/{model}"): "the model catalog: the same for every workspace",
     ("GET", "/console/{file}"): "the web console's static files, public and the same for every workspace "

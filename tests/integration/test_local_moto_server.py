@@ -143,3 +143,16 @@ def test_a_canceled_transaction_leaves_every_item_as_it_was(with_range):
         assert len(_scan(ddb, "t")) == 52
     finally:
         server.close()
+
+
+def test_the_moto_server_listens_on_loopback_whatever_the_apis_host(tmp_path):
+    """With `darkroom dev --host 0.0.0.0` the moto server bound there too: anyone on the network could read
+    every workspace's webhook secrets and every output through it (it checks no credential)."""
+    from infra.local.stack import LocalStack
+
+    stack = LocalStack(host="0.0.0.0", data_dir=tmp_path)  # constructed, not started: nothing is served
+    try:
+        assert stack.moto._socket.getsockname()[0] == "127.0.0.1"
+        assert stack.moto.endpoint.startswith("http://127.0.0.1:")
+    finally:
+        stack.moto.close()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from functions.api import media
+from functions.api import files
 from functions.core import aws, clock
 from tests.integration.conftest import PUBLIC_BASE_URL, fetch_media
 
@@ -68,7 +68,7 @@ def test_a_link_serves_its_file_until_its_stated_expiry_and_not_after(world, api
 
 def test_a_large_file_is_a_redirect_signed_when_read_by_the_credentials_held_then(world, api, tenant, dispatcher,
                                                                                    drain, monkeypatch):
-    monkeypatch.setattr(media, "INLINE_MAX_BYTES", 100)  # every output is "large"
+    monkeypatch.setattr(files, "INLINE_MAX_BYTES", 100)  # every output is "large"
     job = finished(api, tenant, drain)
     url = job["output"]
     expires = int(parse_qs(urlsplit(url).query)["expires"][0])

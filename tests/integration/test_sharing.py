@@ -125,3 +125,44 @@ def test_share_toggle_needs_the_owner_the_scope_and_a_boolean(world, api, tenant
     assert extra.status_code == 400 and extra.json["errors"][0]["field"] == "url"
     assert "shareUrl" not in api.get(f"/api/generations/{job['id']}", headers=tenant.headers).json
     assert api.post(f"/api/generations/{job['id']}/share", headers=tenant.headers).status_code == 400
+
+
+def test_unsharing_ends_the_page_and_its_files_at_once(world, api, tenant, dispatcher, drain):
+    """Shared files went out as presigned URLs valid 24 h after unsharing, on a page cached publicly for 5
+    minutes: now they go through the share route, checked on every request."""
+    job = made(api, tenant, dispatcher, drain, public=True)
+    page = api.get(urlsplit(job["shareUrl"]).path)
+    html = page.get_data(as_text=True)
+    image = html.split('<meta property="og:image" content="')[1].split('"')[0]
+    assert image.startswith(job["shareUrl"] + "/") and "X-Amz" not in html  # no S3 URL on the page
+    file_path = urlsplit(image).path
+    served = api.get(file_path)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.headers["cache-control"].startswith("private")
+    assert share(api, tenant, job["id"], False).json["public"] is False
+    assert api.get(file_path).status_code == 404 and api.get(urlsplit(job["shareUrl"]).path).status_code == 404
+    assert api.get(file_path.rsplit("/", 1)[0] + "/other.png").status_code == 404
+
+
+def test_the_share_page_is_hardened_and_revalidated(world, api, tenant, dispatcher, drain):
+    job = made(api, tenant, dispatcher, drain, public=True)
+    page = api.get(urlsplit(job["shareUrl"]).path)
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp and "script-src" not in csp
+    assert "'sha256-" in csp.split("style-src", 1)[1].split(";")[0]  # its inline style, by hash
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "private, no-cache"  # never kept by a shared cache
+    again = api.get(urlsplit(job["shareUrl"]).path, headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304 and again.get_data() == b""
+
+
+def test_a_share_link_names_the_configured_origin_whatever_the_host_header(world, api, tenant, dispatcher, drain):
+    """A `Host: evil.example` request produced a share URL on evil.example, stored and shown to the workspace."""
+    job = made(api, tenant, dispatcher, drain, public=False)
+    shared = api.post(f"/api/generations/{job['id']}/share", json={"public": True},
+                      headers={**tenant.headers, "Host": "evil.example"})
+    assert shared.json["share_url"].startswith("http://localhost/shared/media/")
+    body = {"tool": "create-image", "input": {"prompt": "x", "make_public": True}}
+    made_public = api.post("/api/run", json=body, headers={**tenant.headers, "Host": "evil.example"}).json
+    stored = api.get(f"/api/generations/{made_public['id']}", headers=tenant.headers).json["shareUrl"]
+    assert "evil.example" not in stored and stored.startswith("http://localhost/")

@@ -250,7 +250,10 @@ def resolve(offline_aws, monkeypatch):
         def __init__(self, *args, **kwargs) -> None:
             pass
 
-        def lookup(self, secret: str) -> ApiKey | None:
+        def cached(self, secret: str) -> tuple[bool, ApiKey | None]:
+            return False, None
+
+        def lookup(self, secret: str, *, fresh: bool = False) -> ApiKey | None:
             if secret != "dr_test":
                 return None
             return ApiKey(key_id="key_1", key_hash="h", workspace_id="ws_1", name="t", scopes=[], prefix="dr_tes",
@@ -285,10 +288,10 @@ def error_message(body: dict) -> str:
 
 
 def test_every_template_route_requires_a_key(source, resolve):
-    from functions.api.auth import is_public
+    from functions.api import scopes
 
     for method, path in http_routes(source):
-        if is_public(method, path):
+        if scopes.ROUTE_SCOPES[f"{method} {path}"] == scopes.PUBLIC:
             # Share pages of public media (tests/integration/test_sharing.py), the OpenAPI document and Swagger UI
             # (tests/integration/test_openapi.py) are served without a key.
             continue

@@ -33,7 +33,10 @@ class FakeStore:
         self.known = known or {}
         self.looked_up: list[str] = []
 
-    def lookup(self, secret: str) -> ApiKey | None:
+    def cached(self, secret: str) -> tuple[bool, ApiKey | None]:
+        return False, None  # every lookup reads
+
+    def lookup(self, secret: str, *, fresh: bool = False) -> ApiKey | None:
         self.looked_up.append(secret)
         return self.known.get(secret)
 
