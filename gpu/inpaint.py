@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from functions.core.errors import describe
 from gpu import references
 
 # alpha below this (of 255) marks a pixel to repaint.
@@ -40,7 +41,7 @@ def decode_mask(data: bytes, *, max_pixels: int = references.Limits.max_pixels) 
     except InvalidMask:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder error means the same thing
-        raise InvalidMask(f"mask: not a valid PNG image ({type(exc).__name__}: {exc})") from None
+        raise InvalidMask(f"mask: not a valid PNG image ({describe(exc)})") from None
     if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
         raise InvalidMask("mask: must be a PNG with an alpha channel (transparent where the image is edited)")
     return image.convert("RGBA").getchannel("A")

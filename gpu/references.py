@@ -23,6 +23,7 @@ import httpx
 from PIL import Image, ImageOps
 
 from functions.core import aws
+from functions.core.errors import describe
 from functions.core.urls import UnsafeUrl, pin
 
 MAX_REFERENCES = 10
@@ -158,7 +159,7 @@ def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Lim
             except httpx.TimeoutException:
                 raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s") from None
             except httpx.HTTPError as exc:
-                raise InvalidReference(f"{label}: could not be fetched ({type(exc).__name__}: {exc})") from None
+                raise InvalidReference(f"{label}: could not be fetched ({describe(exc)})") from None
     raise InvalidReference(f"{label}: more than {limits.max_redirects} redirects")
 
 
@@ -203,7 +204,7 @@ def image_size(data: bytes, label: str, *, max_pixels: int = Limits.max_pixels) 
         raise InvalidReference(f"{label}: the image has too many pixels") from None
     except Exception as exc:  # noqa: BLE001 - any decoder error means the same thing: not a usable image
         raise InvalidReference(f"{label}: not a valid PNG, JPEG, WebP, GIF or BMP image "
-                               f"({type(exc).__name__}: {exc})") from None
+                               f"({describe(exc)})") from None
     if width * height > max_pixels:
         raise InvalidReference(f"{label}: {width}x{height} has more than {max_pixels} pixels")
     return width, height
@@ -231,7 +232,7 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = Limits.max_pixels
         raise InvalidReference(f"{label}: the image has too many pixels") from None
     except Exception as exc:  # noqa: BLE001 - any decoder error means the same thing: not a usable image
         raise InvalidReference(f"{label}: not a valid PNG, JPEG, WebP, GIF or BMP image "
-                               f"({type(exc).__name__}: {exc})") from None
+                               f"({describe(exc)})") from None
     original = _sent_size(data, image)
     if cover is not None:
         scale = _scale(original, cover)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from functions.core import aws, messages, storage
 from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, WeightsPool, get_catalog
-from functions.core.errors import NotFound, TransitionRejected
+from functions.core.errors import NotFound, TransitionRejected, describe
 from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
 from gpu import background, encode, inpaint, references, weights
@@ -322,7 +322,7 @@ def _run(request: messages.WorkRequest) -> messages.ResultMessage | None:
             logger.exception("generation failed", extra={"job_id": request.job_id})
             code = getattr(exc, "code", None)
             # A coded error (a bad reference) is the caller's to fix: its message is written for them.
-            message = str(exc) if code else f"{type(exc).__name__}: {exc}"
+            message = str(exc) if code else describe(exc)
             result = messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id,
                                             outcome="failed",
                                             error=JobError(code=code or "generation_failed", message=message))

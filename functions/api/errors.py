@@ -7,7 +7,7 @@ import json
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from functions.core.errors import DarkroomError, NotFound
+from functions.core.errors import DarkroomError, FieldError, MethodNotAllowed, NotFound
 from functions.dialects import dialect_for_path
 
 
@@ -23,4 +23,13 @@ def render(path: str, exc: DarkroomError) -> Response:
 
 
 def route_not_found(path: str, method: str) -> Response:
+    """404 for a path no route serves; 405 with Allow for one served under other methods."""
+    from functions.api import scopes
+
+    allowed = scopes.methods_for(path)
+    if allowed and method not in allowed:
+        listed = ", ".join(allowed)
+        return render(path, MethodNotAllowed(
+            f"{method} is not allowed on {path}; use {listed}", code="method_not_allowed", headers={"allow": listed},
+            errors=[FieldError("method", f"must be one of {listed}", "method_not_allowed")]))
     return render(path, NotFound(f"No route for {method} {path}", code="route_not_found"))

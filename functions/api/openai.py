@@ -37,16 +37,9 @@ IMAGE_FIELDS = ("image", "image[]")
 def _check_mask(mask: bytes, image: bytes) -> None:
     """OpenAI's rules for a mask, before anything is stored or paid for: a PNG with an alpha channel, the
     size of the (first) image. The worker decodes both and checks again."""
-    header = imageinfo.read_header(mask)
-    if header is None or header.format != "png":
-        raise bad_field("mask", "must be a PNG image with an alpha channel", "invalid_mask")
-    if not header.has_alpha:
-        raise bad_field("mask", "must have an alpha channel: its fully transparent pixels mark where the image "
-                                "is edited", "invalid_mask")
-    target = imageinfo.read_header(image)
-    if target is not None and (target.width, target.height) != (header.width, header.height):
-        raise bad_field("mask", f"is {header.width}x{header.height} but the image is {target.width}x"
-                                f"{target.height}; they must have the same dimensions", "invalid_mask")
+    problem = imageinfo.mask_problem(imageinfo.read_header(mask), imageinfo.read_header(image))
+    if problem:
+        raise bad_field("mask", problem, "invalid_mask")
 
 
 def _file_parts(form, allowed: tuple[str, ...], hint: str) -> None:

@@ -81,6 +81,11 @@ def _patterns() -> list[tuple[str, re.Pattern[str], str]]:
     return out
 
 
+def methods_for(path: str) -> list[str]:
+    """The methods some route serves `path` with (for a 405's Allow)."""
+    return sorted({method for method, pattern, _ in _patterns() if pattern.match(path)})
+
+
 def scope_for(method: str, path: str) -> str | None:
     """The scope the route needs, or None for a path no route serves (the resolver answers 404 or 405)."""
     for route_method, pattern, scope in _patterns():

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+# A Python object's default repr (`<_io.BytesIO object at 0x7f…>`): what Pillow and others put in their errors.
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a caller may read it: its type and text, without object reprs (they say nothing to the
+    caller and leak the process's memory layout)."""
+    return f"{type(exc).__name__}: {_OBJECT_REPR.sub('the data', str(exc))}"
 
 
 @dataclass
@@ -53,6 +63,11 @@ class NotFound(DarkroomError):
 class Conflict(DarkroomError):
     status = 409
     code = "conflict"
+
+
+class MethodNotAllowed(DarkroomError):
+    status = 405
+    code = "method_not_allowed"
 
 
 class PayloadTooLarge(DarkroomError):

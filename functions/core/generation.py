@@ -194,6 +194,20 @@ def _references(inp: GenerationInput, workspace_id: str, prefix: str) -> list[di
     return refs
 
 
+def _check_mask(mask: dict[str, str], image: dict[str, str], field: str) -> None:
+    """OpenAI's mask rules at submit, where both files are uploads (their headers are read); for URLs the
+    worker checks, once it has fetched them."""
+    from . import imageinfo
+    from .uploads import upload_header
+
+    if "upload_key" not in mask:
+        return
+    image_header = upload_header(image["upload_key"]) if "upload_key" in image else None
+    problem = imageinfo.mask_problem(upload_header(mask["upload_key"]), image_header)
+    if problem:
+        raise _bad(field, problem, "invalid_mask")
+
+
 def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str,
                     prefix: str = "") -> tuple[ModelSpec, dict[str, Any]]:
     """The model that will run and its exact parameters, for every task.
@@ -219,6 +233,7 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
             raise _bad(prefix + "mask_url", f"a mask needs an image to edit (image_urls) and an image model; "
                                             f"{model.id} is a {model.task} model")
         params["mask"] = resolve_reference(inp.mask_url, workspace_id, prefix + "mask_url")
+        _check_mask(params["mask"], refs[0], prefix + "mask_url")
     if refs:
         params["references"] = refs
         if model.type == "image":

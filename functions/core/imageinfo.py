@@ -93,3 +93,16 @@ def _webp(data: bytes) -> ImageHeader | None:
         width, height = struct.unpack("<HH", data[26:30])
         return ImageHeader("webp", width & 0x3FFF, height & 0x3FFF, has_alpha=False)
     return None
+
+
+def mask_problem(mask: ImageHeader | None, image: ImageHeader | None) -> str | None:
+    """What is wrong with an edit's mask by OpenAI's rules (a PNG with an alpha channel, the size of the first
+    image), or None. `image` None: its size is unknown here, and the worker checks it."""
+    if mask is None or mask.format != "png":
+        return "must be a PNG image with an alpha channel"
+    if not mask.has_alpha:
+        return "must have an alpha channel: its fully transparent pixels mark where the image is edited"
+    if image is not None and (image.width, image.height) != (mask.width, mask.height):
+        return (f"is {mask.width}x{mask.height} but the image is {image.width}x{image.height}; they must have the "
+                "same dimensions")
+    return None

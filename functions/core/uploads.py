@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from functools import lru_cache
 
 from . import aws, links, storage
 from .errors import FieldError, ValidationFailed
+from .imageinfo import ImageHeader, read_header
 from .settings import get_settings
 from .urls import UnsafeUrl, check_url
 
@@ -97,14 +99,40 @@ def store(workspace_id: str, filename: str, content_type: str, data: bytes, fiel
             "size": len(data), "content_type": content_type}
 
 
+# An image's header is in its first bytes (functions/core/imageinfo.py); a JPEG with a large EXIF block may hold
+# its size further in, and then only the worker knows it.
+HEADER_BYTES = 64 * 1024
+
+
+@lru_cache(maxsize=256)
+def upload_header(key: str) -> ImageHeader | None:
+    """The header of an upload (None if it is not a format imageinfo reads); LookupError if there is none. An
+    upload never changes under its key, so what was read is kept."""
+    try:
+        stored = storage.open_object(key, byte_range=f"bytes=0-{HEADER_BYTES - 1}")
+    except storage.ObjectMissing:
+        raise LookupError(key) from None
+    with stored.body as body:
+        return read_header(body.read())
+
+
 def resolve_reference(value: str, workspace_id: str, field: str) -> dict:
-    """A reference as the worker takes it: {"upload_key": …} for our uploads, {"url": …} for http(s)."""
+    """A reference as the worker takes it: {"upload_key": …} for our uploads, {"url": …} for http(s). An upload
+    must exist in the caller's workspace now: another workspace's, or one never uploaded, is a 400 here, not a
+    failed job later."""
     if value.startswith(SCHEME):
         upload_id = value[len(SCHEME):]
         if not _ID.match(upload_id):
             raise ValidationFailed(f"{field}: malformed upload reference",
                                    errors=[FieldError(field, "is not a valid upload:// reference", "invalid_reference")])
-        return {"upload_key": key_for(workspace_id, upload_id)}
+        key = key_for(workspace_id, upload_id)
+        try:
+            upload_header(key)
+        except LookupError:
+            reason = "is not an upload of this workspace (each workspace sees its own uploads only)"
+            raise ValidationFailed(f"{field}: {reason}",
+                                   errors=[FieldError(field, reason, "upload_not_found")]) from None
+        return {"upload_key": key}
     if not re.match(r"^https?://[^\s/]+", value):
         raise ValidationFailed(f"{field}: must be an http(s) URL or an upload:// reference",
                                errors=[FieldError(field, "must be an http(s) URL or an upload:// reference",

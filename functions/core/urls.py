@@ -54,8 +54,11 @@ def check_address(ip: IPAddress, *, allow_loopback: bool) -> None:
         if embedded is not None:
             if ip in METADATA_ADDRESSES or embedded in METADATA_ADDRESSES:
                 raise UnsafeUrl(f"{ip} is a cloud metadata address")
+            # Only the IPv4-mapped form reaches this machine's loopback; a NAT64 or 6to4 address of 127.0.0.1
+            # goes out to a gateway or relay, so the local stack's loopback allowance does not cover it.
+            mapped = ip.ipv4_mapped is not None
             try:
-                check_address(embedded, allow_loopback=allow_loopback)
+                check_address(embedded, allow_loopback=allow_loopback and mapped)
             except UnsafeUrl:
                 raise UnsafeUrl(f"{ip} is not a public address ({embedded})") from None
             return
@@ -86,9 +89,11 @@ def _host(url: str, *, allow_loopback: bool, schemes: tuple[str, ...]) -> tuple[
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise UnsafeUrl("must not carry credentials")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise UnsafeUrl("has an invalid port") from None
+    if port == 0:  # was taken as "no port" and sent to 80 or 443
+        raise UnsafeUrl("has an invalid port (0)")
     host = parts.hostname
     # "localhost." and "metadata.google.internal." are the same names as without the dot.
     name = host[:-1] if host.endswith(".") and not host.endswith("..") else host

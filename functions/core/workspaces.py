@@ -49,9 +49,12 @@ class WorkspaceStore:
         """
         now = clock.now()
         secret = WebhookSecret(secret=webhook_secret or signing.new_secret(), created_at=now)
+        # A workspace's starting credits count as added, whatever they are (the dev workspace showed 1,000,000
+        # credits and 1,000 added).
+        starting = extra.get("credits", get_settings().default_credits)
         item = {"id": workspace_id, "name": name or workspace_id, "created_at": now,
                 "webhook_secrets": [secret.model_dump(exclude_none=True)],
-                "credits": get_settings().default_credits, "credits_added": get_settings().default_credits, **extra}
+                "credits": starting, "credits_added": starting, **extra}
         try:
             self.ddb.put_item(TableName=self.table, Item=dynamo.serialize(item),
                               ConditionExpression="attribute_not_exists(id)")

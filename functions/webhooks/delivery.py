@@ -19,6 +19,7 @@ from typing import Literal
 import httpx
 
 from functions.core import clock, dynamo
+from functions.core.errors import describe
 from functions.core.jobs import Job, JobStore
 from functions.core.messages import WebhookMessage
 from functions.core.observability import logger
@@ -110,7 +111,7 @@ def post(job: Job, message: WebhookMessage, signing_secrets: list[str]) -> Attem
         return Attempt("retry", error=f"timed out after {settings.webhook_timeout_seconds:g}s",
                        duration_ms=int((time.perf_counter() - started) * 1000))
     except httpx.HTTPError as exc:
-        return Attempt("retry", error=f"{type(exc).__name__}: {exc}",
+        return Attempt("retry", error=describe(exc),
                        duration_ms=int((time.perf_counter() - started) * 1000))
     duration = int((time.perf_counter() - started) * 1000)
     code = response.status_code

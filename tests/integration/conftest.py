@@ -22,7 +22,7 @@ from infra.local.lambda_runtime import LocalFunction
 from infra.local.moto_server import MotoServer
 from infra.local.pollers import SqsPoller
 from infra.local.stack import local_environment, reset_process_caches
-from infra.local.template import Resolver, functions, http_routes, load
+from infra.local.template import Resolver, functions, gateway_routes, load
 
 # The public origin the integration world's links name: werkzeug's test client's default host.
 PUBLIC_BASE_URL = "http://localhost"
@@ -123,7 +123,8 @@ def api(world) -> Client:
     template = load()
     specs = functions(template)
     fns = {lid: LocalFunction(spec) for lid, spec in specs.items()}
-    gateway = Gateway([Route(m, p, fns[f]) for m, p, f in http_routes(template)])
+    # The HTTP API's own routes, as deployed: one catch-all to the api function, which routes (404, 405).
+    gateway = Gateway([Route(m, p, fns[f]) for m, p, f in gateway_routes(template)])
     return Client(gateway.wsgi)
 
 

@@ -82,3 +82,11 @@ def test_cli_workspaces(world, tmp_path):
     assert result.exit_code == 0 and "7.5 credits" in result.output
     assert credits.balance("cli-credits") == 7.5
     assert "7.5" in runner.invoke(cli, ["workspaces", "usage", "cli-credits", *args]).output
+
+
+def test_a_workspaces_starting_credits_count_as_added(world):
+    """The dev workspace showed 1,000,000 credits and creditsAdded 1,000 (the default, not what it started with)."""
+    from functions.core.workspaces import WorkspaceStore
+
+    WorkspaceStore().ensure("ws-starting-credits", credits=1_000_000)
+    assert credits.usage("ws-starting-credits")["credits_added"] == 1_000_000

@@ -264,3 +264,15 @@ def test_a_form_field_is_a_string_and_is_read_as_its_type(api, admin):
                                                   "image": (io.BytesIO(png.getvalue()), "a.png", "image/png")},
                         headers=admin.headers, content_type="multipart/form-data")
     assert response.status_code == 400 and response.json["error"]["param"] == "size"  # n passed, size did not
+
+
+@pytest.mark.parametrize("method,path,allow,dialect_error", [
+    ("DELETE", "/api/generations/65f0c0ffee00000000000001", "GET", "message"),
+    ("GET", "/v1/images/generations", "POST", "error"),
+    ("PUT", "/api/v1/images/generate", "GET, POST", "error"),
+])
+def test_a_wrong_method_is_a_405_with_allow(api, admin, method, path, allow, dialect_error):
+    response = api.open(path, method=method, headers=admin.headers)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    assert dialect_error in response.json
+    assert api.open("/api/no-such-thing", method=method, headers=admin.headers).status_code == 404

@@ -292,13 +292,16 @@ def _png() -> bytes:
 
 
 def test_another_workspaces_upload_reference_is_never_read(world, api, new_tenant, dispatcher, drain):
+    """Refused at submit, naming the field: the reference resolves inside the caller's workspace, where no such
+    upload exists (before, the job was accepted, paid for, and failed in the worker)."""
     b, a = new_tenant(), new_tenant()
     upload = api.post("/files", data={"file": (io.BytesIO(_png()), "b.png", "image/png")}, headers=b.headers,
                       content_type="multipart/form-data").json
     body = {"tool": "edit-image", "input": {"prompt": "steal it", "image_urls": [upload["reference"]],
                                             "size": "256x256"}}
-    job_id = api.post("/api/run", json=body, headers=a.headers).json["id"]
-    drain("DispatchFunction", "JobsQueue")
-    drain("CompleteFunction", "ResultsQueue")
-    job = api.get(f"/api/generations/{job_id}", headers=a.headers).json
-    assert job["status"] == "error" and "was not found" in job["error"], job["error"]
+    refused = api.post("/api/run", json=body, headers=a.headers)
+    assert refused.status_code == 400, refused.json
+    assert refused.json["errors"][0]["field"] == "input.image_urls.0"
+    assert "not an upload of this workspace" in refused.json["errors"][0]["message"]
+    assert JobStore().list_for_workspace(a.workspace_id)[1] == 0
+    assert api.post("/api/run", json=body, headers=b.headers).status_code == 202  # the owner's own reference

@@ -43,13 +43,20 @@ def test_presigned_upload_then_edit_with_the_reference(world, api, tenant):
 
 
 def test_a_reference_always_resolves_inside_the_callers_workspace(world, api, tenant, new_tenant):
-    upload = api.post("/api/uploads", json={"filename": "a.png", "content_type": "image/png"},
-                      headers=tenant.headers).json
-    other = new_tenant()
-    body = {"model": "sdxl-turbo", "input": {"prompt": "x", "image_urls": [upload["reference"]]}}
-    job_id = api.post("/api/generate", json=body, headers=other.headers).json["_id"]
+    stored = api.post("/files", data={"file": (io.BytesIO(png_bytes()), "a.png", "image/png")},
+                      headers=tenant.headers, content_type="multipart/form-data").json
+    body = {"model": "sdxl-turbo", "input": {"prompt": "x", "image_urls": [stored["reference"]]}}
+    job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["_id"]
     refs = JobStore().get(job_id).params["references"]
-    assert refs == [{"upload_key": f"{other.workspace_id}/uploads/{upload['id']}"}]
+    assert refs == [{"upload_key": f"{tenant.workspace_id}/uploads/{stored['id']}"}]
+    other = new_tenant()  # the same reference from another workspace names its own prefix, where there is none
+    refused = api.post("/api/generate", json=body, headers=other.headers)
+    assert refused.status_code == 400 and refused.json["errors"][0]["field"] == "input.image_urls.0"
+    # A presigned upload not made yet is refused too, until its file is there.
+    pending = api.post("/api/uploads", json={"filename": "b.png", "content_type": "image/png"},
+                       headers=tenant.headers).json
+    late = {"model": "sdxl-turbo", "input": {"prompt": "x", "image_urls": [pending["reference"]]}}
+    assert api.post("/api/generate", json=late, headers=tenant.headers).status_code == 400
 
 
 def test_multipart_file_upload_fronts(world, api, tenant):
@@ -98,3 +105,24 @@ def test_bad_task_inputs_name_the_field(api, tenant, body, field):
     resp = api.post("/api/run", json=body, headers=tenant.headers)
     assert resp.status_code == 400, resp.json
     assert resp.json["errors"][0]["field"] == field, resp.json
+
+
+def test_a_mask_of_the_wrong_size_is_refused_at_submit_in_the_native_dialect(world, api, tenant):
+    """As the OpenAI dialect does: both files are uploads, so their headers are read before anything is paid."""
+    def upload(image: Image.Image, name: str) -> str:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return api.post("/files", data={"file": (io.BytesIO(buffer.getvalue()), name, "image/png")},
+                        headers=tenant.headers, content_type="multipart/form-data").json["reference"]
+
+    image = upload(Image.new("RGB", (64, 64)), "image.png")
+    wrong = upload(Image.new("RGBA", (32, 32), (0, 0, 0, 0)), "mask.png")
+    opaque = upload(Image.new("RGB", (64, 64)), "flat.png")
+    for mask, reason in ((wrong, "is 32x32 but the image is 64x64"), (opaque, "alpha channel")):
+        body = {"tool": "edit-image", "input": {"prompt": "x", "image_urls": [image], "mask_url": mask}}
+        refused = api.post("/api/run", json=body, headers=tenant.headers)
+        assert refused.status_code == 400 and refused.json["errors"][0]["field"] == "input.mask_url"
+        assert reason in refused.json["errors"][0]["message"]
+    good = upload(Image.new("RGBA", (64, 64), (0, 0, 0, 0)), "good.png")
+    body = {"tool": "edit-image", "input": {"prompt": "x", "image_urls": [image], "mask_url": good}}
+    assert api.post("/api/run", json=body, headers=tenant.headers).status_code == 202

@@ -84,6 +84,20 @@ def test_loopback_allowed_locally(url):
     check_url(url, **LOCAL)
 
 
+@pytest.mark.parametrize("url", ["http://[64:ff9b::7f00:1]:8000/hook", "http://[2002:7f00:1::]:8000/hook"])
+def test_nat64_and_6to4_forms_of_loopback_are_not_loopback_even_locally(url):
+    """They leave the machine for a NAT64 gateway or a 6to4 relay: the local loopback allowance is no cover."""
+    with pytest.raises(UnsafeUrl, match="not a public address"):
+        check_url(url, **LOCAL)
+    check_url("http://[::ffff:127.0.0.1]:8000/hook", **LOCAL)  # the mapped form is this machine's loopback
+
+
+@pytest.mark.parametrize("url", ["https://example.com:0/hook", "http://127.0.0.1:0/hook"])
+def test_port_zero_is_refused_not_taken_as_the_default(url):
+    with pytest.raises(UnsafeUrl, match="invalid port"):
+        check_url(url, resolve=False, **LOCAL)
+
+
 @pytest.mark.parametrize("url", [
     "https://10.0.0.1/x",
     "https://10.255.255.255/x",

@@ -295,3 +295,18 @@ def test_catalog_extra_adds_models_and_aliases(extra_catalog):
 def test_catalog_extra_does_not_outlive_its_test():
     assert get_catalog().model("dall-e-3") is None
     assert get_catalog().model("tiny-sd") is None
+
+
+def test_errors_never_show_object_reprs():
+    """Pillow says "cannot identify image file <_io.BytesIO object at 0x7f…>": callers got that verbatim."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from functions.core.errors import describe
+
+    try:
+        Image.open(io.BytesIO(b"not an image"))
+    except UnidentifiedImageError as exc:
+        text = describe(exc)
+    assert text.startswith("UnidentifiedImageError: cannot identify image file") and " at 0x" not in text
