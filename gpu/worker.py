@@ -244,7 +244,7 @@ def _store_images(request: messages.WorkRequest, images: list, fmt: str, quality
             uploads.append(pool.submit(storage.put_bytes, key, data, encode.CONTENT_TYPES[fmt], bucket=request.bucket))
             uploads.append(pool.submit(storage.put_bytes, thumb_key, thumb, "image/jpeg", bucket=request.bucket))
             outputs.append(Output(key=key, thumbnail_key=thumb_key, content_type=encode.CONTENT_TYPES[fmt],
-                                  width=image.width, height=image.height))
+                                  width=image.width, height=image.height, bytes=len(data)))
         t0 = time.perf_counter()
         for upload in uploads:
             upload.result()  # an upload's error fails the job
@@ -269,7 +269,7 @@ def _store_videos(request: messages.WorkRequest, videos: list[list], fps: float,
         width, height = frames[0].width - frames[0].width % 2, frames[0].height - frames[0].height % 2
         outputs.append(Output(key=key, thumbnail_key=poster_key, content_type=encode.CONTENT_TYPES["mp4"],
                               width=width, height=height, frames=len(frames), fps=fps,
-                              duration=round(len(frames) / fps, 3)))
+                              duration=round(len(frames) / fps, 3), bytes=len(data)))
     timings["upload"] = time.perf_counter() - t0
     return outputs
 

@@ -89,7 +89,8 @@ def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware
     method, path = event.http_method, event.path
     caller = event.request_context.http.source_ip or "unknown"
     scope = scopes.scope_for(method, path)
-    if method == "OPTIONS" or scope == scopes.PUBLIC:
+    if method == "OPTIONS" or scope in (scopes.PUBLIC, None):
+        # Public pages, and paths no route serves (the resolver's 404 or 405 reads nothing and reveals nothing).
         _limit_anonymous(caller, PUBLIC_REQUESTS_PER_MINUTE, "requests without a key")
         return next_middleware(app)
     principal = authenticate(event.headers, caller=caller, fresh=scope == scopes.OPERATOR_SCOPE)
@@ -97,7 +98,7 @@ def auth_middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware
     # Reads against this container's bucket, writes against the shared counter (functions/core/ratelimit.py).
     quota = ratelimit.check(method, principal.key_id, principal.rate_limit)
     response_headers.set(quota.headers())
-    if scope not in (None, scopes.ANY, scopes.GENERATE):
+    if scope not in (scopes.ANY, scopes.GENERATE):
         principal.require(scope)
     app.append_context(principal=principal)
     return next_middleware(app)

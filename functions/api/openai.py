@@ -152,7 +152,7 @@ def _image_models():
 
 @router.get("/v1/models", **doc("List image models", dialect=OPENAI, ok="OpenAIModelList", errors=()))
 def list_models() -> Response[dict]:
-    return json_response(200, dialect.models_list(_image_models(), MODELS_CREATED))
+    return json_response(200, dialect.models_list(_image_models(), MODELS_CREATED, get_catalog().aliases))
 
 
 @router.get("/v1/models/<model_id>", **doc("Get a model", dialect=OPENAI, ok="OpenAIModel", errors=(404,)))
@@ -160,4 +160,5 @@ def get_model(model_id: str) -> Response[dict]:
     model = get_catalog().model(model_id)
     if model is None or model.type != "image":
         raise NotFound(f"The model {model_id!r} does not exist; GET /v1/models lists them", code="model_not_found")
-    return json_response(200, dialect.model_object(model, MODELS_CREATED))
+    name = model_id if model_id.lower() != model.id else None  # an alias is shown under the name asked for
+    return json_response(200, dialect.model_object(model, MODELS_CREATED, name=name))

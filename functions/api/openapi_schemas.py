@@ -299,13 +299,23 @@ class ImageData(_Doc):
     revised_prompt: str | None = None
 
 
+class ImagesUsage(_Doc):
+    input_tokens: int = Field(description="Always 0: Darkroom counts no tokens; images are priced in credits.")
+    output_tokens: int = Field(description="Always 0.")
+    total_tokens: int = Field(description="Always 0.")
+    input_tokens_details: dict[str, int]
+    credits: float = Field(description="What the generation cost, in the workspace's credits.")
+
+
 class ImagesResponse(_Doc):
     created: int
     data: list[ImageData]
+    model: str = Field(description="The catalog model that ran (the request may name an alias, e.g. dall-e-3).")
     output_format: str
     size: str | None
     quality: str
     background: str
+    usage: ImagesUsage
 
 
 class OpenAIModel(_Doc):
@@ -313,6 +323,7 @@ class OpenAIModel(_Doc):
     object: Literal["model"]
     created: int
     owned_by: str
+    darkroom_model: str = Field(description="The catalog model that answers this id (itself, or an alias's).")
 
 
 class OpenAIModelList(_Doc):

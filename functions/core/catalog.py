@@ -242,6 +242,8 @@ class WeightsPool:
 class Catalog(Schema):
     models: list[ModelSpec]
     tools: list[ToolSpec]
+    # Names of other vendors' models (OpenAI's), each served by a catalog model: GET /v1/models lists them.
+    aliases: dict[str, str] = Field(default_factory=dict)
     # None: `background: transparent` is refused with a 400 (no model to make it).
     background_remover: BackgroundRemoverSpec | None = None
 
@@ -340,12 +342,28 @@ def _merge(base: dict, extra: dict) -> dict:
         merged[section] = list(by_key.values())
     if "background_remover" in extra:  # replaced whole (or turned off with null)
         merged["background_remover"] = extra["background_remover"]
-    for alias, target in (extra.get("aliases") or {}).items():
-        entry = next((m for m in merged["models"] if m["id"] == target), None)
+    # Named aliases (any case): the operator's file points one elsewhere, adds one, or turns one off (null).
+    merged["aliases"] = {alias.lower(): target for section in (base, extra)
+                         for alias, target in (section.get("aliases") or {}).items()}
+    return merged
+
+
+def _with_aliases(data: dict) -> dict:
+    """The catalog's named aliases (`aliases: {name: model id}`) added to their models' own alias lists; a
+    null target turns the name off."""
+    named = {alias.lower(): target for alias, target in (data.get("aliases") or {}).items() if target is not None}
+    models = [dict(m, aliases=list(m.get("aliases") or [])) for m in data["models"]]
+    ids = {m["id"] for m in models}
+    for alias, target in named.items():
+        entry = next((m for m in models if m["id"] == target), None)
         if entry is None:
             raise ValueError(f"alias {alias!r} points at {target!r}, which is not in the catalog")
-        entry.setdefault("aliases", []).append(alias)
-    return merged
+        if alias in ids:
+            raise ValueError(f"alias {alias!r} is a model's own id")
+        for other in models:  # a name points at one model: moving it takes it off the one it was on
+            other["aliases"] = [a for a in other["aliases"] if a.lower() != alias]
+        entry["aliases"].append(alias)
+    return {**data, "models": models, "aliases": named}
 
 
 def load_yaml(path: Path) -> dict:
@@ -360,4 +378,4 @@ def get_catalog() -> Catalog:
     extra_path = os.environ.get("DARKROOM_CATALOG_EXTRA")
     if extra_path:
         data = _merge(data, load_yaml(Path(extra_path)) or {})
-    return Catalog.model_validate(data)
+    return Catalog.model_validate(_with_aliases(data))

@@ -59,6 +59,8 @@ class Output(Schema):
     fps: float | None = None
     frames: int | None = None
     thumbnail_key: str | None = None
+    # The encoded file's size: whether it fits a response inline is known without asking S3.
+    bytes: int | None = None
 
 
 class JobError(Schema):

@@ -57,7 +57,7 @@ def generation(job: Job) -> dict[str, Any]:
         body["progress"] = job.progress
     if job.outputs:
         first = job.outputs[0]
-        body["metadata"] = {k: v for k, v in first.model_dump(exclude={"key", "thumbnail_key"}).items()
+        body["metadata"] = {k: v for k, v in first.model_dump(exclude={"key", "thumbnail_key", "bytes"}).items()
                             if v is not None}
     return body
 

@@ -21,6 +21,7 @@ from functions.dialects.shared import (
     Styled,
     generation_fields,
     outputs_base64,
+    outputs_base64_if_they_fit,
     quality_word,
     steps_for_quality,
     style_prompt,
@@ -142,23 +143,37 @@ def variation_input(body: ImagesVariationRequest) -> dict[str, Any]:
 
 def images_response(job: Job, *, response_format: str | None = None) -> dict[str, Any]:
     """The OpenAI ImagesResponse for a succeeded job. `revised_prompt` is the prompt the model ran (the
-    caller's, after style presets)."""
+    caller's, after style presets).
+
+    Without `response_format` each image carries both `url` and `b64_json` while they fit a response (5.5 MB
+    of base64), the URL alone past that: clients written for gpt-image models (the Vercel AI SDK, n8n, Open
+    WebUI) read `b64_json` and send no response_format, those written for DALL·E (LangChain) read `url`, and
+    ArtAPI documents `url` as the default (docs/dialects.md)."""
     revised = job.params.get("prompt")
     if response_format == "b64_json":
         data = [{"b64_json": b, "revised_prompt": revised} for b in outputs_base64(job, "use response_format=url")]
     else:
         data = [{"url": links.media_url(o.key), "revised_prompt": revised} for o in job.outputs]
+        inline = outputs_base64_if_they_fit(job) if response_format is None else None
+        for item, b64 in zip(data, inline or []):
+            item["b64_json"] = b64
     first = job.outputs[0] if job.outputs else None
     width = first.width if first and first.width else job.params.get("width")
     height = first.height if first and first.height else job.params.get("height")
     return {
         "created": int(job.created_at),
         "data": data,
+        # The catalog model that ran (the request may have named an alias, such as dall-e-3).
+        "model": job.model,
         "output_format": job.params.get("output_format", "png"),
         "size": f"{width}x{height}" if width and height else None,
         "quality": quality_word(job.input.get("quality")),
         # What was made: transparent only when the background remover ran (params say so).
         "background": "transparent" if job.params.get("background") == "transparent" else "opaque",
+        # OpenAI counts tokens; Darkroom counts none, and says what the images cost instead.
+        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+                  "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
+                  "credits": round(job.cost - (job.refunded or 0), 6)},
     }
 
 
@@ -168,18 +183,25 @@ def webhook_payload(job: Job) -> dict[str, Any]:
     body: dict[str, Any] = {"id": job.id, "object": "image.generation", "status": job.status.value,
                             "created": int(job.created_at), "model": job.model}
     if job.status == JobStatus.SUCCEEDED:
-        body |= images_response(job)
+        body |= images_response(job, response_format="url")  # links, not megabytes of base64, in a webhook
     elif job.error is not None:
         body["error"] = {"message": job.error.message, "type": "api_error", "param": None, "code": job.error.code}
     return body
 
 
-def models_list(models: list[ModelSpec], created: int) -> dict[str, Any]:
-    return {"object": "list", "data": [model_object(m, created) for m in models]}
+def models_list(models: list[ModelSpec], created: int, aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """The catalog's image models, then the other vendors' names it answers (dall-e-3, gpt-image-1…): model
+    pickers that keep only OpenAI's ids (n8n) or list only them (Open WebUI) find them here."""
+    by_id = {m.id: m for m in models}
+    named = [model_object(by_id[target], created, name=alias) for alias, target in (aliases or {}).items()
+             if target in by_id]
+    return {"object": "list", "data": [model_object(m, created) for m in models] + named}
 
 
-def model_object(model: ModelSpec, created: int) -> dict[str, Any]:
-    return {"id": model.id, "object": "model", "created": created, "owned_by": "darkroom"}
+def model_object(model: ModelSpec, created: int, *, name: str | None = None) -> dict[str, Any]:
+    """`name`: an alias, listed as itself; `darkroom_model` says which catalog model answers it."""
+    return {"id": name or model.id, "object": "model", "created": created, "owned_by": "darkroom",
+            "darkroom_model": model.id}
 
 
 # ---------------------------------------------------------------- errors

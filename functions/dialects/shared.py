@@ -12,7 +12,7 @@ from typing import Any, Literal
 from functions.core import storage
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError, FieldError, PayloadTooLarge, ValidationFailed
-from functions.core.jobs import Job, JobStatus
+from functions.core.jobs import Job, JobStatus, Output
 from functions.core.styles import Style, apply_style, style_defaults
 
 Quality = Literal["auto", "standard", "hd", "low", "medium", "high"]
@@ -213,6 +213,23 @@ def pick_model(name: str | None, *, kind: str, references: bool, field_name: str
     elif not references and model.takes_references:
         raise bad_field(references_field, f"is required: {model.id} is a {model.task} model", "required")
     return model
+
+
+def outputs_base64_if_they_fit(job: Job) -> list[str] | None:
+    """The job's outputs base64-encoded when they fit a response (MAX_B64_BYTES), else None: outputs that will
+    not fit are never downloaded."""
+    total = sum((_size_of(o) + 2) // 3 * 4 for o in job.outputs)
+    if total > MAX_B64_BYTES:
+        return None
+    return [base64.b64encode(storage.get_bytes(o.key)).decode() for o in job.outputs]
+
+
+def _size_of(output: Output) -> int:
+    """The output's size: recorded by the worker, or (older jobs) asked of S3 with a one-byte range."""
+    if output.bytes is not None:
+        return output.bytes
+    content_range = storage.open_object(output.key, byte_range="bytes=0-0").content_range or "/0"
+    return int(content_range.rsplit("/", 1)[1])
 
 
 def outputs_base64(job: Job, hint: str) -> list[str]:

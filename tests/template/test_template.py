@@ -307,12 +307,18 @@ def test_every_template_route_is_served(source, resolve):
         assert not error_message(body).startswith("No route for"), (method, path, body)
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/api/made-up"), ("DELETE", "/api/generations/x"),
-                                         ("POST", "/api/models"), ("GET", "/api/run/extra")])
+@pytest.mark.parametrize("method,path", [("GET", "/api/made-up"), ("GET", "/api/run/extra"), ("GET", "/nowhere")])
 def test_unknown_route_is_404(resolve, method, path):
     status, body = resolve(method, path, {"Authorization": "Bearer dr_test"})
     assert status == 404
     assert body["message"] == f"No route for {method} {path}"
+
+
+@pytest.mark.parametrize("method,path,allow", [("DELETE", "/api/generations/x", "GET"), ("POST", "/api/models", "GET"),
+                                               ("GET", "/v1/images/edits", "POST")])
+def test_a_route_under_another_method_is_405(resolve, method, path, allow):
+    status, body = resolve(method, path, {"Authorization": "Bearer dr_test"})
+    assert status == 405 and allow in error_message(body)
 
 
 def test_every_resolver_route_is_deployed(source):

@@ -29,6 +29,15 @@ REQUEST_MODULES = ["functions.core.generation", "functions.api.native", "functio
 
 
 @pytest.fixture(autouse=True)
+def uploads_exist(monkeypatch):
+    """The samples' upload:// references as if uploaded (a PNG with alpha, 64x64): the translation checks they
+    exist, which needs S3; this test is about what each field does, not about storage."""
+    from functions.core import imageinfo, uploads
+
+    monkeypatch.setattr(uploads, "upload_header", lambda key: imageinfo.ImageHeader("png", 64, 64, True))
+
+
+@pytest.fixture(autouse=True)
 def second_video_model(tmp_path, monkeypatch):
     """The catalog ships one video model (and its i2v twin): a second one, as an operator would add it, lets
     a video request's `model` show that it matters."""

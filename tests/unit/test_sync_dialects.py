@@ -44,6 +44,9 @@ def fake_storage(monkeypatch):
     blobs: dict[str, bytes] = {}
     monkeypatch.setattr(links, "media_url", lambda key, *, ttl=None: f"https://signed/{key}")
     monkeypatch.setattr(storage, "get_bytes", lambda key, *, bucket=None: blobs[key])
+    # A one-byte range of a blob, as S3 answers it: how an output's size is learned when the job has none.
+    monkeypatch.setattr(storage, "open_object", lambda key, *, byte_range=None, bucket=None: storage.StoredObject(
+        length=1, content_type="image/png", content_range=f"bytes 0-0/{len(blobs[key])}", etag=None, body=None))
     get_styles.cache_clear()
     yield blobs
     get_styles.cache_clear()
@@ -191,12 +194,26 @@ def test_require_success_explains_failures():
 
 
 def test_openai_images_response(fake_storage):
-    body = openai.images_response(job())
+    fake_storage.update({f"ws_1/generations/x/{i}.png": b"\x89PNG" + bytes([i]) for i in range(2)})
+    body = openai.images_response(job(), response_format="url")
     assert body["created"] == 1_700_000_000 and body["size"] == "256x256" and body["quality"] == "high"
     assert body["data"][1] == {"url": "https://signed/ws_1/generations/x/1.png", "revised_prompt": "a fox, vivid"}
-    fake_storage.update({f"ws_1/generations/x/{i}.png": b"\x89PNG" + bytes([i]) for i in range(2)})
+    assert body["model"] == job().model and body["usage"]["total_tokens"] == 0 and "credits" in body["usage"]
     encoded = openai.images_response(job(), response_format="b64_json")
-    assert base64.b64decode(encoded["data"][1]["b64_json"]) == b"\x89PNG\x01"
+    assert base64.b64decode(encoded["data"][1]["b64_json"]) == b"\x89PNG\x01" and "url" not in encoded["data"][1]
+
+
+def test_without_response_format_both_fields_while_they_fit_then_the_url_alone(fake_storage, monkeypatch):
+    """gpt-image clients (the Vercel AI SDK, n8n, Open WebUI) send none and read b64_json; DALL-E clients
+    (LangChain) send none and read url; ArtAPI's documented default is url."""
+    from functions.dialects import shared
+
+    fake_storage.update({f"ws_1/generations/x/{i}.png": b"x" * 20 for i in range(2)})
+    both = openai.images_response(job())["data"][1]
+    assert both["url"].endswith("/1.png") and base64.b64decode(both["b64_json"]) == b"x" * 20
+    monkeypatch.setattr(shared, "MAX_B64_BYTES", 10)
+    alone = openai.images_response(job())["data"][1]
+    assert alone["url"].endswith("/1.png") and "b64_json" not in alone
 
 
 def test_openai_b64_too_large_for_a_response(fake_storage, monkeypatch):

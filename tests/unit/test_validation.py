@@ -228,7 +228,7 @@ def test_models_by_id_or_alias_case_insensitively(name, model_id):
     assert model is not None and model.id == model_id
 
 
-@pytest.mark.parametrize("name", ["dall-e-3", "gpt-image-1", "", "sdxl", "flux"])
+@pytest.mark.parametrize("name", ["dall-e-4", "gpt-image-9", "", "sdxl", "flux"])
 def test_unknown_model_is_none(name):
     assert get_catalog().model(name) is None
 
@@ -268,7 +268,7 @@ def extra_catalog(tmp_path, monkeypatch):
             "repo": "hf-internal-testing/tiny-stable-diffusion-pipe", "modal_class": "SDXLGenerator",
             "defaults": {"steps": 2, "width": 256, "height": 256}, "max_steps": 4,
         }],
-        "aliases": {"dall-e-3": "sdxl-turbo", "GPT-Image-1": "flux-schnell"},
+        "aliases": {"dall-e-3": "sdxl-turbo", "GPT-Image-1": "flux-schnell", "dall-e-2": None},
     }))
     monkeypatch.setenv("DARKROOM_CATALOG_EXTRA", str(path))
     get_catalog.cache_clear()
@@ -292,8 +292,22 @@ def test_catalog_extra_adds_models_and_aliases(extra_catalog):
     assert (params["width"], params["steps"]) == (512, 1)
 
 
+def test_catalog_extra_points_and_turns_off_named_aliases(extra_catalog):
+    assert extra_catalog.model("dall-e-2") is None  # turned off
+    assert extra_catalog.aliases["dall-e-3"] == "sdxl-turbo" and "dall-e-2" not in extra_catalog.aliases
+    assert "dall-e-3" not in extra_catalog.model("flux-schnell").aliases  # moved, not named twice
+
+
+def test_openai_model_names_are_answered_by_default():
+    """Open WebUI lists only OpenAI's names, n8n keeps only ids starting gpt-image or dall-e, and several
+    clients default to dall-e-2: each is served by a catalog model unless the operator turns it off."""
+    catalog = get_catalog()
+    for name in ("dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1.5", "gpt-image-2"):
+        assert catalog.model(name) is not None and catalog.aliases[name] == catalog.model(name).id
+
+
 def test_catalog_extra_does_not_outlive_its_test():
-    assert get_catalog().model("dall-e-3") is None
+    assert get_catalog().model("dall-e-3").id == "flux-schnell"
     assert get_catalog().model("tiny-sd") is None
 
 
