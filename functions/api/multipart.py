@@ -38,6 +38,22 @@ class Form:
         return values[-1] if values else None
 
 
+def decode_data_url(url: str, field_name: str) -> UploadedFile:
+    """A `data:<type>;base64,<bytes>` URL (OpenAI's JSON edits) as the file a form would have carried."""
+    header, sep, payload = url.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        raise _bad("must be a base64 data: URL (data:image/png;base64,...) or an http(s) URL", field_name,
+                   "invalid_data_url")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise _bad("is not valid base64", field_name, "invalid_data_url") from None
+    declared = header[len("data:"):-len(";base64")] or None
+    content_type = sniff_content_type(data, declared)
+    return UploadedFile(field=field_name, filename=f"{field_name.replace('.', '-')}.{content_type.rsplit('/', 1)[-1]}",
+                        content_type=content_type, data=data)
+
+
 def sniff_content_type(data: bytes, declared: str | None) -> str:
     """The declared type, unless it is generic (octet-stream, missing): then what the bytes say."""
     declared = (declared or "").split(";")[0].strip().lower()

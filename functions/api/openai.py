@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from functions.api import sync
-from functions.api.multipart import parse_form
+from functions.api.multipart import UploadedFile, decode_data_url, parse_form
 from functions.api.openapi import SYNC_ERRORS, doc
 from functions.api.request import json_body, json_response
 from functions.core import imageinfo, uploads
@@ -79,42 +79,91 @@ def images_generations() -> Response[dict]:
 
 
 @router.post("/v1/images/edits", **doc(
-    "Edit images", dialect=OPENAI, ok="ImagesResponse", form="OpenAIImagesEditForm", errors=SYNC_ERRORS,
-    description="Synchronous image-to-image from one or more uploaded images (multipart/form-data)."))
+    "Edit images", dialect=OPENAI, ok="ImagesResponse", form="OpenAIImagesEditForm", body=dialect._ImagesEditJson,
+    errors=SYNC_ERRORS,
+    description="Synchronous image-to-image from one or more images: multipart/form-data (`image`, `image[]`, "
+                "`mask` files, as the SDKs send them), or a JSON body with `images: [{image_url}]` and "
+                "`mask: {image_url}` (data: URLs, or http(s) URLs the worker fetches). The mask applies to the "
+                "first image."))
 def images_edits() -> Response[dict]:
     caller = sync.principal(router)
-    form = parse_form(router.current_event)
-    images = [f for name in IMAGE_FIELDS for f in form.files.get(name, [])]
-    masks = form.files.get("mask", [])
-    _file_parts(form, (*IMAGE_FIELDS, "mask"), "image (or image[]) and optionally mask")
+    event = router.current_event
+    if (event.headers or {}).get("content-type", "").lower().startswith("application/json"):
+        data, images, mask = _json_edit(json_body(event))
+        strict = True
+    else:
+        form = parse_form(event)
+        _file_parts(form, (*IMAGE_FIELDS, "mask"), "image (or image[]) and optionally mask")
+        images = [f for name in IMAGE_FIELDS for f in form.files.get(name, [])]
+        masks = form.files.get("mask", [])
+        if len(masks) > 1:
+            raise bad_field("mask", "only one mask may be sent", "invalid_value")
+        mask = masks[0] if masks else None
+        data = {name: values[-1] for name, values in form.fields.items()}
+        strict = False  # a form: every field is a string
     if not images:
-        raise bad_field("image", "is required: one or more image files", "required")
+        raise bad_field("image", "is required: one or more images", "required")
     if len(images) > MAX_IMAGES:
         raise bad_field("image", f"at most {MAX_IMAGES} images, got {len(images)}", "too_many_images")
-    if len(masks) > 1:
-        raise bad_field("mask", "only one mask may be sent", "invalid_value")
-    if masks:
-        _check_mask(masks[0].data, images[0].data)  # OpenAI applies the mask to the first image
-    data = {name: values[-1] for name, values in form.fields.items()}
+    if isinstance(mask, UploadedFile) and isinstance(images[0], UploadedFile):
+        _check_mask(mask.data, images[0].data)  # OpenAI applies the mask to the first image
     _refuse_unsupported(data)
-    body = parse_input(dialect.ImagesEditRequest, data, strict=False)  # a form: every field is a string
+    body = parse_input(dialect.ImagesEditRequest, data, strict=strict)
     model = pick_model(body.model, kind="image", references=True, references_field="image")
     styled = dialect.styled(body)
     gen = sync.SyncGeneration(model=model, fields=dialect.generation_input(body, model, styled),
                               record=body.model_dump(exclude_none=True), dialect=OPENAI, names=dialect.PARAM_NAMES,
                               references_field="image")
     sync.precheck(gen)  # every 400 before anything is stored
-    gen.fingerprint = {**gen.record, "image": [hashlib.sha256(f.data).hexdigest() for f in images],
-                       "mask": [hashlib.sha256(f.data).hexdigest() for f in masks]}
-    stored = [uploads.store(caller.workspace_id, f.filename, f.content_type, f.data, field="image") for f in images]
-    gen.record["image"] = gen.fields["image_urls"] = [s["reference"] for s in stored]
-    if masks:
+    gen.fingerprint = {**gen.record, "image": [_digest(i) for i in images], "mask": [_digest(mask)] if mask else []}
+    gen.record["image"] = gen.fields["image_urls"] = [_reference(caller.workspace_id, i, "image") for i in images]
+    if mask is not None:
         # Inpainting: the transparent region is repainted, the rest of the first image kept as it is.
-        mask = uploads.store(caller.workspace_id, masks[0].filename, masks[0].content_type, masks[0].data,
-                             field="mask")
-        gen.record["mask"] = gen.fields["mask_url"] = mask["reference"]
+        gen.record["mask"] = gen.fields["mask_url"] = _reference(caller.workspace_id, mask, "mask")
     job = sync.run(router, gen)
     return json_response(200, dialect.images_response(job, response_format=body.response_format))
+
+
+def _json_edit(data) -> tuple[dict, list, UploadedFile | str | None]:
+    """OpenAI's JSON edit body: `images: [{image_url}]` and `mask: {image_url}` out of it, each a data: URL
+    (decoded here, as a multipart file would be) or an http(s) URL (fetched by the worker, SSRF-guarded)."""
+    if not isinstance(data, dict):
+        raise bad_field("body", "must be a JSON object", "invalid_type")
+    data = dict(data)
+    listed = data.pop("images", None)
+    if not isinstance(listed, list) or not all(isinstance(i, dict) for i in listed):
+        raise bad_field("images", 'must be a list of {"image_url": "..."} objects', "invalid_type")
+    images = [_json_image(item, f"images.{index}") for index, item in enumerate(listed)]
+    mask = data.pop("mask", None)
+    if mask is not None and not isinstance(mask, dict):
+        raise bad_field("mask", 'must be {"image_url": "..."}', "invalid_type")
+    return data, images, _json_image(mask, "mask") if mask is not None else None
+
+
+def _json_image(item: dict, field: str) -> UploadedFile | str:
+    unknown = set(item) - {"image_url"}
+    if unknown:
+        raise bad_field(f"{field}.{min(unknown)}", "is not supported; send image_url (file_id is OpenAI's "
+                                                         "Files API, which Darkroom does not have)", "unsupported_parameter")
+    url = item.get("image_url")
+    if not isinstance(url, str) or not url:
+        raise bad_field(f"{field}.image_url", "is required: a data: URL or an http(s) URL", "required")
+    if url.startswith("data:"):
+        return decode_data_url(url, f"{field}.image_url")
+    if len(url) > 2048:
+        raise bad_field(f"{field}.image_url", "is longer than 2048 characters", "string_too_long")
+    return url
+
+
+def _digest(image: UploadedFile | str) -> str:
+    return hashlib.sha256(image.data if isinstance(image, UploadedFile) else image.encode()).hexdigest()
+
+
+def _reference(workspace_id: str, image: UploadedFile | str, field: str) -> str:
+    """An upload reference for bytes (stored now, in the caller's workspace), or the URL as it was given."""
+    if isinstance(image, str):
+        return image
+    return uploads.store(workspace_id, image.filename, image.content_type, image.data, field=field)["reference"]
 
 
 @router.post("/v1/images/variations", **doc(

@@ -95,6 +95,9 @@ _OPENAI_COMMON: dict[str, Entry] = {
     "style_slug": Mapped("a preset (GET /api/v1/styles), applied before style", "anime-style"),
     "negative_prompt": Mapped("what to avoid (Darkroom extension)", "blurry"),
     "seed": Mapped("same seed, same image (Darkroom extension)", 7),
+    "steps": Mapped("denoising steps, validated as the native API's; wins over quality (Darkroom extension)", 2),
+    "guidance": Mapped("classifier-free guidance scale (Darkroom extension)", 1.5, {"model": "flux-dev"}),
+    "aspect_ratio": Mapped("the model's default area in this ratio; wins over size (Darkroom extension)", "16:9"),
     "stream": Rejected("true is refused: the call answers once the images exist", True),
     "moderation": Compat("the local pipelines run no moderation model; OpenAI's levels have nothing to set", "low"),
     "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job only", "user-123"),
@@ -166,7 +169,8 @@ REGISTRY: dict[str, tuple[str, dict[str, Entry]]] = {
     "functions.api.native:GenerateRequest": ("native POST /api/generate", NATIVE_GENERATE),
     "functions.dialects.openai:ImagesGenerateRequest": ("OpenAI POST /v1/images/generations", OPENAI_GENERATE),
     "functions.dialects.openai:ImagesEditRequest": (
-        "OpenAI POST /v1/images/edits (form fields; files: image, image[], mask)", OPENAI_EDIT),
+        ("OpenAI POST /v1/images/edits (form fields, files image, image[] and mask; or JSON with "
+         "images: [{image_url}] and mask: {image_url}, data: or http(s) URLs)"), OPENAI_EDIT),
     "functions.dialects.openai:ImagesVariationRequest": (
         "OpenAI POST /v1/images/variations (form fields; file: image)", OPENAI_VARIATION),
     "functions.dialects.aims:ImagesGenerateRequest": ("AI Media Studio POST /api/v1/images/generate", AIMS_IMAGES),

@@ -30,8 +30,9 @@ from functions.dialects.shared import (
 # `style` takes OpenAI's vivid/natural or any preset slug; ArtAPI documents vivid as the default.
 DEFAULT_STYLE = "vivid"
 # Core GenerationInput field -> OpenAI parameter, for errors that name what the caller sent.
-PARAM_NAMES = {"steps": "quality", "quality": "output_compression", "width": "size", "height": "size",
-               "guidance": "style", "image_urls": "image", "mask_url": "mask"}
+# (steps and guidance are OpenAI-dialect fields of their own; quality and style only ever choose valid ones.)
+PARAM_NAMES = {"quality": "output_compression", "width": "size", "height": "size", "image_urls": "image",
+               "mask_url": "mask"}
 # /v1/images/variations has no prompt: an image-to-image pass of the image at this strength, with this
 # prompt (the pipelines need one; a generic one keeps the picture's own subject and style).
 VARIATION_PROMPT = "a variation of this image, same subject, same composition, same style, high quality"
@@ -66,10 +67,15 @@ class _Common(Request):
     stream: bool | None = None
     partial_images: int | None = Field(None, ge=0, le=3)
     style: str | None = None
-    # Darkroom extensions (extra_body in the SDK): a preset by slug, a negative prompt, a seed.
+    # Darkroom's own controls, which clients pass as extra body fields (the SDK's extra_body, LiteLLM's
+    # extra_body, the Vercel AI SDK's providerOptions, Open WebUI's IMAGES_OPENAI_API_PARAMS): validated as the
+    # native API validates them (GenerationInput).
     style_slug: str | None = None
     negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    steps: int | None = None
+    guidance: float | None = None
+    aspect_ratio: str | None = None
 
     @field_validator("size")
     @classmethod
@@ -84,6 +90,18 @@ class ImagesGenerateRequest(_Common):
 
 class ImagesEditRequest(_Common):
     input_fidelity: Literal["high", "low"] | None = None
+
+
+class _ImageReference(Request):
+    image_url: str = Field(max_length=8_000_000, description="A data: URL (base64), or an http(s) URL.")
+
+
+class _ImagesEditJson(ImagesEditRequest):
+    """The JSON form of an edit, as OpenAI's API takes it (the route reads `images` and `mask` itself, then
+    validates the rest as ImagesEditRequest)."""
+
+    images: list[_ImageReference] = Field(min_length=1)
+    mask: _ImageReference | None = None
 
 
 class ImagesVariationRequest(Request):
@@ -125,7 +143,10 @@ def generation_input(body: _Common, model: ModelSpec, styled_prompt: Styled) -> 
     return generation_fields(model, styled_prompt, {
         "n": body.n,
         "size": body.size,
-        "steps": steps_for_quality(model, body.quality),
+        "aspect_ratio": body.aspect_ratio,
+        # Explicit steps win over what quality would choose.
+        "steps": body.steps if body.steps is not None else steps_for_quality(model, body.quality),
+        "guidance": body.guidance,
         "seed": body.seed,
         "output_format": body.output_format,
         # output_compression is the jpeg/webp quality; 0 would be unreadable, so it is floored at 1.

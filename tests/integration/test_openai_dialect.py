@@ -74,9 +74,11 @@ def test_generate_url_batch(world, api, tenant, pipeline):
     # ArtAPI's default style is vivid: the revised prompt is the vivid preset around the caller's prompt.
     vivid = get_styles().get("vivid").render(SMALL["prompt"])
     for item in body["data"]:
-        assert set(item) == {"url", "revised_prompt"} and item["revised_prompt"] == vivid
+        # No response_format: both the link and the bytes, while they fit a response.
+        assert set(item) == {"url", "b64_json", "revised_prompt"} and item["revised_prompt"] == vivid
         image = s3_image(api, item["url"])
         assert image.format == "PNG" and image.size == (256, 256)
+        assert base64.b64decode(item["b64_json"]) == fetch_media(api, item["url"])
     job = JobStore().get(job_id_of(body["data"][0]["url"]))
     assert job.dialect == "openai" and job.status == JobStatus.SUCCEEDED and job.params["n"] == 2
     assert job.input["prompt"] == SMALL["prompt"] and job.params["prompt"] == vivid
@@ -255,8 +257,13 @@ def test_edit_errors_name_the_param(world, api, tenant):
     error_of(edit({"prompt": "x", "image": image(), "size": "8x8"}), 400, "size", "invalid_size")
     error_of(edit({"prompt": "x", "image": [image() for _ in range(11)]}), 400, "image", "too_many_images")
     error_of(edit({"prompt": "x", "image": image(), "markup": image()}), 400, "markup", "unsupported_parameter")
-    error_of(api.post(EDIT, json={"prompt": "x"}, headers=tenant.headers), 400, "content-type",
-             "unsupported_media_type")
+    error_of(api.post(EDIT, json={"prompt": "x"}, headers=tenant.headers), 400, "images", "invalid_type")
+    error_of(api.post(EDIT, data="prompt=x", headers={**tenant.headers, "Content-Type": "text/plain"}), 400,
+             "content-type", "unsupported_media_type")
+    error_of(api.post(EDIT, json={"prompt": "x", "images": [{"image_url": "data:image/png;base64,!!"}]},
+                      headers=tenant.headers), 400, "images.0.image_url", "invalid_data_url")
+    error_of(api.post(EDIT, json={"prompt": "x", "images": [{"file_id": "file-1"}]}, headers=tenant.headers), 400,
+             "images.0.file_id", "unsupported_parameter")
     # Nothing was stored or submitted for any of them.
     assert JobStore().list_for_workspace(tenant.workspace_id)[1] == 0
     s3 = boto3.client("s3", endpoint_url=world.endpoint, region_name="us-east-1")
@@ -272,7 +279,12 @@ def test_models_list_and_retrieve(api, tenant):
     assert resp.status_code == 200 and resp.json["object"] == "list"
     ids = [m["id"] for m in resp.json["data"]]
     image_models = [m.id for m in get_catalog().models if m.type == "image"]
-    assert ids == image_models and "flux-schnell" in ids and "flux-schnell-edit" in ids
+    # The catalog's image models, then OpenAI's names it answers (n8n and Open WebUI pick from these).
+    assert ids == image_models + list(get_catalog().aliases) and "flux-schnell-edit" in ids
+    named = {m["id"]: m["darkroom_model"] for m in resp.json["data"]}
+    assert named["dall-e-3"] == get_catalog().model("dall-e-3").id and named["flux-schnell"] == "flux-schnell"
+    alias = api.get("/v1/models/gpt-image-1", headers=tenant.headers).json
+    assert alias["id"] == "gpt-image-1" and alias["darkroom_model"] == get_catalog().model("gpt-image-1").id
     for entry in resp.json["data"]:
         assert entry["object"] == "model" and entry["owned_by"] == "darkroom" and isinstance(entry["created"], int)
     one = api.get("/v1/models/flux-schnell", headers=tenant.headers)
@@ -280,3 +292,52 @@ def test_models_list_and_retrieve(api, tenant):
     error_of(api.get("/v1/models/dall-e-9", headers=tenant.headers), 404, None, "model_not_found",
              "invalid_request_error")
     error_of(api.get("/v1/models/ltx-video", headers=tenant.headers), 404, None, "model_not_found")
+
+
+
+def data_url(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def test_a_json_edit_takes_data_urls_and_http_urls(world, api, tenant, pipeline):
+    """OpenAI's API takes edits as JSON too (`images: [{image_url}]`, `mask: {image_url}`): data: URLs are
+    decoded and stored as uploads, http(s) URLs are fetched by the worker (SSRF-guarded; loopback locally)."""
+    import http.server
+    import threading
+
+    served = png(color=(20, 160, 20))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(served)))
+            self.end_headers()
+            self.wfile.write(served)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/ref.png"
+        mask = io.BytesIO()
+        Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(mask, format="PNG")
+        body = {"prompt": "blend them", "size": "256x256", "model": "sdxl-turbo", "n": 1,
+                "images": [{"image_url": data_url(png())}, {"image_url": url}],
+                "mask": {"image_url": data_url(mask.getvalue())}}
+        resp = api.post(EDIT, json=body, headers=tenant.headers)
+        assert resp.status_code == 200, resp.json
+        job = JobStore().get(job_id_of(resp.json["data"][0]["url"]))
+        refs = job.params["references"]
+        assert refs[0]["upload_key"].startswith(f"{tenant.workspace_id}/uploads/") and refs[1] == {"url": url}
+        assert job.params["mask"]["upload_key"].startswith(f"{tenant.workspace_id}/uploads/")
+        # A mask of the wrong size, both data: URLs: refused before anything is stored, as a form's would be.
+        small = io.BytesIO()
+        Image.new("RGBA", (32, 32), (0, 0, 0, 0)).save(small, format="PNG")
+        wrong = {**body, "images": [{"image_url": data_url(png())}], "mask": {"image_url": data_url(small.getvalue())}}
+        error_of(api.post(EDIT, json=wrong, headers=tenant.headers), 400, "mask", "invalid_mask")
+    finally:
+        server.shutdown()
+        server.server_close()
