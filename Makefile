@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
+# The JavaScript clients the e2e tests drive (OpenAI's Node SDK, the Vercel AI SDK), from npm, into the repo.
+JS_CLIENTS := tests/clients/js
+JS_STAMP   := $(JS_CLIENTS)/node_modules/.installed
 
 .PHONY: dev test install lint bench stress clean artifacts-doc openapi chromium screenshots lock
 
@@ -27,7 +30,7 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/darkroom dev
 
-test: $(STAMP) $(SAM_STAMP) chromium
+test: $(STAMP) $(SAM_STAMP) $(JS_STAMP) chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 lint: $(STAMP)
@@ -45,7 +48,7 @@ stress: $(STAMP)
 	$(BIN)/python -m infra.stress --start --jobs 200 --clients 20 --write docs/stress.md
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .darkroom .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) .darkroom .pytest_cache $(JS_CLIENTS)/node_modules
 
 # `sam build` runs build-<LogicalId> for every function and layer with `Metadata: BuildMethod: makefile`,
 # with ARTIFACTS_DIR set. infra/build/artifacts.py builds for the runtime and architecture that template.yaml
@@ -62,6 +65,11 @@ build-%:
 # `make test`. `$(BIN)/python -m infra.build.lock --check` only says whether the lock is current.
 lock: $(STAMP)
 	$(BIN)/python -m infra.build.lock
+
+# npm ci: exactly the versions in package-lock.json (Node 20 is on the machine; npm reaches its registry).
+$(JS_STAMP): $(JS_CLIENTS)/package.json $(JS_CLIENTS)/package-lock.json
+	cd $(JS_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
 
 # sam CLI in its own venv: its pins (pydantic, cfn-lint, ...) clash with the project's. Only tests need it.
 $(SAM_STAMP):
