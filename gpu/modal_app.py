@@ -164,6 +164,13 @@ class LTXVideoGenerator(_Generator):
     weights: str = modal.parameter()
 
 
+@app.cls(**class_options("ZImageGenerator"), **_class_options)
+class ZImageGenerator(_Generator):
+    """z-image-turbo and its edit and inpaint models."""
+
+    weights: str = modal.parameter()
+
+
 @app.function(image=download_image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret], timeout=3600)
 def download(models: str = "") -> list[str]:
     """Fill the Volume with each catalog model's weights at its revision (gpu/weights.py's layout), once per

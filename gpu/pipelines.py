@@ -52,6 +52,13 @@ FAMILIES: dict[str, Family] = {
     "flux-img2img": Family("FluxImg2ImgPipeline", "flux", takes_image=True, strength=True, latent_patch=2,
                            inpaint="flux-inpaint"),
     "flux-inpaint": Family("FluxInpaintPipeline", "flux", takes_image=True, strength=True, latent_patch=2, mask=True),
+    # z-image-turbo. Its negative prompt acts through classifier-free guidance, so only with guidance > 0
+    # (the turbo model's default is 0: one forward per step instead of two).
+    "zimage": Family("ZImagePipeline", "zimage", negative_prompt=True, latent_patch=2),
+    "zimage-img2img": Family("ZImageImg2ImgPipeline", "zimage", takes_image=True, strength=True, latent_patch=2,
+                             negative_prompt=True, inpaint="zimage-inpaint"),
+    "zimage-inpaint": Family("ZImageInpaintPipeline", "zimage", takes_image=True, strength=True, latent_patch=2,
+                             negative_prompt=True, mask=True),
     "ltx": Family("LTXPipeline", "ltx", output="video", negative_prompt=True, min_steps=2),  # ltx-video
     "ltx-i2v": Family("LTXImageToVideoPipeline", "ltx", output="video", takes_image=True, negative_prompt=True,
                       min_steps=2),

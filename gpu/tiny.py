@@ -6,7 +6,7 @@ the VAEs still downsample as the real ones do (8x for images; 32x spatially and 
 the pipelines take the same arguments as the real models.
 
 Derived families share their base family's directory, as the real ones share a repo: `sdxl-img2img`
-and `sdxl-inpaint` read `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`.
+and `sdxl-inpaint` read `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`, `zimage-inpaint` reads `tiny-zimage-v1`.
 
 The background remover (gpu/background.py) has a tiny twin too: the real checkpoint's architecture
 (MobileViT DeepLabV3) at a 64 px input, saved with its image processor, loaded by the same Auto classes.
@@ -45,7 +45,7 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     Safe against concurrent builders (pytest-xdist workers, threads): each one writes a private temp dir
     next to `dest` and renames it into place, so `dest` is either absent or complete.
     """
-    builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx}
+    builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage}
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
     return _save_once(Path(dest), "model_index.json", builders[family], seed)
@@ -126,6 +126,38 @@ def _t5_tokenizer() -> Any:
     pieces += ["▁" + chr(c) for c in range(33, 127)]
     vocab = [(p, 0.0 if i < 3 else -float(len(p))) for i, p in enumerate(pieces)]
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=_T5_MAX_LENGTH)
+
+
+_QWEN_MAX_LENGTH = 512  # ZImagePipeline's max_sequence_length
+# Qwen's chat markup, as the real tokenizers' chat templates write it (the pipelines format prompts with it).
+_QWEN_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _qwen_tokenizer() -> Any:
+    """Byte-level BPE tokenizer laid out like Qwen's (every byte a token, no merges), with its chat markup."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import Qwen2Tokenizer
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {tok: i for i, tok in enumerate(sorted(ByteLevel.alphabet()) + special)}
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], model_max_length=_QWEN_MAX_LENGTH,
+                               pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    tokenizer.chat_template = _QWEN_CHAT_TEMPLATE
+    return tokenizer
+
+
+def _qwen3_encoder(tokenizer: Any) -> Any:
+    """A two-layer Qwen3 (the text encoder of Z-Image and FLUX.2 [klein]); the pipelines read its hidden states."""
+    from transformers import Qwen3Config, Qwen3Model
+
+    return Qwen3Model(Qwen3Config(
+        hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+        head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=_QWEN_MAX_LENGTH,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    ))
 
 
 def _clip_config(tokenizer: Any) -> Any:
@@ -309,6 +341,31 @@ def _build_ltx() -> DiffusionPipeline:
         text_encoder=T5EncoderModel(t5_config),
         tokenizer=tokenizer,
         transformer=transformer,
+    )
+
+
+def _build_zimage() -> DiffusionPipeline:
+    """As Z-Image-Turbo ships it, small: a single-stream DiT with refiner layers, a Qwen3 text encoder, FLUX's
+    VAE layout (no quant convs, shifted and scaled latents) and a static flow-matching shift of 3."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+
+    tokenizer = _qwen_tokenizer()
+    text_encoder = _qwen3_encoder(tokenizer)
+    latent_channels = 4
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,), all_f_patch_size=(1,), in_channels=latent_channels, dim=32, n_layers=1,
+        n_refiner_layers=1, n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True,
+        cap_feat_dim=text_encoder.config.hidden_size, rope_theta=256.0, t_scale=1000.0,
+        axes_dims=[8, 4, 4],  # sums to dim / n_heads
+        axes_lens=[256, 64, 64],
+    )
+    return ZImagePipeline(
+        transformer=transformer,
+        vae=_vae(latent_channels, use_quant_conv=False, use_post_quant_conv=False,
+                 shift_factor=0.1159, scaling_factor=0.3611),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
     )
 
 

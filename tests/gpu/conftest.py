@@ -9,9 +9,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before diffusers/huggingface_hub
 
 import pytest
 
+from gpu.pipelines import FAMILIES
 from gpu.tiny import ensure_tiny_pipeline
 
-BASE_FAMILIES = ("sdxl", "flux", "ltx")
+BASE_FAMILIES = tuple(sorted({family.base for family in FAMILIES.values()}))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from gpu_helpers import gradient, pixels
 
 from gpu.pipelines import GenerationRequest, effective_steps, fit, generate, load_pipeline
 
-EDIT_FAMILIES = {"sdxl-img2img": "sdxl", "flux-img2img": "flux"}
+EDIT_FAMILIES = {"sdxl-img2img": "sdxl", "flux-img2img": "flux", "zimage-img2img": "zimage"}
 
 
 @pytest.fixture(scope="module", params=sorted(EDIT_FAMILIES))
@@ -30,7 +30,8 @@ def _request(**overrides) -> GenerationRequest:
 def test_loads_the_img2img_class_on_the_text_to_image_weights(pipe, family, tiny_root):
     base = load_pipeline(EDIT_FAMILIES[family], tiny_root / f"tiny-{EDIT_FAMILIES[family]}-v1")
     assert type(pipe).__name__ == {"sdxl-img2img": "StableDiffusionXLImg2ImgPipeline",
-                                   "flux-img2img": "FluxImg2ImgPipeline"}[family]
+                                   "flux-img2img": "FluxImg2ImgPipeline",
+                                   "zimage-img2img": "ZImageImg2ImgPipeline"}[family]
     # from_pipe: the very same modules, not a second copy of the weights.
     assert pipe.vae is base.vae and pipe.text_encoder is base.text_encoder
     assert (pipe.unet if family == "sdxl-img2img" else pipe.transformer) is \

@@ -31,12 +31,12 @@ def png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("family", ["flux-inpaint", "sdxl-inpaint"])
+@pytest.mark.parametrize("family", ["flux-inpaint", "sdxl-inpaint", "zimage-inpaint"])
 def test_inpainting_repaints_the_mask_and_keeps_every_other_pixel(tiny_root, family):
     base = FAMILIES[family].base
     pipe = load_pipeline(family, tiny_root / f"tiny-{base}-v1")
     # Derived from the loaded base pipeline: the same modules, no second copy of the weights.
-    denoiser = "transformer" if base == "flux" else "unet"
+    denoiser = "unet" if base == "sdxl" else "transformer"
     assert getattr(pipe, denoiser) is getattr(load_pipeline(base, tiny_root / f"tiny-{base}-v1"), denoiser)
     image = gradient((SIDE, SIDE))
     alpha = inpaint.decode_mask(png_bytes(openai_mask(image.size, (16, 16, 48, 48))))
@@ -54,6 +54,7 @@ def test_inpainting_repaints_the_mask_and_keeps_every_other_pixel(tiny_root, fam
 
 def test_img2img_families_name_their_inpainting_family():
     assert inpaint_family("flux-img2img") == "flux-inpaint" and inpaint_family("sdxl-img2img") == "sdxl-inpaint"
+    assert inpaint_family("zimage-img2img") == "zimage-inpaint"
     assert inpaint_family("flux-inpaint") == "flux-inpaint"
     with pytest.raises(ValueError, match="cannot inpaint"):
         inpaint_family("ltx-i2v")

@@ -19,6 +19,8 @@ from hub_standin import HubStandIn, Repo
 from functions.core.catalog import get_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every GPU class the catalog's models name: each must exist in the app, and each is checked below.
+GPU_CLASSES = sorted({m.modal_class for m in get_catalog().models})
 
 
 def _raw(obj):
@@ -76,7 +78,7 @@ def test_the_gpu_classes_run_offline_and_the_download_online():
 
     download_env = image_env(function_image(modal_app.download))
     assert "HF_HUB_OFFLINE" not in download_env
-    for name in ("FluxGenerator", "SDXLGenerator", "LTXVideoGenerator"):
+    for name in GPU_CLASSES:
         env = image_env(class_definition(getattr(modal_app, name))["image"])
         assert env["HF_HUB_OFFLINE"] == "1", name  # a job never reaches for the Hub
         assert {k: v for k, v in env.items() if k != "HF_HUB_OFFLINE"} == download_env, name
@@ -212,7 +214,7 @@ def _definitions_under(env: dict[str, str]) -> dict:
         "from test_modal_definition import class_definition\n"
         "from gpu import modal_app\n"
         "out = {n: {k: v for k, v in class_definition(getattr(modal_app, n)).items() if k != 'image'}\n"
-        "       for n in ('FluxGenerator', 'SDXLGenerator', 'LTXVideoGenerator')}\n"
+        f"       for n in {GPU_CLASSES!r}}}\n"
         "print(json.dumps(out))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env, "PYTHONPATH": str(ROOT / "tests")},
@@ -225,7 +227,7 @@ def test_each_class_reserves_its_models_memory_gpu_and_startup_time():
     from gpu import modal_app
 
     catalog = get_catalog()
-    for name in ("FluxGenerator", "SDXLGenerator", "LTXVideoGenerator"):
+    for name in GPU_CLASSES:
         definition = class_definition(getattr(modal_app, name))
         models = [m for m in catalog.models if m.modal_class == name]
         assert definition["gpu"] == models[0].gpu, name

@@ -15,11 +15,11 @@ from gpu_helpers import gradient, pixels
 from PIL import Image
 
 from gpu.encode import CONTENT_TYPES, encode_image, make_thumbnail
-from gpu.pipelines import GenerationRequest, generate, load_pipeline
+from gpu.pipelines import FAMILIES, GenerationRequest, generate, load_pipeline
 from gpu.tiny import build_tiny_pipeline, ensure_tiny_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEXT_TO_IMAGE = ("sdxl", "flux")
+TEXT_TO_IMAGE = ("sdxl", "flux", "zimage")
 
 
 @pytest.fixture(scope="session", params=TEXT_TO_IMAGE)
@@ -67,6 +67,9 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
         "flux-inpaint": diffusers.FluxInpaintPipeline,
         "ltx": diffusers.LTXPipeline,
         "ltx-i2v": diffusers.LTXImageToVideoPipeline,
+        "zimage": diffusers.ZImagePipeline,
+        "zimage-img2img": diffusers.ZImageImg2ImgPipeline,
+        "zimage-inpaint": diffusers.ZImageInpaintPipeline,
     }
 
 
@@ -80,7 +83,8 @@ def test_every_catalog_family_is_known_and_has_a_tiny_pipeline(tiny_root):
 
 
 def test_loads_the_family_class_with_vae_scale_factor_8(pipe, family):
-    assert type(pipe).__name__ == {"sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline"}[family]
+    assert type(pipe).__name__ == {"sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
+                                   "zimage": "ZImagePipeline"}[family]
     assert pipe.vae_scale_factor == 8
 
 
@@ -127,11 +131,12 @@ def test_progress_is_reported_once_per_step(pipe, family):
 
 
 def test_guidance_is_passed(pipe, family):
-    # SDXL: guidance > 1 turns classifier-free guidance on. Flux: the scale is accepted (schnell ignores it).
+    # SDXL (> 1) and Z-Image (> 0): the scale turns classifier-free guidance on. Flux: accepted (schnell
+    # ignores it).
     low, _ = _images(pipe, family, _request(guidance=0.0))
     high, _ = _images(pipe, family, _request(guidance=7.0))
     assert high[0].size == low[0].size
-    if family == "sdxl":
+    if family in ("sdxl", "zimage"):
         assert not np.array_equal(_pixels(low[0]), _pixels(high[0]))
 
 
@@ -139,7 +144,7 @@ def test_negative_prompt_only_reaches_families_that_take_it(pipe, family):
     plain, _ = _images(pipe, family, _request(guidance=5.0))
     negative, _ = _images(pipe, family, _request(guidance=5.0, negative_prompt="blurry, dark"))
     changed = not np.array_equal(_pixels(plain[0]), _pixels(negative[0]))
-    assert changed == (family == "sdxl")
+    assert changed == FAMILIES[family].negative_prompt
 
 
 @pytest.mark.parametrize("size", [(250, 256), (256, 100), (0, 256)])

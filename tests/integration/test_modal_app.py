@@ -62,7 +62,8 @@ def _upload(world, workspace_id: str, data: bytes) -> str:
     return key
 
 
-def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant, monkeypatch):
+@pytest.mark.parametrize("text_model", ["flux-schnell", "z-image-turbo"])
+def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant, monkeypatch, text_model):
     """A pool per set of weights (not per model), and on Modal the weights load once: the container's enter hooks
     load the text pipeline, and edit and inpaint requests derive theirs from it, sharing every module. Before,
     a masked edit called from_pretrained again after move_to_gpu: a second FLUX in memory."""
@@ -79,19 +80,19 @@ def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant,
 
     monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained", classmethod(counting))
     pipelines.clear_cache()  # no pipeline left over from other tests in this process
-    schnell = get_catalog().model("flux-schnell")
-    generator = modal_app.FluxGenerator(weights=schnell.weights)
+    text = get_catalog().model(text_model)
+    edit = get_catalog().model(text.edit_model)
+    generator = getattr(modal_app, text.modal_class)(weights=text.weights)
 
     store = JobStore()
-    jobs = {}
     reference = _upload(world, tenant.workspace_id, _png())
     mask = _upload(world, tenant.workspace_id, _png(transparent_box=(64, 64, 192, 192)))
     base = {"prompt": "a red balloon", "n": 1, "width": 256, "height": 256, "steps": 2, "seed": 5}
     for name, model, params in [
-        ("text", "flux-schnell", base),
-        ("edit", "flux-schnell-edit", base | {"references": [{"upload_key": reference}], "strength": 0.6}),
-        ("inpaint", "flux-schnell-edit", base | {"references": [{"upload_key": reference}], "strength": 0.6,
-                                                 "mask": {"upload_key": mask}}),
+        ("text", text.id, base),
+        ("edit", edit.id, base | {"references": [{"upload_key": reference}], "strength": 0.6}),
+        ("inpaint", edit.id, base | {"references": [{"upload_key": reference}], "strength": 0.6,
+                                     "mask": {"upload_key": mask}}),
     ]:
         spec = get_catalog().model(model)
         job = Job(id=clock.new_object_id(clock.now()), workspace_id=tenant.workspace_id, model=model,
@@ -99,15 +100,15 @@ def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant,
         store.create(job)
         result = generator.generate.local(_work(world, job).model_dump())
         assert result["outcome"] == "succeeded", (name, result.get("error"))
-        jobs[name] = result
 
-    assert loads == ["FluxPipeline"], loads  # one from_pretrained, by the enter hook
+    assert loads == [pipelines.FAMILIES[text.family].pipeline], loads  # one from_pretrained, by the enter hook
     device, dtype = worker.device_and_dtype()
-    source = str(worker.weights_source(schnell))
-    loaded = {family: pipelines._cache[(family, source, device, dtype)]
-              for family in ("flux", "flux-img2img", "flux-inpaint")}
-    assert loaded["flux-img2img"].transformer is loaded["flux"].transformer
-    assert loaded["flux-inpaint"].transformer is loaded["flux"].transformer
+    source = str(worker.weights_source(text))
+    families = (text.family, edit.family, pipelines.inpaint_family(edit.family))
+    loaded = {family: pipelines._cache[(family, source, device, dtype)] for family in families}
+    for family in families[1:]:
+        assert loaded[family].transformer is loaded[text.family].transformer, family
+        assert loaded[family].text_encoder is loaded[text.family].text_encoder, family
     assert not [key for key in pipelines._cache if key[2] == "cpu" and key[3] == "bfloat16"]  # nothing left behind
 
 
