@@ -1,0 +1,101 @@
+"""docs/models.md, generated from the catalog: `python -m infra.models_doc > docs/models.md`.
+
+tests/unit/test_models_doc.py fails when the file and the catalog disagree, so the table is never stale.
+"""
+
+from __future__ import annotations
+
+from functions.core.catalog import Catalog, ModelSpec, get_catalog
+from functions.dialects.shared import DEFAULT_TOOLS
+from infra.prices import PRICES
+
+_INTRO = """\
+# Models
+
+Generated from `functions/core/catalog.yaml` by `python -m infra.models_doc > docs/models.md`;
+`tests/unit/test_models_doc.py` fails when they disagree. `GET /api/models`, `GET /v1/models` and AI Media
+Studio's `GET /api/v1/images/generate` and `GET /api/v1/videos/generate` list the same models.
+
+A model is a catalog entry: its task, its pipeline family (gpu/pipelines.py), its weights (a Hugging Face repo
+at a revision), its GPU and memory, and its price. Models on the same weights share one GPU pool: a text
+model, its edit model, and their inpaint and variation requests run on one warm container.
+"""
+
+_GPU_RULE = """\
+## How each model's GPU is chosen
+
+Each set of weights runs on the cheapest Modal GPU, per second, that holds its pipeline in bfloat16 with
+room for activations at the largest size the model allows. The container's RAM request (`memory`) holds the
+same pipeline before its memory snapshot. A faster, dearer GPU may cost less per image under full load,
+but a pool that scales to zero pays for its idle minutes (a 5-minute scale-down window after each burst) by
+the second as well, and for most deployments that idle time dominates, so the per-second price decides.
+Models added since are placed by this rule. The 2024 models (FLUX.1, SDXL, Playground v2, LTX-Video) stay on
+the H100 they were first deployed on until they are timed on a GPU: SDXL and LTX-Video would fit an L40S, at a
+latency (about 2.7 times an H100's) that no test here can measure yet.
+
+Credits are meant to follow the GPU-seconds a job takes at the reference size and steps (docs/cost.md, where
+the price rule is). No model has been timed on its GPU here; until one is, its credits are estimated from its
+work against FLUX.1 [schnell]'s (1 credit: about 1.3 s on an H100). Z-Image-Turbo's 1.25: 6 B parameters for 8
+steps is about the work of FLUX.1 [schnell]'s 12 B for 4; an L40S does about 0.37 of an H100's bfloat16 work
+per second at 0.49 of its price, so about 1.3 times the cost per image.
+"""
+
+
+def _price(model: ModelSpec) -> str:
+    unit = "second of video" if model.type == "video" else "image"
+    d = model.defaults
+    return f"{model.base_credits:g} per {unit} at {d.width}x{d.height}, {d.steps} steps"
+
+
+def _weights(model: ModelSpec) -> str:
+    revision = model.revision[:10] if model.pinned else f"{model.revision} (unpinned)"
+    return f"`{model.repo}` @ {revision}"
+
+
+def _models_table(catalog: Catalog) -> list[str]:
+    lines = ["## The catalog", "",
+             "| model | task | family | weights | GPU | memory | credits | steps (max) | aliases |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in catalog.models:
+        aliases = ", ".join(f"`{a}`" for a in m.aliases) or "-"
+        lines.append(f"| `{m.id}` ({m.name}) | {m.task} | {m.family} | {_weights(m)} | {m.gpu} | "
+                     f"{m.memory_gib} GiB | {_price(m)} | {m.defaults.steps} ({m.max_steps}) | {aliases} |")
+    return lines + [""]
+
+
+def _pools_table(catalog: Catalog) -> list[str]:
+    gpu_prices = PRICES["modal_gpu_second"]
+    lines = ["## GPU pools", "",
+             ("One Modal class per pipeline family, one pool per set of weights (`MaxGpuConcurrency` containers "
+             "each)."), "",
+             "| weights | Modal class | GPU | $ per GPU-second | memory | startup timeout | models |",
+             "|---|---|---|---|---|---|---|"]
+    for pool in catalog.weights_pools().values():
+        price = gpu_prices.get(pool.gpu)
+        lines.append(f"| `{pool.repo}` | {pool.modal_class} | {pool.gpu} | "
+                     f"{f'{price:.6f}' if price else 'not in infra/prices.py'} | {pool.memory_gib} GiB | "
+                     f"{pool.startup_timeout} s | {', '.join(pool.models)} |")
+    return lines + [""]
+
+
+def _defaults(catalog: Catalog) -> list[str]:
+    lines = ["## The model a request gets when it names none", "",
+             "| request | model |", "|---|---|"]
+    for (kind, references), slug in DEFAULT_TOOLS.items():
+        tool = catalog.tool(slug)
+        what = f"{kind}, {'with' if references else 'no'} reference images (tool `{slug}`)"
+        lines.append(f"| {what} | `{tool.default_model}` |" if tool else f"| {what} | none configured |")
+    lines += ["", ("OpenAI's model names are aliases the operator can point elsewhere or turn off "
+                  "(`aliases:` in `DARKROOM_CATALOG_EXTRA`):"), "", "| OpenAI name | model |", "|---|---|"]
+    lines += [f"| `{alias}` | `{target}` |" for alias, target in catalog.aliases.items()]
+    return lines + [""]
+
+
+def markdown(catalog: Catalog | None = None) -> str:
+    catalog = catalog or get_catalog()
+    sections = [_INTRO, *_models_table(catalog), *_pools_table(catalog), *_defaults(catalog), _GPU_RULE]
+    return "\n".join(sections)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
