@@ -164,6 +164,13 @@ class LTXVideoGenerator(_Generator):
     weights: str = modal.parameter()
 
 
+@app.cls(**class_options("Flux2KleinGenerator"), **_class_options)
+class Flux2KleinGenerator(_Generator):
+    """flux2-klein: text-to-image, multi-reference edits and inpainting."""
+
+    weights: str = modal.parameter()
+
+
 @app.cls(**class_options("ZImageGenerator"), **_class_options)
 class ZImageGenerator(_Generator):
     """z-image-turbo and its edit and inpaint models."""

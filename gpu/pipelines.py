@@ -40,6 +40,11 @@ class Family:
     mask: bool = False  # inpainting: repaints only where the mask is white
     # The family that serves this one's requests when they bring a mask (img2img -> inpaint, same weights).
     inpaint: str | None = None
+    # A multi-reference editor: every output draws on up to this many reference images together (a collage,
+    # a person from one and a place from another), passed whole as the pipeline's `image` list. 0: none, or
+    # the init image of img2img (`takes_image`: one per output, used in turn). An inpainting family of such a
+    # model takes images[0] as the image to repaint and the rest as references (`image_reference`).
+    references: int = 0
 
 
 FAMILIES: dict[str, Family] = {
@@ -59,6 +64,11 @@ FAMILIES: dict[str, Family] = {
                              negative_prompt=True, inpaint="zimage-inpaint"),
     "zimage-inpaint": Family("ZImageInpaintPipeline", "zimage", takes_image=True, strength=True, latent_patch=2,
                              negative_prompt=True, mask=True),
+    # flux2-klein: text-to-image, and the same pipeline composes up to 4 references (BFL's limit for klein).
+    "flux2-klein": Family("Flux2KleinPipeline", "flux2-klein", latent_patch=2, references=4,
+                          inpaint="flux2-klein-inpaint"),
+    "flux2-klein-inpaint": Family("Flux2KleinInpaintPipeline", "flux2-klein", takes_image=True, strength=True,
+                                  latent_patch=2, mask=True, references=4),
     "ltx": Family("LTXPipeline", "ltx", output="video", negative_prompt=True, min_steps=2),  # ltx-video
     "ltx-i2v": Family("LTXImageToVideoPipeline", "ltx", output="video", takes_image=True, negative_prompt=True,
                       min_steps=2),
@@ -239,8 +249,10 @@ def _validate(pipe: DiffusionPipeline, family: str, spec: Family, req: Generatio
         raise ValueError(f"steps must be at least {spec.min_steps} for {family}, got {req.steps}")
     if spec.takes_image and not req.images:
         raise ValueError(f"{family} needs at least one input image")
-    if not spec.takes_image and req.images:
+    if not (spec.takes_image or spec.references) and req.images:
         raise ValueError(f"{family} takes no input image")
+    if spec.references and req.images and len(req.images) > spec.references + spec.takes_image:
+        raise ValueError(f"{family} takes at most {spec.references} reference images, got {len(req.images)}")
     if spec.mask and req.mask is None:
         raise ValueError(f"{family} needs a mask")
     if req.mask is not None and not spec.mask:
@@ -297,10 +309,16 @@ def generate(
         kwargs["negative_prompt"] = req.negative_prompt
     fitted: list[Image] = []
     mask = None
-    if req.images:
-        fitted = [fit(image, req.width, req.height) for image in req.images]
+    if req.images and spec.references and not spec.takes_image:
+        # A multi-reference editor: every output draws on all of them, whole (the pipeline sizes them itself).
+        kwargs["image"] = [image.convert("RGB") for image in req.images]
+    elif req.images:
+        init = req.images[:1] if spec.references else req.images
+        fitted = [fit(image, req.width, req.height) for image in init]
         # img2img: one init image per output, reused in turn; i2v: the first frame of every video.
         kwargs["image"] = [fitted[i % len(fitted)] for i in range(req.n)] if spec.strength else fitted[0]
+        if spec.references and len(req.images) > 1:  # inpainting on a multi-reference editor
+            kwargs["image_reference"] = [image.convert("RGB") for image in req.images[1:]]
     if req.mask is not None:
         from gpu import inpaint
 

@@ -45,7 +45,8 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     Safe against concurrent builders (pytest-xdist workers, threads): each one writes a private temp dir
     next to `dest` and renames it into place, so `dest` is either absent or complete.
     """
-    builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage}
+    builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage,
+                "flux2-klein": _build_flux2_klein}
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
     return _save_once(Path(dest), "model_index.json", builders[family], seed)
@@ -149,15 +150,21 @@ def _qwen_tokenizer() -> Any:
     return tokenizer
 
 
-def _qwen3_encoder(tokenizer: Any) -> Any:
-    """A two-layer Qwen3 (the text encoder of Z-Image and FLUX.2 [klein]); the pipelines read its hidden states."""
-    from transformers import Qwen3Config, Qwen3Model
+def _qwen3_config(tokenizer: Any, layers: int) -> Any:
+    from transformers import Qwen3Config
 
-    return Qwen3Model(Qwen3Config(
-        hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+    return Qwen3Config(
+        hidden_size=16, intermediate_size=16, num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
         head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=_QWEN_MAX_LENGTH,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    ))
+    )
+
+
+def _qwen3_encoder(tokenizer: Any) -> Any:
+    """A two-layer Qwen3 (Z-Image's text encoder); the pipeline reads its second-to-last hidden state."""
+    from transformers import Qwen3Model
+
+    return Qwen3Model(_qwen3_config(tokenizer, layers=2))
 
 
 def _clip_config(tokenizer: Any) -> Any:
@@ -367,6 +374,39 @@ def _build_zimage() -> DiffusionPipeline:
         tokenizer=tokenizer,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
     )
+
+
+def _build_flux2_klein() -> DiffusionPipeline:
+    """As FLUX.2 [klein] 4B ships it, small: a Qwen3 causal LM whose hidden states 9, 18 and 27 are the prompt
+    embedding (so it keeps 28 layers, each tiny), the FLUX.2 DiT (double then single blocks, no guidance
+    embedding: distilled), FLUX.2's VAE and a flow-matching scheduler."""
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3ForCausalLM
+
+    tokenizer = _qwen_tokenizer()
+    text_encoder = Qwen3ForCausalLM(_qwen3_config(tokenizer, layers=28))
+    latent_channels = 4
+    vae = AutoencoderKLFlux2(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
+        latent_channels=latent_channels, norm_num_groups=4, sample_size=256,
+        use_quant_conv=False, use_post_quant_conv=False,
+    )
+    transformer = Flux2Transformer2DModel(
+        patch_size=1, in_channels=latent_channels * 4,  # 2x2 patches of latents, packed
+        num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=3 * text_encoder.config.hidden_size,  # three hidden states, concatenated
+        timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False,
+    )
+    # The pipeline computes its own shift (mu) from the image size and steps, for a scheduler that shifts by it.
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, time_shift_type="exponential")
+    return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer, transformer=transformer, is_distilled=True)
 
 
 def _build_segmenter() -> tuple[Any, Any]:

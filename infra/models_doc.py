@@ -37,7 +37,9 @@ Credits are meant to follow the GPU-seconds a job takes at the reference size an
 the price rule is). No model has been timed on its GPU here; until one is, its credits are estimated from its
 work against FLUX.1 [schnell]'s (1 credit: about 1.3 s on an H100). Z-Image-Turbo's 1.25: 6 B parameters for 8
 steps is about the work of FLUX.1 [schnell]'s 12 B for 4; an L40S does about 0.37 of an H100's bfloat16 work
-per second at 0.49 of its price, so about 1.3 times the cost per image.
+per second at 0.49 of its price, so about 1.3 times the cost per image. FLUX.2 [klein]'s 0.5: 4 B for 4 steps is
+a third of that work, at the same 1.3 times; each reference it composes is priced as one more image of the
+output's size (at most a megapixel), since the model attends to its tokens as to the output's.
 """
 
 

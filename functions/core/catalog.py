@@ -31,6 +31,8 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 
 # The least work a job is priced at, as a share of one output at the model's defaults (ModelSpec.work).
 MIN_WORK = 0.25
+# A multi-reference editor's pipeline shrinks each reference to at most this many pixels (FLUX.2: 1024x1024).
+REFERENCE_PIXELS = 1024 * 1024
 
 
 class Defaults(Schema):
@@ -84,6 +86,10 @@ class ModelSpec(Schema):
     frame_multiple: int = 1
     max_frames: int | None = None
     audio: bool = False
+    # A multi-reference editor: how many reference images every output composes together (its pipeline family
+    # takes them as one list: gpu/pipelines.py, Family.references). None: an image-to-image model's one init
+    # image per output (several are used in turn), or an image-to-video model's first frame.
+    references: int | None = Field(None, ge=1)
     # The model to switch to when a request brings reference images: the image-to-image (or
     # image-to-video) model on the same weights.
     edit_model: str | None = None
@@ -129,6 +135,10 @@ class ModelSpec(Schema):
 
         steps = run(params.get("steps") or d.steps, params.get("strength"))
         reference_steps = run(d.steps, d.strength if self.takes_references and self.type == "image" else None)
+        if self.references:
+            # A multi-reference editor attends to every reference's tokens as well as the output's: each counts
+            # as an image of the output's size, up to the megapixel the pipelines shrink references to.
+            pixels += len(params.get("references") or ()) * min(pixels, REFERENCE_PIXELS)
         return max(MIN_WORK, pixels / reference_pixels * steps / reference_steps)
 
     def price(self, params: dict[str, Any]) -> float:
@@ -148,7 +158,9 @@ class ModelSpec(Schema):
                 "formula": f"credits × {'n × seconds' if unit == 'second' else 'n'} × max({MIN_WORK}, "
                            f"width × height / ({d.width} × {d.height}) × steps / {d.steps})"
                            + (" (img2img: steps × strength against the default strength's)"
-                              if self.takes_references and self.type == "image" else "")}
+                              if self.takes_references and self.type == "image" and d.strength else "")
+                           + (f" (each reference adds the output's pixels, at most {REFERENCE_PIXELS})"
+                              if self.references else "")}
 
     def snap_duration(self, seconds: float) -> float:
         """The allowed duration nearest to `seconds` (the shorter one on a tie: it costs less)."""
@@ -174,6 +186,8 @@ class ModelSpec(Schema):
     def _check(self) -> ModelSpec:
         if not 1 <= self.min_steps <= self.defaults.steps <= self.max_steps:
             raise ValueError(f"{self.id}: defaults.steps must be within min_steps..max_steps")
+        if self.references and self.task != "image-to-image":
+            raise ValueError(f"{self.id}: references (a multi-reference editor) is for image-to-image models")
         if self.type != "video":
             return self
         d = self.defaults

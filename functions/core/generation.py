@@ -208,6 +208,23 @@ def _check_mask(mask: dict[str, str], image: dict[str, str], field: str) -> None
         raise _bad(field, problem, "invalid_mask")
 
 
+def _check_composed(model: ModelSpec, inp: GenerationInput, count: int, prefix: str) -> None:
+    """A multi-reference editor composes up to `model.references` images (with a mask: the image to repaint, then
+    that many references), and has no strength to set except when it inpaints."""
+    from functions.core.catalog import get_catalog
+
+    limit = model.references + (1 if inp.mask_url else 0)
+    if count > limit:
+        others = [m.id for m in get_catalog().models if (m.references or 0) + (1 if inp.mask_url else 0) >= count]
+        raise _bad(prefix + "image_urls", f"{model.id} composes at most {model.references} reference images"
+                                          f"{' besides the image to repaint' if inp.mask_url else ''}, got {count}; "
+                                          f"models that take {count}: {', '.join(others) or 'none are configured'}",
+                   "too_many_references")
+    if inp.strength is not None and not inp.mask_url:
+        raise _bad(prefix + "strength", f"{model.id} composes its reference images whole and has no strength; "
+                                        "strength applies to its inpainting (with a mask)", "unsupported_parameter")
+
+
 def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str,
                     prefix: str = "") -> tuple[ModelSpec, dict[str, Any]]:
     """The model that will run and its exact parameters, for every task.
@@ -227,6 +244,8 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     if model.takes_references and not refs:
         raise _bad(prefix + "image_urls", f"{model.id} ({model.task}) needs at least one reference image",
                    "required")
+    if refs and model.references is not None:
+        _check_composed(model, inp, len(refs), prefix)
     params = resolve_params(model, inp, prefix=prefix)
     if inp.mask_url:
         if model.type != "image" or not refs:

@@ -58,7 +58,9 @@ NATIVE_INPUT: dict[str, Entry] = {
     "seed": Mapped("same seed, same image", 7),
     "output_format": Mapped("png, jpeg or webp", "webp"),
     "quality": Mapped("jpeg/webp quality", 60),
-    "image_urls": Mapped("reference images: the model's image-to-image counterpart runs", [UPLOAD]),
+    "image_urls": Mapped("reference images: the model's image-to-image counterpart runs; a multi-reference "
+                         "model (flux2-klein) composes several into each output, others use them in turn",
+                         [UPLOAD]),
     "image_url": Mapped("one reference image", UPLOAD),
     "first_frame_url": Mapped("the first frame of an image-to-video job", UPLOAD, {"model": "ltx-video"}),
     "strength": Mapped("how far image-to-image departs from the reference", 0.3, {"image_urls": [UPLOAD]}),
@@ -132,7 +134,9 @@ AIMS_IMAGES: dict[str, Entry] = {
     "background": Mapped("transparent: background removed (png/webp; jpeg is a 400)", "transparent"),
     "style": Mapped("natural or vivid, applied to the prompt", "natural"),
     "style_slug": Mapped("a preset, applied to the prompt (style_applied)", "anime-style"),
-    "image_urls": Mapped("reference images: the model's image-to-image counterpart runs", [UPLOAD]),
+    "image_urls": Mapped("reference images: the model's image-to-image counterpart runs; a multi-reference "
+                         "model (flux2-klein) composes several into each output, others use them in turn",
+                         [UPLOAD]),
     "seed": Mapped("same seed, same image", 7),
     "negative_prompt": Mapped("what to avoid", "blurry"),
     "make_public": Mapped("a public share page (share_url)", True),

@@ -19,7 +19,7 @@ from gpu.pipelines import FAMILIES, GenerationRequest, generate, load_pipeline
 from gpu.tiny import build_tiny_pipeline, ensure_tiny_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEXT_TO_IMAGE = ("sdxl", "flux", "zimage")
+TEXT_TO_IMAGE = ("sdxl", "flux", "zimage", "flux2-klein")
 
 
 @pytest.fixture(scope="session", params=TEXT_TO_IMAGE)
@@ -70,6 +70,8 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
         "zimage": diffusers.ZImagePipeline,
         "zimage-img2img": diffusers.ZImageImg2ImgPipeline,
         "zimage-inpaint": diffusers.ZImageInpaintPipeline,
+        "flux2-klein": diffusers.Flux2KleinPipeline,
+        "flux2-klein-inpaint": diffusers.Flux2KleinInpaintPipeline,
     }
 
 
@@ -84,7 +86,7 @@ def test_every_catalog_family_is_known_and_has_a_tiny_pipeline(tiny_root):
 
 def test_loads_the_family_class_with_vae_scale_factor_8(pipe, family):
     assert type(pipe).__name__ == {"sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
-                                   "zimage": "ZImagePipeline"}[family]
+                                   "zimage": "ZImagePipeline", "flux2-klein": "Flux2KleinPipeline"}[family]
     assert pipe.vae_scale_factor == 8
 
 

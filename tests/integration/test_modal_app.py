@@ -62,7 +62,7 @@ def _upload(world, workspace_id: str, data: bytes) -> str:
     return key
 
 
-@pytest.mark.parametrize("text_model", ["flux-schnell", "z-image-turbo"])
+@pytest.mark.parametrize("text_model", ["flux-schnell", "z-image-turbo", "flux2-klein"])
 def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant, monkeypatch, text_model):
     """A pool per set of weights (not per model), and on Modal the weights load once: the container's enter hooks
     load the text pipeline, and edit and inpaint requests derive theirs from it, sharing every module. Before,
@@ -90,7 +90,9 @@ def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant,
     base = {"prompt": "a red balloon", "n": 1, "width": 256, "height": 256, "steps": 2, "seed": 5}
     for name, model, params in [
         ("text", text.id, base),
-        ("edit", edit.id, base | {"references": [{"upload_key": reference}], "strength": 0.6}),
+        # A multi-reference editor (flux2-klein) composes its references whole: no strength.
+        ("edit", edit.id, base | {"references": [{"upload_key": reference}]}
+         | ({"strength": 0.6} if edit.defaults.strength else {})),
         ("inpaint", edit.id, base | {"references": [{"upload_key": reference}], "strength": 0.6,
                                      "mask": {"upload_key": mask}}),
     ]:
