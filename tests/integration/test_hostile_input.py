@@ -19,8 +19,9 @@ from infra.local.template import http_routes, load
 pytestmark = pytest.mark.xdist_group("integration")
 
 BODY_ROUTES = sorted({path for method, path, _ in http_routes(load()) if method in ("POST", "PUT")})
-# Routes that take multipart/form-data only (OpenAI's edits and variations).
-MULTIPART_ONLY = {"/v1/images/edits", "/v1/images/variations"}
+# Routes that take multipart/form-data only: OpenAI's variations (its edits also take a JSON body, as OpenAI's
+# API allows).
+MULTIPART_ONLY = {"/v1/images/variations"}
 PATH_VALUES = {"{id}": "job-that-does-not-exist", "{key_id}": "key_x", "{workspace_id}": "ws-x",
                "{share_id}": "share-x", "{slug}": "create-image", "{model}": "flux-schnell"}
 
