@@ -307,7 +307,6 @@ def generate(
         kwargs["guidance_scale"] = req.guidance
     if req.negative_prompt and spec.negative_prompt:
         kwargs["negative_prompt"] = req.negative_prompt
-    fitted: list[Image] = []
     mask = None
     if req.images and spec.references and not spec.takes_image:
         # A multi-reference editor: every output draws on all of them, whole (the pipeline sizes them itself).

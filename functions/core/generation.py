@@ -213,9 +213,9 @@ def _check_composed(model: ModelSpec, inp: GenerationInput, count: int, prefix: 
     that many references), and has no strength to set except when it inpaints."""
     from functions.core.catalog import get_catalog
 
-    limit = model.references + (1 if inp.mask_url else 0)
-    if count > limit:
-        others = [m.id for m in get_catalog().models if (m.references or 0) + (1 if inp.mask_url else 0) >= count]
+    repainted = 1 if inp.mask_url else 0  # with a mask, the first image is repainted, not composed
+    if count > model.references + repainted:
+        others = [m.id for m in get_catalog().models if (m.references or 0) + repainted >= count]
         raise _bad(prefix + "image_urls", f"{model.id} composes at most {model.references} reference images"
                                           f"{' besides the image to repaint' if inp.mask_url else ''}, got {count}; "
                                           f"models that take {count}: {', '.join(others) or 'none are configured'}",

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +29,35 @@ from infra.local.template import Resolver, functions, gateway_routes, load
 
 # The public origin the integration world's links name: werkzeug's test client's default host.
 PUBLIC_BASE_URL = "http://localhost"
+
+
+@contextmanager
+def serve_files(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
+    """A web server on 127.0.0.1 (the local stack allows loopback references) serving `files` ({path: (body,
+    content type)}), 404 for any other path; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body, kind = files.get(self.path, (None, ""))
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def fetch_media(api: Client, url: str) -> bytes:

@@ -8,7 +8,6 @@ local HTTP server instead of example.com (this machine has no internet).
 
 from __future__ import annotations
 
-import http.server
 import io
 import threading
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from functions.core.styles import get_styles
-from tests.integration.conftest import fetch_media
+from tests.integration.conftest import fetch_media, serve_files
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -100,23 +99,8 @@ def image_host():
     """A local web server with reference images, standing in for example.com."""
     files = {"/your-image.jpg": png(color=(30, 120, 220)), "/image1.jpg": png(color=(220, 200, 30)),
              "/image2.jpg": png(color=(30, 200, 90)), "/keyframe.png": png(color=(120, 40, 160))}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = files.get(self.path)
-            self.send_response(200 if data else 404)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(data or b"")))
-            self.end_headers()
-            self.wfile.write(data or b"")
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serve_files({path: (data, "image/png") for path, data in files.items()}) as url:
+        yield url
 
 
 def ok(resp) -> dict:

@@ -16,7 +16,7 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from functions.core.styles import get_styles
-from tests.integration.conftest import fetch_media
+from tests.integration.conftest import fetch_media, serve_files
 
 pytestmark = pytest.mark.xdist_group("integration")
 
@@ -302,26 +302,8 @@ def data_url(data: bytes) -> str:
 def test_a_json_edit_takes_data_urls_and_http_urls(world, api, tenant, pipeline):
     """OpenAI's API takes edits as JSON too (`images: [{image_url}]`, `mask: {image_url}`): data: URLs are
     decoded and stored as uploads, http(s) URLs are fetched by the worker (SSRF-guarded; loopback locally)."""
-    import http.server
-    import threading
-
-    served = png(color=(20, 160, 20))
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(served)))
-            self.end_headers()
-            self.wfile.write(served)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/ref.png"
+    with serve_files({"/ref.png": (png(color=(20, 160, 20)), "image/png")}) as base:
+        url = f"{base}/ref.png"
         mask = io.BytesIO()
         Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(mask, format="PNG")
         body = {"prompt": "blend them", "size": "256x256", "model": "sdxl-turbo", "n": 1,
@@ -338,6 +320,3 @@ def test_a_json_edit_takes_data_urls_and_http_urls(world, api, tenant, pipeline)
         Image.new("RGBA", (32, 32), (0, 0, 0, 0)).save(small, format="PNG")
         wrong = {**body, "images": [{"image_url": data_url(png())}], "mask": {"image_url": data_url(small.getvalue())}}
         error_of(api.post(EDIT, json=wrong, headers=tenant.headers), 400, "mask", "invalid_mask")
-    finally:
-        server.shutdown()
-        server.server_close()

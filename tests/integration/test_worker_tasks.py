@@ -4,11 +4,9 @@ API would), `gpu.worker.run` on tiny pipelines, outputs read back from S3 and de
 from __future__ import annotations
 
 import io
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -21,6 +19,7 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.messages import ResultMessage, WorkRequest
 from gpu import worker
+from tests.integration.conftest import serve_files
 
 # Its own group: these tests run beside the other integration tests, on their own moto server.
 pytestmark = pytest.mark.xdist_group("worker-tasks")
@@ -42,28 +41,8 @@ REFERENCE = _png((0, 40, 200))
 @pytest.fixture(scope="module")
 def image_server() -> Iterator[str]:
     """Serves /ref.png and /note.txt on 127.0.0.1 (the local stack allows loopback references)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body, kind = {"/ref.png": (REFERENCE, "image/png"), "/note.txt": (b"not an image", "text/plain")}.get(
-                self.path, (None, ""))
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_files({"/ref.png": (REFERENCE, "image/png"), "/note.txt": (b"not an image", "text/plain")}) as url:
+        yield url
 
 
 def upload(world, workspace_id: str, data: bytes = REFERENCE, name: str = "ref.png") -> str:
