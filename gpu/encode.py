@@ -69,8 +69,15 @@ _X264_CRF = "18"
 _X264_PRESET = "fast"
 
 
-def encode_video(frames: Sequence[Image.Image | np.ndarray], fps: float) -> bytes:
-    """H.264 mp4 (yuv420p, moov atom first so browsers start playing before the download ends).
+# A soundtrack's AAC bitrate (stereo speech and effects; 128k is transparent for most listeners).
+_AAC_BITRATE = "128k"
+
+
+def encode_video(frames: Sequence[Image.Image | np.ndarray], fps: float, audio: np.ndarray | None = None,
+                 sample_rate: int = 0) -> bytes:
+    """H.264 mp4 (yuv420p, moov atom first so browsers start playing before the download ends), with `audio`
+    ([channels, samples] floats in [-1, 1] at `sample_rate`) as an AAC track when given; the file ends with the
+    shorter of the two streams.
 
     yuv420p halves chroma resolution, so odd widths or heights lose their last column or row.
     """
@@ -89,11 +96,14 @@ def encode_video(frames: Sequence[Image.Image | np.ndarray], fps: float) -> byte
     # mp4 with +faststart needs a seekable output (ffmpeg moves the moov atom at the end): a temp file.
     fd, path = tempfile.mkstemp(suffix=".mp4")
     os.close(fd)
+    wav = _write_wav(audio, sample_rate) if audio is not None else None
+    sound = ["-b:a", _AAC_BITRATE, "-shortest"] if wav else []
     try:
         writer = imageio_ffmpeg.write_frames(
             path, (width, height), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            quality=None, macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-crf", _X264_CRF, "-preset", _X264_PRESET, "-movflags", "+faststart"],
+            quality=None, macro_block_size=1, ffmpeg_log_level="error", audio_path=wav,
+            audio_codec="aac" if wav else None,
+            output_params=["-crf", _X264_CRF, "-preset", _X264_PRESET, *sound, "-movflags", "+faststart"],
         )
         writer.send(None)  # start ffmpeg
         for array in arrays:
@@ -105,6 +115,29 @@ def encode_video(frames: Sequence[Image.Image | np.ndarray], fps: float) -> byte
             return f.read()
     finally:
         os.unlink(path)
+        if wav:
+            os.unlink(wav)
+
+
+def _write_wav(audio: np.ndarray, sample_rate: int) -> str:
+    """`audio` as a 16-bit PCM WAV temp file (ffmpeg's input for the AAC track); its path."""
+    import wave
+
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[None]
+    if samples.ndim != 2 or not 1 <= samples.shape[0] <= 8 or samples.shape[1] == 0:
+        raise ValueError(f"audio must be [channels, samples], got shape {samples.shape}")
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    pcm = (np.clip(np.nan_to_num(samples), -1.0, 1.0) * 32767).round().astype("<i2")
+    fd, path = tempfile.mkstemp(suffix=".wav")
+    with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+        w.setnchannels(samples.shape[0])
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.T.tobytes())  # interleaved
+    return path
 
 
 def _rgb_array(frame: Image.Image | np.ndarray) -> np.ndarray:

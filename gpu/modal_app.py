@@ -178,6 +178,27 @@ class ZImageGenerator(_Generator):
     weights: str = modal.parameter()
 
 
+@app.cls(**class_options("LTX2Generator"), **_class_options)
+class LTX2Generator(_Generator):
+    """ltx-2: text-to-video and image-to-video, with a soundtrack."""
+
+    weights: str = modal.parameter()
+
+
+@app.cls(**class_options("WanGenerator"), **_class_options)
+class WanGenerator(_Generator):
+    """wan2.2-ti2v-5b: text-to-video and image-to-video."""
+
+    weights: str = modal.parameter()
+
+
+@app.cls(**class_options("WanFirstLastFrameGenerator"), **_class_options)
+class WanFirstLastFrameGenerator(_Generator):
+    """wan2.1-flf2v-14b: a video from a first and a last frame."""
+
+    weights: str = modal.parameter()
+
+
 @app.function(image=download_image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret], timeout=3600)
 def download(models: str = "") -> list[str]:
     """Fill the Volume with each catalog model's weights at its revision (gpu/weights.py's layout), once per

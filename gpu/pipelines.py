@@ -45,6 +45,14 @@ class Family:
     # the init image of img2img (`takes_image`: one per output, used in turn). An inpainting family of such a
     # model takes images[0] as the image to repaint and the rest as references (`image_reference`).
     references: int = 0
+    # Video: the pipeline also takes a last frame, continues a given clip, or makes a soundtrack.
+    last_frame: bool = False
+    extend: bool = False
+    audio: bool = False
+    # LTX conditions on the frame rate (`frame_rate`); Wan has no such input: it makes its trained cadence.
+    frame_rate: bool = True
+    # The family that serves this one's requests that bring a clip to continue (text-to-video -> extension).
+    extends: str | None = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -72,6 +80,22 @@ FAMILIES: dict[str, Family] = {
     "ltx": Family("LTXPipeline", "ltx", output="video", negative_prompt=True, min_steps=2),  # ltx-video
     "ltx-i2v": Family("LTXImageToVideoPipeline", "ltx", output="video", takes_image=True, negative_prompt=True,
                       min_steps=2),
+    # LTX-2: every video comes with a synchronized soundtrack (its own audio VAE and vocoder), kept when asked for.
+    "ltx2": Family("LTX2Pipeline", "ltx2", output="video", negative_prompt=True, min_steps=2, audio=True,
+                   extends="ltx2-extend"),
+    # Its condition pipeline continues a clip: the clip's last frames condition the start of the new video.
+    "ltx2-extend": Family("LTX2ConditionPipeline", "ltx2", output="video", negative_prompt=True, min_steps=2,
+                          extend=True),
+    "ltx2-i2v": Family("LTX2ImageToVideoPipeline", "ltx2", output="video", takes_image=True, negative_prompt=True,
+                       min_steps=2, audio=True),
+    # Wan 2.2 TI2V-5B: text-to-video, and image-to-video on the same weights (no image encoder: the first frame's
+    # latents are kept while the rest denoise).
+    "wan": Family("WanPipeline", "wan", output="video", negative_prompt=True, frame_rate=False),
+    "wan-i2v": Family("WanImageToVideoPipeline", "wan", output="video", takes_image=True, negative_prompt=True,
+                      frame_rate=False),
+    # Wan 2.1 FLF2V-14B: from a first and a last frame (both through its CLIP image encoder).
+    "wan-flf2v": Family("WanImageToVideoPipeline", "wan-flf2v", output="video", takes_image=True,
+                        negative_prompt=True, frame_rate=False, last_frame=True),
 }
 _DTYPES = {"float32", "float16", "bfloat16"}
 
@@ -90,6 +114,16 @@ def inpaint_family(family: str) -> str:
     if spec.inpaint is None:
         raise ValueError(f"{family} cannot inpaint (it takes no mask)")
     return spec.inpaint
+
+
+def extend_family(family: str) -> str:
+    """The family that runs `family`'s requests that bring a clip to continue; ValueError if none can."""
+    spec = family_spec(family)
+    if spec.extend:
+        return family
+    if spec.extends is None:
+        raise ValueError(f"{family} cannot extend a video")
+    return spec.extends
 
 
 def __getattr__(name: str) -> Any:
@@ -151,7 +185,7 @@ def load_pipeline(
         if spec.base != family:
             base = load_pipeline(spec.base, source, device=device, dtype=dtype)
             with MODEL_IO_LOCK:
-                pipe = cls.from_pipe(base)
+                pipe = derive(cls, base)
         else:
             import torch
 
@@ -164,6 +198,17 @@ def load_pipeline(
         with _guard:
             _cache[key] = pipe
         return pipe
+
+
+def derive(cls: type, base: DiffusionPipeline) -> DiffusionPipeline:
+    """`cls` on `base`'s very modules (one copy in memory), as `cls.from_pipe(base)` but without its dtype cast:
+    diffusers 0.42.1's from_pipe ends with `.to(dtype)`, float32 unless told (huggingface/diffusers#12754), which
+    upcast a bfloat16 base, shared modules and all, to twice its memory; told bfloat16, it would cast down the
+    modules a model keeps in float32."""
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = {k: v for k, v in base.components.items() if k in params}
+    kwargs.update({k: v for k, v in base.config.items() if k in params and k not in kwargs and not k.startswith("_")})
+    return cls(**kwargs)
 
 
 def remember(family: str, source: str | Path, device: str, dtype: str, pipe: DiffusionPipeline) -> None:
@@ -196,7 +241,12 @@ class GenerationRequest:
     # Inpainting: "L", 255 where the image is repainted (gpu/inpaint.py converts OpenAI's alpha mask), at the
     # size of images[0]; fitted to the output size as the images are. Outside it the init image is kept.
     mask: Image | None = None
+    # First-last-frame video: the last frame (images[0] is the first), fitted to the output size as it is.
+    last_frame: Image | None = None
     frames: int | None = None  # video: frame count (LTX: 8k+1)
+    audio: bool = False  # video: keep the soundtrack an audio family makes (GenerationResult.audio)
+    # Extension: the frames of the clip to continue; `frames` is then the new frames (plus one) to add after it.
+    clip: list[Image] | None = None
     fps: float | None = None  # video: frames per second (LTX conditions on it)
 
 
@@ -207,19 +257,26 @@ class GenerationResult:
     videos: list[list[Image]] = field(default_factory=list)  # video families: the frames of each video
     # Seconds spent in the VAE decoder (part of the call): the benchmark reports it as its own stage.
     vae_decode: float = 0.0
+    # With GenerationRequest.audio: each video's soundtrack, [channels, samples] floats in [-1, 1], at audio_rate.
+    audio: list[Any] = field(default_factory=list)
+    audio_rate: int = 0
 
 
 def size_multiple(pipe: DiffusionPipeline, family: str) -> int:
     """What width and height must be multiples of (8 for SDXL, 16 for Flux, 32 for LTX)."""
     spec = family_spec(family)
-    if spec.output == "video":
+    if spec.output == "video" and hasattr(pipe, "vae_spatial_compression_ratio"):  # LTX
         return int(pipe.vae_spatial_compression_ratio) * int(pipe.transformer_spatial_patch_size)
+    if spec.output == "video":  # Wan: patches of (frames, height, width) latents
+        return int(pipe.vae_scale_factor_spatial) * int(pipe.transformer.config.patch_size[1])
     return int(getattr(pipe, "vae_scale_factor", 8)) * spec.latent_patch
 
 
 def frame_multiple(pipe: DiffusionPipeline) -> int:
     """Video frame counts are frame_multiple * k + 1 (the VAE's temporal compression)."""
-    return int(pipe.vae_temporal_compression_ratio) * int(pipe.transformer_temporal_patch_size)
+    if hasattr(pipe, "vae_temporal_compression_ratio"):  # LTX
+        return int(pipe.vae_temporal_compression_ratio) * int(pipe.transformer_temporal_patch_size)
+    return int(pipe.vae_scale_factor_temporal) * int(pipe.transformer.config.patch_size[0])
 
 
 def fit(image: Image, width: int, height: int) -> Image:
@@ -264,6 +321,16 @@ def _validate(pipe: DiffusionPipeline, family: str, spec: Family, req: Generatio
         raise ValueError(f"{family} takes no strength")
     if req.strength is not None and not 0 < req.strength <= 1:
         raise ValueError(f"strength must be in (0, 1], got {req.strength}")
+    if spec.extend and not req.clip:
+        raise ValueError(f"{family} needs a clip to continue")
+    if req.clip and not spec.extend:
+        raise ValueError(f"{family} takes no clip; its extension family is {spec.extends}")
+    if req.audio and not spec.audio:
+        raise ValueError(f"{family} makes no audio")
+    if spec.last_frame and req.last_frame is None:
+        raise ValueError(f"{family} needs a last frame")
+    if req.last_frame is not None and not spec.last_frame:
+        raise ValueError(f"{family} takes no last frame")
     if spec.output == "video":
         step = frame_multiple(pipe)
         if req.frames is None or req.frames < 1 or (req.frames - 1) % step:
@@ -329,7 +396,19 @@ def generate(
         kwargs["num_inference_steps"] = effective_steps(req.steps, strength)
     if spec.output == "video":
         kwargs["num_frames"] = req.frames
-        kwargs["frame_rate"] = req.fps
+        if spec.frame_rate:
+            kwargs["frame_rate"] = req.fps
+    if req.last_frame is not None:
+        kwargs["last_image"] = fit(req.last_frame, req.width, req.height)
+    clip = tail = None
+    if req.clip:
+        from diffusers.pipelines.ltx2 import LTX2VideoCondition
+
+        clip = [fit(frame, req.width, req.height) for frame in req.clip]
+        tail = clip[-_condition_frames(len(clip), frame_multiple(pipe)):]
+        # The clip's last frames are the video's first (its latents, kept); the pipeline continues from them.
+        kwargs["conditions"] = [LTX2VideoCondition(frames=tail, index=0, strength=1.0)]
+        kwargs["num_frames"] = len(tail) + req.frames - 1
     if on_step is not None:
 
         def _callback(p: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -344,6 +423,12 @@ def generate(
     result = GenerationResult(seed=seed, vae_decode=decode_time())
     if spec.output == "video":
         result.videos = [list(frames) for frames in out.frames]
+        if clip is not None and tail is not None:  # the whole clip, then what follows its last frame
+            result.videos = [clip + frames[len(tail):] for frames in result.videos]
+        if req.audio:
+            # The vocoder's rate, not the audio VAE's (its mel input runs at a lower one).
+            result.audio = [track.float().cpu() for track in out.audio]
+            result.audio_rate = int(pipe.vocoder.config.output_sampling_rate)
     else:
         result.images = list(out.images)
     if mask is not None:
@@ -352,6 +437,16 @@ def generate(
         result.images = [inpaint.keep_unmasked(kwargs["image"][i], image, mask)
                          for i, image in enumerate(result.images)]
     return result
+
+
+# At most this many of a clip's last frames condition its extension (about a second at 24 fps): enough for the
+# motion to carry on, while each one costs the transformer as much as a generated frame.
+CONDITION_FRAMES = 25
+
+
+def _condition_frames(available: int, step: int) -> int:
+    """The most of a clip's last frames, at most CONDITION_FRAMES, that the VAE takes whole (step*k + 1)."""
+    return (min(available, CONDITION_FRAMES) - 1) // step * step + 1
 
 
 def _default_strength(pipe: Any) -> float:

@@ -1,4 +1,5 @@
-"""Reference images for image-to-image and image-to-video: the workspace's own uploads, or http(s) URLs.
+"""Reference images for image-to-image and image-to-video, and clips to extend: the workspace's own uploads, or
+http(s) URLs.
 
 A job's `params["references"]` is a list of `{"url": "https://..."}` or `{"upload_key": "<ws>/uploads/..."}`.
 Uploads are read from S3 directly (never over HTTP) and only from the job's own workspace. URLs are
@@ -243,6 +244,50 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = Limits.max_pixels
     rgb = _to_rgb(image)
     rgb.info[ORIGINAL_SIZE] = original
     return rgb
+
+
+# A clip to continue (extend_video_url): a larger file than an image, fetched with more time.
+CLIP_LIMITS = Limits(max_bytes=100 * 1024 * 1024, timeout=30.0)
+
+
+def load_clip(ref: Any, label: str, *, workspace_id: str, bucket: str, cover: tuple[int, int], max_frames: int,
+              allow_loopback: bool = False, limits: Limits = CLIP_LIMITS) -> tuple[list[Image.Image], float]:
+    """A video reference's frames, RGB, each shrunk as it is decoded to what covers `cover`, and its frame rate.
+    InvalidReference for a file ffmpeg cannot read, frames over the pixel limit, or more than `max_frames` of them
+    (decoded frames are held in memory: the bound is what keeps a long clip from filling it)."""
+    import tempfile
+
+    import imageio_ffmpeg
+
+    label, data = fetch_reference(ref, label, workspace_id=workspace_id, bucket=bucket, allow_loopback=allow_loopback,
+                                  limits=limits)
+    frames: list[Image.Image] = []
+    with tempfile.NamedTemporaryFile(suffix=".video") as file:
+        file.write(data)
+        file.flush()
+        del data
+        reader = imageio_ffmpeg.read_frames(file.name, pix_fmt="rgb24")
+        try:
+            meta = next(reader)
+            width, height = meta["size"]
+            if width * height > limits.max_pixels:
+                raise InvalidReference(f"{label}: {width}x{height} frames have more than {limits.max_pixels} pixels")
+            scale = _scale((width, height), cover)
+            target = (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale)))
+            for raw in reader:
+                if len(frames) == max_frames:
+                    raise InvalidReference(f"{label}: longer than the {max_frames} frames a clip to extend may have")
+                frame = Image.frombytes("RGB", (width, height), raw)
+                frames.append(frame if frame.size == target else frame.resize(target, Image.Resampling.BILINEAR))
+        except InvalidReference:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoder error means the same thing: not a usable video
+            raise InvalidReference(f"{label}: not a video ffmpeg can read ({describe(exc)})") from None
+        finally:
+            reader.close()
+    if not frames:
+        raise InvalidReference(f"{label}: the video has no frames")
+    return frames, float(meta.get("fps") or 0)
 
 
 def _scale(size: tuple[int, int], cover: tuple[int, int]) -> float:

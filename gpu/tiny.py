@@ -6,7 +6,8 @@ the VAEs still downsample as the real ones do (8x for images; 32x spatially and 
 the pipelines take the same arguments as the real models.
 
 Derived families share their base family's directory, as the real ones share a repo: `sdxl-img2img`
-and `sdxl-inpaint` read `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`, `zimage-inpaint` reads `tiny-zimage-v1`.
+and `sdxl-inpaint` read `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`, `zimage-inpaint` reads `tiny-zimage-v1`,
+`wan-i2v` reads `tiny-wan-v1`.
 
 The background remover (gpu/background.py) has a tiny twin too: the real checkpoint's architecture
 (MobileViT DeepLabV3) at a 64 px input, saved with its image processor, loaded by the same Auto classes.
@@ -46,7 +47,8 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     next to `dest` and renames it into place, so `dest` is either absent or complete.
     """
     builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage,
-                "flux2-klein": _build_flux2_klein}
+                "flux2-klein": _build_flux2_klein, "wan": _build_wan_ti2v, "wan-flf2v": _build_wan_flf2v,
+                "ltx2": _build_ltx2}
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
     return _save_once(Path(dest), "model_index.json", builders[family], seed)
@@ -407,6 +409,265 @@ def _build_flux2_klein() -> DiffusionPipeline:
     scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, time_shift_type="exponential")
     return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, transformer=transformer, is_distilled=True)
+
+
+def _umt5_encoder(tokenizer: Any) -> Any:
+    """UMT5 (Wan's text encoder is umt5-xxl's encoder), two tiny layers. Built directly, a model keeps dropout on
+    (from_pretrained returns it in eval mode), hence eval()."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                        relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                        decoder_start_token_id=tokenizer.pad_token_id)
+    return UMT5EncoderModel(config).eval()
+
+
+def _wan_scheduler(flow_shift: float) -> Any:
+    """The scheduler the Wan diffusers repos ship: flow-matching UniPC (TI2V-5B shift 5; FLF2V 16)."""
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
+                                   flow_shift=flow_shift)
+
+
+def _wan_transformer(**kwargs: Any) -> Any:
+    from diffusers import WanTransformer3DModel
+
+    # 2 heads x 12 (rope splits a head's 12 dims 4/4/4 over frames, height and width); (1, 2, 2) patches as the
+    # real models. Real TI2V-5B: 24 heads x 128, 30 layers.
+    base = {"patch_size": (1, 2, 2), "num_attention_heads": 2, "attention_head_dim": 12, "text_dim": 32, "freq_dim": 256,
+                "ffn_dim": 32, "num_layers": 2, "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6,
+                "rope_max_seq_len": 1024}
+    return WanTransformer3DModel(**{**base, **kwargs})
+
+
+def _build_wan_ti2v() -> DiffusionPipeline:
+    """As Wan 2.2 TI2V-5B ships it, small: one WanPipeline with expand_timesteps (text-to-video, and image-to-video
+    from the same weights with no image encoder), the 48-channel residual VAE that patchifies 2x2 pixels then
+    halves three times (16x spatially, 4x in time), so sizes are multiples of 32 and frame counts 4k+1."""
+    from diffusers import AutoencoderKLWan, WanPipeline
+
+    tokenizer = _t5_tokenizer()
+    text_encoder = _umt5_encoder(tokenizer)
+    vae = AutoencoderKLWan(base_dim=4, decoder_base_dim=8, z_dim=48, in_channels=12, out_channels=12,
+                           is_residual=True, patch_size=2, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True], scale_factor_spatial=16, scale_factor_temporal=4,
+                           latents_mean=[0.0] * 48, latents_std=[1.0] * 48)
+    transformer = _wan_transformer(in_channels=48, out_channels=48, text_dim=text_encoder.config.d_model)
+    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=_wan_scheduler(5.0),
+                       transformer=transformer, transformer_2=None, boundary_ratio=None, expand_timesteps=True)
+
+
+_WAN_CLIP_SIZE = 32  # real: 224 (ViT-H/14: 257 tokens per image)
+_WAN_CLIP_PATCH = 8
+
+
+def _build_wan_flf2v() -> DiffusionPipeline:
+    """As Wan 2.1 FLF2V-14B ships it, small: WanImageToVideoPipeline with a CLIP vision encoder that sees both the
+    first and the last frame (its DiT's learned position embedding spans the two images' tokens), the 16-channel
+    Wan 2.1 VAE (8x spatially, 4x in time) and a DiT taking noise, mask and condition (16 + 4 + 16 channels)."""
+    from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    tokenizer = _t5_tokenizer()
+    text_encoder = _umt5_encoder(tokenizer)
+    clip = CLIPVisionConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+                            image_size=_WAN_CLIP_SIZE, patch_size=_WAN_CLIP_PATCH, projection_dim=8)
+    tokens = (_WAN_CLIP_SIZE // _WAN_CLIP_PATCH) ** 2 + 1
+    transformer = _wan_transformer(in_channels=36, out_channels=16, text_dim=text_encoder.config.d_model,
+                                   image_dim=clip.hidden_size, added_kv_proj_dim=24, pos_embed_seq_len=2 * tokens)
+    vae = AutoencoderKLWan(base_dim=4, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    processor = CLIPImageProcessor(size={"shortest_edge": _WAN_CLIP_SIZE},
+                                   crop_size={"height": _WAN_CLIP_SIZE, "width": _WAN_CLIP_SIZE})
+    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                                   scheduler=_wan_scheduler(16.0), image_processor=processor,
+                                   image_encoder=CLIPVisionModel(clip).eval(), transformer=transformer)
+
+
+# ---- LTX-2: sizes (the real model's in comments)
+
+_LTX2_GEMMA_HIDDEN = 32  # caption_channels
+_LTX2_GEMMA_LAYERS = 2  # connectors' text_proj_in_factor = layers + 1 (every hidden state is stacked)
+_LTX2_VIDEO_LATENT_CHANNELS = 8  # real: 128
+_LTX2_AUDIO_LATENT_CHANNELS = 2  # real: 8
+_LTX2_MEL_BINS = 16  # real: 64
+# The audio VAE keeps its latents_mean/std with `base_channels` entries, applied to packed audio tokens of
+# latent_channels * mel_bins / 4 features, so the two must be equal (real: 128 = 8 * 64 / 4).
+_LTX2_AUDIO_BASE_CHANNELS = _LTX2_AUDIO_LATENT_CHANNELS * _LTX2_MEL_BINS // 4
+_LTX2_AUDIO_SAMPLE_RATE = 16000  # audio VAE (mel) rate, as the real one
+_LTX2_MEL_HOP = 160
+_LTX2_VOCODER_RATE = 24000  # = 16000 / 160 * 240: the real LTX-2 vocoder's output rate
+_LTX2_MAX_SEQUENCE_LENGTH = 1024  # the pipelines' default; a multiple of the connectors' 128 registers
+_LTX2_GEMMA_SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>",  # ids 0..4, as Gemma's
+                       "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+
+
+def _gemma_tokenizer() -> Any:
+    """GemmaTokenizer (BPE with byte fallback) over an in-memory vocab: Gemma's special tokens at Gemma's ids,
+    the 256 byte-fallback tokens, then "▁" and printable ASCII (each a token; no merges)."""
+    from transformers import GemmaTokenizer
+
+    tokens = list(_LTX2_GEMMA_SPECIAL) + [f"<0x{b:02X}>" for b in range(256)] + ["▁"]
+    tokens += [chr(c) for c in range(33, 127)]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    tok = GemmaTokenizer(vocab=vocab, merges=[], model_max_length=_LTX2_MAX_SEQUENCE_LENGTH)
+    # Registered as special so they are never split (real Gemma 3 has them as added tokens).
+    tok.add_special_tokens({"additional_special_tokens": _LTX2_GEMMA_SPECIAL[5:]})
+    return tok
+
+
+def _gemma3_encoder(tokenizer: Any) -> Any:
+    """Gemma3ForConditionalGeneration from a config: 2 tiny text layers and a 1-layer SigLIP vision tower."""
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    ids = tokenizer.convert_tokens_to_ids
+    config = Gemma3Config(
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": _LTX2_GEMMA_HIDDEN, "intermediate_size": 32,
+            "num_hidden_layers": _LTX2_GEMMA_LAYERS, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+            "query_pre_attn_scalar": 16, "max_position_embeddings": _LTX2_MAX_SEQUENCE_LENGTH, "sliding_window": 512,
+            "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+        },
+        vision_config={
+            "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "image_size": 28, "patch_size": 14,
+        },
+        mm_tokens_per_image=4,
+        boi_token_index=ids("<start_of_image>"), eoi_token_index=ids("<end_of_image>"),
+        image_token_index=ids("<image_soft_token>"),
+    )
+    return Gemma3ForConditionalGeneration(config).eval()
+
+
+
+
+def _ltx2_video_vae() -> Any:
+    """The real LTX-2 VAE layout (patch 4; down: spatial, temporal, spatiotemporal, spatiotemporal;
+    up: 3x spatiotemporal, residual, factor 2), at 8..32 channels and one resnet a block."""
+    from diffusers import AutoencoderKLLTX2Video
+
+    return AutoencoderKLLTX2Video(
+        in_channels=3, out_channels=3, latent_channels=_LTX2_VIDEO_LATENT_CHANNELS,
+        block_out_channels=(8, 16, 32, 32),
+        down_block_types=("LTX2VideoDownBlock3D",) * 4,
+        layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, True, True),
+        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+        decoder_block_out_channels=(8, 16, 32),
+        decoder_layers_per_block=(1, 1, 1, 1),
+        decoder_spatio_temporal_scaling=(True, True, True),
+        decoder_inject_noise=(False, False, False, False),
+        upsample_type=("spatiotemporal",) * 3,
+        upsample_residual=(True, True, True),
+        upsample_factor=(2, 2, 2),
+        timestep_conditioning=False,
+        patch_size=4, patch_size_t=1,
+        encoder_causal=True, decoder_causal=False,
+        encoder_spatial_padding_mode="zeros", decoder_spatial_padding_mode="reflect",
+        # As the real config states them (the constructor's own formula would say 64 and 16 here).
+        spatial_compression_ratio=32, temporal_compression_ratio=8,
+    )
+
+
+def _ltx2_audio_vae() -> Any:
+    from diffusers import AutoencoderKLLTX2Audio
+
+    return AutoencoderKLLTX2Audio(
+        base_channels=_LTX2_AUDIO_BASE_CHANNELS, output_channels=2, ch_mult=(1, 2, 4), num_res_blocks=1,
+        attn_resolutions=None, in_channels=2, resolution=256, latent_channels=_LTX2_AUDIO_LATENT_CHANNELS, norm_type="pixel",
+        causality_axis="height", dropout=0.0, mid_block_add_attention=False,
+        sample_rate=_LTX2_AUDIO_SAMPLE_RATE, mel_hop_length=_LTX2_MEL_HOP, is_causal=True, mel_bins=_LTX2_MEL_BINS,
+    )
+
+
+def _ltx2_vocoder() -> Any:
+    import torch
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    vocoder = LTX2Vocoder(
+        in_channels=2 * _LTX2_MEL_BINS,  # stereo mel spectrogram, channels x bins flattened
+        hidden_channels=32, out_channels=2,
+        upsample_kernel_sizes=[16, 15, 8, 4, 4], upsample_factors=[6, 5, 2, 2, 2],  # the real ones: x240
+        resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]],
+        leaky_relu_negative_slope=0.1, output_sampling_rate=_LTX2_VOCODER_RATE,
+    )
+    # PyTorch's default init shrinks the signal through 5 upsamplers and their resnets: the waveform came out
+    # as the conv biases, the same for every input (seeds differed by ~1e-5). A He init keeps the mel
+    # spectrogram's variation, and a small output layer keeps it mostly clear of the final tanh: a waveform of
+    # about 0.25-0.3 RMS that changes with the seed and prompt (still noise: it means nothing).
+    for module in vocoder.modules():
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            k = module.weight.shape[2]
+            fan_in = (module.weight.shape[1] * k if isinstance(module, torch.nn.Conv1d)
+                      else module.weight.shape[0] * k / module.stride[0])
+            torch.nn.init.normal_(module.weight, std=(2.0 / fan_in) ** 0.5)
+    with torch.no_grad():
+        vocoder.conv_out.weight.mul_(0.02)
+        vocoder.conv_out.bias.zero_()
+    return vocoder
+
+
+def _ltx2_connectors() -> Any:
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+
+    return LTX2TextConnectors(
+        caption_channels=_LTX2_GEMMA_HIDDEN, text_proj_in_factor=_LTX2_GEMMA_LAYERS + 1,
+        video_connector_num_attention_heads=4, video_connector_attention_head_dim=8,
+        video_connector_num_layers=1, video_connector_num_learnable_registers=128,
+        audio_connector_num_attention_heads=4, audio_connector_attention_head_dim=8,
+        audio_connector_num_layers=1, audio_connector_num_learnable_registers=128,
+        connector_rope_base_seq_len=_LTX2_MAX_SEQUENCE_LENGTH, rope_theta=10000.0, rope_double_precision=True,
+        causal_temporal_positioning=False, rope_type="split",
+    )
+
+
+def _ltx2_transformer() -> Any:
+    from diffusers import LTX2VideoTransformer3DModel
+
+    return LTX2VideoTransformer3DModel(
+        in_channels=_LTX2_VIDEO_LATENT_CHANNELS, out_channels=_LTX2_VIDEO_LATENT_CHANNELS, patch_size=1, patch_size_t=1,
+        num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
+        vae_scale_factors=(8, 32, 32),
+        # Audio tokens are [C * latent mel bins] = 2 * (16 / 4).
+        audio_in_channels=_LTX2_AUDIO_LATENT_CHANNELS * _LTX2_MEL_BINS // 4,
+        audio_out_channels=_LTX2_AUDIO_LATENT_CHANNELS * _LTX2_MEL_BINS // 4,
+        audio_num_attention_heads=2, audio_attention_head_dim=4, audio_cross_attention_dim=8,
+        audio_sampling_rate=_LTX2_AUDIO_SAMPLE_RATE, audio_hop_length=_LTX2_MEL_HOP,
+        num_layers=2, qk_norm="rms_norm_across_heads", caption_channels=_LTX2_GEMMA_HIDDEN,
+        rope_double_precision=True, rope_type="split",
+    )
+
+
+def _ltx2_scheduler() -> Any:
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    # As LTX ships it: resolution-dependent shift (the pipeline computes mu), stretched to a terminal sigma.
+    return FlowMatchEulerDiscreteScheduler(
+        base_image_seq_len=1024, max_image_seq_len=4096, base_shift=0.95, max_shift=2.05,
+        shift=1.0, shift_terminal=0.1, use_dynamic_shifting=True,
+    )
+
+
+def _build_ltx2() -> Any:
+    """As LTX-2 ships it, small: one LTX2Pipeline makes the video and its soundtrack (an audio VAE and a vocoder beside
+    the video VAE, a Gemma 3 text encoder read through connectors), with the real VAE's compression (32x32 pixels,
+    8 frames per latent frame): sizes are multiples of 32, frame counts 8k+1."""
+    from diffusers import LTX2Pipeline
+
+    tokenizer = _gemma_tokenizer()
+    return LTX2Pipeline(
+        scheduler=_ltx2_scheduler(),
+        vae=_ltx2_video_vae(),
+        audio_vae=_ltx2_audio_vae(),
+        text_encoder=_gemma3_encoder(tokenizer),
+        tokenizer=tokenizer,
+        connectors=_ltx2_connectors(),
+        transformer=_ltx2_transformer(),
+        vocoder=_ltx2_vocoder(),
+    )
 
 
 def _build_segmenter() -> tuple[Any, Any]:

@@ -20,7 +20,14 @@ from functions.core.errors import NotFound, TransitionRejected, describe
 from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
 from gpu import background, encode, inpaint, references, weights
-from gpu.pipelines import GenerationRequest, generate, inpaint_family, load_pipeline
+from gpu.pipelines import (
+    GenerationRequest,
+    GenerationResult,
+    extend_family,
+    generate,
+    inpaint_family,
+    load_pipeline,
+)
 
 # Uploads of a job's outputs overlap the encoding of the next output: a few S3 PUTs at once.
 UPLOAD_THREADS = 4
@@ -129,7 +136,8 @@ def execute(request: messages.WorkRequest, store: JobStore,
     `request.params` holds what the API resolved: prompt, negative_prompt, n, width, height, steps,
     guidance, seed, output_format and quality (images); `references` (a list of {"url"} or {"upload_key"})
     and `strength` for image-to-image; `references` (the first is the first frame) for image-to-video;
-    `frames`, or `duration` (seconds), and `fps` for video. Catalog defaults fill what is missing.
+    `frames`, or `duration` (seconds), and `fps` for video; `last_frame` (a reference) for a first-last-frame
+    video. Catalog defaults fill what is missing.
     `mask` (a reference to an OpenAI-style alpha PNG) makes an edit inpaint; `background: "transparent"`
     removes the background of every image after generation. Progress is written on `reports` when given
     (in order, off the denoising loop), else inline.
@@ -172,6 +180,24 @@ def execute(request: messages.WorkRequest, store: JobStore,
     remover = _background_remover(model, params)
     if model.type == "video":
         gen.frames, gen.fps = video_timing(model, params)
+    if params.get("audio"):
+        if not model.audio:
+            raise ValueError(f"{model.id} makes no audio")
+        gen.audio = True
+    if params.get("extend_video"):
+        family = extend_family(model.family)
+        # The continuation plays at the clip's own rate (LTX conditions on it), so the two parts match.
+        gen.clip, clip_fps = references.load_clip(
+            params["extend_video"], "extend_video", workspace_id=request.workspace_id, bucket=request.bucket,
+            cover=(params["width"], params["height"]), max_frames=model.max_frames or 257,
+            allow_loopback=request.allow_loopback_urls)
+        gen.fps = clip_fps or gen.fps
+    if params.get("last_frame"):
+        if not model.last_frame:
+            raise references.InvalidReference(f"{model.id} takes no last frame")
+        gen.last_frame = references.load_reference(
+            params["last_frame"], "last_frame", workspace_id=request.workspace_id, bucket=request.bucket,
+            allow_loopback=request.allow_loopback_urls, cover=(params["width"], params["height"]))
 
     t0 = time.perf_counter()
     pipe = load(model, family)
@@ -191,7 +217,7 @@ def execute(request: messages.WorkRequest, store: JobStore,
 
     if model.type == "video":
         assert gen.fps is not None
-        outputs = _store_videos(request, result.videos, gen.fps, timings)
+        outputs = _store_videos(request, result, gen.fps, timings)
     else:
         outputs = _store_images(request, result.images, params.get("output_format", "png"), params.get("quality"),
                                 timings)
@@ -253,10 +279,14 @@ def _store_images(request: messages.WorkRequest, images: list, fmt: str, quality
     return outputs
 
 
-def _store_videos(request: messages.WorkRequest, videos: list[list], fps: float,
+def _store_videos(request: messages.WorkRequest, result: GenerationResult, fps: float,
                   timings: dict[str, float]) -> list[Output]:
+    """Encode each video (with its soundtrack when the job asked for one) and upload it with its poster."""
     t0 = time.perf_counter()
-    encoded = [(encode.encode_video(frames, fps), encode.make_poster(frames[0])) for frames in videos]
+    videos = result.videos
+    tracks = [t.numpy() for t in result.audio] or [None] * len(videos)
+    encoded = [(encode.encode_video(frames, fps, track, result.audio_rate), encode.make_poster(frames[0]))
+               for frames, track in zip(videos, tracks)]
     timings["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     outputs = []
@@ -269,7 +299,8 @@ def _store_videos(request: messages.WorkRequest, videos: list[list], fps: float,
         width, height = frames[0].width - frames[0].width % 2, frames[0].height - frames[0].height % 2
         outputs.append(Output(key=key, thumbnail_key=poster_key, content_type=encode.CONTENT_TYPES["mp4"],
                               width=width, height=height, frames=len(frames), fps=fps,
-                              duration=round(len(frames) / fps, 3), bytes=len(data)))
+                              duration=round(len(frames) / fps, 3), bytes=len(data),
+                              audio=True if result.audio else None))
     timings["upload"] = time.perf_counter() - t0
     return outputs
 

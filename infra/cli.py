@@ -385,12 +385,22 @@ def deploy(
     workspace: Annotated[str, typer.Option(help="Id of the first workspace (its admin key is printed).")] = "default",
     env_file: Annotated[Path, typer.Option(help="Where the URL and admin key are written.")] = Path(
         ".darkroom/deploy.env"),
+    accept_license: Annotated[list[str] | None, typer.Option(
+        help="A model license you have read and accept (its id from docs/models.md; repeat or comma-separate; * "
+             "for all). Models not free for every commercial use are refused until theirs is accepted. Default: "
+             "the stack's current list (none on a first deploy).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print every step, secrets masked, and run nothing (offline).")] = False,
 ) -> None:
     """Deploy Darkroom into your AWS and Modal accounts: preflight checks, the Modal app, the SAM stack, the Modal
     token, the first workspace and an admin key. Safe to run again (it updates in place)."""
     from infra.deploy import plan, preflight
-    from infra.deploy.config import DeployConfig, model_errors, parameter_errors, parse_assignments
+    from infra.deploy.config import (
+        DeployConfig,
+        license_errors,
+        model_errors,
+        parameter_errors,
+        parse_assignments,
+    )
 
     try:
         extra = parse_assignments(parameter or [])
@@ -401,6 +411,8 @@ def deploy(
                           alarm_email=alarm_email, oidc_provider_arn=modal_oidc_provider_arn, parameters=extra,
                           download_weights=[m for v in download_weights or [] for m in v.split(",") if m],
                           warm=warm or [],
+                          accepted_licenses=None if accept_license is None
+                          else [name.strip() for v in accept_license for name in v.split(",") if name.strip()],
                           workspace=workspace, env_file=env_file)
     from infra.deploy import warm_pool
 
@@ -425,7 +437,8 @@ def deploy(
     assert facts.region and facts.workspace_id
     overrides = plan.parameter_overrides(config, facts.workspace_id, facts.oidc_provider_arn, facts.existing,
                                          finishing_concurrency=facts.finishing_concurrency)
-    errors = parameter_errors(config.template, overrides) + model_errors(config.models_to_download())
+    errors = (parameter_errors(config.template, overrides) + model_errors(config.models_to_download())
+              + license_errors(config.accepted_licenses or []))
     if errors:
         for error in errors:
             console.print(f"[red]✗[/] {escape(error)}")
@@ -500,14 +513,15 @@ def warm_command(
 
 def _print_dry_run(config) -> None:
     from infra.deploy import plan, preflight
-    from infra.deploy.config import model_errors, parameter_errors
+    from infra.deploy.config import license_errors, model_errors, parameter_errors
 
     region = preflight.configured_region(config) or "<your AWS region>"
     workspace_id = config.modal_workspace_id or "<workspace id from `modal token info`>"
     oidc = config.oidc_provider_arn if config.oidc_provider_arn is not None else "<existing oidc.modal.com provider ARN, or empty: the stack creates one>"
     overrides = plan.parameter_overrides(config, workspace_id, oidc)
     concrete = {k: v for k, v in overrides.items() if not v.startswith("<")}
-    errors = parameter_errors(config.template, concrete) + model_errors(config.models_to_download())
+    errors = (parameter_errors(config.template, concrete) + model_errors(config.models_to_download())
+              + license_errors(config.accepted_licenses or []))
     for error in errors:
         console.print(f"[red]✗[/] {escape(error)}")
     console.print("[bold]Dry run: nothing is checked or run.[/] A real deploy first checks: sam and modal on PATH, "

@@ -21,6 +21,25 @@ at a revision), its GPU and memory, and its price. Models on the same weights sh
 model, its edit model, and their inpaint and variation requests run on one warm container.
 """
 
+_DEFAULTS_WHY = """\
+### Why these defaults
+
+Every default is free for commercial use, so a fresh deploy, with no license accepted, serves a request that names
+no model and every vendor name.
+
+- **Images: FLUX.2 [klein] 4B** (`flux2-klein`; the create-image and edit-image tools, OpenAI's `gpt-image-*`
+  names, AI Media Studio's `openai/gpt-image-2` and `fal-ai/nano-banana-2`). The cheapest model per image, 2025's
+  quality, and the one model that does what those names promise: text-to-image, editing with up to 4 reference
+  images composed together, and inpainting, in 4 steps.
+- **`dall-e-2` and `dall-e-3`: Z-Image-Turbo** (`z-image-turbo`). DALL-E 3's strength was following long prompts
+  and lettering, which is Z-Image's (bilingual text in images); DALL-E 2's variations and edits take a `strength`,
+  which a multi-reference editor has no use for, and OpenAI's variations take only `dall-e-2`.
+- **Video: Wan 2.2 TI2V 5B** (`wan2.2-ti2v-5b`; the create-video and image-to-video tools, `fal-ai/veo3.1/fast`):
+  the Apache-licensed video model that fits the cheapest GPU that holds it, text- and image-to-video from one set
+  of weights. LTX-Video is faster but its license gates commercial use; LTX-2 makes sound (`audio: true`) under a
+  revenue-gated license; Wan 2.1 FLF2V takes a last frame. Each is named by id.
+"""
+
 _GPU_RULE = """\
 ## How each model's GPU is chosen
 
@@ -40,6 +59,18 @@ steps is about the work of FLUX.1 [schnell]'s 12 B for 4; an L40S does about 0.3
 per second at 0.49 of its price, so about 1.3 times the cost per image. FLUX.2 [klein]'s 0.5: 4 B for 4 steps is
 a third of that work, at the same 1.3 times; each reference it composes is priced as one more image of the
 output's size (at most a megapixel), since the model attends to its tokens as to the output's.
+
+The video models' credits are estimated the same way, from the transformer's work per job (parameters times
+tokens, plus attention, which grows with the square of the tokens and dominates at these lengths) against
+FLUX.1 [schnell]'s 2.2e14 FLOPs per image, then the GPU's speed and price against an H100's:
+- Wan 2.2 TI2V 5B, 48 per second: 5 s at 1280x704 is 27,280 tokens (31 latent frames of 22x40), 50 steps of two
+  passes (guidance 5): about 4e16 FLOPs, 180 times FLUX.1 [schnell]'s image, at 1.3 times the cost on an L40S.
+- Wan 2.1 FLF2V 14B, 400 per second: 5 s at 1280x720, 16 fps, is 75,600 tokens, 40 layers of 5120 wide, 50 steps
+  of two passes: about 5e17 FLOPs on an A100-80GB (a third of an H100's speed at 0.63 of its price).
+- LTX-2, 18 per second: 5 s at 768x512 is 6,144 video tokens, 30 steps of up to four passes (guidance, a
+  spatio-temporal guidance pass and an audio-isolation pass) through 19 B parameters: about 1.8e16 FLOPs, on an
+  H200 (an H100's speed at 1.15 times its price).
+These are estimates until `make bench` runs on the GPUs (docs/benchmarks.md).
 """
 
 
@@ -65,6 +96,27 @@ def _models_table(catalog: Catalog) -> list[str]:
     return lines + [""]
 
 
+def _capabilities_table(catalog: Catalog) -> list[str]:
+    """What each model can do and under what license: GET /api/models reports the same (Catalog.facts)."""
+    names = ("references", "mask", "last_frame", "extend", "audio", "lora", "negative_prompt")
+    lines = ["## Tasks, capabilities and licenses", "",
+             ("A request naming a text model runs its edit model when it brings images, so a text model's tasks and "
+              "capabilities include its edit model's. `references`: images each output draws on (composed when "
+              "above 1). A request that needs a capability the model lacks is a 400 naming the field and the "
+              "models that have it. A model not free for every commercial use runs only once the operator accepts "
+              "its license (`AcceptedLicenses`, `darkroom deploy --accept-license ID`; the local stack, whose "
+              "tiny random weights are under no license, accepts all)."), "",
+             "| model | tasks | " + " | ".join(names) + " | license | commercial use |",
+             "|---|---|" + "---|" * len(names) + "---|---|"]
+    for m in catalog.models:
+        caps = catalog.capabilities(m)
+        cells = [str(caps[n]) if n == "references" else ("yes" if caps[n] else "-") for n in names]
+        licence = f"[{m.license}]({m.license_url})" if m.license_url else m.license
+        use = "yes" if m.commercial_use else f"no: {m.license_note}" if m.license_note else "no"
+        lines.append(f"| `{m.id}` | {', '.join(catalog.tasks(m))} | {' | '.join(cells)} | {licence} | {use} |")
+    return lines + [""]
+
+
 def _pools_table(catalog: Catalog) -> list[str]:
     gpu_prices = PRICES["modal_gpu_second"]
     lines = ["## GPU pools", "",
@@ -87,15 +139,17 @@ def _defaults(catalog: Catalog) -> list[str]:
         tool = catalog.tool(slug)
         what = f"{kind}, {'with' if references else 'no'} reference images (tool `{slug}`)"
         lines.append(f"| {what} | `{tool.default_model}` |" if tool else f"| {what} | none configured |")
-    lines += ["", ("OpenAI's model names are aliases the operator can point elsewhere or turn off "
-                  "(`aliases:` in `DARKROOM_CATALOG_EXTRA`):"), "", "| OpenAI name | model |", "|---|---|"]
+    lines += ["", ("OpenAI's model names and AI Media Studio's vendor ids are aliases the operator can point "
+                   "elsewhere or turn off (`aliases:` in `DARKROOM_CATALOG_EXTRA`):"), "", "| name | model |",
+              "|---|---|"]
     lines += [f"| `{alias}` | `{target}` |" for alias, target in catalog.aliases.items()]
     return lines + [""]
 
 
 def markdown(catalog: Catalog | None = None) -> str:
     catalog = catalog or get_catalog()
-    sections = [_INTRO, *_models_table(catalog), *_pools_table(catalog), *_defaults(catalog), _GPU_RULE]
+    sections = [_INTRO, *_models_table(catalog), *_capabilities_table(catalog), *_pools_table(catalog),
+                *_defaults(catalog), _DEFAULTS_WHY, _GPU_RULE]
     return "\n".join(sections)
 
 

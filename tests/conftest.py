@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
+
+# As the local stack does (infra/local/stack.py): the tiny random weights are under no model's license, so every
+# catalog model runs in tests. tests/unit/test_capabilities.py clears it to test the refusal.
+os.environ.setdefault("DARKROOM_ACCEPTED_LICENSES", "*")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

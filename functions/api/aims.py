@@ -16,11 +16,18 @@ from functions.api.request import json_body, json_response
 from functions.core import credits
 from functions.core.catalog import ModelSpec, get_catalog
 from functions.core.generation import parse_input
+from functions.core.settings import get_settings
 from functions.dialects import AIMS
 from functions.dialects import aims as dialect
 from functions.dialects.shared import DEFAULT_TOOLS, bad_field, pick_model
 
 router = Router()
+
+
+def _entries(kind: str | None) -> list[dict]:
+    """The models of `kind` (None: all) as the discovery routes list them, with the catalog's facts."""
+    catalog, accepted = get_catalog(), get_settings().accepted_licenses
+    return [dialect.model_entry(m, catalog.facts(m, accepted)) for m in catalog.models if kind in (None, m.type)]
 
 
 def _default_model(kind: str) -> ModelSpec | None:
@@ -66,7 +73,7 @@ def image_models() -> Response[dict]:
     default = _default_model("image")
     return json_response(200, {
         "success": True,
-        "available_models": [dialect.model_entry(m) for m in get_catalog().models if m.type == "image"],
+        "available_models": _entries("image"),
         "defaults": {"model": default.id if default else None, "n": 1,
                      "size": f"{default.defaults.width}x{default.defaults.height}" if default else None,
                      "output_format": "png", "quality": "auto", "background": "auto"},
@@ -79,7 +86,7 @@ def video_models() -> Response[dict]:
     default = _default_model("video")
     return json_response(200, {
         "success": True,
-        "available_models": [dialect.model_entry(m) for m in get_catalog().models if m.type == "video"],
+        "available_models": _entries("video"),
         "defaults": {"model": default.id if default else None,
                      "duration": dialect.number(default.defaults.duration) if default else None,
                      "aspect_ratio": dialect.ratio(default.defaults.width, default.defaults.height) if default
@@ -94,5 +101,4 @@ def list_models() -> Response[dict]:
     kind = (router.current_event.query_string_parameters or {}).get("type")
     if kind not in (None, "", "image", "video"):
         raise bad_field("type", "must be image or video")
-    models = [m for m in get_catalog().models if not kind or m.type == kind]
-    return json_response(200, {"success": True, "models": [dialect.model_entry(m) for m in models]})
+    return json_response(200, {"success": True, "models": _entries(kind or None)})

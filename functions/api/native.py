@@ -19,6 +19,7 @@ from functions.core.generation import GenerationInput, parse_input, resolve_requ
 from functions.core.jobs import JobStore
 from functions.core.lifecycle import cancel
 from functions.core.schema import Request
+from functions.core.settings import get_settings
 from functions.core.submit import SubmitRequest, submit
 from functions.dialects import native
 from functions.dialects.shared import generation_fields, style_prompt
@@ -202,11 +203,12 @@ def get_tool(slug: str) -> Response[dict]:
 @router.get("/api/models", **doc("List models", ok="NativeModelList", errors=()))
 def list_models() -> Response[dict]:
     catalog = get_catalog()
+    accepted = get_settings().accepted_licenses
     return json_response(200, {"data": [{
         "id": m.id, "name": m.name, "task": m.task, "type": m.type, "family": m.family,
         "tools": [t.slug for t in catalog.tools if t.task == m.task],
-        "credits": m.credits_per_image, "defaults": m.defaults.model_dump(exclude_none=True),
-        "aliases": m.aliases, "pricing": m.pricing(),
+        "defaults": m.defaults.model_dump(exclude_none=True), "aliases": m.aliases,
+        **catalog.facts(m, accepted),
         # A video's price is per second of output (credits_per_image does not apply to it).
         **({"creditsPerSecond": m.credits_per_second} if m.credits_per_second is not None else {}),
     } for m in catalog.models]})

@@ -181,8 +181,8 @@ def images_variations() -> Response[dict]:
     data = {name: values[-1] for name, values in form.fields.items()}
     _refuse_unsupported(data)
     body = parse_input(dialect.ImagesVariationRequest, data, strict=False)  # a form
-    model = pick_model(body.model, kind="image", references=True, references_field="image")
-    gen = sync.SyncGeneration(model=model, fields=dialect.variation_input(body),
+    model = dialect.variation_model(body)
+    gen = sync.SyncGeneration(model=model, fields=dialect.variation_input(body, model),
                               record=body.model_dump(exclude_none=True), dialect=OPENAI, names=dialect.PARAM_NAMES,
                               references_field="image")
     sync.precheck(gen)

@@ -128,18 +128,45 @@ class ToolList(_Doc):
     data: list[Tool]
 
 
-class NativeModel(_Doc):
+class Capabilities(_Doc):
+    references: int = Field(description="Images each output draws on: composed together when above 1; 0: none.")
+    mask: bool = Field(description="Inpaints: a mask repaints part of the image.")
+    last_frame: bool = Field(description="Video: takes the last frame too (last_frame_url).")
+    extend: bool = Field(description="Video: continues a given clip (extend_video_url).")
+    audio: bool = Field(description="Video: makes a soundtrack, muxed into the mp4 (audio: true).")
+    lora: bool
+    negative_prompt: bool = Field(description="Takes a negative prompt (with guidance above its threshold).")
+
+
+class ModelFacts(_Doc):
+    """What every model listing reports (functions/core/catalog.py, Catalog.facts)."""
+
+    tasks: list[str]
+    capabilities: Capabilities
+    sizes: dict[str, Any]
+    credits: float
+    pricing: dict[str, Any] = Field(description="The price rule: `credits` per `per` (image, or second of video) "
+                                                "at `reference` size and steps, times the work (`formula`).")
+    license: str
+    license_url: str | None
+    license_note: str | None = None
+    commercial_use: bool
+    enabled: bool = Field(description="Whether this deployment runs it: free for commercial use, or its license "
+                                      "accepted by the operator.")
+    durations: list[float] | None = None
+    frame_rates: list[float] | None = None
+    max_frames: int | None = None
+
+
+class NativeModel(ModelFacts):
     id: str
     name: str
     task: str
     type: Literal["image", "video"]
     family: str | None
     tools: list[str]
-    credits: float | None
     defaults: dict[str, Any]
     aliases: list[str]
-    pricing: dict[str, Any] = Field(description="The price rule: `credits` per `per` (image, or second of video) "
-                                                "at `reference` size and steps, times the work (`formula`).")
 
 
 class NativeModelList(_Doc):
@@ -375,7 +402,7 @@ class AIMSVideoResponse(_Doc):
     credits_remaining: float | None
 
 
-class AIMSModel(_Doc):
+class AIMSModel(ModelFacts):
     id: str
     name: str
     model_type: str

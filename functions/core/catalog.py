@@ -31,6 +31,8 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 
 # The least work a job is priced at, as a share of one output at the model's defaults (ModelSpec.work).
 MIN_WORK = 0.25
+# An extension conditions on about this much of the clip's end (gpu/pipelines.py, CONDITION_FRAMES at 24 fps).
+EXTEND_CONDITION_SECONDS = 1.0
 # A multi-reference editor's pipeline shrinks each reference to at most this many pixels (FLUX.2: 1024x1024).
 REFERENCE_PIXELS = 1024 * 1024
 
@@ -85,7 +87,28 @@ class ModelSpec(Schema):
     durations: list[float] = Field(default_factory=list)
     frame_multiple: int = 1
     max_frames: int | None = None
-    audio: bool = False
+    # The frame rates a video model makes; empty: any (LTX conditions on the rate it is given). Wan takes no rate
+    # and makes its trained cadence, so another rate would only slow or speed up the playback.
+    frame_rates: list[int] = Field(default_factory=list)
+    # What the model can do beyond its task (GET /api/models reports them as `capabilities`, Catalog.capabilities;
+    # the APIs refuse a request that needs one it lacks). Each must agree with its pipeline family in gpu/
+    # (tests/gpu/test_catalog_families.py), so the API never accepts what the worker cannot do.
+    audio: bool = False  # a video model that makes a synchronized soundtrack (muxed into the mp4 as AAC)
+    mask: bool = False  # an image model that inpaints: a mask repaints part of the first image, keeps the rest
+    # A negative prompt steers away through classifier-free guidance, which runs only when guidance is above
+    # cfg_above (SDXL and LTX: 1; Z-Image: 0). Distilled models default to no guidance, so with their defaults
+    # it has no effect: a request that sends one must also set guidance above it (functions/core/generation.py).
+    negative_prompt: bool = False
+    cfg_above: float = Field(1.0, ge=0)
+    last_frame: bool = False  # a video model that also takes the last frame (first-last-frame to video)
+    extend: bool = False  # a video model that continues a given clip (extend_video_url)
+    # The license the weights are under (an id; license_url has the text). Models not free for every commercial
+    # use (non-commercial, or gated on revenue or users) are refused until the operator accepts their license
+    # (Settings.accepted_licenses; `darkroom deploy --accept-license`).
+    license: str = "unspecified"
+    license_url: str | None = None
+    commercial_use: bool = False
+    license_note: str = ""
     # A multi-reference editor: how many reference images every output composes together (its pipeline family
     # takes them as one list: gpu/pipelines.py, Family.references). None: an image-to-image model's one init
     # image per output (several are used in turn), or an image-to-video model's first frame.
@@ -113,6 +136,21 @@ class ModelSpec(Schema):
     @property
     def takes_references(self) -> bool:
         return self.task in REFERENCE_TASKS
+
+    @property
+    def images_per_output(self) -> int:
+        """How many reference images each output draws on: a multi-reference editor's `references`, one for an
+        image-to-image model (its init image) or an image-to-video model (its first frame), none otherwise."""
+        return self.references or (1 if self.takes_references else 0)
+
+    def uses_negative_prompt(self, guidance: float | None) -> bool:
+        """Whether a negative prompt acts at this guidance (None: the model's default)."""
+        guidance = guidance if guidance is not None else self.defaults.guidance
+        return self.negative_prompt and (guidance or 0.0) > self.cfg_above
+
+    def license_accepted(self, accepted: str) -> bool:
+        """Whether the operator's accepted licenses (comma-separated ids, or `*`) let this model run."""
+        return self.commercial_use or license_allowed(self.license, accepted)
 
     @property
     def base_credits(self) -> float:
@@ -145,7 +183,10 @@ class ModelSpec(Schema):
         """What a job of `params` costs: base credits × outputs (images, or seconds of video) × work."""
         outputs = params.get("n", 1)
         if self.type == "video":
-            outputs *= params.get("duration") or self.defaults.duration or 0
+            # An extension also runs the clip's last second through the model, as much work as a second it makes.
+            seconds = (params.get("duration") or self.defaults.duration or 0) + (
+                EXTEND_CONDITION_SECONDS if params.get("extend_video") else 0)
+            outputs *= seconds
         return round(self.base_credits * outputs * self.work(params), 4)
 
     def pricing(self) -> dict[str, Any]:
@@ -196,6 +237,8 @@ class ModelSpec(Schema):
                              "credits_per_second")
         if min(self.durations) <= 0:
             raise ValueError(f"{self.id}: durations must be positive")
+        if self.frame_rates and d.fps not in self.frame_rates:
+            raise ValueError(f"{self.id}: defaults.fps {d.fps} is not one of frame_rates {self.frame_rates}")
         if d.frames is not None and d.frames != self.frames_for(d.duration, d.fps):
             raise ValueError(f"{self.id}: defaults.frames {d.frames} does not match defaults.duration "
                              f"{d.duration}s at {d.fps} fps ({self.frames_for(d.duration, d.fps)} frames)")
@@ -225,6 +268,11 @@ class BackgroundRemoverSpec(Schema):
     # Labels (as in the checkpoint's config.id2label, case-insensitive) that are background.
     background_labels: list[str] = Field(min_length=1)
     description: str = ""
+
+
+def license_allowed(license_id: str, accepted: str) -> bool:
+    names = {name.strip().lower() for name in accepted.split(",") if name.strip()}
+    return "*" in names or license_id.lower() in names
 
 
 def weights_key(repo: str, revision: str) -> str:
@@ -337,6 +385,60 @@ class Catalog(Schema):
         if model.takes_references:
             return model
         return self.model(model.edit_model) if model.edit_model else None
+
+    def capabilities(self, model: ModelSpec) -> dict[str, Any]:
+        """What a request naming `model` can ask for: its own capabilities joined with its edit model's (a text model
+        switches to it when the request brings images). `references` is how many images each output composes
+        (0: none); `lora` is false until per-request adapters land."""
+        edit = self.with_references(model) if model.edit_model else None
+        both = [m for m in (model, edit) if m is not None]
+        return {"references": max(m.images_per_output for m in both),
+                "mask": any(m.mask for m in both),
+                "last_frame": any(m.last_frame for m in both),
+                "extend": any(m.extend for m in both),
+                "audio": any(m.audio for m in both),
+                "lora": False,
+                "negative_prompt": any(m.negative_prompt for m in both)}
+
+    def tasks(self, model: ModelSpec) -> list[str]:
+        """Every task a request naming `model` can run (with images it switches to its edit model)."""
+        caps = self.capabilities(model)
+        edit = self.with_references(model) if model.edit_model else None
+        tasks = [model.task] + ([edit.task] if edit is not None and edit is not model else [])
+        if caps["references"] > 1:
+            tasks.append("multi-reference-editing")
+        if caps["mask"]:
+            tasks.append("inpainting")
+        if caps["last_frame"]:
+            tasks.append("first-last-frame-to-video")
+        if caps["extend"]:
+            tasks.append("video-extension")
+        return tasks
+
+    def facts(self, model: ModelSpec, accepted_licenses: str) -> dict[str, Any]:
+        """What every listing (GET /api/models, AI Media Studio's discovery routes) reports of a model beside its
+        dialect's own fields: what it can do, the sizes, durations and frame rates it makes, its price, and its
+        license (`enabled`: whether this deployment runs it, given the licenses the operator accepted)."""
+        facts: dict[str, Any] = {
+            "tasks": self.tasks(model), "capabilities": self.capabilities(model),
+            "sizes": {"min_side": model.min_side, "max_side": model.max_side, "multiple_of": model.multiple_of,
+                      "default": f"{model.defaults.width}x{model.defaults.height}"},
+            "credits": model.base_credits, "pricing": model.pricing(),
+            "license": model.license, "license_url": model.license_url, "commercial_use": model.commercial_use,
+            "enabled": model.license_accepted(accepted_licenses)}
+        if model.license_note:
+            facts["license_note"] = model.license_note
+        if model.type == "video":
+            facts["durations"] = model.durations
+            facts["frame_rates"] = model.frame_rates  # empty: any (1-60), the model conditions on it
+            facts["default_fps"] = model.defaults.fps
+            facts["max_frames"] = model.max_frames
+        return facts
+
+    def able(self, kind: str, capability: str, at_least: int = 1) -> list[str]:
+        """The ids of the `kind` models (image or video) that a request may name to get `capability`: for an
+        error that says which models could serve what was refused."""
+        return [m.id for m in self.models if m.type == kind and int(self.capabilities(m)[capability]) >= at_least]
 
     def _index(self) -> dict[str, ModelSpec]:
         index: dict[str, ModelSpec] = {}

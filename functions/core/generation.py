@@ -52,12 +52,19 @@ class GenerationInput(Request):
                                                      "image-to-image, or the first frame of a video.")
     image_url: str | None = Field(None, description="One reference image (same as image_urls with one entry).")
     first_frame_url: str | None = Field(None, description="The first frame of an image-to-video generation.")
+    extend_video_url: str | None = Field(None, description="A clip (mp4) to continue: the video is the clip, then "
+                                                           "`duration` seconds more (models with the extend "
+                                                           "capability).")
+    last_frame_url: str | None = Field(None, description="The last frame of a first-last-frame video (models with "
+                                                         "the last_frame capability; a first frame is needed too).")
     strength: float | None = Field(None, gt=0, le=1, description="How far image-to-image departs from the reference.")
     mask_url: str | None = Field(None, description="Inpainting: a PNG the size of the first reference image whose "
                                                    "transparent pixels (alpha 0) are repainted; the rest is kept.")
     background: Background | None = Field(None, description="transparent: the background is removed (alpha "
                                                             "channel; png or webp). auto and opaque: opaque.")
     duration: float | None = Field(None, gt=0, le=60, description="Video length in seconds (snapped to the model's).")
+    audio: bool | None = Field(None, description="Video: a synchronized soundtrack, muxed into the mp4 as AAC (models "
+                                                 "with the audio capability).")
     fps: int | None = Field(None, ge=1, le=60, description="Video frames per second.")
     make_public: bool = Field(False, description="Give the output a public share page (share_url).")
 
@@ -163,11 +170,30 @@ def resolve_params(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") 
         "quality": inp.quality,
     }
     if inp.negative_prompt:
+        _check_negative_prompt(model, params["guidance"], prefix)
         params["negative_prompt"] = inp.negative_prompt
     if inp.background == "transparent":
         _check_transparent(model, inp, prefix)
         params["background"] = "transparent"
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _check_negative_prompt(model: ModelSpec, guidance: float | None, prefix: str) -> None:
+    """A negative prompt the model would not use is refused, not dropped: distilled models have no
+    classifier-free guidance to steer with, and the others use it only with guidance above their threshold."""
+    from functions.core.catalog import get_catalog
+
+    if model.uses_negative_prompt(guidance):
+        return
+    if not model.negative_prompt:
+        able = get_catalog().able(model.type, "negative_prompt")
+        raise _bad(prefix + "negative_prompt", f"{model.id} takes no negative prompt (it runs without classifier-"
+                                               f"free guidance); models that take one: {', '.join(able) or 'none'}",
+                   "unsupported_parameter")
+    raise _bad(prefix + "negative_prompt", f"{model.id} uses a negative prompt only with guidance above "
+                                           f"{model.cfg_above:g} (classifier-free guidance), and guidance is "
+                                           f"{guidance or 0:g}; set guidance above {model.cfg_above:g} or omit "
+                                           "negative_prompt", "unsupported_parameter")
 
 
 def _check_transparent(model: ModelSpec, inp: GenerationInput, prefix: str) -> None:
@@ -225,6 +251,65 @@ def _check_composed(model: ModelSpec, inp: GenerationInput, count: int, prefix: 
                                         "strength applies to its inpainting (with a mask)", "unsupported_parameter")
 
 
+def _check_one_per_output(model: ModelSpec, inp: GenerationInput, count: int, prefix: str) -> None:
+    """An image-to-image model edits one image per output (n images: each its own, in turn) and an image-to-video
+    model starts from one first frame: more images than that would go unused, so they are refused, naming the
+    models that compose that many."""
+    from functions.core.catalog import get_catalog
+
+    room = inp.n if model.type == "image" else 1
+    if count <= room:
+        return
+    able = [m.id for m in get_catalog().models if m.type == model.type and (m.references or 0) >= count]
+    what = (f"edits one image per output (n={inp.n})" if model.type == "image"
+            else "starts from one image (the first frame)")
+    raise _bad(prefix + "image_urls", f"{model.id} {what}, got {count} images; models that compose {count}: "
+                                      f"{', '.join(able) or 'none are configured'}", "too_many_references")
+
+
+def _check_extend(model: ModelSpec, inp: GenerationInput, refs: list, prefix: str) -> None:
+    from functions.core.catalog import get_catalog
+
+    if not model.extend:
+        able = get_catalog().able("video", "extend")
+        raise _bad(prefix + "extend_video_url", f"{model.id} does not extend videos; models that do: "
+                                                f"{', '.join(able) or 'none are configured'}", "unsupported_parameter")
+    if refs or inp.last_frame_url:
+        raise _bad(prefix + "extend_video_url", "continues a clip from its last frames: send it without a first or "
+                                                "last frame", "invalid_value")
+    if inp.audio:
+        raise _bad(prefix + "audio", "an extension's soundtrack cannot continue the clip's: send audio or "
+                                     "extend_video_url, not both", "unsupported_parameter")
+
+
+def _check_last_frame(model: ModelSpec, refs: list, prefix: str) -> None:
+    from functions.core.catalog import get_catalog
+
+    if not model.last_frame:
+        able = get_catalog().able("video", "last_frame")
+        raise _bad(prefix + "last_frame_url", f"{model.id} does not take a last frame; models that do: "
+                                              f"{', '.join(able) or 'none are configured'}", "unsupported_parameter")
+    if not refs:
+        raise _bad(prefix + "last_frame_url", "needs a first frame too (first_frame_url, image_url or image_urls)",
+                   "required")
+
+
+def check_license(model: ModelSpec, field: str = "model") -> None:
+    """A 400 naming `field` unless the model is free for commercial use or the operator accepted its license."""
+    from functions.core.catalog import get_catalog
+
+    from .settings import get_settings
+
+    if model.license_accepted(get_settings().accepted_licenses):
+        return
+    free = [m.id for m in get_catalog().models if m.type == model.type and m.commercial_use and not m.takes_references]
+    raise _bad(field, f"{model.id} is under the {model.license} license, which is not free for every commercial use"
+                      f"{' (' + model.license_note + ')' if model.license_note else ''}; it runs once the operator "
+                      f"accepts that license (AcceptedLicenses, or darkroom deploy --accept-license {model.license}). "
+                      f"Models free for commercial use: {', '.join(free) or 'none are configured'}",
+               "license_not_accepted")
+
+
 def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str,
                     prefix: str = "") -> tuple[ModelSpec, dict[str, Any]]:
     """The model that will run and its exact parameters, for every task.
@@ -237,6 +322,7 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     from .uploads import resolve_reference
 
     refs = _references(inp, workspace_id, prefix)
+    check_license(model)
     if refs and not model.takes_references:
         if not model.edit_model:
             raise _bad(prefix + "image_urls", f"{model.id} does not take reference images")
@@ -246,13 +332,34 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
                    "required")
     if refs and model.references is not None:
         _check_composed(model, inp, len(refs), prefix)
+    elif refs:
+        _check_one_per_output(model, inp, len(refs), prefix)
     params = resolve_params(model, inp, prefix=prefix)
     if inp.mask_url:
         if model.type != "image" or not refs:
             raise _bad(prefix + "mask_url", f"a mask needs an image to edit (image_urls) and an image model; "
                                             f"{model.id} is a {model.task} model")
+        if not model.mask:
+            raise _bad(prefix + "mask_url", f"{model.id} does not inpaint; models that do: "
+                                            f"{', '.join(get_catalog().able('image', 'mask')) or 'none'}",
+                       "unsupported_parameter")
         params["mask"] = resolve_reference(inp.mask_url, workspace_id, prefix + "mask_url")
         _check_mask(params["mask"], refs[0], prefix + "mask_url")
+    if inp.extend_video_url:
+        _check_extend(model, inp, refs, prefix)
+        params["extend_video"] = resolve_reference(inp.extend_video_url, workspace_id, prefix + "extend_video_url")
+    if inp.audio:
+        if not model.audio:
+            able = get_catalog().able("video", "audio")
+            raise _bad(prefix + "audio", f"{model.id} makes no audio; models that do: "
+                                         f"{', '.join(able) or 'none are configured'}", "unsupported_parameter")
+        params["audio"] = True
+    if inp.last_frame_url:
+        _check_last_frame(model, refs, prefix)
+        params["last_frame"] = resolve_reference(inp.last_frame_url, workspace_id, prefix + "last_frame_url")
+    elif model.last_frame:
+        raise _bad(prefix + "last_frame_url", f"is required: {model.id} makes a video from a first and a last frame",
+                   "required")
     if refs:
         params["references"] = refs
         if model.type == "image":
@@ -263,6 +370,9 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
             raise _bad(prefix + "n", "video models make one video per request")
         duration = model.snap_duration(inp.duration if inp.duration is not None else model.defaults.duration)
         fps = inp.fps or model.defaults.fps
+        if model.frame_rates and fps not in model.frame_rates:
+            raise _bad(prefix + "fps", f"{model.id} makes {' or '.join(map(str, model.frame_rates))} frames per second "
+                                       "(it takes no frame rate: another would only change the playback speed)")
         params.update(duration=duration, fps=fps, frames=model.frames_for(duration, fps))
         params.pop("output_format", None)
         params.pop("quality", None)

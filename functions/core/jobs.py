@@ -61,6 +61,8 @@ class Output(Schema):
     thumbnail_key: str | None = None
     # The encoded file's size: whether it fits a response inline is known without asking S3.
     bytes: int | None = None
+    # A video with a soundtrack (AAC in the mp4): the dialects report it (AI Media Studio's `audio`).
+    audio: bool | None = None
 
 
 class JobError(Schema):

@@ -82,6 +82,9 @@ class Settings(Schema):
     # beyond them, 429. template.yaml: SyncCallsPerKey, SyncCallsPerWorkspace.
     sync_calls_per_key: int = Field(10, ge=1, le=1000)
     sync_calls_per_workspace: int = Field(25, ge=1, le=10000)
+    # Model licenses the operator accepts (comma-separated ids, or *): models not free for every commercial use
+    # run only once theirs is listed (functions/core/catalog.py, ModelSpec.license). template.yaml: AcceptedLicenses.
+    accepted_licenses: str = ""
     # Where the local stack keeps tiny models and its env file.
     data_dir: str = ".darkroom"
 

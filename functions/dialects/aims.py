@@ -168,18 +168,27 @@ def video_size(model: ModelSpec, resolution: str, aspect_ratio: str | None) -> s
     return f"{max(step, round(rw * scale / step) * step)}x{max(step, round(rh * scale / step) * step)}"
 
 
+# A video request's field -> the capability it needs (Catalog.capabilities), and what that is in words.
+VIDEO_CAPABILITIES = {"audio": ("audio", "generate audio"), "last_frame_url": ("last_frame", "take a last frame"),
+                      "extend_video_url": ("extend", "extend a video")}
+
+
+def _check_video_capabilities(body: VideosGenerateRequest, model: ModelSpec) -> None:
+    """Each field that needs a capability the model lacks is a 400 naming it and the models that have it."""
+    from functions.core.catalog import get_catalog
+
+    catalog = get_catalog()
+    for field_name, (capability, doing) in VIDEO_CAPABILITIES.items():
+        if getattr(body, field_name) and not catalog.capabilities(model)[capability]:
+            able = catalog.able("video", capability)
+            raise bad_field(field_name, f"{model.id} does not {doing}; models that do: "
+                                        f"{', '.join(able) or 'none are configured'}", "model_not_supported")
+
+
 def video_input(body: VideosGenerateRequest, model: ModelSpec) -> tuple[dict[str, Any], dict]:
     """(GenerationInput fields, field names for errors). The duration is snapped to the nearest one the model
     makes (the catalog's rule), so a request for 100 s gets the longest rather than an error."""
-    if body.audio and not model.audio:
-        raise bad_field("audio", f"{model.id} does not generate audio; omit audio or set it to false",
-                        "audio_not_supported")
-    if body.extend_video_url:
-        raise bad_field("extend_video_url", f"{model.id} cannot extend videos; no extend-video model is configured",
-                        "model_not_supported")
-    if body.last_frame_url:
-        raise bad_field("last_frame_url", f"{model.id} does not take a last frame (first-last-frame is not "
-                                          "supported); send image_url or first_frame_url only", "model_not_supported")
+    _check_video_capabilities(body, model)
     names = dict(VIDEO_NAMES)
     size, aspect_ratio = None, body.aspect_ratio
     if aspect_ratio == "auto":
@@ -192,6 +201,8 @@ def video_input(body: VideosGenerateRequest, model: ModelSpec) -> tuple[dict[str
         "size": size, "aspect_ratio": aspect_ratio, "seed": body.seed, "guidance": body.cfg_scale,
         "duration": model.snap_duration(body.duration) if body.duration is not None else None,
         "image_url": body.image_url, "first_frame_url": body.first_frame_url, "image_urls": body.image_urls,
+        "last_frame_url": body.last_frame_url, "audio": body.audio or None,
+        "extend_video_url": body.extend_video_url,
     })
     return fields, names
 
@@ -256,7 +267,7 @@ def video_object(job: Job) -> dict[str, Any]:
         "model": job.model,
         "duration": number(job.params.get("duration")),
         "aspect_ratio": job.input.get("aspect_ratio") or ratio(width, height),
-        "audio": bool(job.input.get("audio", False)),
+        "audio": bool(output.audio) if output else bool(job.params.get("audio")),
         "width": width,
         "height": height,
         "fps": output.fps if output else job.params.get("fps"),
@@ -302,16 +313,17 @@ def _status(job: Job) -> str:
     return "failed" if job.terminal else "processing"
 
 
-def model_entry(model: ModelSpec) -> dict[str, Any]:
-    """A model as the discovery endpoints list it."""
+def model_entry(model: ModelSpec, facts: dict[str, Any]) -> dict[str, Any]:
+    """A model as the discovery endpoints list it; `facts` are the catalog's (Catalog.facts): tasks,
+    capabilities, sizes, durations and frame rates, credits and license."""
     entry: dict[str, Any] = {"id": model.id, "name": model.name, "model_type": model.task, "type": model.type,
-                             "aliases": model.aliases, "description": model.description}
+                             "aliases": model.aliases, "description": model.description, **facts}
     defaults = model.defaults.model_dump(exclude_none=True)
     if model.type == "video":
         entry["credit_cost"] = number(model.credits_per_second)
         entry["credit_unit"] = "second"
-        entry["durations"] = [number(d) for d in getattr(model, "durations", [])]
-        entry["audio"] = bool(getattr(model, "audio", False))
+        entry["durations"] = [number(d) for d in model.durations]
+        entry["audio"] = facts["capabilities"]["audio"]
     else:
         entry["credit_cost"] = number(model.credits_per_image)
         entry["credit_unit"] = "image"

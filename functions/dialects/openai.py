@@ -22,6 +22,7 @@ from functions.dialects.shared import (
     generation_fields,
     outputs_base64,
     outputs_base64_if_they_fit,
+    pick_model,
     quality_word,
     steps_for_quality,
     style_prompt,
@@ -37,6 +38,7 @@ PARAM_NAMES = {"quality": "output_compression", "width": "size", "height": "size
 # prompt (the pipelines need one; a generic one keeps the picture's own subject and style).
 VARIATION_PROMPT = "a variation of this image, same subject, same composition, same style, high quality"
 VARIATION_STRENGTH = 0.7
+VARIATION_MODEL = "dall-e-2"
 # OpenAI parameters Darkroom refuses with a reason (instead of "unknown field").
 UNSUPPORTED = {
     "svg": "SVG output is not supported; output_format is png, jpeg or webp",
@@ -155,10 +157,21 @@ def generation_input(body: _Common, model: ModelSpec, styled_prompt: Styled) -> 
     })
 
 
-def variation_input(body: ImagesVariationRequest) -> dict[str, Any]:
-    """GenerationInput fields for a variation: the image comes as image_urls, added once it is stored."""
+def variation_model(body: ImagesVariationRequest) -> ModelSpec:
+    """The model a variation runs on: the one named, else what `dall-e-2` answers here (OpenAI's variations take
+    only dall-e-2), else the edit-image tool's."""
+    from functions.core.catalog import get_catalog
+
+    name = body.model or (VARIATION_MODEL if get_catalog().model(VARIATION_MODEL) else None)
+    return pick_model(name, kind="image", references=True, references_field="image")
+
+
+def variation_input(body: ImagesVariationRequest, model: ModelSpec) -> dict[str, Any]:
+    """GenerationInput fields for a variation: the image comes as image_urls, added once it is stored. An
+    image-to-image model redraws it at VARIATION_STRENGTH; a multi-reference editor redraws it from the prompt
+    with the image as its reference (it has no strength)."""
     fields: dict[str, Any] = {"prompt": VARIATION_PROMPT, "n": body.n, "size": body.size,
-                              "strength": VARIATION_STRENGTH}
+                              "strength": None if model.references else VARIATION_STRENGTH}
     return {k: v for k, v in fields.items() if v is not None}
 
 

@@ -48,8 +48,13 @@ def quality_word(quality: str | None) -> str:
 @dataclass
 class Styled:
     prompt: str
-    negative_prompt: str | None
+    negative_prompt: str | None  # the caller's, joined with the presets'
     styles: list[Style] = field(default_factory=list)
+    own_negative_prompt: str | None = None  # the caller's alone
+
+    def __post_init__(self) -> None:
+        if self.own_negative_prompt is None:
+            self.own_negative_prompt = self.negative_prompt
 
     @property
     def applied(self) -> str | None:
@@ -73,10 +78,13 @@ def generation_fields(model: ModelSpec, styled: Styled, explicit: dict[str, Any]
     """GenerationInput fields: the styled prompt, the presets' defaults, then the caller's own values
     (None values are dropped, so a preset default stands unless the caller set that field)."""
     fields: dict[str, Any] = {"prompt": styled.prompt}
-    if styled.negative_prompt:
-        fields["negative_prompt"] = styled.negative_prompt
     fields.update(style_defaults(styled.styles, model))
     fields.update({k: v for k, v in explicit.items() if v is not None})
+    # A preset's negative prompt goes only where the model uses one; the caller's own always goes, so that a
+    # model that would ignore it refuses it (functions/core/generation.py) rather than drop it unsaid.
+    negative = styled.negative_prompt if model.uses_negative_prompt(fields.get("guidance")) else None
+    if negative or styled.own_negative_prompt:
+        fields["negative_prompt"] = negative or styled.own_negative_prompt
     return fields
 
 

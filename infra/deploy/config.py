@@ -28,6 +28,8 @@ class DeployConfig:
     parameters: dict[str, str] = field(default_factory=dict)  # any other template parameter (--parameter K=V)
     download_weights: list[str] = field(default_factory=list)
     warm: list[str] = field(default_factory=list)  # MODEL=N warm containers (infra/deploy/warm_pool.py)
+    # Model licenses the operator accepts (template.yaml: AcceptedLicenses). None: keep the stack's current list.
+    accepted_licenses: list[str] | None = None
     workspace: str = "default"
     env_file: Path = ENV_FILE
     template_path: Path = TEMPLATE_PATH
@@ -95,3 +97,13 @@ def model_errors(models: list[str]) -> list[str]:
     known = [m.id for m in get_catalog().models]
     return [f"--download-weights {m}: not a catalog model (choose from {ALL_MODELS}, {', '.join(known)})"
             for m in models if m not in known]
+
+
+def license_errors(licenses: list[str]) -> list[str]:
+    """`--accept-license` names a license some catalog model is under (or `*`): a typo would otherwise accept
+    nothing, silently."""
+    from functions.core.catalog import get_catalog
+
+    known = sorted({m.license for m in get_catalog().models if not m.commercial_use})
+    return [f"--accept-license {name}: no model in the catalog is under it; restricted licenses: "
+            f"{', '.join(known) or 'none'}" for name in licenses if name != "*" and name not in known]

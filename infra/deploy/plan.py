@@ -78,6 +78,8 @@ def parameter_overrides(config: DeployConfig, workspace_id: str, oidc_provider_a
         # Also what each GPU pool's max_containers is set to: the app reads it at `modal deploy` (below).
         "MaxGpuConcurrency": pick("MaxGpuConcurrency", None),
         "AlarmEmail": pick("AlarmEmail", config.alarm_email),
+        "AcceptedLicenses": pick("AcceptedLicenses", None if config.accepted_licenses is None
+                                 else ",".join(config.accepted_licenses)),
         # What preflight found the account can reserve, unless --parameter says otherwise.
         **({"FinishingConcurrency": str(finishing_concurrency)} if finishing_concurrency is not None else {}),
         **config.parameters,

@@ -229,6 +229,9 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
         "DIFFUSERS_VERBOSITY": "error",
         "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     })
+    # The tiny random weights the local stack runs are under no model's license: every model runs, unless a
+    # developer sets the variable to try the refusal.
+    env["DARKROOM_ACCEPTED_LICENSES"] = os.environ.get("DARKROOM_ACCEPTED_LICENSES", "*")
     # The synchronous wait is the template's (SyncWaitSeconds), cut per host as deployed; a developer may
     # still set it in their own environment.
     if os.environ.get("DARKROOM_SYNC_WAIT_SECONDS"):

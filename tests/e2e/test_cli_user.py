@@ -126,8 +126,9 @@ def test_generate_json_n2_downloads_both(cli, tmp_path):
 
 def test_generate_with_style_and_a_local_reference(cli, tmp_path):
     ref = png(tmp_path / "ref.png")
+    # A model whose guidance is on by default, so that the preset's negative prompt is used.
     doc = cli.json("generate", "image", "a cat", "--size", SMALL, "--style", "pixel-art", "--ref", str(ref),
-                   "--format", "webp", "--seed", "3")
+                   "--format", "webp", "--seed", "3", "--model", "playground-v2")
     assert doc["status"] == "success", doc
     assert doc["tool"] == "edit-image" and doc["model"].endswith("-edit"), doc
     # The preset was applied by the API: its template around the prompt, its negative prompt added.
@@ -228,7 +229,8 @@ def test_upload_then_use_the_reference(cli, tmp_path):
     assert uploaded["reference"].startswith("upload://up_") and uploaded["content_type"] == "image/png"
     reference = cli("upload", str(png(tmp_path / "again.png"))).stdout.strip()
     assert reference.startswith("upload://up_")
-    doc = cli.json("generate", "image", "make it glow", "--size", SMALL, "--ref", reference, "--strength", "0.6")
+    doc = cli.json("generate", "image", "make it glow", "--size", SMALL, "--ref", reference, "--strength", "0.6",
+                   "--model", "flux-schnell")
     assert doc["status"] == "success" and doc["tool"] == "edit-image", doc
 
     text = tmp_path / "notes.txt"

@@ -108,7 +108,7 @@ def test_edit_several_images_with_a_mask(sdk, tmp_path):
         response = sdk.images.edit(
             image=[handle, ("second.png", png(128, 128, (10, 10, 200)), "image/png")],
             mask=("mask.png", png(128, 128, (0, 0, 0, 0)), "image/png"),  # all transparent: repaint it all
-            prompt="combine them", model="sdxl-turbo", size="256x256", response_format="b64_json")
+            prompt="combine them", model="flux2-klein", size="256x256", response_format="b64_json")
     image = Image.open(io.BytesIO(base64.b64decode(response.data[0].b64_json)))
     assert image.size == (256, 256)
 

@@ -51,8 +51,8 @@ base, key = os.environ["DARKROOM_URL"] + "/v1", os.environ["DARKROOM_API_KEY"]
 made = litellm.image_generation(model="openai/flux-schnell", prompt="a lighthouse", api_base=base, api_key=key,
                                 size="256x256", n=2, extra_body={"seed": 11, "steps": 2})
 with open(os.environ["IMAGE"], "rb") as image:
-    edited = litellm.image_edit(model="openai/flux-schnell", prompt="make it blue", image=image, api_base=base,
-                                api_key=key, size="256x256", extra_body={"negative_prompt": "red"})
+    edited = litellm.image_edit(model="openai/sdxl-turbo", prompt="make it blue", image=image, api_base=base,
+                                api_key=key, size="256x256", extra_body={"negative_prompt": "red", "guidance": 2.0})
 print(json.dumps({"made": [bool(d.b64_json) and bool(d.url) for d in made.data],
                   "edited": [bool(d.b64_json) for d in edited.data], "url": made.data[0].url}))
 """
@@ -101,7 +101,7 @@ def test_open_webui_generation_and_edit_as_it_sends_them(stack):
     fetched = httpx.get(item["url"], headers={"Authorization": headers["Authorization"]}, timeout=30)
     assert fetched.status_code == 200 and Image.open(io.BytesIO(fetched.content)).size == (512, 512)
 
-    form = {"model": "dall-e-2", "prompt": "make it blue", "n": "1", "size": "256x256",
+    form = {"model": "gpt-image-1", "prompt": "make it blue", "n": "1", "size": "256x256",
             "response_format": "b64_json"}
     files = [("image[]", ("image.png", png(), "image/png")), ("image[]", ("second.png", png((0, 0, 200)), "image/png"))]
     edited = httpx.post(f"{stack.url}/v1/images/edits", data=form, files=files,

@@ -39,9 +39,15 @@ def test_every_text_model_finds_its_edit_counterpart_on_the_same_weights():
 def test_tools_cover_every_task():
     catalog = get_catalog()
     assert {t.slug: t.default_model for t in catalog.tools} == {
-        "create-image": "flux-schnell", "edit-image": "flux-schnell-edit",
-        "create-video": "ltx-video", "image-to-video": "ltx-video-i2v",
+        "create-image": "flux2-klein", "edit-image": "flux2-klein-edit",
+        "create-video": "wan2.2-ti2v-5b", "image-to-video": "wan2.2-ti2v-5b-i2v",
     }
+
+
+def test_wan_frames_follow_its_vae():
+    wan = get_catalog().model("wan2.2-ti2v-5b")
+    assert [wan.frames_for(d) for d in wan.durations] == [49, 73, 121]  # 4k+1 at 24 fps
+    assert wan.frames_for(60) == wan.max_frames == 121
 
 
 def test_ltx_frames_durations_and_credits():

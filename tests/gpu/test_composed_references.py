@@ -9,8 +9,7 @@ import pytest
 from gpu_helpers import gradient, pixels
 from PIL import Image
 
-from functions.core.catalog import get_catalog
-from gpu.pipelines import FAMILIES, GenerationRequest, generate, inpaint_family, load_pipeline
+from gpu.pipelines import GenerationRequest, generate, inpaint_family, load_pipeline
 
 REFS = [Image.new("RGB", (128, 96), (230, 20, 20)), Image.new("RGB", (200, 200), (20, 200, 40)),
         Image.new("RGB", (96, 160), (30, 40, 220))]
@@ -38,15 +37,6 @@ def test_every_output_composes_all_the_references(pipe):
 def test_more_references_than_the_family_composes_are_refused(pipe):
     with pytest.raises(ValueError, match="at most 4 reference images"):
         _run(pipe, images=REFS * 2)
-
-
-def test_the_catalog_and_the_family_agree_on_references():
-    for model in get_catalog().models:
-        family = FAMILIES[model.family]
-        if model.references:
-            assert family.references >= model.references, model.id
-        elif model.takes_references and model.type == "image":
-            assert family.takes_image and not family.references, model.id  # one init image per output
 
 
 def test_inpainting_repaints_the_first_image_with_the_others_as_references(pipe, tiny_root):

@@ -72,6 +72,9 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
         "zimage-inpaint": diffusers.ZImageInpaintPipeline,
         "flux2-klein": diffusers.Flux2KleinPipeline,
         "flux2-klein-inpaint": diffusers.Flux2KleinInpaintPipeline,
+        "wan": diffusers.WanPipeline,
+        "wan-i2v": diffusers.WanImageToVideoPipeline,
+        "wan-flf2v": diffusers.WanImageToVideoPipeline,
     }
 
 

@@ -28,6 +28,7 @@ from gpu.references import (
     Limits,
     decode_image,
     fetch_url,
+    load_clip,
     load_reference,
     load_references,
 )
@@ -49,6 +50,12 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 
 PNG = _encoded(gradient((64, 48)), "PNG")
+
+
+def _clip(frames: int = 9) -> bytes:
+    from gpu.encode import encode_video
+
+    return encode_video([gradient((64, 48)).rotate(10 * i) for i in range(frames)], 12.0)
 BIG = 21 * 1024 * 1024
 
 
@@ -130,6 +137,7 @@ _Handler.routes = {
     "/bomb.png": lambda h: h.body(_png_claiming(8000, 8000)),
     "/huge-bomb.png": lambda h: h.body(_png_claiming(20000, 20000)),  # past Pillow's own hard limit
     "/slow.png": _drip,
+    "/clip.mp4": lambda h: h.body(_clip(), "video/mp4"),
 }
 
 
@@ -459,3 +467,33 @@ def test_odd_spellings_are_refused_before_any_lookup_or_connection(monkeypatch, 
     with pytest.raises(InvalidReference, match="not allowed"):
         fetch(url, allow_loopback=False)
     assert net.lookups == [] and net.requests == []
+
+
+# --- clips to extend -------------------------------------------------------------------------------
+
+
+def clip(url: str, **kwargs):
+    return load_clip({"url": url}, "extend_video", workspace_id="ws-a", bucket="unused", allow_loopback=True,
+                     **{"cover": (32, 24), "max_frames": 100, **kwargs})
+
+
+def test_a_clip_is_read_frame_by_frame_at_its_rate_shrunk_to_cover_the_job(server):
+    frames, fps = clip(server + "/clip.mp4")
+    assert len(frames) == 9 and fps == 12.0
+    assert {f.size for f in frames} == {(32, 24)} and frames[0].mode == "RGB"  # 64x48 shrunk to cover 32x24
+
+
+def test_a_clip_longer_than_the_model_takes_is_refused(server):
+    with pytest.raises(InvalidReference, match="longer than the 5 frames"):
+        clip(server + "/clip.mp4", max_frames=5)
+
+
+@pytest.mark.parametrize("path", ["/fox.png", "/text"])
+def test_what_is_not_a_video_is_refused_as_one(server, path):
+    with pytest.raises(InvalidReference, match="not a video ffmpeg can read|no frames"):
+        clip(server + path)
+
+
+def test_a_clip_url_gets_the_same_ssrf_guard(server):
+    with pytest.raises(InvalidReference):
+        clip(server + "/to-private")

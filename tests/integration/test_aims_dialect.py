@@ -62,7 +62,7 @@ models:
     frame_multiple: 8
     max_frames: 257
 aliases:
-  openai/gpt-image-2: sdxl-turbo
+  openai/gpt-image-2: flux2-klein
   fal-ai/gpt-image-1.5: sdxl-turbo
   fal-ai/nano-banana-2: flux-schnell
   fal-ai/veo3.1/fast: ltx-video-fast
@@ -167,7 +167,7 @@ def test_seed_image_examples(name, world, api, tenant, pipeline, vendor_catalog,
         assert decoded.format == fmt and image["url"].split("?")[0].endswith("." + ext)
         if "size" in request:
             assert "x".join(map(str, decoded.size)) == request["size"]
-    assert body["credits_used"] == job.cost == model.price(job.params)
+    assert body["credits_used"] == job.cost == vendor_catalog.model(job.model).price(job.params)
     assert body["credits_remaining"] == before - job.cost == credits.balance(tenant.workspace_id)
     if "style_slug" in request:
         assert body["style_applied"] == "anime-style"
@@ -201,11 +201,21 @@ def test_seed_video_examples(world, api, tenant, pipeline, vendor_catalog, image
 
 
 def test_unaliased_vendor_model_lists_the_available_ones(api, tenant):
-    message = error_of(api.post(IMAGES, json={"prompt": "x", "model": "openai/gpt-image-2"}, headers=tenant.headers),
-                       400, "model", "openai/gpt-image-2", "flux-schnell", "sdxl-turbo")
+    message = error_of(api.post(IMAGES, json={"prompt": "x", "model": "fal-ai/recraft/v3"}, headers=tenant.headers),
+                       400, "model", "fal-ai/recraft/v3", "flux-schnell", "flux2-klein")
     assert "ltx-video" not in message
-    error_of(api.post(VIDEOS, json={"prompt": "x", "model": "fal-ai/veo3.1/fast"}, headers=tenant.headers), 400,
-             "model", "ltx-video")
+    error_of(api.post(VIDEOS, json={"prompt": "x", "model": "fal-ai/kling-video/v2"}, headers=tenant.headers), 400,
+             "model", "wan2.2-ti2v-5b", "ltx-video")
+
+
+def test_the_documented_vendor_ids_are_answered_by_default(api, tenant):
+    """AI Media Studio's examples name openai/gpt-image-2, fal-ai/nano-banana-2 and fal-ai/veo3.1/fast: each is
+    an alias of a catalog model free for commercial use, so code written against the vendor runs unchanged."""
+    catalog = get_catalog()
+    for name, kind in (("openai/gpt-image-2", "image"), ("fal-ai/nano-banana-2", "image"),
+                       ("fal-ai/veo3.1/fast", "video")):
+        model = catalog.model(name)
+        assert model is not None and model.type == kind and model.commercial_use, name
 
 
 # ---------------------------------------------------------------- images
@@ -350,7 +360,7 @@ def test_video_translation_and_refusals(world, api, tenant, monkeypatch):
     get_settings.cache_clear()
 
     def submitted(**body):
-        resp = api.post(VIDEOS, json={"prompt": "waves", **body}, headers=tenant.headers)
+        resp = api.post(VIDEOS, json={"prompt": "waves", "model": "ltx-video", **body}, headers=tenant.headers)
         assert resp.status_code == 504, resp.json
         return JobStore().get(resp.json["job_id"])
 
@@ -369,10 +379,10 @@ def test_video_translation_and_refusals(world, api, tenant, monkeypatch):
     assert first.model == model.edit_model and first.params["references"] == [{"url": "https://example.com/a.png"}]
 
     for body, words in [
-        ({"audio": True}, ("audio", "ltx-video")),
-        ({"extend_video_url": "https://example.com/v.mp4"}, ("extend_video_url",)),
+        ({"audio": True}, ("audio", "wan2.2-ti2v-5b", "ltx-2")),
+        ({"extend_video_url": "https://example.com/v.mp4"}, ("extend_video_url", "ltx-2")),
         ({"image_url": "https://example.com/a.png", "last_frame_url": "https://example.com/b.png"},
-         ("last_frame_url",)),
+         ("last_frame_url", "wan2.1-flf2v-14b")),
         ({"image_url": "https://example.com/a.png", "first_frame_url": "https://example.com/b.png"},
          ("first_frame_url",)),
         ({"duration": 0}, ("duration",)),
@@ -400,9 +410,11 @@ def test_model_discovery_and_styles(api, tenant):
     assert by_id["flux-schnell"]["defaults"]["size"] == "1024x1024" and "name" in by_id["flux-schnell"]
 
     videos = ok(api.get(VIDEOS, headers=tenant.headers))
-    ltx = {m["id"]: m for m in videos["available_models"]}["ltx-video"]
+    listed = {m["id"]: m for m in videos["available_models"]}
+    ltx = listed["ltx-video"]
     assert ltx["credit_unit"] == "second" and ltx["durations"] == [2, 4, 6] and ltx["audio"] is False
-    assert videos["defaults"] == {"model": "ltx-video", "duration": 4, "aspect_ratio": "3:2", "audio": False}
+    assert listed["ltx-2"]["audio"] is True and listed["ltx-2"]["capabilities"]["extend"] is True
+    assert videos["defaults"] == {"model": "wan2.2-ti2v-5b", "duration": 5, "aspect_ratio": "20:11", "audio": False}
 
     assert {m["id"] for m in ok(api.get("/api/v1/models?type=video", headers=tenant.headers))["models"]} == {
         m.id for m in catalog.models if m.type == "video"}

@@ -17,7 +17,7 @@ from functions.core.workspaces import WorkspaceStore
 pytestmark = pytest.mark.xdist_group("integration")
 
 # At the model's reference size and steps (1024x1024, flux-schnell's 4): 1 credit an image.
-RUN = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": "1024x1024", "n": 2}}
+RUN = {"tool": "create-image", "model": "flux-schnell", "input": {"prompt": "a lighthouse", "size": "1024x1024", "n": 2}}
 
 
 def funded_workspace(new_tenant, amount: float):
@@ -41,7 +41,8 @@ def test_submit_reserves_n_times_the_price(world, api, new_tenant):
 def test_the_price_follows_size_steps_and_n(world, api, new_tenant, size, steps, n, cost):
     """n=10 at 2048x2048 and 12 steps cost what n=10 at 256x256 and 4 steps did: the price ignored the work."""
     tenant = funded_workspace(new_tenant, 1000)
-    body = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": size, "steps": steps, "n": n}}
+    body = {"tool": "create-image", "model": "flux-schnell",
+            "input": {"prompt": "a lighthouse", "size": size, "steps": steps, "n": n}}
     job_id = api.post("/api/run", json=body, headers=tenant.headers).json["id"]
     assert JobStore().get(job_id).cost == cost
     assert credits.balance(tenant.workspace_id) == 1000 - cost

@@ -55,9 +55,10 @@ def test_an_over_long_string_is_a_400_naming_its_field(api, tenant, path, extra,
 def test_the_largest_job_the_api_accepts_stays_far_under_the_item_limit(world, api, tenant):
     url = "http://127.0.0.1/" + "r" * (MAX_STRING_CHARS - len("http://127.0.0.1/"))
     wide = "語" * MAX_PROMPT_CHARS  # 3 bytes each in UTF-8: the largest prompt in bytes
-    body = {"tool": "create-image", "webhook": url, "webhook_events_filter": ["start", "completed"],
-            "input": {"prompt": wide, "negative_prompt": wide, "image_urls": [url] * MAX_REFERENCES,
-                      "mask_url": url, "size": "512x512", "make_public": True}}
+    # A model that takes a negative prompt (with guidance on) and one image per output: the most it can carry.
+    body = {"tool": "create-image", "model": "sdxl-turbo", "webhook": url, "webhook_events_filter": ["start", "completed"],
+            "input": {"prompt": wide, "negative_prompt": wide, "guidance": 2.0, "image_urls": [url] * MAX_REFERENCES,
+                      "n": MAX_REFERENCES, "mask_url": url, "size": "512x512", "make_public": True}}
     response = api.post("/api/run", json=body, headers=tenant.headers)
     assert response.status_code == 202, response.get_data(as_text=True)[:500]
     store = JobStore()

@@ -34,8 +34,8 @@ def test_presigned_upload_then_edit_with_the_reference(world, api, tenant):
     key = f"{tenant.workspace_id}/uploads/{upload['id']}"
     assert storage.get_bytes(key) == png_bytes()
 
-    body = {"tool": "edit-image", "input": {"prompt": "make it blue", "image_urls": [upload["reference"]],
-                                            "size": "256x256"}}
+    body = {"tool": "edit-image", "model": "flux-schnell",
+            "input": {"prompt": "make it blue", "image_urls": [upload["reference"]], "size": "256x256"}}
     job_id = api.post("/api/run", json=body, headers=tenant.headers).json["id"]
     job = JobStore().get(job_id)
     assert job.task == "image-to-image" and job.params["references"] == [{"upload_key": key}]
@@ -81,7 +81,8 @@ def test_text_to_image_with_references_switches_to_the_edit_model(world, api, te
 
 def test_video_duration_snaps_and_sets_frames_and_price(world, api, tenant):
     model = get_catalog().model("ltx-video")
-    body = {"tool": "create-video", "input": {"prompt": "waves", "duration": 4.4, "size": "256x256"}}
+    body = {"tool": "create-video", "model": "ltx-video", "input": {"prompt": "waves", "duration": 4.4,
+                                                                    "size": "256x256"}}
     resp = api.post("/api/run", json=body, headers=tenant.headers)
     assert resp.status_code == 202, resp.json
     job = JobStore().get(resp.json["id"])

@@ -103,8 +103,10 @@ def model_params(model_id: str, world, workspace_id: str) -> dict:
     params: dict = {}
     if model.takes_references:
         params["references"] = [{"upload_key": upload(world, workspace_id)}]
+    if model.last_frame:
+        params["last_frame"] = {"upload_key": upload(world, workspace_id)}
     if model.type == "video":
-        params.update(fps=8, duration=2)  # 16 frames -> 17 (8k+1)
+        params.update(fps=8, duration=2)  # 16 frames -> 17 (8k+1, and 4k+1)
     return params
 
 

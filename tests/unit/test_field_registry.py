@@ -95,8 +95,8 @@ def openai_translator(kind: str):
         _refuse_unsupported(data)
         if kind == "variation":
             body = parse_input(dialect.ImagesVariationRequest, data)
-            model = pick_model(body.model, kind="image", references=True, references_field="image")
-            gen_fields = dialect.variation_input(body)
+            model = dialect.variation_model(body)
+            gen_fields = dialect.variation_input(body, model)
         else:
             body = parse_input(dialect.ImagesEditRequest if kind == "edit" else dialect.ImagesGenerateRequest, data)
             model = pick_model(body.model, kind="image", references=kind == "edit", references_field="image")
@@ -168,8 +168,12 @@ def _cases(kind):
 @pytest.mark.parametrize("model, field, entry", _cases(registry.Mapped))
 def test_a_mapped_field_changes_the_work_or_the_response(model, field, entry):
     translate, base = _translator(model)
-    without = translate({**base, **entry.context})
     with_it = translate({**base, **entry.context, field: entry.sample})
+    try:
+        without = translate({**base, **entry.context})
+    except DarkroomError as exc:  # required in this context (a first-last-frame model's last frame)
+        assert exc.status == 400 and exc.errors[0].field == field
+        return
     assert with_it != without, f"{model}.{field}={entry.sample!r} changed nothing"
 
 

@@ -295,7 +295,7 @@ def test_catalog_extra_adds_models_and_aliases(extra_catalog):
 def test_catalog_extra_points_and_turns_off_named_aliases(extra_catalog):
     assert extra_catalog.model("dall-e-2") is None  # turned off
     assert extra_catalog.aliases["dall-e-3"] == "sdxl-turbo" and "dall-e-2" not in extra_catalog.aliases
-    assert "dall-e-3" not in extra_catalog.model("flux-schnell").aliases  # moved, not named twice
+    assert "dall-e-3" not in extra_catalog.model("z-image-turbo").aliases  # moved, not named twice
 
 
 def test_openai_model_names_are_answered_by_default():
@@ -307,7 +307,7 @@ def test_openai_model_names_are_answered_by_default():
 
 
 def test_catalog_extra_does_not_outlive_its_test():
-    assert get_catalog().model("dall-e-3").id == "flux-schnell"
+    assert get_catalog().model("dall-e-3").id == "z-image-turbo"
     assert get_catalog().model("tiny-sd") is None
 
 
