@@ -178,6 +178,13 @@ class ZImageGenerator(_Generator):
     weights: str = modal.parameter()
 
 
+@app.cls(**class_options("QwenImageGenerator"), **_class_options)
+class QwenImageGenerator(_Generator):
+    """qwen-image: text-to-image, edits and inpainting."""
+
+    weights: str = modal.parameter()
+
+
 @app.cls(**class_options("LTX2Generator"), **_class_options)
 class LTX2Generator(_Generator):
     """ltx-2: text-to-video and image-to-video, with a soundtrack."""
@@ -188,6 +195,13 @@ class LTX2Generator(_Generator):
 @app.cls(**class_options("WanGenerator"), **_class_options)
 class WanGenerator(_Generator):
     """wan2.2-ti2v-5b: text-to-video and image-to-video."""
+
+    weights: str = modal.parameter()
+
+
+@app.cls(**class_options("WanA14BGenerator"), **_class_options)
+class WanA14BGenerator(_Generator):
+    """wan2.2-t2v-a14b and wan2.2-i2v-a14b (one pool each: separate weights)."""
 
     weights: str = modal.parameter()
 

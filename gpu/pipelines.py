@@ -53,6 +53,9 @@ class Family:
     frame_rate: bool = True
     # The family that serves this one's requests that bring a clip to continue (text-to-video -> extension).
     extends: str | None = None
+    # The pipeline argument that takes `guidance`. Qwen-Image's guidance_scale is for guidance-distilled weights;
+    # its classifier-free guidance is true_cfg_scale, and runs only with a negative prompt (" " when none is sent).
+    guidance_arg: str = "guidance_scale"
 
 
 FAMILIES: dict[str, Family] = {
@@ -80,6 +83,15 @@ FAMILIES: dict[str, Family] = {
     "ltx": Family("LTXPipeline", "ltx", output="video", negative_prompt=True, min_steps=2),  # ltx-video
     "ltx-i2v": Family("LTXImageToVideoPipeline", "ltx", output="video", takes_image=True, negative_prompt=True,
                       min_steps=2),
+    # Qwen-Image: 20B MMDiT, text-to-image, img2img and inpainting on one set of weights. Its scheduler stretches
+    # its sigmas to a terminal one (one step is NaN).
+    "qwenimage": Family("QwenImagePipeline", "qwenimage", negative_prompt=True, latent_patch=2, min_steps=2,
+                        guidance_arg="true_cfg_scale"),
+    "qwenimage-img2img": Family("QwenImageImg2ImgPipeline", "qwenimage", takes_image=True, strength=True,
+                                negative_prompt=True, latent_patch=2, min_steps=2, guidance_arg="true_cfg_scale",
+                                inpaint="qwenimage-inpaint"),
+    "qwenimage-inpaint": Family("QwenImageInpaintPipeline", "qwenimage", takes_image=True, strength=True, mask=True,
+                                negative_prompt=True, latent_patch=2, min_steps=2, guidance_arg="true_cfg_scale"),
     # LTX-2: every video comes with a synchronized soundtrack (its own audio VAE and vocoder), kept when asked for.
     "ltx2": Family("LTX2Pipeline", "ltx2", output="video", negative_prompt=True, min_steps=2, audio=True,
                    extends="ltx2-extend"),
@@ -93,6 +105,11 @@ FAMILIES: dict[str, Family] = {
     "wan": Family("WanPipeline", "wan", output="video", negative_prompt=True, frame_rate=False),
     "wan-i2v": Family("WanImageToVideoPipeline", "wan", output="video", takes_image=True, negative_prompt=True,
                       frame_rate=False),
+    # Wan 2.2 A14B: two 14B experts (high noise, then low noise) in one pipeline; text-to-video and image-to-video
+    # are separate weights (their experts differ), so each is a base family.
+    "wan-a14b": Family("WanPipeline", "wan-a14b", output="video", negative_prompt=True, frame_rate=False),
+    "wan-a14b-i2v": Family("WanImageToVideoPipeline", "wan-a14b-i2v", output="video", takes_image=True,
+                           negative_prompt=True, frame_rate=False),
     # Wan 2.1 FLF2V-14B: from a first and a last frame (both through its CLIP image encoder).
     "wan-flf2v": Family("WanImageToVideoPipeline", "wan-flf2v", output="video", takes_image=True,
                         negative_prompt=True, frame_rate=False, last_frame=True),
@@ -371,9 +388,11 @@ def generate(
         "output_type": "pil",
     }
     if req.guidance is not None:
-        kwargs["guidance_scale"] = req.guidance
+        kwargs[spec.guidance_arg] = req.guidance
     if req.negative_prompt and spec.negative_prompt:
         kwargs["negative_prompt"] = req.negative_prompt
+    elif spec.guidance_arg == "true_cfg_scale" and (req.guidance or 0) > 1:
+        kwargs["negative_prompt"] = " "  # as Qwen-Image's own examples: guidance needs a negative prompt to run
     mask = None
     if req.images and spec.references and not spec.takes_image:
         # A multi-reference editor: every output draws on all of them, whole (the pipeline sizes them itself).

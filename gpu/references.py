@@ -285,8 +285,9 @@ def load_clip(ref: Any, label: str, *, workspace_id: str, bucket: str, cover: tu
             raise InvalidReference(f"{label}: not a video ffmpeg can read ({describe(exc)})") from None
         finally:
             reader.close()
-    if not frames:
-        raise InvalidReference(f"{label}: the video has no frames")
+    if len(frames) < 2:  # ffmpeg reads a still image as a one-frame video
+        raise InvalidReference(f"{label}: not a video (a still image, or no frames): send an mp4 to continue; "
+                               "a first frame goes in image_url")
     return frames, float(meta.get("fps") or 0)
 
 

@@ -48,7 +48,8 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     """
     builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage,
                 "flux2-klein": _build_flux2_klein, "wan": _build_wan_ti2v, "wan-flf2v": _build_wan_flf2v,
-                "ltx2": _build_ltx2}
+                "ltx2": _build_ltx2, "qwenimage": _build_qwen_image, "wan-a14b": _build_wan_a14b,
+                "wan-a14b-i2v": _build_wan_a14b_i2v}
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
     return _save_once(Path(dest), "model_index.json", builders[family], seed)
@@ -467,7 +468,7 @@ def _build_wan_flf2v() -> DiffusionPipeline:
     """As Wan 2.1 FLF2V-14B ships it, small: WanImageToVideoPipeline with a CLIP vision encoder that sees both the
     first and the last frame (its DiT's learned position embedding spans the two images' tokens), the 16-channel
     Wan 2.1 VAE (8x spatially, 4x in time) and a DiT taking noise, mask and condition (16 + 4 + 16 channels)."""
-    from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
+    from diffusers import WanImageToVideoPipeline
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
     tokenizer = _t5_tokenizer()
@@ -477,8 +478,7 @@ def _build_wan_flf2v() -> DiffusionPipeline:
     tokens = (_WAN_CLIP_SIZE // _WAN_CLIP_PATCH) ** 2 + 1
     transformer = _wan_transformer(in_channels=36, out_channels=16, text_dim=text_encoder.config.d_model,
                                    image_dim=clip.hidden_size, added_kv_proj_dim=24, pos_embed_seq_len=2 * tokens)
-    vae = AutoencoderKLWan(base_dim=4, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
+    vae = _wan21_vae()
     processor = CLIPImageProcessor(size={"shortest_edge": _WAN_CLIP_SIZE},
                                    crop_size={"height": _WAN_CLIP_SIZE, "width": _WAN_CLIP_SIZE})
     return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
@@ -668,6 +668,148 @@ def _build_ltx2() -> Any:
         transformer=_ltx2_transformer(),
         vocoder=_ltx2_vocoder(),
     )
+
+
+# ---- Qwen-Image ----------------------------------------------------------------------------------------------
+
+_QWEN_TEXT_HIDDEN = 16  # real: 3584 (Qwen2.5-VL-7B); the DiT's joint_attention_dim
+# The part of QwenImagePipeline's prompt template before the prompt. The pipeline drops the first 34 tokens of
+# the encoded template: the real tokenizer's count for this part, so the embedding starts at the prompt.
+_QWEN_IMAGE_PREFIX = (
+    "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, "
+    "spatial relationships of the objects and background:<|im_end|>\n<|im_start|>user\n"
+)
+_QWEN_IMAGE_DROP = 34
+_QWEN_IMAGE_WORDS = ["system", "user", "Describe"] + [
+    "\u0120" + word  # Ġ: byte-level BPE's leading space
+    for word in ["the", "image", "by", "detailing", "color", "shape", "size", "texture", "quantity", "text",
+                 "spatial", "relationships", "of", "objects", "and", "background"]
+]
+
+
+def _qwen_image_tokenizer() -> Any:
+    """gpu.tiny's byte-level Qwen tokenizer plus BPE merges that spell the template's words ("system", "Ġthe",
+    ...): the prefix above is then 34 tokens, as with the real tokenizer (bytes alone make 149, and the prompt
+    embedding would carry 115 template tokens). Also registers <|im_start|> as special: gpu.tiny has it in the
+    vocab (id 257) but not as an added token, so "<|im_start|>" was split into its 12 bytes."""
+    from transformers import Qwen2Tokenizer
+
+    base = _qwen_tokenizer()
+    vocab = dict(base.get_vocab())
+    merges: list[tuple[str, str]] = []
+    for word in _QWEN_IMAGE_WORDS:
+        piece = word[0]
+        for char in word[1:]:
+            if (piece, char) not in merges:
+                merges.append((piece, char))
+            piece += char
+            vocab.setdefault(piece, len(vocab))
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=131072,  # the real tokenizer's
+                               pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]})
+    tokenizer.chat_template = base.chat_template
+    count = len(tokenizer(_QWEN_IMAGE_PREFIX).input_ids)
+    assert count == _QWEN_IMAGE_DROP, f"the template prefix is {count} tokens, the pipeline drops 34"
+    return tokenizer
+
+
+def _qwen25vl_encoder(tokenizer: Any) -> Any:
+    """Qwen2_5_VLForConditionalGeneration from a config: 2 tiny text layers and a 1-block vision tower (which
+    text-to-image never runs, but the real repo ships this class). The pipeline reads the last hidden state."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, "bos_token_id": None}
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "hidden_size": _QWEN_TEXT_HIDDEN, "intermediate_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": len(tokenizer),
+            # head_dim 8: the multimodal rope sections (t, h, w) sum to head_dim / 2
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            "rope_theta": 1000000.0, **ids,
+        },
+        vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2,
+                       "out_hidden_size": _QWEN_TEXT_HIDDEN},
+        **ids,
+    )
+    return Qwen2_5_VLForConditionalGeneration(config).eval()
+
+
+def _qwen_image_scheduler() -> Any:
+    """Qwen/Qwen-Image's scheduler_config: a resolution-dependent (exponential) shift between 0.5 and 0.9,
+    stretched to a terminal sigma of 0.02, which with one step divides by zero (NaN): at least 2 steps."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9,
+        base_image_seq_len=256, max_image_seq_len=8192, shift_terminal=0.02, time_shift_type="exponential",
+    )
+
+
+def _build_qwen_image() -> Any:
+    """As Qwen/Qwen-Image ships it, small: the MMDiT on 2x2 latent patches (real: 60 layers, 24 heads x 128),
+    its 16-channel VAE in the real layout (dim_mult [1, 2, 4, 4], three downsamplings: 8x; the real
+    latents_mean/std), a Qwen2.5-VL text encoder and the scheduler above. Sizes are multiples of 16."""
+    from diffusers import AutoencoderKLQwenImage, QwenImagePipeline, QwenImageTransformer2DModel
+
+    tokenizer = _qwen_image_tokenizer()
+    z_dim = 16  # as the real VAE
+    vae = AutoencoderKLQwenImage(base_dim=8, z_dim=z_dim, dim_mult=[1, 2, 4, 4], num_res_blocks=1,
+                                 temperal_downsample=[False, True, True])  # real: base_dim 96, 2 res blocks
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2, in_channels=z_dim * 4, out_channels=z_dim, num_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=_QWEN_TEXT_HIDDEN, guidance_embeds=False,
+        axes_dims_rope=(8, 4, 4),  # sums to attention_head_dim (real: 16, 56, 56)
+    )
+    return QwenImagePipeline(scheduler=_qwen_image_scheduler(), vae=vae, text_encoder=_qwen25vl_encoder(tokenizer),
+                             tokenizer=tokenizer, transformer=transformer)
+
+
+# ---- Wan 2.2 A14B --------------------------------------------------------------------------------------------
+
+# Both A14B diffusers repos' scheduler_config (diffusers' conversion script); Wan's own code samples at 12 (T2V)
+# and 5 (I2V).
+_WAN22_A14B_FLOW_SHIFT = 3.0
+
+
+def _wan21_vae() -> Any:
+    """The Wan 2.1 VAE: 16 channels, 8x spatially, 4x in time (the class defaults are the real latents_mean/std)."""
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan(base_dim=4, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            temperal_downsample=[False, True, True])
+
+
+def _wan_experts(in_channels: int, text_dim: int) -> list[Any]:
+    # Built one after the other: two different random experts of one shape (real: 40 layers, 40 heads x 128).
+    return [_wan_transformer(in_channels=in_channels, out_channels=16, text_dim=text_dim) for _ in range(2)]
+
+
+def _build_wan_a14b() -> Any:
+    """As Wan-AI/Wan2.2-T2V-A14B-Diffusers ships it, small: WanPipeline with two experts, `transformer` for high
+    noise (t >= 0.875 * 1000) and `transformer_2` for low noise, UMT5, the Wan 2.1 VAE and flow-matching UniPC.
+    guidance_scale is the first expert's, guidance_scale_2 the second's (default: the same)."""
+    from diffusers import WanPipeline
+
+    tokenizer = _t5_tokenizer()
+    text_encoder = _umt5_encoder(tokenizer)
+    high, low = _wan_experts(16, text_encoder.config.d_model)
+    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=_wan21_vae(),
+                       scheduler=_wan_scheduler(_WAN22_A14B_FLOW_SHIFT), transformer=high, transformer_2=low,
+                       boundary_ratio=0.875)
+
+
+def _build_wan_a14b_i2v() -> Any:
+    """As Wan-AI/Wan2.2-I2V-A14B-Diffusers ships it, small: a separate repo with experts of its own, taking noise,
+    mask and first-frame latents (16 + 4 + 16 = 36 channels); no CLIP image encoder (image_encoder and
+    image_processor are null in its model_index.json); boundary 0.9. Takes `image`, and `last_image` too."""
+    from diffusers import WanImageToVideoPipeline
+
+    tokenizer = _t5_tokenizer()
+    text_encoder = _umt5_encoder(tokenizer)
+    high, low = _wan_experts(36, text_encoder.config.d_model)
+    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=_wan21_vae(),
+                                   scheduler=_wan_scheduler(_WAN22_A14B_FLOW_SHIFT), image_processor=None,
+                                   image_encoder=None, transformer=high, transformer_2=low, boundary_ratio=0.9)
 
 
 def _build_segmenter() -> tuple[Any, Any]:

@@ -31,6 +31,8 @@ no model and every vendor name.
   names, AI Media Studio's `openai/gpt-image-2` and `fal-ai/nano-banana-2`). The cheapest model per image, 2025's
   quality, and the one model that does what those names promise: text-to-image, editing with up to 4 reference
   images composed together, and inpainting, in 4 steps.
+- **Qwen-Image** is named by id: the best lettering of the open models, at about 250 times klein's price per
+  image; a default that costs that much would surprise.
 - **`dall-e-2` and `dall-e-3`: Z-Image-Turbo** (`z-image-turbo`). DALL-E 3's strength was following long prompts
   and lettering, which is Z-Image's (bilingual text in images); DALL-E 2's variations and edits take a `strength`,
   which a multi-reference editor has no use for, and OpenAI's variations take only `dall-e-2`.
@@ -58,7 +60,10 @@ work against FLUX.1 [schnell]'s (1 credit: about 1.3 s on an H100). Z-Image-Turb
 steps is about the work of FLUX.1 [schnell]'s 12 B for 4; an L40S does about 0.37 of an H100's bfloat16 work
 per second at 0.49 of its price, so about 1.3 times the cost per image. FLUX.2 [klein]'s 0.5: 4 B for 4 steps is
 a third of that work, at the same 1.3 times; each reference it composes is priced as one more image of the
-output's size (at most a megapixel), since the model attends to its tokens as to the output's.
+output's size (at most a megapixel), since the model attends to its tokens as to the output's. Qwen-Image's 125:
+20.4 B parameters for 50 steps of two passes (its guidance) at 1328x1328 (6,889 tokens), with attention, is about
+1.75e16 FLOPs, 80 times FLUX.1 [schnell]'s image; an A100-80GB does about 0.4 of an H100's bfloat16 work per second
+at 0.63 of its price, about 1.6 times the cost per unit of work.
 
 The video models' credits are estimated the same way, from the transformer's work per job (parameters times
 tokens, plus attention, which grows with the square of the tokens and dominates at these lengths) against

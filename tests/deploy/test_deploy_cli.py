@@ -41,7 +41,8 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
     env_file = tmp_path / "deploy.env"
     env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
     args = ["deploy", "--stack-name", world.stack.name, "--region", "us-east-1", "--workspace", "ws-e2e",
-            "--env-file", str(env_file), "--alarm-email", "ops@example.com", "--download-weights", "flux-schnell,sdxl-turbo"]
+            "--env-file", str(env_file), "--alarm-email", "ops@example.com", "--download-weights", "flux-schnell,sdxl-turbo",
+            "--accept-license", "stabilityai-community"]
     result = darkroom(args, env, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -59,6 +60,8 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
         # The account already has Modal's provider (the world fixture made it): passed, not created again.
         "ModalOidcProviderArn": world.oidc_provider_arn, "AlarmEmail": "ops@example.com",
         "MaxGpuConcurrency": world.stack_parameter("MaxGpuConcurrency"),
+        # SDXL-Turbo's license gates commercial use on revenue: the operator accepted it.
+        "AcceptedLicenses": "stabilityai-community",
         # The account's concurrency (1,000, unreserved) leaves room: 5 each for the functions that finish jobs.
         "FinishingConcurrency": "5"}
     # The weights first, then the app: its containers snapshot what the Volume holds when they start.
@@ -206,10 +209,12 @@ def test_dry_run_prints_the_plan_offline(fake_tools, tmp_path):
 
 
 def test_dry_run_reports_bad_values_without_running(fake_tools, tmp_path):
-    result = darkroom(["deploy", "--dry-run", "--modal-workspace-id", "not-a-workspace"],
-                      base_env(tmp_path, fake_tools), tmp_path)
+    result = darkroom(["deploy", "--dry-run", "--modal-workspace-id", "not-a-workspace",
+                       "--accept-license", "flux-1-dev-non-comercial"], base_env(tmp_path, fake_tools), tmp_path)
     assert result.returncode == 1
     assert "ModalWorkspaceId='not-a-workspace'" in result.stdout
+    # A misspelt license would accept nothing: refused, naming the ones there are.
+    assert "--accept-license flux-1-dev-non-comercial" in result.stdout and "flux-1-dev-non-commercial" in result.stdout
     assert fake_tools.calls() == []
 
 

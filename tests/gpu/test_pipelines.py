@@ -72,9 +72,17 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
         "zimage-inpaint": diffusers.ZImageInpaintPipeline,
         "flux2-klein": diffusers.Flux2KleinPipeline,
         "flux2-klein-inpaint": diffusers.Flux2KleinInpaintPipeline,
+        "qwenimage": diffusers.QwenImagePipeline,
+        "qwenimage-img2img": diffusers.QwenImageImg2ImgPipeline,
+        "qwenimage-inpaint": diffusers.QwenImageInpaintPipeline,
+        "ltx2": diffusers.LTX2Pipeline,
+        "ltx2-i2v": diffusers.LTX2ImageToVideoPipeline,
+        "ltx2-extend": diffusers.LTX2ConditionPipeline,
         "wan": diffusers.WanPipeline,
         "wan-i2v": diffusers.WanImageToVideoPipeline,
         "wan-flf2v": diffusers.WanImageToVideoPipeline,
+        "wan-a14b": diffusers.WanPipeline,
+        "wan-a14b-i2v": diffusers.WanImageToVideoPipeline,
     }
 
 

@@ -490,7 +490,7 @@ def test_a_clip_longer_than_the_model_takes_is_refused(server):
 
 @pytest.mark.parametrize("path", ["/fox.png", "/text"])
 def test_what_is_not_a_video_is_refused_as_one(server, path):
-    with pytest.raises(InvalidReference, match="not a video ffmpeg can read|no frames"):
+    with pytest.raises(InvalidReference, match="not a video"):
         clip(server + path)
 
 

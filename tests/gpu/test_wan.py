@@ -89,3 +89,21 @@ def test_a_derived_pipeline_keeps_the_base_dtype(tiny_root):
         assert base.text_encoder.dtype == torch.bfloat16
     finally:
         clear_cache()
+
+
+@pytest.mark.parametrize("family, base, images", [("wan-a14b", "tiny-wan-a14b-v1", False),
+                                                  ("wan-a14b-i2v", "tiny-wan-a14b-i2v-v1", True)])
+def test_a14b_runs_its_high_noise_expert_then_its_low_noise_one(tiny_root, family, base, images):
+    """Wan 2.2 A14B: `transformer` takes the steps above the boundary, `transformer_2` the rest."""
+    pipe = load_pipeline(family, tiny_root / base)
+    assert pipe.transformer is not pipe.transformer_2 and pipe.config.boundary_ratio
+    calls = {"high": 0, "low": 0}
+    hooks = [pipe.transformer.register_forward_hook(lambda *_: calls.__setitem__("high", calls["high"] + 1)),
+             pipe.transformer_2.register_forward_hook(lambda *_: calls.__setitem__("low", calls["low"] + 1))]
+    try:
+        result = generate(pipe, family, _request(images=[gradient((64, 64))] if images else None, steps=2))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(result.videos[0]) == 9
+    assert calls == {"high": 2, "low": 2}  # one step each, two passes a step (guidance)

@@ -172,3 +172,11 @@ def test_a_model_that_takes_no_frame_rate_refuses_another():
     error = _refused("wan2.2-ti2v-5b", fps=12)
     assert error.errors[0].field == "fps" and "24" in error.message
     assert _resolve("ltx-video", fps=12)[1]["fps"] == 12  # LTX conditions on it
+
+
+def test_qwen_image_takes_a_negative_prompt_with_its_default_guidance_and_edits_with_strength():
+    assert _resolve("qwen-image", negative_prompt="blurry")[1]["negative_prompt"] == "blurry"  # guidance 4
+    model, params = _resolve("qwen-image", image_urls=[URL.format(1)], strength=0.5)
+    assert model.id == "qwen-image-edit" and params["strength"] == 0.5
+    assert not get_catalog().model("wan2.2-t2v-a14b").edit_model  # its image-to-video model is other weights
+    assert _resolve("wan2.2-i2v-a14b", image_urls=[URL.format(1)])[1]["frames"] == 81
