@@ -51,6 +51,9 @@ ASSUMED_DURATION_MS = {"ApiFunction": 60, "DispatchFunction": 150, "CompleteFunc
 # GPU time per 1024x1024 image of FLUX.1 [schnell] on an H100: Modal's own example, about 1.2 s uncompiled
 # (0.7 s compiled), shared/REFERENCE.md; plus ~0.1 s to encode and upload (docs/benchmarks.md's overhead).
 ASSUMED_GPU_SECONDS_PER_IMAGE = 1.3
+# The model priced here: the one whose GPU time per image is published (not the create-image default, FLUX.2
+# [klein] on an L40S, which no one has timed here yet).
+MODEL = "flux-schnell"
 ASSUMED_CONTAINER = {"cpu_cores": 1.0, "memory_gib": 16.0}  # billed beside the GPU while it runs
 ASSUMED_IMAGE_MB = 1.5                 # a 1024x1024 PNG, plus a ~50 KB JPEG thumbnail
 ASSUMED_THUMBNAIL_MB = 0.05
@@ -231,8 +234,7 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
 
     template = load()
     specs = functions(template)
-    tool = get_catalog().tool("create-image")
-    model = get_catalog().model(tool.default_model)
+    model = get_catalog().model(MODEL)
     own_dir = data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="darkroom-bench-")) if own_dir else data_dir
     saved_env = dict(os.environ)
@@ -269,7 +271,7 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
             headers = {"Authorization": secret}
             api_requests = 0
             for i in range(jobs):
-                body = {"tool": "create-image", "webhook": receiver.url,
+                body = {"tool": "create-image", "model": MODEL, "webhook": receiver.url,
                         "input": {"prompt": f"a lighthouse at dusk, study {i}", "size": size, "seed": i}}
                 submitted = api.post("/api/run", json=body, headers=headers)
                 assert submitted.status_code == 202, submitted.get_data(as_text=True)
@@ -640,7 +642,8 @@ def render(m: Measurement) -> str:
         "written as data at the top of `infra/bench_calls.py`: check them against the AWS and Modal pricing "
         "pages before relying on the totals. Free tiers are left out unless a line says otherwise."),
         "",
-        f"Model: **{m.model}** (the `create-image` tool's default) on an **{m.gpu}** (functions/core/catalog.yaml).",
+        (f"Model: **{m.model}** on an **{m.gpu}** (functions/core/catalog.yaml), the model whose GPU time per image "
+         "is published; the `create-image` tool's default is FLUX.2 [klein] on an L40S, not yet timed."),
         "",
         "## Per 1,000 images",
         "",
