@@ -125,22 +125,23 @@ def family_spec(family: str) -> Family:
 
 def inpaint_family(family: str) -> str:
     """The family that runs `family`'s requests that bring a mask; ValueError if it cannot inpaint."""
-    spec = family_spec(family)
-    if spec.mask:
-        return family
-    if spec.inpaint is None:
-        raise ValueError(f"{family} cannot inpaint (it takes no mask)")
-    return spec.inpaint
+    return _serving_family(family, "mask", "inpaint", "cannot inpaint (it takes no mask)")
 
 
 def extend_family(family: str) -> str:
     """The family that runs `family`'s requests that bring a clip to continue; ValueError if none can."""
+    return _serving_family(family, "extend", "extends", "cannot extend a video")
+
+
+def _serving_family(family: str, capable: str, pointer: str, refusal: str) -> str:
+    """`family` itself if it has the capability, else the family it points to for it (same weights)."""
     spec = family_spec(family)
-    if spec.extend:
+    if getattr(spec, capable):
         return family
-    if spec.extends is None:
-        raise ValueError(f"{family} cannot extend a video")
-    return spec.extends
+    target = getattr(spec, pointer)
+    if target is None:
+        raise ValueError(f"{family} {refusal}")
+    return target
 
 
 def __getattr__(name: str) -> Any:

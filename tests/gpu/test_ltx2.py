@@ -3,12 +3,10 @@ soundtrack muxed into the mp4 as AAC, and image-to-video on the same weights."""
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-
 import numpy as np
 import pytest
 from gpu_helpers import gradient, pixels
+from media_probe import streams
 
 from gpu import encode
 from gpu.pipelines import GenerationRequest, generate, load_pipeline, size_multiple
@@ -28,17 +26,6 @@ def _request(**overrides) -> GenerationRequest:
     fields = {"prompt": "waves breaking on rocks", "width": 96, "height": 64, "steps": 2, "seed": 3,
               "frames": 17, "fps": 24.0}
     return GenerationRequest(**{**fields, **overrides})
-
-
-def streams(mp4: bytes) -> str:
-    """ffmpeg's description of the file's streams (the wheel ships ffmpeg, not ffprobe)."""
-    import imageio_ffmpeg
-
-    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
-        f.write(mp4)
-        f.flush()
-        return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", f.name],
-                              capture_output=True, text=True, check=False).stderr
 
 
 def test_a_video_comes_with_its_soundtrack_when_asked(t2v):

@@ -5,10 +5,9 @@ the refusals that name the models able to serve them, and a model whose license 
 from __future__ import annotations
 
 import io
-import subprocess
-import tempfile
 
 import pytest
+from media_probe import streams
 from PIL import Image
 
 from functions.core import uploads
@@ -35,17 +34,6 @@ def frame(tenant, color, name: str) -> str:
     return uploads.store(tenant.workspace_id, name, "image/png", buf.getvalue())["reference"]
 
 
-def describe(mp4: bytes) -> str:
-    """ffmpeg's description of the file's streams (the imageio-ffmpeg wheel ships ffmpeg, not ffprobe)."""
-    import imageio_ffmpeg
-
-    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
-        f.write(mp4)
-        f.flush()
-        return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", f.name],
-                              capture_output=True, text=True, check=False).stderr
-
-
 def generated(api, tenant, body: dict) -> tuple[dict, bytes]:
     resp = api.post(VIDEOS, json=body, headers=tenant.headers)
     assert resp.status_code == 200, resp.get_data(as_text=True)
@@ -58,10 +46,10 @@ def test_audio_true_returns_an_mp4_with_an_aac_track(world, api, tenant, pipelin
     video, mp4 = generated(api, tenant, {"prompt": "waves breaking on rocks", "model": "ltx-2", "audio": True,
                                          "duration": 2, "resolution": "256p"})
     assert video["audio"] is True and video["frames"] == 49
-    streams = describe(mp4)
-    assert "Video: h264" in streams and "Audio: aac" in streams
+    described = streams(mp4)
+    assert "Video: h264" in described and "Audio: aac" in described
     silent, mp4 = generated(api, tenant, {"prompt": "waves", "model": "ltx-2", "duration": 2, "resolution": "256p"})
-    assert silent["audio"] is False and "Audio:" not in describe(mp4)
+    assert silent["audio"] is False and "Audio:" not in streams(mp4)
 
 
 def test_last_frame_url_ends_the_video_on_a_first_last_frame_model(world, api, tenant, pipeline):
@@ -71,7 +59,7 @@ def test_last_frame_url_ends_the_video_on_a_first_last_frame_model(world, api, t
                                          "resolution": "256p"})
     job = JobStore().get(video["id"])
     assert job.model == "wan2.1-flf2v-14b" and job.params["last_frame"]["upload_key"]
-    assert video["fps"] == 16 and video["frames"] == 33 and "Video: h264" in describe(mp4)
+    assert video["fps"] == 16 and video["frames"] == 33 and "Video: h264" in streams(mp4)
 
 
 def test_extend_video_url_continues_the_clip(world, api, tenant, pipeline):
@@ -87,7 +75,7 @@ def test_extend_video_url_continues_the_clip(world, api, tenant, pipeline):
     assert video["frames"] == 17 + 48 and video["fps"] == 24  # the clip, then 2 s more
     # Priced as the 2 s it makes and the second of the clip it conditions on.
     assert job.cost == get_catalog().model("ltx-2").price({**job.params, "extend_video": None}) * 3 / 2
-    assert "Video: h264" in describe(mp4)
+    assert "Video: h264" in streams(mp4)
 
 
 @pytest.mark.parametrize("body, field, able", [
