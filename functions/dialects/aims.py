@@ -168,27 +168,9 @@ def video_size(model: ModelSpec, resolution: str, aspect_ratio: str | None) -> s
     return f"{max(step, round(rw * scale / step) * step)}x{max(step, round(rh * scale / step) * step)}"
 
 
-# A video request's field -> the capability it needs (Catalog.capabilities), and what that is in words.
-VIDEO_CAPABILITIES = {"audio": ("audio", "generate audio"), "last_frame_url": ("last_frame", "take a last frame"),
-                      "extend_video_url": ("extend", "extend a video")}
-
-
-def _check_video_capabilities(body: VideosGenerateRequest, model: ModelSpec) -> None:
-    """Each field that needs a capability the model lacks is a 400 naming it and the models that have it."""
-    from functions.core.catalog import get_catalog
-
-    catalog = get_catalog()
-    for field_name, (capability, doing) in VIDEO_CAPABILITIES.items():
-        if getattr(body, field_name) and not catalog.capabilities(model)[capability]:
-            able = catalog.able("video", capability)
-            raise bad_field(field_name, f"{model.id} does not {doing}; models that do: "
-                                        f"{', '.join(able) or 'none are configured'}", "model_not_supported")
-
-
 def video_input(body: VideosGenerateRequest, model: ModelSpec) -> tuple[dict[str, Any], dict]:
     """(GenerationInput fields, field names for errors). The duration is snapped to the nearest one the model
     makes (the catalog's rule), so a request for 100 s gets the longest rather than an error."""
-    _check_video_capabilities(body, model)
     names = dict(VIDEO_NAMES)
     size, aspect_ratio = None, body.aspect_ratio
     if aspect_ratio == "auto":
