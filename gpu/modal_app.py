@@ -28,6 +28,8 @@ app = modal.App(APP_NAME)
 # (Makefile), and tests/gpu/test_image_requirements.py resolves this list for this Python on Linux x86_64.
 PYTHON_VERSION = "3.12"
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+# What the image adds that the CPU test venv cannot install (torchvision's CUDA build): the file says why.
+IMAGE_REQUIREMENTS = Path(__file__).with_name("requirements-image.txt")
 # add_local_python_source ships only .py files by default; the core package reads its catalog.yaml and
 # styles.yaml at run time.
 SOURCE_FILES_IGNORED = ~modal.FilePatternMatcher("**/*.py", "**/*.yaml", "**/*.json", "**/*.html")
@@ -35,6 +37,7 @@ SOURCE_FILES_IGNORED = ~modal.FilePatternMatcher("**/*.py", "**/*.yaml", "**/*.j
 packages = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .pip_install_from_requirements(str(REQUIREMENTS))
+    .pip_install_from_requirements(str(IMAGE_REQUIREMENTS))
     .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "POWERTOOLS_SERVICE_NAME": "darkroom-gpu",
           "HF_HUB_DISABLE_TELEMETRY": "1"})
 )
@@ -171,6 +174,13 @@ class Flux2KleinGenerator(_Generator):
     weights: str = modal.parameter()
 
 
+@app.cls(**class_options("Flux2DevGenerator"), **_class_options)
+class Flux2DevGenerator(_Generator):
+    """flux2-dev: text-to-image and multi-reference edits."""
+
+    weights: str = modal.parameter()
+
+
 @app.cls(**class_options("ZImageGenerator"), **_class_options)
 class ZImageGenerator(_Generator):
     """z-image-turbo and its edit and inpaint models."""
@@ -180,7 +190,7 @@ class ZImageGenerator(_Generator):
 
 @app.cls(**class_options("QwenImageGenerator"), **_class_options)
 class QwenImageGenerator(_Generator):
-    """qwen-image: text-to-image, edits and inpainting."""
+    """qwen-image (text-to-image, edits and inpainting) and qwen-image-edit-plus (one pool each: separate weights)."""
 
     weights: str = modal.parameter()
 

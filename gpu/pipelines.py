@@ -45,6 +45,8 @@ class Family:
     # the init image of img2img (`takes_image`: one per output, used in turn). An inpainting family of such a
     # model takes images[0] as the image to repaint and the rest as references (`image_reference`).
     references: int = 0
+    # An instruction editor: it makes nothing without at least one reference (it describes them to its text encoder).
+    needs_references: bool = False
     # Video: the pipeline also takes a last frame, continues a given clip, or makes a soundtrack.
     last_frame: bool = False
     extend: bool = False
@@ -80,6 +82,9 @@ FAMILIES: dict[str, Family] = {
                           inpaint="flux2-klein-inpaint"),
     "flux2-klein-inpaint": Family("Flux2KleinInpaintPipeline", "flux2-klein", takes_image=True, strength=True,
                                   latent_patch=2, mask=True, references=4),
+    # FLUX.2 [dev]: 32B and guidance-distilled (guidance is an input to the transformer: one pass a step, so no
+    # negative prompt); the same pipeline composes references, which BFL recommends keeping to 6.
+    "flux2-dev": Family("Flux2Pipeline", "flux2-dev", latent_patch=2, references=6),
     "ltx": Family("LTXPipeline", "ltx", output="video", negative_prompt=True, min_steps=2),  # ltx-video
     "ltx-i2v": Family("LTXImageToVideoPipeline", "ltx", output="video", takes_image=True, negative_prompt=True,
                       min_steps=2),
@@ -92,6 +97,11 @@ FAMILIES: dict[str, Family] = {
                                 inpaint="qwenimage-inpaint"),
     "qwenimage-inpaint": Family("QwenImageInpaintPipeline", "qwenimage", takes_image=True, strength=True, mask=True,
                                 negative_prompt=True, latent_patch=2, min_steps=2, guidance_arg="true_cfg_scale"),
+    # Qwen-Image-Edit-2509 ("Plus"): instruction editing of 1 to 3 images together (the model card's range), each
+    # seen by the Qwen2.5-VL text encoder and encoded by the VAE; real classifier-free guidance, as Qwen-Image.
+    "qwenimage-edit-plus": Family("QwenImageEditPlusPipeline", "qwenimage-edit-plus", negative_prompt=True,
+                                  latent_patch=2, min_steps=2, guidance_arg="true_cfg_scale", references=3,
+                                  needs_references=True),
     # LTX-2: every video comes with a synchronized soundtrack (its own audio VAE and vocoder), kept when asked for.
     "ltx2": Family("LTX2Pipeline", "ltx2", output="video", negative_prompt=True, min_steps=2, audio=True,
                    extends="ltx2-extend"),
@@ -208,14 +218,28 @@ def load_pipeline(
             import torch
 
             kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}  # diffusers 0.42 deprecates torch_dtype
-            if Path(source).is_dir():
-                kwargs["local_files_only"] = True
             with MODEL_IO_LOCK:
+                if Path(source).is_dir():
+                    kwargs["local_files_only"] = True
+                    _import_component_modules(Path(source))
                 pipe = cls.from_pretrained(source, **kwargs).to(device)
         pipe.set_progress_bar_config(disable=True)
         with _guard:
             _cache[key] = pipe
         return pipe
+
+
+def _import_component_modules(source: Path) -> None:
+    """Import the project modules a saved pipeline's components come from. diffusers resolves a component's library
+    (model_index.json's first entry) only among those it knows and those already imported; a tiny pipeline may keep
+    a component of this project's (gpu.tiny's image-only Qwen2-VL processor), which a fresh process has not imported."""
+    import importlib
+    import json
+
+    index = json.loads((source / "model_index.json").read_text())
+    for entry in index.values():
+        if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0].startswith("gpu."):
+            importlib.import_module(entry[0])
 
 
 def derive(cls: type, base: DiffusionPipeline) -> DiffusionPipeline:
@@ -324,6 +348,8 @@ def _validate(pipe: DiffusionPipeline, family: str, spec: Family, req: Generatio
         raise ValueError(f"steps must be at least {spec.min_steps} for {family}, got {req.steps}")
     if spec.takes_image and not req.images:
         raise ValueError(f"{family} needs at least one input image")
+    if spec.needs_references and not req.images:
+        raise ValueError(f"{family} edits images: it needs at least one")
     if not (spec.takes_image or spec.references) and req.images:
         raise ValueError(f"{family} takes no input image")
     if spec.references and req.images and len(req.images) > spec.references + spec.takes_image:

@@ -15,7 +15,9 @@ The background remover (gpu/background.py) has a tiny twin too: the real checkpo
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -49,7 +51,8 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage,
                 "flux2-klein": _build_flux2_klein, "wan": _build_wan_ti2v, "wan-flf2v": _build_wan_flf2v,
                 "ltx2": _build_ltx2, "qwenimage": _build_qwen_image, "wan-a14b": _build_wan_a14b,
-                "wan-a14b-i2v": _build_wan_a14b_i2v}
+                "wan-a14b-i2v": _build_wan_a14b_i2v, "flux2-dev": _build_flux2_dev,
+                "qwenimage-edit-plus": _build_qwen_image_edit_plus}
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
     return _save_once(Path(dest), "model_index.json", builders[family], seed)
@@ -383,23 +386,13 @@ def _build_flux2_klein() -> DiffusionPipeline:
     """As FLUX.2 [klein] 4B ships it, small: a Qwen3 causal LM whose hidden states 9, 18 and 27 are the prompt
     embedding (so it keeps 28 layers, each tiny), the FLUX.2 DiT (double then single blocks, no guidance
     embedding: distilled), FLUX.2's VAE and a flow-matching scheduler."""
-    from diffusers import (
-        AutoencoderKLFlux2,
-        FlowMatchEulerDiscreteScheduler,
-        Flux2KleinPipeline,
-        Flux2Transformer2DModel,
-    )
+    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
     from transformers import Qwen3ForCausalLM
 
     tokenizer = _qwen_tokenizer()
     text_encoder = Qwen3ForCausalLM(_qwen3_config(tokenizer, layers=28))
     latent_channels = 4
-    vae = AutoencoderKLFlux2(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
-        latent_channels=latent_channels, norm_num_groups=4, sample_size=256,
-        use_quant_conv=False, use_post_quant_conv=False,
-    )
+    vae = _flux2_vae(latent_channels)
     transformer = Flux2Transformer2DModel(
         patch_size=1, in_channels=latent_channels * 4,  # 2x2 patches of latents, packed
         num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
@@ -410,6 +403,106 @@ def _build_flux2_klein() -> DiffusionPipeline:
     scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, time_shift_type="exponential")
     return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, transformer=transformer, is_distilled=True)
+
+
+def _flux2_vae(latent_channels: int) -> Any:
+    """FLUX.2's VAE (8x, latents patchified 2x2 and normalized by batch-norm statistics), small: real 32 channels."""
+    from diffusers import AutoencoderKLFlux2
+
+    return AutoencoderKLFlux2(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
+        latent_channels=latent_channels, norm_num_groups=4, sample_size=256,
+        use_quant_conv=False, use_post_quant_conv=False,
+    )
+
+
+# ---- FLUX.2 [dev] --------------------------------------------------------------------------------------------
+
+# Mistral-Small-3.1's (Tekken) first special tokens, at their real ids ([IMG] is 10).
+_MISTRAL_SPECIAL = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                    "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]", "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]",
+                    "[PREFIX]", "[MIDDLE]", "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"]
+_MISTRAL_HIDDEN = 16  # real 5120
+# Flux2Pipeline stacks the text encoder's hidden states 10, 20 and 30 (text_encoder_out_layers): 30 layers (real 40).
+_MISTRAL_LAYERS = 30
+# Mistral's chat markup, reduced to what Flux2Pipeline sends: a system turn, then a user turn whose content is a
+# list of text items.
+_MISTRAL_CHAT_TEMPLATE = (
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- set ns = namespace(text='') -%}"
+    "{%- if message['content'] is string -%}{%- set ns.text = message['content'] -%}"
+    "{%- else -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'text' -%}{%- set ns.text = ns.text + item['text'] -%}"
+    "{%- elif item['type'] == 'image' -%}{%- set ns.text = ns.text + '[IMG]' -%}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- if message['role'] == 'system' -%}[SYSTEM_PROMPT]{{ ns.text }}[/SYSTEM_PROMPT]"
+    "{%- elif message['role'] == 'user' -%}[INST]{{ ns.text }}[/INST]"
+    "{%- else -%}{{ ns.text }}{{ eos_token }}{%- endif -%}"
+    "{%- endfor -%}"
+)
+
+
+def _mistral_tokenizer() -> Any:
+    """Byte-level BPE (as Tekken) over the specials above and the 256 byte symbols, with the chat template. The real
+    `tokenizer/` is a PixtralProcessor, which transformers 5.24 builds only with torchvision (the image has it, the
+    CPU test venv cannot: gpu/requirements-image.txt); Flux2Pipeline calls only its `apply_chat_template` on text,
+    which a plain tokenizer has too."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(_MISTRAL_SPECIAL + sorted(ByteLevel.alphabet()))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], fuse_unk=False, byte_fallback=False))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="<pad>", model_max_length=131072)
+    tokenizer.add_special_tokens({"additional_special_tokens": _MISTRAL_SPECIAL[3:]})
+    tokenizer.chat_template = _MISTRAL_CHAT_TEMPLATE
+    return tokenizer
+
+
+def _mistral3_encoder(tokenizer: Any) -> Any:
+    """Mistral3ForConditionalGeneration (Mistral-Small-3.1's class): tiny Mistral layers and a 1-layer Pixtral vision
+    tower, which text encoding never runs."""
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+           "pad_token_id": tokenizer.pad_token_id}
+    config = Mistral3Config(
+        text_config={"model_type": "mistral", "vocab_size": len(tokenizer), "hidden_size": _MISTRAL_HIDDEN,
+                     "intermediate_size": 16, "num_hidden_layers": _MISTRAL_LAYERS, "num_attention_heads": 2,
+                     "num_key_value_heads": 1, "head_dim": 8, "max_position_embeddings": 2048,
+                     "rope_theta": 1000000000.0, "sliding_window": None, **ids},
+        vision_config={"model_type": "pixtral", "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "head_dim": 8, "image_size": 64, "patch_size": 8},
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"), spatial_merge_size=2, **ids,
+    )
+    return Mistral3ForConditionalGeneration(config).eval()
+
+
+def _build_flux2_dev() -> DiffusionPipeline:
+    """As black-forest-labs/FLUX.2-dev ships it, small: the FLUX.2 DiT with a guidance embedder (guidance-distilled:
+    `guidance_scale` is an input, one pass a step; real: 8 double and 48 single blocks, 48 heads x 128), FLUX.2's VAE,
+    the Mistral3 text encoder read at hidden states 10, 20 and 30, and FLUX.2's scheduler. Sizes: multiples of 16."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2Pipeline, Flux2Transformer2DModel
+
+    tokenizer = _mistral_tokenizer()
+    latent_channels = 4
+    transformer = Flux2Transformer2DModel(
+        patch_size=1, in_channels=latent_channels * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=3 * _MISTRAL_HIDDEN, timestep_guidance_channels=32,
+        axes_dims_rope=(4, 4, 4, 4), guidance_embeds=True,
+    )
+    # The pipeline passes its own sigmas and an empirical shift (mu), for a scheduler that shifts exponentially.
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+        base_image_seq_len=256, max_image_seq_len=4096, time_shift_type="exponential",
+    )
+    return Flux2Pipeline(scheduler=scheduler, vae=_flux2_vae(latent_channels), text_encoder=_mistral3_encoder(tokenizer),
+                         tokenizer=tokenizer, transformer=transformer)
 
 
 def _umt5_encoder(tokenizer: Any) -> Any:
@@ -680,36 +773,50 @@ _QWEN_IMAGE_PREFIX = (
     "spatial relationships of the objects and background:<|im_end|>\n<|im_start|>user\n"
 )
 _QWEN_IMAGE_DROP = 34
-_QWEN_IMAGE_WORDS = ["system", "user", "Describe"] + [
-    "\u0120" + word  # Ġ: byte-level BPE's leading space
-    for word in ["the", "image", "by", "detailing", "color", "shape", "size", "texture", "quantity", "text",
-                 "spatial", "relationships", "of", "objects", "and", "background"]
-]
+_QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+_QWEN_VISION_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
-def _qwen_image_tokenizer() -> Any:
-    """gpu.tiny's byte-level Qwen tokenizer plus BPE merges that spell the template's words ("system", "Ġthe",
-    ...): the prefix above is then 34 tokens, as with the real tokenizer (bytes alone make 149, and the prompt
-    embedding would carry 115 template tokens). Also registers <|im_start|> as special: gpu.tiny has it in the
-    vocab (id 257) but not as an added token, so "<|im_start|>" was split into its 12 bytes."""
+def _bpe(word: str, merges: list[tuple[str, str]]) -> list[str]:
+    """`word` (a pre-token, in byte-level symbols) split as a BPE model with these merges (rank: position) splits it."""
+    ranks = {pair: i for i, pair in enumerate(merges)}
+    parts = list(word)
+    while len(parts) > 1:
+        rank, i = min((ranks.get(pair, len(ranks)), i) for i, pair in enumerate(itertools.pairwise(parts)))
+        if rank == len(ranks):
+            break
+        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+    return parts
+
+
+def _template_tokenizer(prefix: str, drop: int, vision: bool = False) -> Any:
+    """gpu.tiny's byte-level Qwen tokenizer, plus the BPE merges that make each pre-token of a pipeline's prompt
+    template prefix one token, as the real vocabulary does: the prefix is then `drop` tokens, the count the pipeline
+    drops so that the prompt embedding starts at the prompt (bytes alone would leave hundreds of template tokens in
+    it). The chat markers are registered as special tokens (in gpu.tiny's tokenizer they are in the vocabulary only,
+    so "<|im_start|>" split into its 12 bytes), and with `vision` the image markers too."""
     from transformers import Qwen2Tokenizer
 
     base = _qwen_tokenizer()
     vocab = dict(base.get_vocab())
+    specials = _QWEN_SPECIAL + (_QWEN_VISION_SPECIAL if vision else [])
+    for token in specials:
+        vocab.setdefault(token, len(vocab))
+    pre_tokenize = base.backend_tokenizer.pre_tokenizer.pre_tokenize_str
+    texts = re.split("|".join(map(re.escape, specials)), prefix)  # special tokens split before pre-tokenizing
     merges: list[tuple[str, str]] = []
-    for word in _QWEN_IMAGE_WORDS:
-        piece = word[0]
-        for char in word[1:]:
-            if (piece, char) not in merges:
-                merges.append((piece, char))
-            piece += char
-            vocab.setdefault(piece, len(vocab))
+    for piece in (piece for text in texts for piece, _ in pre_tokenize(text)):
+        # BPE applies the lowest-ranked merge first, so a plain chain of merges can be pre-empted by an earlier
+        # word's ("co" from "color" inside "consistency"): merge whatever is still split, left to right.
+        while len(parts := _bpe(piece, merges)) > 1:
+            merges.append((parts[0], parts[1]))
+            vocab.setdefault(parts[0] + parts[1], len(vocab))
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=131072,  # the real tokenizer's
                                pad_token="<|endoftext|>", eos_token="<|im_end|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]})
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
     tokenizer.chat_template = base.chat_template
-    count = len(tokenizer(_QWEN_IMAGE_PREFIX).input_ids)
-    assert count == _QWEN_IMAGE_DROP, f"the template prefix is {count} tokens, the pipeline drops 34"
+    count = len(tokenizer(prefix).input_ids)
+    assert count == drop, f"the template prefix is {count} tokens, the pipeline drops {drop}"
     return tokenizer
 
 
@@ -728,10 +835,20 @@ def _qwen25vl_encoder(tokenizer: Any) -> Any:
             "rope_theta": 1000000.0, **ids,
         },
         vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2,
-                       "out_hidden_size": _QWEN_TEXT_HIDDEN},
-        **ids,
+                       "out_hidden_size": _QWEN_TEXT_HIDDEN},  # real: depth 32, 1280 wide; 14 px patches, 2x2 merge
+        **_vision_token_ids(tokenizer), **ids,
     )
     return Qwen2_5_VLForConditionalGeneration(config).eval()
+
+
+def _vision_token_ids(tokenizer: Any) -> dict[str, int]:
+    """The text encoder's image-marker ids, as the tokenizer spells them (real: 151652 to 151656). Left at the class
+    defaults, an edit finds no image tokens in the prompt ("Image features and image tokens do not match")."""
+    vocab = tokenizer.get_vocab()
+    if "<|image_pad|>" not in vocab:  # a text-to-image tokenizer: the vision tower never runs
+        return {}
+    names = ("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id")
+    return {name: vocab[token] for name, token in zip(names, _QWEN_VISION_SPECIAL, strict=True)}
 
 
 def _qwen_image_scheduler() -> Any:
@@ -751,7 +868,7 @@ def _build_qwen_image() -> Any:
     latents_mean/std), a Qwen2.5-VL text encoder and the scheduler above. Sizes are multiples of 16."""
     from diffusers import AutoencoderKLQwenImage, QwenImagePipeline, QwenImageTransformer2DModel
 
-    tokenizer = _qwen_image_tokenizer()
+    tokenizer = _template_tokenizer(_QWEN_IMAGE_PREFIX, _QWEN_IMAGE_DROP)
     z_dim = 16  # as the real VAE
     vae = AutoencoderKLQwenImage(base_dim=8, z_dim=z_dim, dim_mult=[1, 2, 4, 4], num_res_blocks=1,
                                  temperal_downsample=[False, True, True])  # real: base_dim 96, 2 res blocks
@@ -762,6 +879,36 @@ def _build_qwen_image() -> Any:
     )
     return QwenImagePipeline(scheduler=_qwen_image_scheduler(), vae=vae, text_encoder=_qwen25vl_encoder(tokenizer),
                              tokenizer=tokenizer, transformer=transformer)
+
+
+# QwenImageEditPlusPipeline's template before the prompt (and the pictures' markers), of which it drops 64 tokens.
+_QWEN_EDIT_PREFIX = (
+    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, "
+    "background), then explain how the user's text instruction should alter or modify the image. Generate a new "
+    "image that meets the user's requirements while maintaining consistency with the original input where "
+    "appropriate.<|im_end|>\n<|im_start|>user\n"
+)
+_QWEN_EDIT_DROP = 64
+
+
+def _build_qwen_image_edit_plus() -> Any:
+    """As Qwen/Qwen-Image-Edit-2509 ships it, small: Qwen-Image's MMDiT and 16-channel VAE, a Qwen2.5-VL whose vision
+    tower sees each reference (shrunk to about 384x384 by the pipeline), its processor, and Qwen-Image's scheduler.
+    The VAE also encodes each reference, at about 1024x1024 (that dominates a tiny edit's time on CPU)."""
+    from diffusers import QwenImageEditPlusPipeline
+    from transformers import Qwen2VLImageProcessorPil
+
+    from gpu.tiny_processors import ImageOnlyQwen2VLProcessor
+
+    tokenizer = _template_tokenizer(_QWEN_EDIT_PREFIX, _QWEN_EDIT_DROP, vision=True)
+    base = _build_qwen_image()  # the same DiT, VAE and scheduler layout as Qwen-Image's
+    # Qwen2.5-VL's image settings (56x56 to 12845056 pixels, 14 px patches merged 2x2), on the PIL backend.
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=3136, max_pixels=12845056, patch_size=14,
+                                               temporal_patch_size=2, merge_size=2)
+    return QwenImageEditPlusPipeline(
+        scheduler=base.scheduler, vae=base.vae, text_encoder=_qwen25vl_encoder(tokenizer), tokenizer=tokenizer,
+        processor=ImageOnlyQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer),
+        transformer=base.transformer)
 
 
 # ---- Wan 2.2 A14B --------------------------------------------------------------------------------------------

@@ -63,7 +63,11 @@ a third of that work, at the same 1.3 times; each reference it composes is price
 output's size (at most a megapixel), since the model attends to its tokens as to the output's. Qwen-Image's 125:
 20.4 B parameters for 50 steps of two passes (its guidance) at 1328x1328 (6,889 tokens), with attention, is about
 1.75e16 FLOPs, 80 times FLUX.1 [schnell]'s image; an A100-80GB does about 0.4 of an H100's bfloat16 work per second
-at 0.63 of its price, about 1.6 times the cost per unit of work.
+at 0.63 of its price, about 1.6 times the cost per unit of work. Qwen-Image-Edit-2509's 60: the same network for
+40 steps of two passes at 1024x1024 (4,096 tokens), about half of Qwen-Image's image; each reference adds its
+4,096 tokens, priced as one more image. FLUX.2 [dev]'s 40: 32 B parameters for 50 steps of one pass (its
+guidance is distilled) at 1024x1024 is about 34 times FLUX.1 [schnell]'s image, on an H200 (an H100's speed at
+1.15 times its price).
 
 The video models' credits are estimated the same way, from the transformer's work per job (parameters times
 tokens, plus attention, which grows with the square of the tokens and dominates at these lengths) against

@@ -219,7 +219,8 @@ def pick_model(name: str | None, *, kind: str, references: bool, field_name: str
                             "model_not_supported")
         model = counterpart
     elif not references and model.takes_references:
-        raise bad_field(references_field, f"is required: {model.id} is a {model.task} model", "required")
+        raise bad_field(references_field, f"is required: {model.id} ({model.task}) edits the images it is given",
+                        "required")
     return model
 
 

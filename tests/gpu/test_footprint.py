@@ -46,6 +46,8 @@ PUBLISHED_DENOISER: dict[str, Published] = {
     "black-forest-labs/FLUX.2-klein-4B": Published(3.9e9, "MODELS.md: FLUX.2 [klein] 3.9 B (BFL: 4B)"),
     "Tongyi-MAI/Z-Image-Turbo": Published(6.15e9, "MODELS.md: Z-Image 6.15 B"),
     "Qwen/Qwen-Image": Published(20.4e9, "MODELS.md: Qwen-Image 20.4 B"),
+    "Qwen/Qwen-Image-Edit-2509": Published(20.4e9, "MODELS.md: Qwen-Image-Edit(-Plus) as Qwen-Image, 20.4 B"),
+    "black-forest-labs/FLUX.2-dev": Published(32.2e9, "MODELS.md: FLUX.2 [dev] 32.2 B"),
     "Lightricks/LTX-Video": Published(2e9, "MODELS.md: LTX-Video 0.9.x 2 B"),
     "Wan-AI/Wan2.2-TI2V-5B-Diffusers": Published(5e9, "MODELS.md: Wan 2.2 TI2V-5B 5 B"),
     "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers": Published(

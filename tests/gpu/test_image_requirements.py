@@ -1,8 +1,9 @@
-"""The Modal image runs the versions the tests run: one pinned list, gpu/requirements.txt.
+"""The Modal image runs the versions the tests run: one pinned list, gpu/requirements.txt, plus what only the image
+can install (gpu/requirements-image.txt: torchvision, a CUDA build).
 
-- the image installs exactly that list (and nothing else) on the Python that modal_app.py names;
-- the list resolves, for the image's platform, to exactly its pins (a bad pin fails here, not at deploy);
-- this test venv has the same versions (torch: the CPU build of the same version).
+- the image installs exactly those lists (and nothing else) on the Python that modal_app.py names;
+- they resolve together, for the image's platform, to exactly their pins (a bad pin fails here, not at deploy);
+- this test venv has the first list's versions (torch: the CPU build of the same version).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO / "gpu" / "requirements.txt"
+IMAGE_REQUIREMENTS = REPO / "gpu" / "requirements-image.txt"  # the image only (CUDA builds)
 
 # Modal's debian_slim is Debian bookworm (glibc 2.36) for image builders 2024.04-2025.06 and trixie (2.41)
 # after: wheels for glibc <= 2.36 install on both. pip matches each --platform tag exactly, so list them all.
@@ -28,9 +30,9 @@ IMAGE_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(IMAGE_GLIBC_
     "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
 
 
-def pins() -> dict[str, Version]:
+def pins(path: Path = REQUIREMENTS) -> dict[str, Version]:
     out = {}
-    for line in REQUIREMENTS.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -43,6 +45,8 @@ def pins() -> dict[str, Version]:
 
 def test_every_line_is_an_exact_pin():
     assert {"torch", "diffusers", "transformers", "boto3", "pydantic"} <= set(pins())
+    assert set(pins(IMAGE_REQUIREMENTS)) == {"torchvision"}
+    assert not set(pins()) & set(pins(IMAGE_REQUIREMENTS)), "a package is pinned in one list only"
 
 
 def test_the_modal_image_installs_that_list_on_its_python():
@@ -73,11 +77,13 @@ print(json.dumps({"calls": calls, "python": modal_app.PYTHON_VERSION}))
     assert seen["calls"] == [
         ["debian_slim", [], ["python_version"]],
         ["pip_install_from_requirements", [str(REQUIREMENTS)], []],
+        ["pip_install_from_requirements", [str(IMAGE_REQUIREMENTS)], []],
     ]
     from gpu import modal_app
 
     assert modal_app.PYTHON_VERSION == seen["python"]
     assert modal_app.REQUIREMENTS == REQUIREMENTS
+    assert modal_app.IMAGE_REQUIREMENTS == IMAGE_REQUIREMENTS
 
 
 def test_the_image_ships_the_core_package_data():
@@ -109,13 +115,15 @@ def test_the_list_resolves_to_its_pins_for_the_image(tmp_path):
     command = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report),
                "--use-feature=fast-deps", "--ignore-installed", "--only-binary=:all:", *platforms,
                "--python-version", modal_app.PYTHON_VERSION, "--implementation", "cp",
-               "--target", str(tmp_path / "target"), "-r", str(REQUIREMENTS)]
+               "--target", str(tmp_path / "target"), "-r", str(REQUIREMENTS), "-r", str(IMAGE_REQUIREMENTS)]
     result = subprocess.run(command, check=False, capture_output=True, text=True)
-    assert result.returncode == 0, f"gpu/requirements.txt does not resolve for the image:\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, f"gpu/requirements.txt with requirements-image.txt does not resolve for the image:\n{result.stderr[-4000:]}"
 
     installs = json.loads(report.read_text())["install"]
     resolved = {canonicalize_name(i["metadata"]["name"]): Version(i["metadata"]["version"]) for i in installs}
-    assert {name: resolved.get(name) for name in pins()} == pins()
+    wanted = pins() | pins(IMAGE_REQUIREMENTS)
+    # torchvision's own pin on torch (==2.13.0 for 0.28.0) holds only if this resolves to both lists' versions.
+    assert {name: resolved.get(name) for name in wanted} == wanted
     # PyPI's torch for Linux x86_64 is the CUDA build: the image gets its CUDA libraries with it.
     assert any(name.startswith("nvidia-") for name in resolved), sorted(resolved)
 

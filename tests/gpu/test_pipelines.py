@@ -72,6 +72,8 @@ def test_pipeline_classes_map_families_to_diffusers_classes():
         "zimage-inpaint": diffusers.ZImageInpaintPipeline,
         "flux2-klein": diffusers.Flux2KleinPipeline,
         "flux2-klein-inpaint": diffusers.Flux2KleinInpaintPipeline,
+        "flux2-dev": diffusers.Flux2Pipeline,
+        "qwenimage-edit-plus": diffusers.QwenImageEditPlusPipeline,
         "qwenimage": diffusers.QwenImagePipeline,
         "qwenimage-img2img": diffusers.QwenImageImg2ImgPipeline,
         "qwenimage-inpaint": diffusers.QwenImageInpaintPipeline,

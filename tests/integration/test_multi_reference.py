@@ -60,6 +60,35 @@ def test_a_collage_of_three_images_composes_them_on_the_multi_reference_model(wo
     assert image.size == (512, 512)
 
 
+# The Qwen editor's VAE encodes each reference at a megapixel whatever its size (seconds each on this CPU): one here,
+# several in tests/gpu/test_flux2_dev_and_qwen_edit_plus.py.
+@pytest.mark.parametrize("model, served_by, count", [("flux2-dev", "flux2-dev-edit", 3),
+                                                     ("qwen-image-edit-plus", "qwen-image-edit-plus", 1)])
+def test_the_other_multi_reference_models_compose_through_each_dialect(world, api, tenant, pipeline, model, served_by,
+                                                                       count):
+    """FLUX.2 [dev] (a text model that switches to its editor) and Qwen-Image-Edit-2509 (an editor only): AI Media
+    Studio's image_urls, and OpenAI's image[]."""
+    refs = references(tenant, count)
+    resp = api.post(IMAGES, json={"prompt": COLLAGE, "model": model, "image_urls": refs, "size": "256x256"},
+                    headers=tenant.headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    job = JobStore().get(resp.json["images"][0]["generation_id"])
+    assert job.status == JobStatus.SUCCEEDED and job.model == served_by and len(job.params["references"]) == count
+    assert Image.open(io.BytesIO(fetch_media(api, resp.json["images"][0]["url"]))).size == (256, 256)
+
+    form = {"prompt": "the red one in a green room", "model": model, "size": "256x256",
+            "image[]": [(io.BytesIO(png((220, 30, 30))), "red.png", "image/png")]}
+    resp = api.post("/v1/images/edits", data=form, headers=tenant.headers, content_type="multipart/form-data")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.json["model"] == served_by and len(resp.json["data"]) == 1
+
+
+def test_an_editor_without_a_text_model_refuses_a_prompt_alone(world, api, tenant):
+    resp = api.post(IMAGES, json={"prompt": "a fox", "model": "qwen-image-edit-plus"}, headers=tenant.headers)
+    assert resp.status_code == 400, resp.json
+    assert "image_urls: is required" in resp.json["error"] and "edits the images" in resp.json["error"], resp.json
+
+
 def test_more_references_than_the_model_composes_is_a_400_naming_image_urls(world, api, tenant):
     refs = references(tenant, 5)
     resp = api.post(IMAGES, json={"prompt": COLLAGE, "model": "flux2-klein", "image_urls": refs, "size": "256x256"},
