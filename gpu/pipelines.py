@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from gpu.loras import Adapter
+
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from PIL.Image import Image
@@ -173,6 +175,12 @@ if TYPE_CHECKING:
 MODEL_IO_LOCK = threading.RLock()
 
 
+def lora_families() -> set[str]:
+    """The families whose pipeline class has diffusers' LoRA loader (`load_lora_weights`): they take
+    GenerationRequest.loras (gpu/loras.py)."""
+    return {family for family in FAMILIES if hasattr(_pipeline_class(family), "load_lora_weights")}
+
+
 def _pipeline_class(family: str) -> type:
     with MODEL_IO_LOCK:
         import diffusers
@@ -290,6 +298,8 @@ class GenerationRequest:
     # Extension: the frames of the clip to continue; `frames` is then the new frames (plus one) to add after it.
     clip: list[Image] | None = None
     fps: float | None = None  # video: frames per second (LTX conditions on it)
+    # LoRA adapters applied for this call only, each at its scale (gpu/loras.py); families in lora_families().
+    loras: list[Adapter] = field(default_factory=list)
 
 
 @dataclass
@@ -302,6 +312,8 @@ class GenerationResult:
     # With GenerationRequest.audio: each video's soundtrack, [channels, samples] floats in [-1, 1], at audio_rate.
     audio: list[Any] = field(default_factory=list)
     audio_rate: int = 0
+    # Seconds spent loading the request's LoRA adapters onto the pipeline (0 without any).
+    lora_load: float = 0.0
 
 
 def size_multiple(pipe: DiffusionPipeline, family: str) -> int:
@@ -383,6 +395,8 @@ def _validate(pipe: DiffusionPipeline, family: str, spec: Family, req: Generatio
             raise ValueError(f"fps must be positive for {family}, got {req.fps}")
     elif req.frames is not None or req.fps is not None:
         raise ValueError(f"{family} makes images: frames and fps do not apply")
+    if req.loras and not hasattr(pipe, "load_lora_weights"):
+        raise ValueError(f"{family} takes no LoRA adapters ({type(pipe).__name__} has no LoRA loader)")
 
 
 def generate(
@@ -464,9 +478,14 @@ def generate(
 
         kwargs["callback_on_step_end"] = _callback
 
-    with _run_lock(pipe), torch.inference_mode(), _timed(pipe.vae.decoder) as decode_time:
+    from gpu import loras
+
+    # Adapters go on and come off under the run lock: pipelines derived from one base share its modules.
+    # LoRA layers are made outside inference mode (they are parameters); the call runs inside it.
+    with (_run_lock(pipe), loras.applied(pipe, family, req.loras) as lora_load, torch.inference_mode(),
+          _timed(pipe.vae.decoder) as decode_time):
         out = pipe(**kwargs)
-    result = GenerationResult(seed=seed, vae_decode=decode_time())
+    result = GenerationResult(seed=seed, vae_decode=decode_time(), lora_load=lora_load)
     if spec.output == "video":
         result.videos = [list(frames) for frames in out.frames]
         if clip is not None and tail is not None:  # the whole clip, then what follows its last frame

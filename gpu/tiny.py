@@ -48,14 +48,96 @@ def build_tiny_pipeline(family: str, dest: Path, *, seed: int = 0) -> Path:
     Safe against concurrent builders (pytest-xdist workers, threads): each one writes a private temp dir
     next to `dest` and renames it into place, so `dest` is either absent or complete.
     """
-    builders = {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage,
-                "flux2-klein": _build_flux2_klein, "wan": _build_wan_ti2v, "wan-flf2v": _build_wan_flf2v,
-                "ltx2": _build_ltx2, "qwenimage": _build_qwen_image, "wan-a14b": _build_wan_a14b,
-                "wan-a14b-i2v": _build_wan_a14b_i2v, "flux2-dev": _build_flux2_dev,
-                "qwenimage-edit-plus": _build_qwen_image_edit_plus}
+    builders = _builders()
     if family not in builders:
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {sorted(builders)}")
     return _save_once(Path(dest), "model_index.json", builders[family], seed)
+
+
+def _builders() -> dict[str, Any]:
+    """Each base family's tiny builder (it returns the pipeline, in memory, from the global RNG)."""
+    return {"sdxl": _build_sdxl, "flux": _build_flux, "ltx": _build_ltx, "zimage": _build_zimage,
+            "flux2-klein": _build_flux2_klein, "wan": _build_wan_ti2v, "wan-flf2v": _build_wan_flf2v,
+            "ltx2": _build_ltx2, "qwenimage": _build_qwen_image, "wan-a14b": _build_wan_a14b,
+            "wan-a14b-i2v": _build_wan_a14b_i2v, "flux2-dev": _build_flux2_dev,
+            "qwenimage-edit-plus": _build_qwen_image_edit_plus}
+
+
+def build_tiny(family: str) -> DiffusionPipeline:
+    """The tiny pipeline of `family`'s base family, in memory (seed 0, as ensure_tiny_pipeline saves it), without
+    touching the caller's RNG."""
+    import torch
+
+    from gpu.pipelines import MODEL_IO_LOCK, family_spec
+
+    base = family_spec(family).base
+    builders = _builders()
+    if base not in builders:
+        raise ValueError(f"no tiny pipeline for family {base!r}; known: {sorted(builders)}")
+    with MODEL_IO_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return builders[base]()
+
+
+# --- tiny LoRAs ------------------------------------------------------------------------------------
+
+# The attention projections every tiny denoiser has (PEFT matches them as module-name suffixes).
+TINY_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+
+
+def build_tiny_lora(family: str, dest: Path, *, seed: int, rank: int = 4) -> Path:
+    """A random LoRA for the tiny pipeline of `family`'s base family, saved at `dest` (a .safetensors file) in
+    diffusers' format by the pipeline class's own `save_lora_weights` (keys `transformer.<module>.lora_A.weight`,
+    or `unet.` for SDXL), on the denoiser's attention projections. Its A and B are both random (unlike PEFT's
+    default zero B), scaled so that at scale 1 it changes the output visibly; alpha is the rank (scaling 1).
+    Written atomically: `dest` is either absent or complete."""
+    import torch
+
+    from gpu.pipelines import MODEL_IO_LOCK
+
+    with MODEL_IO_LOCK:
+        from peft import LoraConfig
+        from peft.utils import get_peft_model_state_dict
+
+    dest = Path(dest)
+    pipe = build_tiny(family)
+    component = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+    denoiser = getattr(pipe, component)
+    with MODEL_IO_LOCK:
+        denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=TINY_LORA_TARGETS,
+                                        init_lora_weights=False))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in denoiser.named_parameters():
+            # A [rank, in] and B [out, rank], each normal over the square root of its fan-in: the LoRA's output is
+            # about as large as its input, as the projection's own is.
+            if ".lora_A." in name or ".lora_B." in name:
+                param.copy_(torch.randn(param.shape, generator=generator) / param.shape[1] ** 0.5)
+    layers = get_peft_model_state_dict(denoiser)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        type(pipe).save_lora_weights(tmp, weight_name="lora.safetensors", **{f"{component}_lora_layers": layers})
+        os.replace(tmp / "lora.safetensors", dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def ensure_tiny_lora(family: str, cache_dir: Path, name: str, *, rank: int = 4) -> Path:
+    """`cache_dir/tiny-lora-<base family>-<name>-v1.safetensors`, built first if missing; its seed comes from
+    `name`, so two names give two different LoRAs and one name always the same."""
+    import zlib
+
+    from gpu.pipelines import family_spec
+
+    base = family_spec(family).base
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"a tiny LoRA's name is letters, digits, '.', '_' and '-', got {name!r}")
+    dest = Path(cache_dir) / f"tiny-lora-{base}-{name}-r{rank}-{TINY_VERSION}.safetensors"
+    if dest.exists():
+        return dest
+    return build_tiny_lora(base, dest, seed=zlib.crc32(name.encode()), rank=rank)
 
 
 def ensure_tiny_segmenter(cache_dir: Path) -> Path:
