@@ -36,6 +36,7 @@ ROUTERS: dict[str, tuple[str, ...]] = {
     "functions.api.styles": ("/api/styles", "/api/v1/styles"),
     "functions.api.console": ("/console",),
     "functions.api.media": ("/media/",),
+    "functions.api.loras": ("/api/loras",),
 }
 
 

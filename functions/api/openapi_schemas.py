@@ -297,6 +297,54 @@ class StoredUpload(_Doc):
     url: str
 
 
+class Lora(_Doc):
+    """A LoRA adapter of the workspace; pass its id wherever a request takes LoRAs."""
+
+    id: str
+    object: Literal["lora"]
+    name: str
+    source: Literal["upload", "url", "hub"]
+    url: str | None = Field(None, description="source url: where the file is read from.")
+    hf_repo: str | None = None
+    weight_name: str | None = None
+    revision: str | None = None
+    commit: str | None = Field(None, description="The Hub commit the revision named when it was registered.")
+    size: int = Field(description="The file's size in bytes.")
+    layout: Literal["diffusers", "kohya"]
+    rank: int
+    alpha: float | None = Field(None, description="lora_alpha, where the file's metadata says it.")
+    module_count: int
+    tensor_count: int
+    families: list[str] = Field(description="The base model families it loads onto.")
+    weights: Literal["real", "tiny"]
+    created_at: float
+
+
+class LoraUsage(_Doc):
+    count: int
+    bytes: int = Field(description="Bytes of uploaded LoRA files stored (URL and Hub LoRAs take none).")
+    max_count: int
+    max_bytes: int
+
+
+class LoraList(_Doc):
+    data: list[Lora]
+    usage: LoraUsage
+
+
+class LoraDeleted(_Doc):
+    id: str
+    object: Literal["lora"]
+    deleted: bool
+
+
+class LoraForm(Schema):
+    """multipart/form-data: the .safetensors file (`file`; up to 4 MiB) and an optional name."""
+
+    file: bytes
+    name: str | None = None
+
+
 class UploadForm(Schema):
     """multipart/form-data: the file (any part name; `file` is read first)."""
 
@@ -438,6 +486,7 @@ COMPONENTS: list[type[BaseModel]] = [
     RunAccepted, GenerateAccepted, Generation, GenerationList, Tool, ToolList, NativeModelList, StyleList,
     DeliveryList, RedeliveryQueued, ShareState, WebhookSecret, Account, Key, CreatedKey, KeyList, WorkspaceCreated,
     WorkspaceCredits, WorkspaceUsage, PresignedUpload, StoredUpload, UploadForm,
+    Lora, LoraList, LoraDeleted, LoraForm,
     OpenAIImagesEditForm, OpenAIImagesVariationForm, ImagesResponse, OpenAIModel, OpenAIModelList,
     AIMSImagesResponse, AIMSVideoResponse, AIMSModelList, AIMSDiscovery, AIMSStyleList,
 ]

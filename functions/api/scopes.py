@@ -29,6 +29,8 @@ ROUTE_SCOPES: dict[str, str] = {
     "GET /api/generations/{id}": "media:read",
     "GET /api/generations/{id}/deliveries": "media:read",
     "GET /api/account": "media:read",
+    "GET /api/loras": "media:read",
+    "GET /api/loras/{id}": "media:read",
     # Changing what was made, and bringing files in. A cancel is checked before the job is read, so a key
     # without the scope learns nothing of it (its state was in the 409's text).
     "POST /api/generations/{id}/cancel": "media:write",
@@ -37,6 +39,9 @@ ROUTE_SCOPES: dict[str, str] = {
     "POST /api/uploads": "media:write",
     "POST /files": "media:write",
     "POST /api/v1/uploads": "media:write",
+    # A workspace's own LoRA adapters: reading them is reading, registering and deleting them is bringing files in.
+    "POST /api/loras": "media:write",
+    "DELETE /api/loras/{id}": "media:write",
     # The webhook signing secret signs for the whole workspace: whoever reads it can forge its webhooks, and a
     # rotation without grace breaks every receiver at once. Operator only.
     "GET /api/webhooks/secret": "admin",

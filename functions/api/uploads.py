@@ -4,6 +4,8 @@ and the vendors' multipart fronts `POST /files` (Artificial Studio) and `POST /a
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import ConfigDict, Field
@@ -24,7 +26,11 @@ router = Router()
 class UploadRequest(Request):
     model_config = ConfigDict(extra="forbid")
     filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(description="image/png, image/jpeg, image/webp or image/gif")
+    content_type: str = Field(description="image/png, image/jpeg, image/webp or image/gif (purpose lora: "
+                                          "application/octet-stream)")
+    purpose: Literal["image", "lora"] = Field(
+        "image", description="lora: a .safetensors LoRA file of up to 2 GiB, to register with POST /api/loras "
+                             "{\"upload\": reference}.")
 
 
 def _principal() -> Principal:
@@ -34,7 +40,8 @@ def _principal() -> Principal:
 
 def _presigned(principal: Principal) -> Response[dict]:
     body = parse_input(UploadRequest, json_body(router.current_event))
-    return json_response(201, uploads.presigned_upload(principal.workspace_id, body.filename, body.content_type))
+    return json_response(201, uploads.presigned_upload(principal.workspace_id, body.filename, body.content_type,
+                                                       body.purpose))
 
 
 def _multipart(principal: Principal) -> Response[dict]:

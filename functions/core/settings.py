@@ -85,6 +85,15 @@ class Settings(Schema):
     # Model licenses the operator accepts (comma-separated ids, or *): models not free for every commercial use
     # run only once theirs is listed (functions/core/catalog.py, ModelSpec.license). template.yaml: AcceptedLicenses.
     accepted_licenses: str = ""
+    # A workspace's own LoRA adapters (functions/core/loras.py): how many it may register (every source), and
+    # how many bytes of uploaded files it may store. Over either, a registration is a 409.
+    lora_max_per_workspace: int = Field(50, ge=1, le=100)
+    lora_max_bytes_per_workspace: int = Field(10 * 1024 ** 3, ge=0)
+    # How long reading a LoRA's header from a URL or the Hugging Face Hub may take, every redirect included.
+    lora_fetch_timeout_seconds: float = Field(10.0, gt=0, le=25)
+    # Which weights' signatures a LoRA must fit (functions/core/lora_files.py: fits): "tiny" in the local stack
+    # (its tiny offline pipelines) unless set, "real" elsewhere.
+    lora_weights: Literal["real", "tiny"] | None = None
     # Where the local stack keeps tiny models and its env file.
     data_dir: str = ".darkroom"
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from . import aws, links, storage
 from .errors import FieldError, ValidationFailed
 from .imageinfo import ImageHeader, read_header
+from .lora_files import MAX_LORA_BYTES
 from .settings import get_settings
 from .urls import UnsafeUrl, check_url
 
@@ -60,20 +61,49 @@ def check_content_type(content_type: str, field: str = "content_type") -> None:
                                                   "unsupported_type")])
 
 
-def presigned_upload(workspace_id: str, filename: str, content_type: str) -> dict:
-    """A presigned POST for one file of at most 20 MiB, and the reference to use in later requests."""
-    check_content_type(content_type)
+# A LoRA adapter's file (purpose "lora"): a safetensors file of up to MAX_LORA_BYTES, registered afterwards with
+# POST /api/loras {"upload": "upload://…"} (functions/core/loras.py reads and judges its header then).
+LORA_CONTENT_TYPE = "application/octet-stream"
+
+
+def check_lora_upload(filename: str, content_type: str) -> None:
+    if content_type != LORA_CONTENT_TYPE:
+        raise ValidationFailed(f"Unsupported file type {content_type!r} for a LoRA",
+                               errors=[FieldError("content_type", f"must be {LORA_CONTENT_TYPE} for a LoRA file",
+                                                  "unsupported_type")])
+    if not filename.lower().endswith(".safetensors"):
+        raise ValidationFailed("A LoRA file must be a .safetensors file",
+                               errors=[FieldError("filename", "must end with .safetensors (pickled .bin/.pt/.ckpt "
+                                                              "files are never accepted)", "unsupported_type")])
+
+
+def presigned_upload(workspace_id: str, filename: str, content_type: str, purpose: str = "image") -> dict:
+    """A presigned POST for one file (an image of at most 20 MiB; purpose "lora": a .safetensors file of at most
+    MAX_LORA_BYTES), and the reference to use in later requests."""
+    if purpose == "lora":
+        check_lora_upload(filename, content_type)
+        max_bytes = MAX_LORA_BYTES
+    else:
+        check_content_type(content_type)
+        max_bytes = MAX_UPLOAD_BYTES
     upload_id = new_upload_id(filename)
     post = aws.client("s3").generate_presigned_post(
         Bucket=get_settings().outputs_bucket,
         Key=key_for(workspace_id, upload_id),
         Fields={"Content-Type": content_type},
-        Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, MAX_UPLOAD_BYTES]],
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
         ExpiresIn=UPLOAD_TTL_SECONDS,
     )
     return {"id": upload_id, "reference": SCHEME + upload_id,
             "upload": {"method": "POST", "url": post["url"], "fields": post["fields"]},
-            "max_bytes": MAX_UPLOAD_BYTES, "expires_in": UPLOAD_TTL_SECONDS}
+            "max_bytes": max_bytes, "expires_in": UPLOAD_TTL_SECONDS}
+
+
+def upload_key_for_reference(workspace_id: str, value: str) -> str | None:
+    """The S3 key an `upload://…` reference names in this workspace, or None if it is not a valid reference."""
+    if not value.startswith(SCHEME) or not _ID.match(value[len(SCHEME):]):
+        return None
+    return key_for(workspace_id, value[len(SCHEME):])
 
 
 def store(workspace_id: str, filename: str, content_type: str, data: bytes, field: str = "file") -> dict:

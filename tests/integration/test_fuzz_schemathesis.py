@@ -44,6 +44,24 @@ def fuzz_key(world, monkeypatch) -> Tenant:
     # No GPU worker runs here: a synchronous call whose job is accepted answers 504 after this wait.
     monkeypatch.setenv("DARKROOM_SYNC_WAIT_SECONDS", "0.2")
     reset_process_caches()
+    # POST /api/loras reads a URL's or the Hub's file header over HTTP: no test sends traffic (DNS included)
+    # past loopback, so every other host is refused here as the SSRF guard refuses a private one.
+    from ipaddress import ip_address
+    from urllib.parse import urlsplit
+
+    from functions.core import loras, urls
+
+    def loopback_only(url: str, **kwargs):
+        host = urlsplit(url).hostname or ""
+        try:
+            loopback = ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise urls.UnsafeUrl("tests reach loopback only")
+        return urls.pin(url, **kwargs)
+
+    monkeypatch.setattr(loras, "pin", loopback_only)
     from functions.core.keys import ALL_SCOPES, KeyStore
 
     tenant = make_tenant()

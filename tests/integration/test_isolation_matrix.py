@@ -57,6 +57,7 @@ class Owner:
     job_id: str
     spare_key_id: str
     spare_key: str
+    lora_id: str | None = None  # set by the LoRA cases
 
 
 @dataclass
@@ -94,7 +95,27 @@ def _credits_untouched(world, owner: Owner) -> None:
     assert credits.balance(owner.tenant.workspace_id) == owner.tenant.credits_before
 
 
+def _a_lora(owner: Owner) -> dict[str, str]:
+    """A LoRA of B's (registered through the core, against the fixture signatures of test_lora_registry)."""
+    from unittest import mock
+
+    from functions.core import lora_files, loras
+    from tests.integration.test_lora_registry import LORA, SIGNATURES
+
+    with mock.patch.object(lora_files, "_signatures", lambda: SIGNATURES):
+        owner.lora_id = loras.register_bytes(owner.tenant.workspace_id, LORA, "a.safetensors").id
+    return {"id": owner.lora_id}
+
+
+def _lora_untouched(world, owner: Owner) -> None:
+    from functions.core import loras
+
+    assert loras.resolve(owner.tenant.workspace_id, owner.lora_id) is not None
+
+
 MATRIX: dict[tuple[str, str], Case] = {
+    ("GET", "/api/loras/{id}"): Case(_a_lora, (200,), _lora_untouched),
+    ("DELETE", "/api/loras/{id}"): Case(_a_lora, (200,), _lora_untouched),
     ("GET", "/api/generations/{id}"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
     ("POST", "/api/generations/{id}/cancel"): Case(lambda o: {"id": o.job_id}, (409,), _job_untouched),
     ("POST", "/api/generations/{id}/share"): Case(lambda o: {"id": o.job_id}, (200,), _job_not_shared,
