@@ -21,6 +21,10 @@ from gpu.weights import WEIGHTS_VOLUME
 
 APP_NAME = "darkroom"
 WEIGHTS_DIR = "/weights"
+# LoRA adapters the jobs brought, by content hash (gpu/adapters.py): a Volume of their own, so that committing a new
+# one never touches the weights' Volume, and containers started later find what earlier ones fetched.
+LORAS_DIR = "/loras"
+LORAS_VOLUME = "darkroom-loras"
 
 app = modal.App(APP_NAME)
 
@@ -38,7 +42,7 @@ packages = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .pip_install_from_requirements(str(REQUIREMENTS))
     .pip_install_from_requirements(str(IMAGE_REQUIREMENTS))
-    .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "POWERTOOLS_SERVICE_NAME": "darkroom-gpu",
+    .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "DARKROOM_LORA_CACHE": LORAS_DIR, "POWERTOOLS_SERVICE_NAME": "darkroom-gpu",
           "HF_HUB_DISABLE_TELEMETRY": "1"})
 )
 # The GPU classes load only from the Volume: offline, so no library reaches for the Hub in a job.
@@ -48,6 +52,7 @@ image = packages.env({"HF_HUB_OFFLINE": "1"}).add_local_python_source(
 download_image = packages.add_local_python_source("functions", "gpu", ignore=SOURCE_FILES_IGNORED)
 
 weights = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)
+loras = modal.Volume.from_name(LORAS_VOLUME, create_if_missing=True)
 # No AWS secret: each work request names the stack's worker role, which the worker assumes with the
 # container's Modal OIDC identity token (template.yaml: ModalWorkerRole; functions/core/aws.py).
 # HF_TOKEN, for gated weights such as FLUX.1-dev (used by `download` only).
@@ -116,7 +121,7 @@ class _Generator:
     def generate(self, request: dict) -> dict | None:
         from functions.core import aws
         from functions.core.messages import WorkRequest
-        from gpu import worker
+        from gpu import adapters, worker
 
         work = WorkRequest.model_validate(request)
         model = get_catalog().model(work.model)
@@ -124,6 +129,8 @@ class _Generator:
             raise ValueError(f"{work.model!r} does not run on {self.weights} (sent to the wrong pool)")
         try:
             result = worker.run(work)
+            if adapters.take_added() and not modal.is_local():
+                loras.commit()  # the adapter files this job fetched, for containers started later
         except aws.IdentityTokenRefused:
             # This container's token is read once and now refused: stop taking inputs, so the next job (and
             # this one, retried by Modal) runs on a fresh container with a fresh token instead of failing here.
@@ -135,7 +142,7 @@ class _Generator:
 
 _class_options = {
     "image": image,
-    "volumes": {WEIGHTS_DIR: weights},
+    "volumes": {WEIGHTS_DIR: weights, LORAS_DIR: loras},
     "scaledown_window": 300,
     "timeout": 900,
     "enable_memory_snapshot": True,

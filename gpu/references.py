@@ -135,13 +135,15 @@ def _read_upload(key: str, label: str, *, workspace_id: str, bucket: str, limits
 # --- URLs ------------------------------------------------------------------------------------------
 
 
-def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Limits = DEFAULT_LIMITS) -> bytes:
+def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Limits = DEFAULT_LIMITS,
+              accept: str = "image/*") -> bytes:
     """GET `url` with the SSRF guard on every hop, at most `limits.max_bytes`, within `limits.timeout`."""
     deadline = time.monotonic() + limits.timeout
     # trust_env=False: a proxy from the environment would make the connection, and the check, moot.
     with httpx.Client(follow_redirects=False, trust_env=False) as client:
         for _hop in range(limits.max_redirects + 1):
             target, headers, extensions = _pinned(url, label, allow_loopback)
+            headers["Accept"] = accept
             remaining = deadline - time.monotonic()  # one budget for every hop, connects included
             if remaining <= 0:
                 raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s")
@@ -170,7 +172,7 @@ def _pinned(url: str, label: str, allow_loopback: bool) -> tuple[httpx.URL, dict
         pinned = pin(url, allow_loopback=allow_loopback, schemes=("http", "https"))
     except UnsafeUrl as exc:
         raise InvalidReference(f"{label}: not allowed: {exc}") from None
-    return httpx.URL(pinned.url), {"Host": pinned.host_header, "Accept": "image/*"}, pinned.extensions
+    return httpx.URL(pinned.url), {"Host": pinned.host_header}, pinned.extensions
 
 
 def _read_capped(resp: httpx.Response, label: str, limits: Limits, deadline: float) -> bytes:

@@ -19,7 +19,7 @@ from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, WeightsPool
 from functions.core.errors import NotFound, TransitionRejected, describe
 from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
-from gpu import background, encode, inpaint, references, weights
+from gpu import adapters, background, encode, inpaint, references, weights
 from gpu.pipelines import (
     GenerationRequest,
     GenerationResult,
@@ -199,15 +199,24 @@ def execute(request: messages.WorkRequest, store: JobStore,
             params["last_frame"], "last_frame", workspace_id=request.workspace_id, bucket=request.bucket,
             allow_loopback=request.allow_loopback_urls, cover=(params["width"], params["height"]))
 
-    t0 = time.perf_counter()
-    pipe = load(model, family)
-    timings["load"] = time.perf_counter() - t0
-
     watch = CancelWatch(store, request.job_id, reports)
+    specs = params.get("loras") or []
     t0 = time.perf_counter()
-    result = generate(pipe, family, gen, on_step=watch.on_step)
+    # The adapters' files before the model: a bad one fails the job before any GPU time is spent. They stay
+    # pinned in the LoRA cache until the call is done.
+    with adapters.job_adapters(specs, workspace_id=request.workspace_id, bucket=request.bucket,
+                               allow_loopback=request.allow_loopback_urls) as gen.loras:
+        if specs:
+            timings["lora_fetch"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pipe = load(model, family)
+        timings["load"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = generate(pipe, family, gen, on_step=watch.on_step)
     timings["inference"] = time.perf_counter() - t0
     timings["vae_decode"] = result.vae_decode  # part of inference
+    if specs:
+        timings["lora_load"] = result.lora_load  # part of inference: loading and unloading the adapters
     watch.settle()  # the last step's check: a job canceled meanwhile uploads nothing
     if remover is not None:
         t0 = time.perf_counter()
@@ -223,7 +232,8 @@ def execute(request: messages.WorkRequest, store: JobStore,
                                 timings)
     return messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id, outcome="succeeded",
                                   outputs=outputs, seed=result.seed,
-                                  timings={k: round(v, 4) for k, v in timings.items()})
+                                  timings={k: round(v, 4) for k, v in timings.items()},
+                                  loras=adapters.reported(specs, gen.loras))
 
 
 def _background_remover(model: ModelSpec, params: dict) -> BackgroundRemoverSpec | None:

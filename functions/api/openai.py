@@ -8,6 +8,7 @@ OpenAI's shape from functions/dialects/openai.py, so the official SDK raises its
 from __future__ import annotations
 
 import hashlib
+import re
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -32,6 +33,8 @@ MODELS_CREATED = 1704067200
 MAX_IMAGES = 10
 # Multipart file fields: the image(s) to edit, and the optional mask.
 IMAGE_FIELDS = ("image", "image[]")
+# How the OpenAI SDKs put a list of objects (extra_body's `loras`) in a form: loras[][path], or loras[0][path].
+_LORA_PART = re.compile(r"^loras\[(\d*)\]\[([a-z_]+)\]$")
 
 
 def _check_mask(mask: bytes, image: bytes) -> None:
@@ -78,6 +81,20 @@ def images_generations() -> Response[dict]:
     return json_response(200, dialect.images_response(job, response_format=body.response_format))
 
 
+def _form_loras(fields: dict[str, list[str]]) -> list[dict[str, str]] | None:
+    """`loras` from a form: one JSON-encoded field, or the SDKs' bracketed parts (qs's "brackets" format:
+    loras[][path]=a, loras[][scale]=0.8, loras[][path]=b, …; the n-th of each key belongs to the n-th adapter)."""
+    parts: dict[str, dict[str, str]] = {}
+    for name, values in fields.items():
+        if match := _LORA_PART.match(name):
+            index, key = match.groups()
+            for position, value in enumerate(values):
+                parts.setdefault(index or str(position), {})[key] = value
+    if not parts:
+        return fields["loras"][-1] if "loras" in fields else None  # type: ignore[return-value]
+    return [parts[index] for index in sorted(parts, key=int)]
+
+
 @router.post("/v1/images/edits", **doc(
     "Edit images", dialect=OPENAI, ok="ImagesResponse", form="OpenAIImagesEditForm", body=dialect._ImagesEditJson,
     errors=SYNC_ERRORS,
@@ -99,7 +116,9 @@ def images_edits() -> Response[dict]:
         if len(masks) > 1:
             raise bad_field("mask", "only one mask may be sent", "invalid_value")
         mask = masks[0] if masks else None
-        data = {name: values[-1] for name, values in form.fields.items()}
+        data = {name: values[-1] for name, values in form.fields.items() if not _LORA_PART.match(name)}
+        if (loras := _form_loras(form.fields)) is not None:
+            data["loras"] = loras
         strict = False  # a form: every field is a string
     if not images:
         raise bad_field("image", "is required: one or more images", "required")

@@ -33,6 +33,9 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 MIN_WORK = 0.25
 # An extension conditions on about this much of the clip's end (gpu/pipelines.py, CONDITION_FRAMES at 24 fps).
 EXTEND_CONDITION_SECONDS = 1.0
+# Loading and unloading one LoRA adapter, priced as this share of one output at the model's reference size and steps:
+# the GPU-seconds it takes (reading the file, injecting its layers) are the container's, as an output's are.
+LORA_LOAD_WORK = 0.1
 # A multi-reference editor's pipeline shrinks each reference to at most this many pixels (FLUX.2: 1024x1024).
 REFERENCE_PIXELS = 1024 * 1024
 
@@ -187,7 +190,8 @@ class ModelSpec(Schema):
             seconds = (params.get("duration") or self.defaults.duration or 0) + (
                 EXTEND_CONDITION_SECONDS if params.get("extend_video") else 0)
             outputs *= seconds
-        return round(self.base_credits * outputs * self.work(params), 4)
+        adapters = len(params.get("loras") or ())
+        return round(self.base_credits * (outputs * self.work(params) + adapters * LORA_LOAD_WORK), 4)
 
     def pricing(self) -> dict[str, Any]:
         """The price rule, as GET /api/models publishes it."""
@@ -201,7 +205,8 @@ class ModelSpec(Schema):
                            + (" (img2img: steps × strength against the default strength's)"
                               if self.takes_references and self.type == "image" and d.strength else "")
                            + (f" (each reference adds the output's pixels, at most {REFERENCE_PIXELS})"
-                              if self.references else "")}
+                              if self.references else "")
+                           + f" + credits × {LORA_LOAD_WORK} per LoRA adapter (its load time)"}
 
     def snap_duration(self, seconds: float) -> float:
         """The allowed duration nearest to `seconds` (the shorter one on a tie: it costs less)."""
@@ -389,7 +394,9 @@ class Catalog(Schema):
     def capabilities(self, model: ModelSpec) -> dict[str, Any]:
         """What a request naming `model` can ask for: its own capabilities joined with its edit model's (a text model
         switches to it when the request brings images). `references` is how many images each output composes
-        (0: none); `lora` is false until per-request adapters land."""
+        (0: none); `lora`: whether its pipeline takes LoRA adapters (functions/core/lora_signatures.json)."""
+        from .lora_files import supports
+
         edit = self.with_references(model) if model.edit_model else None
         both = [m for m in (model, edit) if m is not None]
         return {"references": max(m.images_per_output for m in both),
@@ -397,8 +404,13 @@ class Catalog(Schema):
                 "last_frame": any(m.last_frame for m in both),
                 "extend": any(m.extend for m in both),
                 "audio": any(m.audio for m in both),
-                "lora": False,
+                "lora": all(supports(self.base_family(m)) for m in both),
                 "negative_prompt": any(m.negative_prompt for m in both)}
+
+    def base_family(self, model: ModelSpec) -> str:
+        """The pipeline family a model's weights load as (its pool's text model's family): what LoRAs are made for."""
+        pool = self.weights_pool(model.weights)
+        return pool.family if pool is not None else model.family
 
     def tasks(self, model: ModelSpec) -> list[str]:
         """Every task a request naming `model` can run (with images it switches to its edit model)."""

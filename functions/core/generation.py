@@ -20,6 +20,11 @@ from .schema import Request
 MAX_PROMPT_CHARS = 4000
 MAX_IMAGES = 10
 MAX_REFERENCES = 10
+# LoRA adapters per request (fal and most servers allow a handful; each one is loaded into the model for the job),
+# and the range of each one's scale: 0 turns it off, 1 is its trained strength, negative scales invert it (slider
+# adapters are trained to be used both ways).
+MAX_LORAS = 4
+LORA_SCALE_RANGE = (-4.0, 4.0)
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -28,6 +33,19 @@ Background = Literal["auto", "opaque", "transparent"]
 ALPHA_FORMATS = ("png", "webp")
 # With a mask, the masked region is repainted from noise (an inpaint), unless the caller sets strength.
 MASK_STRENGTH = 1.0
+
+
+class LoraInput(Request):
+    """One LoRA adapter for one request, as fal spells it: `{path, scale}`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    path: str = Field(min_length=1, max_length=2048,
+                      description="A LoRA of this workspace (its id, lora_…, from POST /api/loras), a public Hugging "
+                                  "Face repo (owner/name, or owner/name/file.safetensors; @revision optional), or "
+                                  "an https URL to a .safetensors file.")
+    scale: float = Field(1.0, ge=LORA_SCALE_RANGE[0], le=LORA_SCALE_RANGE[1],
+                         description="How strongly it applies: 0 off, 1 as trained, negative inverts it.")
 
 
 class GenerationInput(Request):
@@ -66,6 +84,9 @@ class GenerationInput(Request):
     audio: bool | None = Field(None, description="Video: a synchronized soundtrack, muxed into the mp4 as AAC (models "
                                                  "with the audio capability).")
     fps: int | None = Field(None, ge=1, le=60, description="Video frames per second.")
+    loras: list[LoraInput] | None = Field(None, max_length=MAX_LORAS,
+                                          description=f"LoRA adapters (at most {MAX_LORAS}), applied together for "
+                                                      "this job only; each must fit the model's family.")
     make_public: bool = Field(False, description="Give the output a public share page (share_url).")
 
     @field_validator("size")
@@ -294,6 +315,22 @@ def _check_last_frame(model: ModelSpec, refs: list, prefix: str) -> None:
                    "required")
 
 
+def _loras(model: ModelSpec, loras: list[LoraInput], workspace_id: str, prefix: str) -> list[dict[str, Any]]:
+    """Each adapter, judged at submit against the base family of the model that will run (functions/core/loras.py)."""
+    from functions.core.catalog import get_catalog
+
+    from . import lora_files
+    from . import loras as registry
+
+    family = get_catalog().base_family(model)
+    if not lora_files.supports(family):
+        able = [m.id for m in get_catalog().models if m.type == model.type and get_catalog().capabilities(m)["lora"]]
+        raise _bad(prefix + "loras", f"{model.id} takes no LoRA adapters; models that do: {', '.join(able) or 'none'}",
+                   "unsupported_parameter")
+    return [registry.for_job(workspace_id, lora.path, lora.scale, family, f"{prefix}loras.{i}.path")
+            for i, lora in enumerate(loras)]
+
+
 def check_license(model: ModelSpec, field: str = "model") -> None:
     """A 400 naming `field` unless the model is free for commercial use or the operator accepted its license."""
     from functions.core.catalog import get_catalog
@@ -360,6 +397,8 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     elif model.last_frame:
         raise _bad(prefix + "last_frame_url", f"is required: {model.id} makes a video from a first and a last frame",
                    "required")
+    if inp.loras:
+        params["loras"] = _loras(model, inp.loras, workspace_id, prefix)
     if refs:
         params["references"] = refs
         if model.type == "image":

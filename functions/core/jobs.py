@@ -98,6 +98,8 @@ class Job(Schema):
     outputs: list[Output] = Field(default_factory=list)
     error: JobError | None = None
     progress: dict[str, int] | None = None
+    # The LoRA adapters that ran (the worker's report: path, id and name, scale, sha256 of the file).
+    loras: list[dict[str, Any]] | None = None
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0

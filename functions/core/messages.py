@@ -31,6 +31,8 @@ class ResultMessage(Schema):
     error: JobError | None = None
     seed: int | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+    # The LoRA adapters that ran: what was asked for (path, id, name), the scale, and the sha256 of the bytes.
+    loras: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class WebhookMessage(Schema):

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from functions.core import links
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
-from functions.core.generation import MAX_PROMPT_CHARS
+from functions.core.generation import MAX_LORAS, MAX_PROMPT_CHARS, LoraInput
 from functions.core.jobs import Job, JobStatus
 from functions.core.schema import Request
 from functions.dialects.shared import (
@@ -66,6 +66,8 @@ class ImagesGenerateRequest(Request):
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     make_public: bool = False
+    # Darkroom's extension, in fal's spelling: [{path, scale}].
+    loras: list[LoraInput] | None = Field(None, max_length=MAX_LORAS)
     # Recorded only.
     safety_tolerance: str | None = None
     limit_generations: bool | None = None
@@ -98,6 +100,7 @@ class VideosGenerateRequest(Request):
     negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     resolution: str | None = None
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    loras: list[LoraInput] | None = Field(None, max_length=MAX_LORAS)
     # Recorded only.
     enhance_prompt: bool | None = None
     auto_fix: bool | None = None
@@ -147,9 +150,13 @@ def image_input(body: ImagesGenerateRequest, model: ModelSpec, styled: Styled) -
     fields = generation_fields(model, styled, {
         "n": body.n, "size": size, "aspect_ratio": aspect_ratio, "seed": body.seed,
         "steps": steps_for_quality(model, body.quality), "output_format": body.output_format,
-        "image_urls": body.image_urls, "background": body.background,
+        "image_urls": body.image_urls, "background": body.background, "loras": _loras(body.loras),
     })
     return fields, names
+
+
+def _loras(loras: list[LoraInput] | None) -> list[dict[str, Any]] | None:
+    return [lora.model_dump() for lora in loras] if loras else None
 
 
 def video_size(model: ModelSpec, resolution: str, aspect_ratio: str | None) -> str:
@@ -184,7 +191,7 @@ def video_input(body: VideosGenerateRequest, model: ModelSpec) -> tuple[dict[str
         "duration": model.snap_duration(body.duration) if body.duration is not None else None,
         "image_url": body.image_url, "first_frame_url": body.first_frame_url, "image_urls": body.image_urls,
         "last_frame_url": body.last_frame_url, "audio": body.audio or None,
-        "extend_video_url": body.extend_video_url,
+        "extend_video_url": body.extend_video_url, "loras": _loras(body.loras),
     })
     return fields, names
 
@@ -227,6 +234,8 @@ def images_response(job: Job, *, credits_remaining: float | None, style_applied:
     }
     if style_applied:
         body["style_applied"] = style_applied
+    if job.loras:
+        body["loras"] = job.loras
     return body
 
 
@@ -263,9 +272,11 @@ def video_object(job: Job) -> dict[str, Any]:
 
 
 def video_response(job: Job, *, credits_remaining: float | None) -> dict[str, Any]:
-    return {"success": job.status == JobStatus.SUCCEEDED, "video": video_object(job),
-            "credits_used": _credits_used(job),
-            "credits_remaining": number(credits_remaining)}
+    body = {"success": job.status == JobStatus.SUCCEEDED, "video": video_object(job),
+            "credits_used": _credits_used(job), "credits_remaining": number(credits_remaining)}
+    if job.loras:
+        body["loras"] = job.loras
+    return body
 
 
 def number(value: Any) -> Any:
@@ -286,6 +297,8 @@ def webhook_payload(job: Job) -> dict[str, Any]:
         body["images"] = image_objects(job) if job.status == JobStatus.SUCCEEDED else []
     if job.error is not None:
         body["error"] = job.error.message
+    if job.loras:
+        body["loras"] = job.loras
     return body
 
 

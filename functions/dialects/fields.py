@@ -19,6 +19,10 @@ from typing import Any
 
 UPLOAD = "upload://up_0123456789abcdef01234567/photo.png"
 MASK = "upload://up_0123456789abcdef01234567/mask.png"
+LORA = "lora_0123456789abcdef01234567"
+_LORAS = ("LoRA adapters, [{path, scale}] as fal spells them (at most 4): a LoRA of the workspace (POST /api/loras), "
+          "a Hugging Face repo or an https URL to a .safetensors file; each must fit the model's base family (a 400 "
+          "at submit otherwise); the job, the response and the webhook report each one's scale and sha256")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,13 @@ NATIVE_INPUT: dict[str, Entry] = {
     "background": Mapped("transparent: background removed into the alpha channel (png/webp)", "transparent"),
     "duration": Mapped("video seconds, snapped to the model's durations", 6, {"model": "ltx-video"}),
     "fps": Mapped("video frames per second", 12, {"model": "ltx-video"}),
+    "loras": Mapped(_LORAS, [{"path": LORA, "scale": 0.8}]),
     "make_public": Mapped("a public share page (shareUrl)", True),
+}
+LORA_INPUT: dict[str, Entry] = {
+    "path": Mapped("lora_… (a LoRA of the workspace), owner/name[/file.safetensors][@revision] (a Hugging Face "
+                   "file), or an https URL to a .safetensors file", "lora_89abcdef0123456789abcdef"),
+    "scale": Mapped("how strongly it applies, -4 to 4: 0 off, 1 as trained, negative inverts it", 0.5),
 }
 NATIVE_RUN: dict[str, Entry] = {
     "tool": Mapped("the tool (GET /api/tools) whose default model runs", "create-video"),
@@ -109,6 +119,8 @@ _OPENAI_COMMON: dict[str, Entry] = {
     "steps": Mapped("denoising steps, validated as the native API's; wins over quality (Darkroom extension)", 2),
     "guidance": Mapped("classifier-free guidance scale (Darkroom extension)", 1.5, {"model": "flux-dev"}),
     "aspect_ratio": Mapped("the model's default area in this ratio; wins over size (Darkroom extension)", "16:9"),
+    "loras": Mapped(_LORAS + " (Darkroom extension, sent as extra body; in a multipart edit as JSON, or as the SDKs "
+                    "spell lists: loras[][path], loras[][scale])", [{"path": LORA, "scale": 0.8}]),
     "stream": Rejected("true is refused: the call answers once the images exist", True),
     "moderation": Compat("the local pipelines run no moderation model; OpenAI's levels have nothing to set", "low"),
     "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job only", "user-123"),
@@ -150,6 +162,7 @@ AIMS_IMAGES: dict[str, Entry] = {
     "negative_prompt": Mapped("what to avoid; a 400 on a model that would not use it", "blurry",
                               {"model": "playground-v2"}),
     "make_public": Mapped("a public share page (share_url)", True),
+    "loras": Mapped(_LORAS + " (Darkroom extension)", [{"path": LORA, "scale": 0.8}]),
     "sync_mode": Mapped("true: the images come back as data: URIs", True),
     "safety_tolerance": Compat("a fal.ai moderation level; the local pipelines run no moderation model", "2"),
     "limit_generations": Compat("a fal.ai option for multi-image prompt rounds; one request is one batch here"),
@@ -176,6 +189,7 @@ AIMS_VIDEOS: dict[str, Entry] = {
     "negative_prompt": Mapped("what to avoid", "blurry"),
     "resolution": Mapped("480p/720p (short side) or 0.5K-4K (long side)", "480p"),
     "seed": Mapped("same seed, same video", 7),
+    "loras": Mapped(_LORAS + " (Darkroom extension)", [{"path": LORA, "scale": 0.8}]),
     "enhance_prompt": Compat("a vendor prompt rewriter; Darkroom runs the prompt as given"),
     "auto_fix": Compat("a vendor retry-on-policy option; no moderation runs here"),
     "safety_tolerance": Compat("a vendor moderation level; the local pipelines run no moderation model", "2"),
@@ -184,6 +198,7 @@ AIMS_VIDEOS: dict[str, Entry] = {
 # The request models, by "module:Class", with their rows: what the test walks and the docs show.
 REGISTRY: dict[str, tuple[str, dict[str, Entry]]] = {
     "functions.core.generation:GenerationInput": ("native `input` (/api/run, /api/generate)", NATIVE_INPUT),
+    "functions.core.generation:LoraInput": ("each of `loras`, in every dialect", LORA_INPUT),
     "functions.api.native:RunRequest": ("native POST /api/run", NATIVE_RUN),
     "functions.api.native:GenerateRequest": ("native POST /api/generate", NATIVE_GENERATE),
     "functions.dialects.openai:ImagesGenerateRequest": ("OpenAI POST /v1/images/generations", OPENAI_GENERATE),

@@ -53,6 +53,8 @@ def generation(job: Job) -> dict[str, Any]:
     }
     if job.share_url:
         body["shareUrl"] = job.share_url
+    if job.loras:
+        body["loras"] = job.loras
     if job.progress and job.status == JobStatus.RUNNING:
         body["progress"] = job.progress
     if job.outputs:
@@ -66,7 +68,8 @@ def webhook_payload(job: Job) -> dict[str, Any]:
     """The seeds' webhook payload {_id, status, output, model, type, payload, error} plus id, tool, thumbnail, createdAt."""
     body = generation(job)
     return {"_id": job.id, **{k: body[k] for k in (
-        "id", "status", "output", "thumbnail", "model", "tool", "type", "payload", "error", "createdAt")}}
+        "id", "status", "output", "thumbnail", "model", "tool", "type", "payload", "error", "createdAt")},
+        **({"loras": job.loras} if job.loras else {})}
 
 
 def error_body(exc: DarkroomError) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, field_validator
 from functions.core import links
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
-from functions.core.generation import MAX_PROMPT_CHARS
+from functions.core.generation import MAX_LORAS, MAX_PROMPT_CHARS, LoraInput
 from functions.core.jobs import Job, JobStatus
 from functions.core.schema import Request
 from functions.dialects.shared import (
@@ -20,6 +20,7 @@ from functions.dialects.shared import (
     Quality,
     Styled,
     generation_fields,
+    json_field,
     outputs_base64,
     outputs_base64_if_they_fit,
     pick_model,
@@ -78,6 +79,13 @@ class _Common(Request):
     steps: int | None = None
     guidance: float | None = None
     aspect_ratio: str | None = None
+    # fal's spelling, [{path, scale}]. A multipart edit sends it as one JSON-encoded form field.
+    loras: list[LoraInput] | None = Field(None, max_length=MAX_LORAS)
+
+    @field_validator("loras", mode="before")
+    @classmethod
+    def _loras_from_form(cls, value: Any) -> Any:
+        return json_field(value)
 
     @field_validator("size")
     @classmethod
@@ -154,6 +162,7 @@ def generation_input(body: _Common, model: ModelSpec, styled_prompt: Styled) -> 
         # output_compression is the jpeg/webp quality; 0 would be unreadable, so it is floored at 1.
         "quality": max(1, body.output_compression) if body.output_compression is not None else None,
         "background": body.background,
+        "loras": [lora.model_dump() for lora in body.loras] if body.loras else None,
     })
 
 
@@ -208,6 +217,8 @@ def images_response(job: Job, *, response_format: str | None = None) -> dict[str
         "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
                   "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
                   "credits": round(job.cost - (job.refunded or 0), 6)},
+        # Darkroom's: the LoRA adapters that ran, with their scales and the sha256 of each file.
+        **({"loras": job.loras} if job.loras else {}),
     }
 
 

@@ -133,6 +133,18 @@ def rename_fields(exc: DarkroomError, names: dict[str, str]) -> DarkroomError:
     return exc
 
 
+def json_field(value: Any) -> Any:
+    """A structured field sent as a JSON string (a multipart form's only way to carry a list of objects)."""
+    if not isinstance(value, str):
+        return value
+    import json
+
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ValueError("must be a JSON array of objects (a form field carries it JSON-encoded)") from None
+
+
 def bad_field(field_name: str, message: str, code: str = "invalid_value") -> ValidationFailed:
     return ValidationFailed(f"Invalid request: {field_name}: {message}",
                             errors=[FieldError(field_name, message, code)], code=code)

@@ -264,7 +264,8 @@ def _shutdown_local_dispatcher() -> None:
 
 
 def _warm_models(stopping: threading.Event) -> None:
-    """Build (once) and load the tiny pipelines in the background, so the first job does not wait for it.
+    """Build (once) and load the tiny pipelines in the background, so the first job does not wait for it; then
+    register a tiny LoRA per base family in the dev workspace (infra/local/dev_loras.py).
     A stop in the meantime ends it after the model being loaded: the process exits only once it returns."""
     try:
         from functions.core.catalog import get_catalog
@@ -276,6 +277,9 @@ def _warm_models(stopping: threading.Event) -> None:
             if model.family not in seen:
                 seen.add(model.family)
                 worker.load(model)
+        from infra.local.dev_loras import seed_dev_loras
+
+        seed_dev_loras(DEV_WORKSPACE, Path(os.environ.get("DARKROOM_DATA_DIR", ".darkroom")) / "models", stopping)
     except Exception:  # noqa: BLE001 - warming is an optimisation; the job path reports real errors
         import traceback
 

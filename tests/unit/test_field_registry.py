@@ -38,6 +38,18 @@ def uploads_exist(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def loras_exist(monkeypatch):
+    """Any LoRA path as if it were a registered LoRA that fits the model (judging the file needs S3 or the network:
+    tests/integration/test_loras_end_to_end.py does that)."""
+    from functions.core import loras
+
+    def for_job(workspace_id, path, scale, family, field):
+        return {"path": path, "scale": scale, "source": {"upload_key": f"{workspace_id}/loras/{path}.safetensors"}}
+
+    monkeypatch.setattr(loras, "for_job", for_job)
+
+
+@pytest.fixture(autouse=True)
 def second_video_model(tmp_path, monkeypatch):
     """The catalog ships one video model (and its i2v twin): a second one, as an operator would add it, lets
     a video request's `model` show that it matters."""
@@ -126,8 +138,13 @@ def aims_videos(data):
     return _resolve(model, gen_fields), body.make_public
 
 
+def lora_input(data):
+    return native_input({"prompt": "p", "loras": [data]})
+
+
 TRANSLATORS = {
     "functions.core.generation:GenerationInput": (native_input, {"prompt": "p"}),
+    "functions.core.generation:LoraInput": (lora_input, {"path": registry.LORA}),
     "functions.api.native:RunRequest": (None, {"tool": "create-image", "input": {"prompt": "p"}}),
     "functions.api.native:GenerateRequest": (None, {"model": "flux-schnell", "input": {"prompt": "p"}}),
     "functions.dialects.openai:ImagesGenerateRequest": (openai_translator("generate"), {"prompt": "p"}),
