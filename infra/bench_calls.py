@@ -594,7 +594,7 @@ def flux_step_flops(width: int, height: int) -> float:
 
 def pricing_section() -> list[str]:
     """How credits follow the work, and how far the rule is from the compute it stands for."""
-    from functions.core.catalog import MIN_WORK, get_catalog
+    from functions.core.catalog import LORA_LOAD_WORK, MIN_WORK, get_catalog
 
     model = get_catalog().model("flux-dev")
     d = model.defaults
@@ -620,7 +620,9 @@ def pricing_section() -> list[str]:
          f"512x512 and 2048x2048 the credits charged are {low:.2f}–{high:.2f} of the compute, so an operator who "
          f"prices an image at its default size with a {margin} % margin is covered at every size; below that the floor "
          "(a quarter of an image) charges more than the compute, for the fixed work of the text encoder, the "
-         "decode and the upload."),
+         f"decode and the upload. Each LoRA adapter adds {LORA_LOAD_WORK} of one output at the default size: the "
+         "GPU time of loading it into the model and removing it after (its download is cached by content hash), "
+         "shown in the job's timings as lora_fetch and lora_load, not a surcharge."),
         "",
         "| size | work priced | compute (FLUX.1 transformer) | priced ÷ compute |",
         "|---|---:|---:|---:|",

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import httpx
 from dotenv import dotenv_values
@@ -28,6 +29,15 @@ ENV_FILES = ("dev.env", "deploy.env")
 FINISHED = ("success", "error")
 IMAGE_TOOLS = {False: "create-image", True: "edit-image"}
 VIDEO_TOOLS = {False: "create-video", True: "image-to-video"}
+# LoRA adapters (functions/api/loras.py, functions/core/generation.py): a file of up to 4 MiB goes in a form through
+# the API itself, a larger one through a presigned upload (purpose lora); at most 4 per request, scales in -4..4.
+LORA_FORM_MAX_BYTES = 4 * 1024 * 1024
+LORA_CONTENT_TYPE = "application/octet-stream"
+MAX_LORAS = 4
+LORA_SCALE_RANGE = (-4.0, 4.0)
+# A Hugging Face Hub file as the API spells it: owner/name, or owner/name/dir/file.safetensors; @revision optional.
+HUB_PATH = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95})"
+                      r"(?:/(?P<file>[^@]+\.safetensors))?(?:@(?P<revision>[A-Za-z0-9_][A-Za-z0-9._/-]{0,99}))?$")
 
 
 @dataclass
@@ -137,14 +147,19 @@ class DarkroomClient:
     # ------------------------------------------------------------ generations
 
     def submit(self, kind: str, prompt: str, *, model: str | None = None, references: list[str] | None = None,
-               webhook: str | None = None, **options: Any) -> dict[str, Any]:
+               webhook: str | None = None, loras: list[dict[str, Any]] | None = None,
+               **options: Any) -> dict[str, Any]:
         """POST /api/run for an image or a video; `references` are URLs, upload:// references or local paths
-        (uploaded first). Options left at None are not sent, so the model's defaults apply."""
+        (uploaded first); `loras` are `{"path": lora id | owner/name[/file.safetensors][@rev] | https URL,
+        "scale": float}` (scale optional, default 1). Options left at None are not sent, so the model's defaults
+        apply."""
         refs = [self.reference(r) for r in references or []]
         tool = (IMAGE_TOOLS if kind == "image" else VIDEO_TOOLS)[bool(refs)]
         inp = {"prompt": prompt, **{k: v for k, v in options.items() if v is not None}}
         if refs:
             inp["image_urls"] = refs
+        if loras:
+            inp["loras"] = [{k: v for k, v in lora.items() if v is not None} for lora in loras]
         body: dict[str, Any] = {"tool": tool, "input": inp}
         if model:
             body["model"] = model
@@ -197,12 +212,15 @@ class DarkroomClient:
 
     # ------------------------------------------------------------ files
 
-    def upload(self, path: Path) -> dict[str, Any]:
-        """A presigned S3 POST (no Lambda payload limit): ask for it, then send the file straight to S3."""
+    def upload(self, path: Path, *, purpose: str | None = None) -> dict[str, Any]:
+        """A presigned S3 POST (no Lambda payload limit): ask for it, then send the file straight to S3.
+        purpose "lora": a .safetensors LoRA file (application/octet-stream), to register with add_lora."""
         if not path.is_file():
             raise ApiError(f"No such file: {path}")
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        created = self.request("POST", "/api/uploads", json={"filename": path.name, "content_type": content_type})
+        content_type = (LORA_CONTENT_TYPE if purpose == "lora"
+                        else mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        body = {"filename": path.name, "content_type": content_type} | ({"purpose": purpose} if purpose else {})
+        created = self.request("POST", "/api/uploads", json=body)
         target = created["upload"]
         try:
             with path.open("rb") as data:
@@ -215,6 +233,43 @@ class DarkroomClient:
                            status=posted.status_code)
         return {"id": created["id"], "reference": created["reference"], "filename": path.name,
                 "content_type": content_type, "size": path.stat().st_size}
+
+    # ------------------------------------------------------------ LoRA adapters
+
+    def loras(self) -> dict[str, Any]:
+        """GET /api/loras: {data: [records], usage: {count, bytes, max_count, max_bytes}}."""
+        return self.request("GET", "/api/loras")
+
+    def lora(self, lora_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/loras/{quote(lora_id, safe='')}")
+
+    def delete_lora(self, lora_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/api/loras/{quote(lora_id, safe='')}")
+
+    def add_lora(self, source: Path | str, name: str | None = None) -> dict[str, Any]:
+        """Register a LoRA. A Path is a local .safetensors file: sent in a form when it is at most 4 MiB, else
+        uploaded with a presigned POST (purpose lora) and registered as {"upload": reference}. A str is an https
+        URL ({"url"}) or a Hub file, owner/name[/file.safetensors][@revision] ({"hf_repo", "weight_name",
+        "revision"}); see lora_source for telling a local path from those."""
+        extra = {"name": name} if name is not None else {}
+        if isinstance(source, Path):
+            path = source.expanduser()
+            if not path.is_file():
+                raise ApiError(f"No such file: {path}")
+            if path.stat().st_size > LORA_FORM_MAX_BYTES:
+                uploaded = self.upload(path, purpose="lora")
+                return self.request("POST", "/api/loras", json={"upload": uploaded["reference"], **extra})
+            with path.open("rb") as data:
+                return self.request("POST", "/api/loras", data=extra,
+                                    files={"file": (path.name, data, LORA_CONTENT_TYPE)})
+        if source.startswith(("https://", "http://")):
+            return self.request("POST", "/api/loras", json={"url": source, **extra})
+        match = HUB_PATH.match(source)
+        if not match:
+            raise ApiError(f"Not a LoRA source: {source!r}; give a local .safetensors file, an https URL, or a "
+                           "Hugging Face file as owner/name[/file.safetensors][@revision]")
+        hub = {"hf_repo": match["repo"], "weight_name": match["file"], "revision": match["revision"]}
+        return self.request("POST", "/api/loras", json={k: v for k, v in hub.items() if v} | extra)
 
     def reference(self, value: str) -> str:
         """A reference image as the API takes it: URLs and upload:// references as they are, files uploaded."""
@@ -242,6 +297,18 @@ class DarkroomClient:
             path.write_bytes(self.fetch(url))
             paths.append(path)
         return paths
+
+
+def lora_source(value: str) -> Path | str:
+    """What a user typed as a LoRA source, for add_lora: an existing local file (or anything that reads as a path:
+    ./…, /…, ~…, a bare *.safetensors name) is a Path; URLs and Hub names stay strings."""
+    if value.startswith(("https://", "http://")):
+        return value
+    path = Path(value).expanduser()
+    if path.is_file() or value.startswith(("/", "./", "../", "~")) or (
+            "/" not in value and value.lower().endswith(".safetensors")):
+        return path
+    return value
 
 
 def output_urls(generation: dict[str, Any]) -> list[str]:

@@ -20,9 +20,17 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, TextContent
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from infra.client import ApiError, Config, DarkroomClient, output_urls
+from infra.client import (
+    LORA_SCALE_RANGE,
+    MAX_LORAS,
+    ApiError,
+    Config,
+    DarkroomClient,
+    lora_source,
+    output_urls,
+)
 
 T = TypeVar("T")
 
@@ -49,6 +57,23 @@ Thumbnail = Annotated[bool, Field(description="Attach a small JPEG thumbnail of 
 Format = Annotated[Literal["png", "jpeg", "webp"] | None, Field(description="Image file format (default png).")]
 
 
+class LoraAdapter(BaseModel):
+    """One LoRA adapter for one generation."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(min_length=1, max_length=2048,
+                      description="A registered LoRA's id (lora_…, from list_loras / add_lora), a public Hugging Face "
+                                  "file (owner/name, or owner/name/file.safetensors; @revision optional), or an "
+                                  "https URL to a .safetensors file.")
+    scale: float = Field(1.0, ge=LORA_SCALE_RANGE[0], le=LORA_SCALE_RANGE[1],
+                         description="How strongly it applies: 0 off, 1 as trained (default), negative inverts it.")
+
+
+Loras = Annotated[list[LoraAdapter] | None, Field(
+    max_length=MAX_LORAS, description=f"Optional LoRA adapters (at most {MAX_LORAS}), applied together for this "
+                                      "generation only; each must fit the model's base family (see list_loras).")]
+
+
 def _text(doc: Any) -> TextContent:
     return TextContent(type="text", text=json.dumps(doc, indent=2))
 
@@ -56,7 +81,7 @@ def _text(doc: Any) -> TextContent:
 def _summary(generation: dict[str, Any]) -> dict[str, Any]:
     """What an agent needs from a generation, without the request echo."""
     keys = ("id", "status", "model", "tool", "type", "error", "createdAt", "thumbnail", "shareUrl", "progress",
-            "metadata")
+            "metadata", "loras")
     return {k: generation[k] for k in keys if generation.get(k) is not None} | {"outputs": output_urls(generation)}
 
 
@@ -100,8 +125,9 @@ def build(config: Config) -> MCPServer:
         return CallToolResult(content=content)
 
     async def generate(kind: str, prompt: str, ctx: Context, *, wait: bool, thumbnail: bool, timeout: float,
-                       **request: Any) -> CallToolResult:
-        created = await call(client.submit, kind, prompt, **request)
+                       loras: list[LoraAdapter] | None = None, **request: Any) -> CallToolResult:
+        adapters = [lora.model_dump() for lora in loras or []] or None
+        created = await call(client.submit, kind, prompt, loras=adapters, **request)
         if not wait:
             return CallToolResult(content=[_text(created | {"hint": "poll get_generation with this id"})])
         return await result(await finished(created["id"], ctx, timeout), thumbnail)
@@ -115,12 +141,12 @@ def build(config: Config) -> MCPServer:
         reference_images: Annotated[list[str] | None, Field(
             description="Optional reference images (http(s) URLs, upload:// references or local file paths, "
                         "uploaded for you): turns this into image-to-image.")] = None,
-        webhook: Webhook = None, wait: Wait = True, include_thumbnail: Thumbnail = True,
+        loras: Loras = None, webhook: Webhook = None, wait: Wait = True, include_thumbnail: Thumbnail = True,
     ) -> CallToolResult:
         """Generate images from a text prompt. Waits (with progress) and returns the image URLs and a thumbnail.
         Costs the model's credits per image."""
         return await generate("image", prompt, ctx, wait=wait, thumbnail=include_thumbnail, timeout=600,
-                              model=model, references=reference_images, webhook=webhook, size=size,
+                              loras=loras, model=model, references=reference_images, webhook=webhook, size=size,
                               aspect_ratio=aspect_ratio, n=n if n != 1 else None, seed=seed, style=style,
                               negative_prompt=negative_prompt, steps=steps, output_format=output_format)
 
@@ -133,12 +159,12 @@ def build(config: Config) -> MCPServer:
         strength: Annotated[float | None, Field(gt=0, le=1, description="How far to depart from the image: "
                                                                         "low keeps it, 1 redraws it.")] = None,
         size: Size = None, seed: Seed = None, style: Style = None, negative_prompt: Negative = None,
-        steps: Steps = None, output_format: Format = None, webhook: Webhook = None, wait: Wait = True,
-        include_thumbnail: Thumbnail = True,
+        steps: Steps = None, output_format: Format = None, loras: Loras = None, webhook: Webhook = None,
+        wait: Wait = True, include_thumbnail: Thumbnail = True,
     ) -> CallToolResult:
         """Edit an image following a prompt (image-to-image). Returns the new image's URL and a thumbnail."""
         return await generate("image", prompt, ctx, wait=wait, thumbnail=include_thumbnail, timeout=600,
-                              model=model, references=[image], webhook=webhook, strength=strength, size=size,
+                              loras=loras, model=model, references=[image], webhook=webhook, strength=strength, size=size,
                               seed=seed, style=style, negative_prompt=negative_prompt, steps=steps,
                               output_format=output_format)
 
@@ -152,12 +178,12 @@ def build(config: Config) -> MCPServer:
         first_frame: Annotated[str | None, Field(
             description="Optional first frame to animate: an http(s) URL, an upload:// reference or a local "
                         "file path.")] = None,
-        webhook: Webhook = None, wait: Wait = True, include_thumbnail: Thumbnail = True,
+        loras: Loras = None, webhook: Webhook = None, wait: Wait = True, include_thumbnail: Thumbnail = True,
     ) -> CallToolResult:
         """Generate a short mp4 video from a prompt (or animate a first frame). Slower than images; costs the
         model's credits per second of video. Returns the video URL and a poster-frame thumbnail."""
         return await generate("video", prompt, ctx, wait=wait, thumbnail=include_thumbnail, timeout=900,
-                              model=model, references=[first_frame] if first_frame else None, webhook=webhook,
+                              loras=loras, model=model, references=[first_frame] if first_frame else None, webhook=webhook,
                               size=size, aspect_ratio=aspect_ratio, duration=duration, fps=fps, seed=seed,
                               style=style, negative_prompt=negative_prompt, steps=steps)
 
@@ -212,6 +238,34 @@ def build(config: Config) -> MCPServer:
     async def list_styles() -> dict[str, Any]:
         """Style presets to pass as `style`: slug, name, description and the prompt template each applies."""
         return {"styles": await call(client.styles)}
+
+    @server.tool()
+    async def list_loras() -> dict[str, Any]:
+        """The workspace's registered LoRA adapters (id, name, the base families each fits, rank, size, source) and
+        its LoRA quota. Pass an id as a generate tool's loras[].path."""
+        page = await call(client.loras)
+        return {"loras": page["data"], "usage": page.get("usage")}
+
+    @server.tool()
+    async def add_lora(
+        source: Annotated[str, Field(
+            min_length=1, max_length=2048,
+            description="Where the .safetensors LoRA is: an https URL, a Hugging Face file "
+                        "(owner/name[/file.safetensors][@revision]; default file pytorch_lora_weights.safetensors), "
+                        "or a local file path (uploaded for you, up to 2 GiB).")],
+        name: Annotated[str | None, Field(min_length=1, max_length=100,
+                                          description="A name for it; default: the file's name.")] = None,
+    ) -> dict[str, Any]:
+        """Register a LoRA adapter in the workspace. Only the file's header is read; it must be a diffusers/peft or
+        kohya LoRA that fits a base family this deployment runs. Returns its record, whose id goes in loras[].path."""
+        return await call(client.add_lora, lora_source(source), name)
+
+    @server.tool()
+    async def delete_lora(
+        lora_id: Annotated[str, Field(description="The LoRA's id (lora_…) from list_loras.")],
+    ) -> dict[str, Any]:
+        """Delete a registered LoRA adapter; queued generations that use it fail and are refunded."""
+        return await call(client.delete_lora, lora_id)
 
     @server.tool()
     async def account() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The user's side of `darkroom`: generate, watch, list, cancel, share, browse the catalog, upload, and the MCP server.
+"""The user's side of `darkroom`: generate, watch, list, cancel, share, browse the catalog, upload, LoRA adapters
+(`darkroom loras …`, `--lora` on generate), and the MCP server.
 
 Every command goes through the public HTTP API (infra/client.py), so it works the same against `darkroom dev`
 and a deployed stack. Human output is rich; `--json` prints exactly one JSON document on stdout (the API's
@@ -8,6 +9,8 @@ own, or {"error": …}) and nothing else there. Failures are one line on stderr 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -27,12 +30,24 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from infra.client import DEFAULT_DATA_DIR, ApiError, DarkroomClient, output_urls, resolve_config
+from infra.client import (
+    DEFAULT_DATA_DIR,
+    LORA_SCALE_RANGE,
+    MAX_LORAS,
+    ApiError,
+    DarkroomClient,
+    lora_source,
+    output_urls,
+    resolve_config,
+)
 
 PANEL = "Generate and browse (public API)"
 app = typer.Typer()
 generate_app = typer.Typer(help="Generate an image or a video, wait for it, download it.", no_args_is_help=True)
 app.add_typer(generate_app, name="generate", rich_help_panel=PANEL)
+loras_app = typer.Typer(help="Your workspace's LoRA adapters: register, list, show, delete (use them with "
+                             "`darkroom generate … --lora ID[:SCALE]`).", no_args_is_help=True)
+app.add_typer(loras_app, name="loras", rich_help_panel=PANEL)
 out = Console()
 err = Console(stderr=True)
 
@@ -134,15 +149,19 @@ def _show_generation(generation: dict[str, Any]) -> None:
               f"{generation.get('tool') or ''}  {size}", highlight=False)
     if generation.get("error"):
         out.print(f"  error  {escape(generation['error'])}", highlight=False)
+    for lora in generation.get("loras") or []:
+        label = f"{lora['name']} ({lora['id']})" if lora.get("id") else lora.get("path", "")
+        out.print(f"  lora   {escape(label)}  scale {lora.get('scale', 1.0):g}", highlight=False)
     for url in output_urls(generation):
         out.print(f"  output {url}", highlight=False, soft_wrap=True)
 
 
 def _generate(kind: str, prompt: str, *, model: str | None, refs: list[str] | None, webhook: str | None,
               no_wait: bool, out_dir: Path | None, timeout: float, url: str | None, api_key: str | None,
-              data_dir: Path, json_out: bool, **options: Any) -> None:
+              data_dir: Path, json_out: bool, loras: list[dict[str, Any]] | None = None, **options: Any) -> None:
     with _api(url, api_key, data_dir, json_out) as client:
-        created = client.submit(kind, prompt, model=model, references=refs, webhook=webhook, **options)
+        created = client.submit(kind, prompt, model=model, references=refs, webhook=webhook, loras=loras or None,
+                                **options)
         if no_wait:
             if json_out:
                 _print_json(created)
@@ -167,6 +186,44 @@ Steps = Annotated[int | None, typer.Option(help="Denoising steps (model default 
 Webhook = Annotated[str | None, typer.Option(help="URL to POST the signed result to when it finishes.")]
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Print the id at once; don't wait.")]
 
+# PATH[:SCALE]: a scale is a number after the last ':' that follows the last '/' (so https://host/x.safetensors
+# and owner/name@rev keep their own characters).
+_SCALE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _bad_lora(message: str) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint="'--lora'")
+
+
+def parse_loras(values: list[str] | None) -> list[dict[str, Any]]:
+    """--lora values as the API takes them, [{"path", "scale"}]; typer.BadParameter (a usage error) otherwise."""
+    values = values or []
+    if len(values) > MAX_LORAS:
+        raise _bad_lora(f"at most {MAX_LORAS} LoRAs per generation, got {len(values)}")
+    low, high = LORA_SCALE_RANGE
+    parsed = []
+    for value in values:
+        path, scale = value.strip(), 1.0
+        head, sep, tail = path.rpartition(":")
+        if sep and "/" not in tail:
+            if not _SCALE.match(tail.strip()):
+                raise _bad_lora(f"{value!r}: the scale after ':' must be a number from {low:g} to {high:g}")
+            path, scale = head.strip(), float(tail)
+            if not math.isfinite(scale) or not low <= scale <= high:
+                raise _bad_lora(f"{value!r}: the scale must be from {low:g} to {high:g}, got {tail}")
+        if not path:
+            raise _bad_lora(f"{value!r}: give PATH[:SCALE], a LoRA id (lora_…), a Hugging Face file "
+                                     "(owner/name[/file.safetensors][@rev]) or an https URL, e.g. lora_…:0.8")
+        parsed.append({"path": path, "scale": scale})
+    return parsed
+
+
+Lora = Annotated[list[str] | None, typer.Option(
+    "--lora", metavar="PATH[:SCALE]",
+    help=f"A LoRA adapter: its id (`darkroom loras list`), a Hugging Face file owner/name[/file.safetensors][@rev] "
+         f"or an https URL, with an optional scale ({LORA_SCALE_RANGE[0]:g} to {LORA_SCALE_RANGE[1]:g}, default 1), "
+         f"e.g. lora_…:0.8; repeatable, up to {MAX_LORAS}.")]
+
 
 @generate_app.command("image")
 def generate_image(
@@ -181,6 +238,7 @@ def generate_image(
     strength: Annotated[float | None, typer.Option(help="With --ref: how far to depart from it (0-1].")] = None,
     negative: Negative = None,
     steps: Steps = None,
+    lora: Lora = None,
     fmt: Annotated[Format | None, typer.Option("--format", help="Output format.")] = None,
     webhook: Webhook = None,
     out_dir: OutDir = None,
@@ -189,8 +247,9 @@ def generate_image(
     url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
 ) -> None:
     """Generate images from a prompt (with --ref: edit a reference image)."""
+    loras = parse_loras(lora)
     _generate("image", prompt, model=model, refs=ref, webhook=webhook, no_wait=no_wait, out_dir=out_dir,
-              timeout=timeout, url=url, api_key=api_key, data_dir=data_dir, json_out=json_out,
+              timeout=timeout, url=url, api_key=api_key, data_dir=data_dir, json_out=json_out, loras=loras,
               size=size, aspect_ratio=aspect_ratio, n=n if n != 1 else None, seed=seed, style=style,
               strength=strength, negative_prompt=negative, steps=steps, output_format=fmt.value if fmt else None)
 
@@ -209,6 +268,7 @@ def generate_video(
         "--ref", help="First frame: a local file (uploaded for you), an http(s) URL or upload://….")] = None,
     negative: Negative = None,
     steps: Steps = None,
+    lora: Lora = None,
     webhook: Webhook = None,
     out_dir: OutDir = None,
     no_wait: NoWait = False,
@@ -216,8 +276,9 @@ def generate_video(
     url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
 ) -> None:
     """Generate an mp4 from a prompt (with --ref: animate a first frame)."""
+    loras = parse_loras(lora)
     _generate("video", prompt, model=model, refs=ref, webhook=webhook, no_wait=no_wait, out_dir=out_dir,
-              timeout=timeout, url=url, api_key=api_key, data_dir=data_dir, json_out=json_out,
+              timeout=timeout, url=url, api_key=api_key, data_dir=data_dir, json_out=json_out, loras=loras,
               size=size, aspect_ratio=aspect_ratio, duration=duration, fps=fps, seed=seed, style=style,
               negative_prompt=negative, steps=steps)
 
@@ -375,6 +436,104 @@ def upload_file(
         _print_json(uploaded)
     else:
         typer.echo(uploaded["reference"])
+
+
+# ---------------------------------------------------------------- LoRA adapters
+
+LoraId = Annotated[str, typer.Argument(help="The LoRA's id (lora_…, from `darkroom loras list`).")]
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def _where(lora: dict[str, Any]) -> str:
+    if lora.get("hf_repo"):
+        return f"{lora['hf_repo']}/{lora.get('weight_name') or ''}@{lora.get('revision') or 'main'}"
+    return lora.get("url") or lora.get("source") or ""
+
+
+@loras_app.command("list")
+def list_loras(
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """The workspace's LoRAs, with how much of its quota they use."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        page = client.loras()
+    if json_out:
+        _print_json(page)
+        return
+    table = _table("id", "name", "families", "rank", "size", "source")
+    for lora in page["data"]:
+        table.add_row(lora["id"], escape(lora["name"]), ", ".join(lora.get("families") or []),
+                      str(lora.get("rank", "")), _size(lora.get("size") or 0), escape(_where(lora)))
+    out.print(table)
+    usage = page.get("usage") or {}
+    if usage:
+        out.print(f"{usage['count']} of {usage['max_count']} LoRAs, {_size(usage['bytes'])} of "
+                  f"{_size(usage['max_bytes'])} uploaded", highlight=False)
+
+
+def _show_lora(lora: dict[str, Any]) -> None:
+    out.print(f"[bold]{lora['id']}[/]  {escape(lora['name'])}", highlight=False)
+    rows = [("source", f"{lora.get('source', '')}  {_where(lora) if lora.get('source') != 'upload' else ''}"),
+            ("families", ", ".join(lora.get("families") or [])),
+            ("layout", f"{lora.get('layout', '')}, rank {lora.get('rank', '')}"
+                       + (f", alpha {lora['alpha']:g}" if lora.get("alpha") is not None else "")),
+            ("size", _size(lora.get("size") or 0)),
+            ("use", f"darkroom generate image \"…\" --lora {lora['id']}:1.0")]
+    for label, value in rows:
+        out.print(f"  {label:<9}{escape(value.strip())}", highlight=False, soft_wrap=True)
+
+
+@loras_app.command("add")
+def add_lora(
+    source: Annotated[str, typer.Argument(
+        help="A local .safetensors file (up to 2 GiB; over 4 MiB it goes through a presigned upload), an https "
+             "URL, or a Hugging Face file: owner/name[/file.safetensors][@revision].")],
+    name: Annotated[str | None, typer.Option("--name", help="A name for it (default: the file's name).")] = None,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Register a LoRA adapter (only its header is read: it must fit a base family); prints its id."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        lora = client.add_lora(lora_source(source), name=name)
+    if json_out:
+        _print_json(lora)
+    else:
+        typer.echo(lora["id"])
+
+
+@loras_app.command("show")
+def show_lora(
+    lora_id: LoraId,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """One LoRA: where it is from, the base families it fits, its rank and size."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        lora = client.lora(lora_id)
+    if json_out:
+        _print_json(lora)
+    else:
+        _show_lora(lora)
+
+
+@loras_app.command("delete")
+def delete_lora(
+    lora_id: LoraId,
+    url: Url = None, api_key: ApiKey = None, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: Json = False,
+) -> None:
+    """Delete a LoRA (queued jobs that use it fail, refunded)."""
+    with _api(url, api_key, data_dir, json_out) as client:
+        deleted = client.delete_lora(lora_id)
+    if json_out:
+        _print_json(deleted)
+    else:
+        out.print(f"Deleted {lora_id}", highlight=False)
 
 
 @app.command("account", rich_help_panel=PANEL)
