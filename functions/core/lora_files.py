@@ -71,10 +71,11 @@ class LoraInfo:
     names: tuple[str, ...] = field(default=(), repr=False)  # kohya module names, for the family markers
 
 
-def _size(n: int) -> str:
+def size_text(n: float) -> str:
+    """A byte count for people: 512 bytes, 1.5 MiB, 2.0 GiB."""
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
 
@@ -94,7 +95,7 @@ def header_length(first8: bytes) -> int:
         raise InvalidLoraFile(f"is not a safetensors file (its header length is {n})")
     if n > MAX_HEADER_BYTES:
         raise InvalidLoraFile(f"is not a safetensors file (its first 8 bytes give a header of {n} bytes, over "
-                              f"the {_size(MAX_HEADER_BYTES)} limit)")
+                              f"the {size_text(MAX_HEADER_BYTES)} limit)")
     return n
 
 

@@ -41,6 +41,7 @@ from .lora_files import (
     header_length,
     inspect,
     read_header,
+    size_text,
 )
 from .observability import logger
 from .schema import Schema
@@ -112,14 +113,6 @@ def _weights() -> Literal["real", "tiny"]:
     return "tiny" if settings.local and os.environ.get("DARKROOM_WEIGHTS", "tiny") == "tiny" else "real"
 
 
-def _size_text(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 # ---------------------------------------------------------------- errors
 
 
@@ -128,7 +121,7 @@ def _refused(field: str, reason: str, code: str = "invalid_lora") -> ValidationF
 
 
 def _too_large(field: str, size: int) -> PayloadTooLarge:
-    reason = f"is {_size_text(size)}, over the {_size_text(MAX_LORA_BYTES)} a LoRA file may be"
+    reason = f"is {size_text(size)}, over the {size_text(MAX_LORA_BYTES)} a LoRA file may be"
     return PayloadTooLarge(f"{field} {reason}", errors=[FieldError(field, reason, "file_too_large")])
 
 
@@ -314,8 +307,8 @@ def _full(usage: Usage, stored_bytes: int) -> Conflict | None:
         return Conflict(f"This workspace has {usage.count} LoRAs, the most it may have ({usage.max_count}); delete "
                         "one first", code="lora_limit_reached")
     if stored_bytes and usage.bytes + stored_bytes > usage.max_bytes:
-        return Conflict(f"This workspace's uploaded LoRAs take {_size_text(usage.bytes)}; "
-                        f"{_size_text(stored_bytes)} more would pass its {_size_text(usage.max_bytes)} of storage; "
+        return Conflict(f"This workspace's uploaded LoRAs take {size_text(usage.bytes)}; "
+                        f"{size_text(stored_bytes)} more would pass its {size_text(usage.max_bytes)} of storage; "
                         "delete one first", code="lora_storage_full")
     return None
 
