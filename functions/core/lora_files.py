@@ -81,16 +81,20 @@ def size_text(n: float) -> str:
 
 
 def header_length(first8: bytes) -> int:
-    """N, from the file's first 8 bytes; InvalidLoraFile if they cannot start a safetensors file."""
-    if first8.startswith(b"\x80"):
-        raise InvalidLoraFile("is a Python pickle (a .bin/.pt/.ckpt checkpoint), not a safetensors file; "
-                              "pickles can run code when loaded and are never accepted")
-    if first8.startswith(b"PK\x03\x04"):
-        raise InvalidLoraFile("is a zip archive (torch.save's format: a pickle inside), not a safetensors file; "
-                              "convert it with safetensors.torch.save_file")
+    """N, from the file's first 8 bytes; InvalidLoraFile if they cannot start a safetensors file.
+
+    A pickle or a zip is told from a safetensors file by the length its first bytes would give, not by its first byte
+    alone: a header length ending in 0x80 starts a safetensors file with 0x80 too, while a pickle's opcodes make a
+    length far over any header's."""
     if len(first8) < 8:
         raise InvalidLoraFile(f"is not a safetensors file (only {len(first8)} bytes)")
     n = int.from_bytes(first8[:8], "little")
+    if n > MAX_HEADER_BYTES and first8[0] == 0x80 and 2 <= first8[1] <= 5:
+        raise InvalidLoraFile("is a Python pickle (a .bin/.pt/.ckpt checkpoint), not a safetensors file; "
+                              "pickles can run code when loaded and are never accepted")
+    if n > MAX_HEADER_BYTES and first8.startswith(b"PK\x03\x04"):
+        raise InvalidLoraFile("is a zip archive (torch.save's format: a pickle inside), not a safetensors file; "
+                              "convert it with safetensors.torch.save_file")
     if n < 2:
         raise InvalidLoraFile(f"is not a safetensors file (its header length is {n})")
     if n > MAX_HEADER_BYTES:

@@ -16,6 +16,7 @@ def seed_dev_loras(workspace_id: str, cache_dir: Path, stopping: threading.Event
     """Register the missing tiny LoRAs in `workspace_id`; returns the ids of those registered now."""
     from functions.core import lora_files, loras
     from functions.core.catalog import get_catalog
+    from functions.core.errors import DarkroomError
     from gpu.tiny import ensure_tiny_lora
 
     catalog = get_catalog()
@@ -28,6 +29,9 @@ def seed_dev_loras(workspace_id: str, cache_dir: Path, stopping: threading.Event
         name = lora_name(family)
         if name in registered:
             continue
-        path = ensure_tiny_lora(family, cache_dir, name)
-        added.append(loras.register_bytes(workspace_id, path.read_bytes(), path.name, name=name).id)
+        try:
+            path = ensure_tiny_lora(family, cache_dir, name)
+            added.append(loras.register_bytes(workspace_id, path.read_bytes(), path.name, name=name).id)
+        except (DarkroomError, ValueError) as exc:  # one family's adapter must not keep the others out
+            print(f"the tiny LoRA of {family} was not registered: {exc}", flush=True)
     return added

@@ -1,6 +1,7 @@
 """The web console (/console) in real headless Chromium against `darkroom dev`: sign in, generate and see the
-image, the gallery, keys (a revoked key is then refused by the API), webhooks, usage, a bad key's message, and
-a phone-width layout with no horizontal scroll.
+image, the gallery, keys (a revoked key is then refused by the API), webhooks, usage, LoRAs (list, upload, add by
+URL, generate with one and see it reported, delete), a bad key's message, and a phone-width layout with no
+horizontal scroll.
 
 The same code takes the README's screenshots: `make screenshots` runs this module with
 DARKROOM_SCREENSHOTS_DIR=docs/screenshots; otherwise they go to a temporary directory (and are still checked).
@@ -12,8 +13,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -29,7 +33,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 UI_TIMEOUT_MS = 60_000  # generous: the machine running the tests may be busy; nothing here is a timing claim
-PAGES = ("playground", "gallery", "keys", "webhooks", "usage")
+PAGES = ("playground", "gallery", "loras", "keys", "webhooks", "usage")
+DEV_LORAS_TIMEOUT_S = 240  # the stack registers its tiny-<family> LoRAs once its tiny models are warm
 # What the tests below photograph; the README links each one.
 SCREENSHOTS = ("sign-in", "playground", "gallery", "gallery-detail", "keys", "webhooks", "usage", "phone-playground",
                "phone-gallery")
@@ -104,6 +109,7 @@ class Console:
         self.page = self.context.new_page()
         self.page.set_default_timeout(UI_TIMEOUT_MS)
         self.errors: list[str] = []
+        self.allowed: list[str] = ["401"]  # 401s of the bad-key test are the API answering, not the page failing
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
@@ -127,10 +133,13 @@ class Console:
         _shrink(path)
         return path
 
+    def allow(self, fragment: str) -> None:
+        """A test that makes the API refuse on purpose: Chromium logs each 4xx as a console error."""
+        self.allowed.append(fragment)
+
     def close(self) -> list[str]:
         self.context.close()
-        # 401s of the bad-key test are the API answering, not the page failing.
-        return [e for e in self.errors if "401" not in e]
+        return [e for e in self.errors if not any(fragment in e for fragment in self.allowed)]
 
 
 def _shrink(path: Path) -> None:
@@ -158,6 +167,31 @@ def phone(browser, console_stack):
 OVERFLOWING = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
   .slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className}`)"""
+
+
+def _dev_loras(api: httpx.Client) -> dict[str, dict]:
+    """The dev workspace's LoRAs by name, once the stack has registered tiny-flux (its tiny-<family> LoRAs are
+    registered one by one after its models are warm: infra/local/dev_loras.py)."""
+    deadline = time.monotonic() + DEV_LORAS_TIMEOUT_S
+    while True:
+        response = api.get("/api/loras")
+        assert response.status_code == 200, response.text
+        by_name = {lora["name"]: lora for lora in response.json()["data"]}
+        if "tiny-flux" in by_name or time.monotonic() > deadline:
+            return by_name
+        time.sleep(1)
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def _serve_files(directory: Path) -> tuple[ThreadingHTTPServer, str]:
+    """A plain file server on 127.0.0.1 (the local stack takes loopback http URLs for LoRAs)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietFiles, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def _natural_width(page, selector: str) -> int:
@@ -403,6 +437,131 @@ def test_usage_shows_the_accounts_credits_and_the_operator_view(desktop, api, hi
     shown = desktop.page.locator("#credits-left .stat-value").inner_text()
     assert float(shown.replace(",", "")) == pytest.approx(account["credits"])
     desktop.shot(shots, "usage")
+
+
+def test_loras_list_upload_add_by_url_and_delete(desktop, api, tmp_path):
+    from gpu.tiny import ensure_tiny_lora
+
+    dev = _dev_loras(api)
+    assert "tiny-flux" in dev, f"the stack registered no tiny-flux LoRA: {sorted(dev)}"
+    page = desktop.page
+    desktop.sign_in()
+    desktop.go("loras")
+    seeded = page.locator(f"tr[data-lora-id='{dev['tiny-flux']['id']}']")
+    seeded.wait_for()
+    assert "flux" in seeded.locator(".chip").all_inner_texts()
+    assert seeded.locator("td[data-label='Rank']").inner_text() == str(dev["tiny-flux"]["rank"])
+    limits = api.get("/api/loras").json()["usage"]
+    assert re.fullmatch(rf"\d+ of {limits['max_count']} LoRAs · .+ of .+", page.locator("#lora-usage").inner_text())
+
+    # Upload a real (tiny) flux LoRA through the form: multipart, like curl -F.
+    path = ensure_tiny_lora("flux", tmp_path, "ink")
+    page.set_input_files("#lora-file", str(path))
+    page.fill("#lora-name", "ink <b>&amp;</b>")  # shown as text, never as markup
+    page.click("#upload-lora")
+    uploaded = _shown_and_listed(page, api, "ink <b>&amp;</b>")
+    assert uploaded["source"] == "upload" and "flux" in uploaded["families"]
+    assert uploaded["size"] == path.stat().st_size
+    row = page.locator(f"tr[data-lora-id='{uploaded['id']}']")
+    assert row.locator(".lora-name strong").inner_text() == "ink <b>&amp;</b>"
+    assert row.locator("b").count() == 0
+
+    # Add one by URL (a loopback server: the local stack allows http there); the form's 400s show the API's message.
+    desktop.allow("status of 400")
+    page.fill("#lora-source", "not a repo")
+    page.click("#add-lora-link")
+    page.locator("#lora-link-form .alert-error").wait_for()
+    assert page.locator("#lora-link-form .alert-error .alert-message").inner_text()
+    server, base = _serve_files(tmp_path)
+    try:
+        page.fill("#lora-source", f"{base}/{path.name}")
+        assert page.locator("#lora-weight-name").is_hidden()  # Hub-only fields
+        page.fill("#lora-link-name", "ink-by-url")
+        page.click("#add-lora-link")
+        by_url = _shown_and_listed(page, api, "ink-by-url")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert by_url["source"] == "url" and by_url["url"] == f"{base}/{path.name}"
+    assert page.locator("#lora-link-form .alert-error").count() == 0
+
+    for lora in (by_url, uploaded):
+        row = page.locator(f"tr[data-lora-id='{lora['id']}']")
+        row.locator("button:has-text('Delete')").click()
+        page.click("dialog button[value=ok]")
+        row.wait_for(state="detached")
+        assert api.get(f"/api/loras/{lora['id']}").status_code == 404
+    assert seeded.is_visible()
+
+
+def _shown_and_listed(page, api: httpx.Client, name: str) -> dict:
+    """Wait for the LoRAs page to list `name`, then return the API's record of it."""
+    page.locator("#lora-list tr .lora-name strong", has_text=name).first.wait_for()
+    return next(lora for lora in api.get("/api/loras").json()["data"] if lora["name"] == name)
+
+
+def test_generate_with_a_lora_at_half_scale_and_see_it_reported(desktop, api, tmp_path):
+    from gpu.tiny import ensure_tiny_lora
+
+    dev = _dev_loras(api)
+    assert "tiny-flux" in dev, f"the stack registered no tiny-flux LoRA: {sorted(dev)}"
+    path = ensure_tiny_lora("flux", tmp_path, "ink")
+    with path.open("rb") as handle:
+        created = api.post("/api/loras", files={"file": (path.name, handle)}, data={"name": "ink-playground"})
+    assert created.status_code == 201, created.text
+    lora = created.json()
+    page = desktop.page
+    try:
+        desktop.sign_in()
+        page.wait_for_selector("#generate-form")
+        page.fill("#prompt", "An ink drawing of a heron")
+        page.select_option("#model", "flux-schnell")
+        page.select_option("#size", "256x256")
+
+        # A typed path the API cannot take: its 400 names the field, in the result.
+        page.click("#add-lora")
+        row = page.locator(".lora-row").first
+        made_for = row.locator("optgroup[label^='Made for'] option").evaluate_all("os => os.map(o => o.value)")
+        assert lora["id"] in made_for and dev["tiny-flux"]["id"] in made_for
+        assert dev.get("tiny-sdxl", {}).get("id") not in made_for
+        row.locator("select.lora-pick").select_option("custom")
+        row.locator("input.lora-path").fill("not a lora")
+        desktop.allow("status of 400")
+        page.click("#generate")
+        refused = page.locator("#result .alert-error")
+        refused.wait_for()
+        assert "loras.0.path" in refused.inner_text()
+
+        # The uploaded one at 0.5, the seeded one at the default 1.
+        row.locator("select.lora-pick").select_option(lora["id"])
+        assert row.locator("input.lora-path").is_hidden()
+        row.locator("input.lora-scale").fill("0.5")
+        page.click("#add-lora")
+        second = page.locator(".lora-row").nth(1)
+        second.locator("select.lora-pick").select_option(dev["tiny-flux"]["id"])
+        assert second.locator("input.lora-scale").input_value() == "1"
+        with page.expect_response(lambda r: r.url.endswith("/api/generate") and r.request.method == "POST") as sent:
+            page.click("#generate")
+        assert sent.value.ok, sent.value.text()
+        assert sent.value.request.post_data_json["input"]["loras"] == [
+            {"path": lora["id"], "scale": 0.5}, {"path": dev["tiny-flux"]["id"], "scale": 1}]
+        page.wait_for_selector("#result .pill[data-status='success']")
+        job = api.get(f"/api/generations/{sent.value.json()['id']}").json()
+        ran = {entry["id"]: entry for entry in job["loras"]}
+        assert ran[lora["id"]]["scale"] == 0.5 and ran[lora["id"]]["name"] == "ink-playground"
+        shown = page.locator(f"#result-loras .adapter[data-lora-id='{lora['id']}']")
+        assert shown.locator(".adapter-name").inner_text() == "ink-playground"
+        assert shown.locator(".adapter-scale").inner_text() == "× 0.5"
+        assert shown.locator(".adapter-sha").inner_text() == ran[lora["id"]]["sha256"][:12]
+        assert page.locator("#result-loras .adapter").count() == 2
+
+        # The gallery's detail says the same.
+        page.click("#result button:has-text('Open in Gallery')")
+        detail = page.locator(f"dialog.detail .adapter[data-lora-id='{lora['id']}']")
+        detail.wait_for()
+        assert detail.locator(".adapter-sha").inner_text() == ran[lora["id"]]["sha256"][:12]
+    finally:
+        assert api.delete(f"/api/loras/{lora['id']}").status_code == 200
 
 
 def test_phone_width_has_no_horizontal_scroll_on_any_page(phone, history, shots):

@@ -128,6 +128,22 @@ def test_pickles_and_torch_zips_are_refused_as_such():
         judged(buffer.getvalue())
     with pytest.raises(InvalidLoraFile, match="not a safetensors file"):
         judged(b"GIF89a" + b"\x00" * 100)
+    for protocol in (2, 3, 5):
+        with pytest.raises(InvalidLoraFile, match="pickle"):
+            judged(pickle.dumps({"lora_A": [1]}, protocol=protocol))
+
+
+def test_a_header_length_ending_in_0x80_is_a_safetensors_file_not_a_pickle():
+    """Its first byte is 0x80, as a pickle's is: the length decides (about one file in 256 has such a length)."""
+    module = "transformer.transformer_blocks.0.attn.to_q"
+    for pad in range(256):
+        data = save({f"{module}.lora_A.weight": np.zeros((4, 32), np.float16),
+                     f"{module}.lora_B.weight": np.zeros((32, 4), np.float16)}, metadata={"pad": "x" * pad})
+        if data[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length ending in 0x80")
+    assert judged(data).rank == 4
 
 
 @pytest.mark.parametrize("data,reason", [

@@ -1,4 +1,5 @@
-// The public API, called exactly as curl calls it: the key in Authorization, JSON in and out.
+// The public API, called exactly as curl calls it: the key in Authorization, JSON in and out (a file upload
+// goes as multipart/form-data).
 // Errors keep the API's own message (native shape {message, errors: [{field, message, code}]}).
 
 const KEY = "darkroom.apiKey";
@@ -23,12 +24,15 @@ function messageOf(data) {
   return data.error?.message || "";
 }
 
+// A FormData body goes as multipart/form-data (the browser writes the boundary); anything else as JSON.
 export async function api(path, { method = "GET", body, key = session.key, signal } = {}) {
   const headers = { Authorization: key || "" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(path, { method, headers, signal,
+                                   body: body === undefined ? undefined : form ? body : JSON.stringify(body) });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, "Could not reach the API. Check that the server is running, then try again.");

@@ -4,6 +4,7 @@ import { api, ApiError, session } from "./api.js";
 import { button, errorBox, h, icon, loading, fill } from "./ui.js";
 import * as playground from "./playground.js";
 import * as gallery from "./gallery.js";
+import * as loras from "./loras.js";
 import * as keys from "./keys.js";
 import * as webhooks from "./webhooks.js";
 import * as usage from "./usage.js";
@@ -11,6 +12,7 @@ import * as usage from "./usage.js";
 const PAGES = [
   { path: "playground", label: "Playground", icon: "spark", page: playground },
   { path: "gallery", label: "Gallery", icon: "grid", page: gallery },
+  { path: "loras", label: "LoRAs", icon: "layers", page: loras },
   { path: "keys", label: "API keys", icon: "key", page: keys },
   { path: "webhooks", label: "Webhooks", icon: "hook", page: webhooks },
   { path: "usage", label: "Usage", icon: "chart", page: usage },

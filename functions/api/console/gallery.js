@@ -1,6 +1,7 @@
 // Gallery: GET /api/generations (newest first, filtered by status, paged), and a detail view of one.
 
 import { api } from "./api.js";
+import { adaptersList } from "./loras.js";
 import { DRAFT, progressView } from "./playground.js";
 import { button, confirmDialog, copyButton, download, emptyState, errorBox, extensionOf, formatDate, h, icon,
          pageHeader, skeletonGrid, statusPill, timeAgo, toast, fill } from "./ui.js";
@@ -116,6 +117,7 @@ function showDetail(id, { navigate, onClose }) {
       ["Size", meta.width ? `${meta.width} × ${meta.height}` : job.payload?.size || "model default"],
       job.payload?.style ? ["Style", job.payload.style] : null,
       job.payload?.seed !== undefined ? ["Seed", String(job.payload.seed)] : null,
+      job.loras?.length ? ["LoRAs", adaptersList(job.loras)] : null,
       ["Created", formatDate(job.createdAt)],
       ["ID", h("span", { class: "id-row" }, h("code", {}, job.id), copyButton(job.id, "", "ID copied"))],
     ].filter(Boolean);
@@ -124,7 +126,8 @@ function showDetail(id, { navigate, onClose }) {
       job.status === "success" && urls.length ? button("Download", { kind: "primary", iconName: "download",
         onclick: () => urls.forEach((url, i) => download(url, `darkroom-${job.id}-${i}.${extensionOf(url, isVideo ? "mp4" : "png")}`)) }) : null,
       button("Remix", { iconName: "wand", onclick: () => {
-        sessionStorage.setItem(DRAFT, JSON.stringify({ ...job.payload, model: job.model }));
+        const loras = (job.loras || job.payload?.loras || []).map(({ path, scale }) => ({ path, scale }));
+        sessionStorage.setItem(DRAFT, JSON.stringify({ ...job.payload, model: job.model, loras }));
         dialog.close(); navigate("playground");
       } }),
       button("Deliveries", { iconName: "hook", onclick: () => { dialog.close(); navigate(`webhooks/${job.id}`); } }),

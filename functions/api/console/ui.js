@@ -51,6 +51,8 @@ const ICONS = {
   plus: "M12 5v14 M5 12h14",
   x: "M18 6L6 18 M6 6l12 12",
   trash: "M3 6h18 M8 6V4h8v2 M19 6l-1 14H6L5 6",
+  layers: "M12 2L2 7l10 5 10-5-10-5z M2 17l10 5 10-5 M2 12l10 5 10-5",
+  upload: "M21 15v4a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2v-4 M17 8l-5-5-5 5 M12 3v12",
   wand: "M15 4V2 M15 16v-2 M8 9h2 M20 9h2 M17.8 11.8L19 13 M17.8 6.2L19 5 M12.2 6.2L11 5 M3 21l9-9",
 };
 
@@ -131,6 +133,15 @@ export function formatDate(value) {
 
 export function formatNumber(value) {
   return typeof value === "number" ? value.toLocaleString(undefined, { maximumFractionDigits: 2 }) : "—";
+}
+
+export function formatBytes(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "—";
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let n = value;
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) { n /= 1024; unit += 1; }
+  return unit === 0 ? `${n} bytes` : `${n.toLocaleString(undefined, { maximumFractionDigits: 1 })} ${units[unit]}`;
 }
 
 let toastTimer;
