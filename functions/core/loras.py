@@ -174,7 +174,7 @@ def _total_from_range(content_range: str | None) -> int | None:
 
 def _needed(prefix: bytes, field: str) -> int:
     try:
-        return 8 + header_length(prefix[:8])
+        return 8 + header_length(prefix)
     except InvalidLoraFile as exc:
         raise _refused(field, str(exc)) from None
 

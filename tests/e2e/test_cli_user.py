@@ -313,8 +313,9 @@ def test_skill_md_names_real_commands_and_options():
     assert len(shown) >= 8
     for words in shown:
         command = root.commands[words[1]]  # KeyError: SKILL.md teaches a command that does not exist
-        if words[1] == "generate":
-            command = command.commands[words[2]]
+        rest = words[2:]
+        while hasattr(command, "commands") and rest:  # a group (generate, loras): its subcommand
+            command = command.commands[rest.pop(0)]
         options = {opt for param in command.params for opt in param.opts}
         for word in words:
             if word.startswith("-"):
