@@ -330,3 +330,50 @@ def applied(pipe: Any, family: str, adapters: list[Adapter] | tuple[Adapter, ...
         yield time.perf_counter() - started
     finally:
         remove_all(pipe)
+
+
+# ---- fusing a model's built-in adapter -----------------------------------------------------------------------------
+
+BUILTIN_NAME = "builtin"
+
+
+def fuse(pipe: Any, family: str, path: Path, scale: float = 1.0) -> None:
+    """Fuse the LoRA at `path` into `pipe`'s weights for good, at `scale` (a catalog model's built-in adapter,
+    functions/core/catalog.py BuiltinAdapter): loaded with diffusers' loader, merged into the base layers
+    (`fuse_lora`, with diffusers' NaN check), then its LoRA layers removed (`unload_lora_weights`), so that the
+    pipeline runs at the base model's cost and a request's own adapters load on top of it as on any other (`applied`).
+
+    Checked as a request's adapter is: ValueError, touching nothing, if it does not fit the pipeline or injects no
+    layer (it would fuse nothing). Called once, while the pipeline loads, before anything else can use it."""
+    if not supports_lora(pipe):
+        raise ValueError(f"{family} ({type(pipe).__name__}) takes no LoRA adapters: it cannot have a built-in one")
+    if not math.isfinite(scale):
+        raise ValueError(f"a LoRA scale must be finite, got {scale}")
+
+    from diffusers.utils import logging as diffusers_logging
+
+    from gpu.pipelines import MODEL_IO_LOCK
+
+    path = Path(path)
+    check_fits(pipe, family, path)
+    warnings = _Warnings()
+    root = diffusers_logging.get_logger("diffusers")
+    root.addHandler(warnings)
+    try:
+        try:
+            with MODEL_IO_LOCK:  # the first load imports peft and diffusers' loader modules
+                pipe.load_lora_weights(str(path), adapter_name=BUILTIN_NAME)
+        except Exception as e:
+            raise ValueError(f"the built-in LoRA {path.name} does not load into {family}: {e}") from e
+        unexpected = [m for m in warnings.messages if "unexpected keys" in m or "missing keys" in m]
+        if unexpected:
+            raise ValueError(f"the built-in LoRA {path.name} does not fit {family}: {unexpected[0][:500]}")
+        if not _injected(pipe, BUILTIN_NAME):
+            raise ValueError(f"the built-in LoRA {path.name} has no weights for {family}'s {lora_components(pipe)}")
+        pipe.fuse_lora(lora_scale=float(scale), safe_fusing=True, adapter_names=[BUILTIN_NAME])
+        pipe.unload_lora_weights()
+    except BaseException:
+        remove_all(pipe)
+        raise
+    finally:
+        root.removeHandler(warnings)

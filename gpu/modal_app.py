@@ -99,7 +99,10 @@ class _Generator:
         pool = self._pool()
         self.family = pipelines.family_spec(pool.family).base
         self.source = worker.weights_source(pool)
-        self.pipe = pipelines.load_pipeline(self.family, self.source, device="cpu", dtype="bfloat16")
+        # A built-in adapter (a distillation LoRA) is fused here, on CPU, so the snapshot holds the fused weights.
+        self.builtin = worker.builtin_adapter(pool)
+        self.pipe = pipelines.load_pipeline(self.family, self.source, device="cpu", dtype="bfloat16",
+                                            builtin=self.builtin)
 
     @modal.enter(snap=False)
     def move_to_gpu(self) -> None:
@@ -115,7 +118,7 @@ class _Generator:
         # The worker asks the pipeline cache for (family, source, device, dtype): hand it this pipeline (the
         # base of every derived family), and forget the CPU entries, whose modules have just moved.
         pipelines.clear_cache()
-        pipelines.remember(self.family, self.source, device, dtype, self.pipe)
+        pipelines.remember(self.family, self.source, device, dtype, self.pipe, builtin=self.builtin)
 
     @modal.method()
     def generate(self, request: dict) -> dict | None:
@@ -197,7 +200,8 @@ class ZImageGenerator(_Generator):
 
 @app.cls(**class_options("QwenImageGenerator"), **_class_options)
 class QwenImageGenerator(_Generator):
-    """qwen-image (text-to-image, edits and inpainting) and qwen-image-edit-plus (one pool each: separate weights)."""
+    """qwen-image (text-to-image, edits and inpainting), qwen-image-lightning (Qwen-Image's weights with its
+    Lightning LoRA fused: a pool of its own) and qwen-image-edit-plus (one pool each: separate weights)."""
 
     weights: str = modal.parameter()
 
@@ -244,20 +248,27 @@ def download(models: str = "") -> list[str]:
     catalog = get_catalog()
     wanted = {m.strip() for m in models.split(",") if m.strip()}
     pools = [p for p in catalog.weights_pools().values() if not wanted or wanted & set(p.models)]
-    # (repo, revision, allow_patterns, ignore other checkpoint formats, catalog ids)
-    targets = [(p.repo, p.revision, p.allow_patterns, True, list(p.models)) for p in pools]
+    # (repo, revision, allow_patterns, ignore other checkpoint formats) -> catalog ids. Pools on one repo (a model
+    # and its variant with a built-in adapter) share its download.
+    targets: dict[tuple, list[str]] = {}
+    for p in pools:
+        targets.setdefault((p.repo, p.revision, p.allow_patterns, True), []).extend(p.models)
+        if p.adapter is not None:  # the built-in adapter: its one file, in its repo's own commit directory
+            adapter = (p.adapter.repo, p.adapter.revision, (p.adapter.weight_name,), True)
+            targets.setdefault(adapter, []).extend(p.models)
     remover = catalog.background_remover
     image_models = {m.id for m in catalog.models if m.type == "image"}
     if remover is not None and (not wanted or image_models & wanted):
         # Its checkpoint may be a pytorch_model.bin only: nothing is ignored for it.
-        targets.append((remover.repo, remover.revision, remover.allow_patterns, False, [remover.id]))
+        patterns = tuple(remover.allow_patterns) if remover.allow_patterns else None
+        targets.setdefault((remover.repo, remover.revision, patterns, False), []).append(remover.id)
 
-    done = []
-    for repo, revision, patterns, ignore_others, ids in targets:
+    done: list[str] = []
+    for (repo, revision, patterns, ignore_others), ids in targets.items():
         commit, moved = _fetch(layout, repo, revision, patterns, ignore_others)
         note = f" (was {moved}: redeploy so warm snapshots load it)" if moved else ""
         print(f"{', '.join(ids)}: {repo}@{revision} -> {commit}{note}")
-        done.extend(ids)
+        done.extend(i for i in ids if i not in done)
     weights.commit()
     return done
 
@@ -270,8 +281,12 @@ def _fetch(layout, repo: str, revision: str, patterns, ignore_others: bool) -> t
     root = Path(WEIGHTS_DIR)
     token = os.environ.get("HF_TOKEN") or None
     commit = revision if layout.is_commit(revision) else HfApi().repo_info(repo, revision=revision, token=token).sha
-    if not (root / layout.marker_path(repo, commit)).is_file():
-        target = root / layout.commit_path(repo, commit)
+    target = root / layout.commit_path(repo, commit)
+    # A download of named files only (a built-in adapter's) needs them there too: another adapter file of the same
+    # commit may have completed the directory first. A file added beside the others changes none a snapshot was
+    # taken with.
+    named = list(patterns or ()) if not any(c in p for p in patterns or () for c in "*?[") else []
+    if not (root / layout.marker_path(repo, commit)).is_file() or not all((target / p).is_file() for p in named):
         snapshot_download(repo, revision=commit, local_dir=target, token=token,
                           allow_patterns=list(patterns) if patterns else None,
                           ignore_patterns=["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack"] if ignore_others else None)

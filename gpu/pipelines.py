@@ -188,6 +188,28 @@ def _pipeline_class(family: str) -> type:
         return getattr(diffusers, family_spec(family).pipeline)
 
 
+@dataclass(frozen=True)
+class Builtin:
+    """A model's built-in adapter, resolved to a local file (gpu/worker.py, builtin_adapter): the LoRA fused into the
+    base pipeline's weights when it loads, at `scale`, and the scheduler config overrides its authors prescribe
+    (sorted (name, value) pairs). The fused pipeline is cached apart from the plain one on the same source."""
+
+    path: Path
+    scale: float = 1.0
+    scheduler: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        import json
+
+        return f"{self.path}*{self.scale!r}" + (f"+{json.dumps(self.scheduler)}" if self.scheduler else "")
+
+
+def _source_key(source: str | Path, builtin: Builtin | None) -> str:
+    """The cache key's source: the directory (or repo id), and the built-in adapter fused into what loads from it."""
+    return str(source) if builtin is None else f"{source}+{builtin.key}"
+
+
 _CacheKey = tuple[str, str, str, str]
 _cache: dict[_CacheKey, DiffusionPipeline] = {}
 _load_locks: dict[_CacheKey, threading.Lock] = {}
@@ -198,19 +220,21 @@ _guard = threading.Lock()
 
 
 def load_pipeline(
-    family: str, source: str | Path, *, device: str = "cpu", dtype: str = "float32"
+    family: str, source: str | Path, *, device: str = "cpu", dtype: str = "float32", builtin: Builtin | None = None
 ) -> DiffusionPipeline:
     """Load (once per process) the `family` pipeline from a local dir or a Hub repo id.
 
-    Cached on (family, source, device, dtype). A derived family (img2img, i2v) first loads its base family
-    from the same source, then shares its modules. Thread-safe: concurrent callers of the same key wait
+    Cached on (family, source, device, dtype), the source's key naming the built-in adapter when there is one:
+    the base pipeline then has that LoRA fused into its weights and its scheduler overridden (`_apply_builtin`), a
+    pipeline of its own beside the plain one. A derived family (img2img, i2v) first loads its base family from
+    the same source (and adapter), then shares its modules. Thread-safe: concurrent callers of the same key wait
     for one load; different keys load in parallel.
     """
     spec = family_spec(family)
     cls = _pipeline_class(family)
     if dtype not in _DTYPES:
         raise ValueError(f"unsupported dtype {dtype!r}; use one of {sorted(_DTYPES)}")
-    key = (family, str(source), device, dtype)
+    key = (family, _source_key(source, builtin), device, dtype)
     with _guard:
         if key in _cache:
             return _cache[key]
@@ -219,7 +243,7 @@ def load_pipeline(
         if key in _cache:  # loaded by the thread we waited for
             return _cache[key]
         if spec.base != family:
-            base = load_pipeline(spec.base, source, device=device, dtype=dtype)
+            base = load_pipeline(spec.base, source, device=device, dtype=dtype, builtin=builtin)
             with MODEL_IO_LOCK:
                 pipe = derive(cls, base)
         else:
@@ -231,10 +255,27 @@ def load_pipeline(
                     kwargs["local_files_only"] = True
                     _import_component_modules(Path(source))
                 pipe = cls.from_pretrained(source, **kwargs).to(device)
+            if builtin is not None:
+                _apply_builtin(pipe, family, builtin)
         pipe.set_progress_bar_config(disable=True)
         with _guard:
             _cache[key] = pipe
         return pipe
+
+
+def _apply_builtin(pipe: DiffusionPipeline, family: str, builtin: Builtin) -> None:
+    """Fuse the built-in LoRA into the freshly loaded base pipeline (gpu/loras.py, fuse), then replace its scheduler
+    with one of the same class on the overridden config (ValueError for a setting the scheduler does not take)."""
+    from gpu import loras
+
+    loras.fuse(pipe, family, builtin.path, builtin.scale)
+    if builtin.scheduler:
+        overrides = dict(builtin.scheduler)
+        scheduler_cls = type(pipe.scheduler)
+        unknown = sorted(set(overrides) - set(inspect.signature(scheduler_cls.__init__).parameters))
+        if unknown:
+            raise ValueError(f"{scheduler_cls.__name__} of {family} takes no {', '.join(unknown)}")
+        pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config, **overrides)
 
 
 def _import_component_modules(source: Path) -> None:
@@ -261,10 +302,11 @@ def derive(cls: type, base: DiffusionPipeline) -> DiffusionPipeline:
     return cls(**kwargs)
 
 
-def remember(family: str, source: str | Path, device: str, dtype: str, pipe: DiffusionPipeline) -> None:
+def remember(family: str, source: str | Path, device: str, dtype: str, pipe: DiffusionPipeline,
+             builtin: Builtin | None = None) -> None:
     """Put an already loaded pipeline in the cache (the Modal class loads on CPU, then moves it to the GPU)."""
     with _guard:
-        _cache[(family, str(source), device, dtype)] = pipe
+        _cache[(family, _source_key(source, builtin), device, dtype)] = pipe
 
 
 def clear_cache() -> None:

@@ -8,6 +8,7 @@ It reports through the results queue; the complete function applies the terminal
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -21,6 +22,7 @@ from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
 from gpu import adapters, background, encode, inpaint, references, weights
 from gpu.pipelines import (
+    Builtin,
     GenerationRequest,
     GenerationResult,
     extend_family,
@@ -107,6 +109,46 @@ def weights_source(spec: ModelSpec | WeightsPool | BackgroundRemoverSpec) -> Pat
     return weights.resolve(Path(setting), spec.repo, spec.revision, model=name)
 
 
+def adapter_file(spec: ModelSpec | WeightsPool) -> Path:
+    """The local file of the model's built-in adapter (ModelSpec.adapter), where DARKROOM_WEIGHTS says weights are:
+    tiny: a tiny random LoRA for the family's tiny pipeline (gpu/tiny.py), one per adapter, so the local stack and the
+    tests fuse a real one; a directory (the Volume's layout): the download of the adapter's commit, which must hold
+    its file (WeightsMissing otherwise); hub: the file, through the Hugging Face cache."""
+    adapter = spec.adapter
+    if adapter is None:
+        raise ValueError(f"{spec.key if isinstance(spec, WeightsPool) else spec.id} has no built-in adapter")
+    setting = os.environ.get("DARKROOM_WEIGHTS", "tiny")
+    if setting == "tiny":
+        from gpu.tiny import ensure_tiny_lora
+
+        cache = Path(os.environ.get("DARKROOM_DATA_DIR", ".darkroom")) / "models"
+        name = "builtin-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{adapter.repo}-{adapter.weight_name}")
+        return ensure_tiny_lora(spec.family, cache, name=name)
+    if setting == "hub":
+        return _hub_file(adapter.repo, adapter.revision, adapter.weight_name)
+    name = spec.id if isinstance(spec, ModelSpec) else ",".join(spec.models)
+    path = weights.resolve(Path(setting), adapter.repo, adapter.revision, model=name) / adapter.weight_name
+    if not path.is_file():
+        raise weights.WeightsMissing(f"the built-in adapter {adapter.weight_name} of {name} is not on the weights "
+                                     f"Volume: run `darkroom deploy --download-weights {name}`")
+    return path
+
+
+def builtin_adapter(spec: ModelSpec | WeightsPool) -> Builtin | None:
+    """What load_pipeline fuses into the model's weights (None: it has no built-in adapter)."""
+    if spec.adapter is None:
+        return None
+    scheduler = spec.scheduler.items() if isinstance(spec.scheduler, dict) else spec.scheduler or ()
+    return Builtin(adapter_file(spec), spec.adapter.scale, tuple(sorted(scheduler)))
+
+
+@cache
+def _hub_file(repo: str, revision: str, filename: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo, filename, revision=revision))
+
+
 @cache
 def _hub_snapshot(repo: str, revision: str, allow_patterns: tuple[str, ...]) -> Path:
     from huggingface_hub import snapshot_download
@@ -126,7 +168,8 @@ def load(model: ModelSpec, family: str | None = None):
     """The model's pipeline (or `family`'s, on the same weights) on this machine's best device, loaded once
     per process."""
     device, dtype = device_and_dtype()
-    return load_pipeline(family or model.family, weights_source(model), device=device, dtype=dtype)
+    return load_pipeline(family or model.family, weights_source(model), device=device, dtype=dtype,
+                         builtin=builtin_adapter(model))
 
 
 def execute(request: messages.WorkRequest, store: JobStore,

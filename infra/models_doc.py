@@ -5,7 +5,7 @@ tests/unit/test_models_doc.py fails when the file and the catalog disagree, so t
 
 from __future__ import annotations
 
-from functions.core.catalog import Catalog, ModelSpec, get_catalog
+from functions.core.catalog import COMMIT, Catalog, ModelSpec, get_catalog
 from functions.dialects.shared import DEFAULT_TOOLS
 from infra.prices import PRICES
 
@@ -65,7 +65,9 @@ output's size (at most a megapixel), since the model attends to its tokens as to
 1.75e16 FLOPs, 80 times FLUX.1 [schnell]'s image; an A100-80GB does about 0.4 of an H100's bfloat16 work per second
 at 0.63 of its price, about 1.6 times the cost per unit of work. Qwen-Image-Edit-2509's 60: the same network for
 40 steps of two passes at 1024x1024 (4,096 tokens), about half of Qwen-Image's image; each reference adds its
-4,096 tokens, priced as one more image. FLUX.2 [dev]'s 40: 32 B parameters for 50 steps of one pass (its
+4,096 tokens, priced as one more image. Qwen-Image-Lightning's 10: Qwen-Image's network with lightx2v's 8-step
+LoRA fused into it (a step costs what Qwen-Image's does) for 8 steps of one pass (no classifier-free guidance)
+instead of 50 of two, so 125 x 8 / 100 = 10. FLUX.2 [dev]'s 40: 32 B parameters for 50 steps of one pass (its
 guidance is distilled) at 1024x1024 is about 34 times FLUX.1 [schnell]'s image, on an H200 (an H100's speed at
 1.15 times its price).
 
@@ -89,9 +91,16 @@ def _price(model: ModelSpec) -> str:
     return f"{model.base_credits:g} per {unit} at {d.width}x{d.height}, {d.steps} steps"
 
 
+def _revision(revision: str) -> str:
+    return revision[:10] if COMMIT.fullmatch(revision) else f"{revision} (unpinned)"
+
+
 def _weights(model: ModelSpec) -> str:
-    revision = model.revision[:10] if model.pinned else f"{model.revision} (unpinned)"
-    return f"`{model.repo}` @ {revision}"
+    weights = f"`{model.repo}` @ {_revision(model.revision)}"
+    if model.adapter is not None:
+        weights += (f" + `{model.adapter.repo}/{model.adapter.weight_name}` @ {_revision(model.adapter.revision)} "
+                    f"(fused)")
+    return weights
 
 
 def _models_table(catalog: Catalog) -> list[str]:
@@ -135,7 +144,8 @@ def _pools_table(catalog: Catalog) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for pool in catalog.weights_pools().values():
         price = gpu_prices.get(pool.gpu)
-        lines.append(f"| `{pool.repo}` | {pool.modal_class} | {pool.gpu} | "
+        fused = f" + `{pool.adapter.repo}/{pool.adapter.weight_name}` (fused)" if pool.adapter is not None else ""
+        lines.append(f"| `{pool.repo}`{fused} | {pool.modal_class} | {pool.gpu} | "
                      f"{f'{price:.6f}' if price else 'not in infra/prices.py'} | {pool.memory_gib} GiB | "
                      f"{pool.startup_timeout} s | {', '.join(pool.models)} |")
     return lines + [""]

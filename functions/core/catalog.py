@@ -7,6 +7,8 @@ imported and parsed on the first use of the catalog, not at import (yaml's impor
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -54,6 +56,28 @@ class Defaults(Schema):
     duration: float | None = None
 
 
+class BuiltinAdapter(Schema):
+    """A LoRA a model's weights come with: fused into them when they load (gpu/loras.py, `fuse`), so each step costs
+    what the base model's does. A distillation LoRA (a few-step "Lightning" one) makes a fast variant of a base model
+    this way, on the base's own files plus one adapter file. It is part of the model's `weights` (ModelSpec.weights):
+    its own pool, its own container and its own loaded pipeline, while the base model stays as it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    repo: str
+    weight_name: str  # the one file of the repo that is downloaded and fused
+    # A commit id where one could be checked; a branch is resolved by the download, as a model's revision is.
+    revision: str = "main"
+    scale: float = 1.0
+
+    @property
+    def pinned(self) -> bool:
+        return bool(COMMIT.fullmatch(self.revision))
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo}@{self.revision}/{self.weight_name}" + (f"*{self.scale:g}" if self.scale != 1 else "")
+
+
 class ModelSpec(Schema):
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -68,6 +92,11 @@ class ModelSpec(Schema):
     gated: bool = False
     # Only these files of the repo are downloaded (some repos also hold many single-file checkpoints).
     allow_patterns: list[str] | None = None
+    # A LoRA fused into the weights at load (a distilled few-step variant of the base model), and the scheduler
+    # settings its authors prescribe with it (overrides of the pipeline's scheduler config). Both are part of
+    # `weights`: a model with them is a pool of its own, apart from the plain model on the same repo.
+    adapter: BuiltinAdapter | None = None
+    scheduler: dict[str, Any] | None = None
     gpu: str = "H100"
     modal_class: str
     # The container's memory request (Modal reserves 128 MiB unless told): it holds the whole pipeline in RAM
@@ -129,12 +158,13 @@ class ModelSpec(Schema):
     @property
     def weights(self) -> str:
         """The weights this model runs on: one Modal pool (one warm container) serves every model that shares
-        them, text-to-image, edit, inpainting and variations alike."""
-        return weights_key(self.repo, self.revision)
+        them, text-to-image, edit, inpainting and variations alike. A built-in adapter and scheduler overrides are
+        part of them: the fused weights are another set of weights."""
+        return weights_key(self.repo, self.revision, self.adapter, self.scheduler)
 
     @property
     def pinned(self) -> bool:
-        return bool(COMMIT.fullmatch(self.revision))
+        return bool(COMMIT.fullmatch(self.revision)) and (self.adapter is None or self.adapter.pinned)
 
     @property
     def takes_references(self) -> bool:
@@ -280,8 +310,17 @@ def license_allowed(license_id: str, accepted: str) -> bool:
     return "*" in names or license_id.lower() in names
 
 
-def weights_key(repo: str, revision: str) -> str:
-    return f"{repo}@{revision}"
+def weights_key(repo: str, revision: str, adapter: BuiltinAdapter | None = None,
+                scheduler: dict[str, Any] | None = None) -> str:
+    """`repo@revision`, then `+adapter-repo@revision/file` with a built-in adapter, and `+scheduler:<hash>` of
+    scheduler overrides: the Modal class's parameter, so it stays short."""
+    key = f"{repo}@{revision}"
+    if adapter is not None:
+        key += f"+{adapter.key}"
+    if scheduler:
+        canonical = json.dumps(scheduler, sort_keys=True, separators=(",", ":"))
+        key += f"+scheduler:{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+    return key
 
 
 @dataclass(frozen=True)
@@ -300,10 +339,13 @@ class WeightsPool:
     allow_patterns: tuple[str, ...] | None
     models: tuple[str, ...]
     gated: bool
+    # The LoRA fused into these weights at load, and the scheduler overrides that go with it (sorted pairs).
+    adapter: BuiltinAdapter | None = None
+    scheduler: tuple[tuple[str, Any], ...] = ()
 
     @property
     def pinned(self) -> bool:
-        return bool(COMMIT.fullmatch(self.revision))
+        return bool(COMMIT.fullmatch(self.revision)) and (self.adapter is None or self.adapter.pinned)
 
 
 class Catalog(Schema):
@@ -329,8 +371,8 @@ class Catalog(Schema):
             if edit.task != _WITH_REFERENCES.get(model.task):
                 raise ValueError(f"{model.id}: edit_model {edit.id} is a {edit.task} model, not "
                                  f"{_WITH_REFERENCES.get(model.task, 'a reference task')}")
-            if (edit.repo, edit.revision) != (model.repo, model.revision):
-                raise ValueError(f"{model.id}: edit_model {edit.id} must use the same weights")
+            if edit.weights != model.weights:
+                raise ValueError(f"{model.id}: edit_model {edit.id} must use the same weights (and built-in adapter)")
         for key, models in self._by_weights().items():
             for field in ("modal_class", "gpu"):
                 values = {getattr(m, field) for m in models}
@@ -357,7 +399,8 @@ class Catalog(Schema):
                 gpu=first.gpu, memory_gib=max(m.memory_gib for m in models),
                 startup_timeout=max(m.startup_timeout for m in models),
                 allow_patterns=tuple(patterns) if all(m.allow_patterns for m in models) else None,
-                models=tuple(m.id for m in models), gated=any(m.gated for m in models))
+                models=tuple(m.id for m in models), gated=any(m.gated for m in models), adapter=first.adapter,
+                scheduler=tuple(sorted((first.scheduler or {}).items())))
         return pools
 
     def weights_pool(self, key: str) -> WeightsPool | None:

@@ -71,14 +71,20 @@ def weights_on_volume(pool: Pool, environment: str) -> bool:
     spec = get_catalog().weights_pool(pool.weights)
     assert spec is not None
     volume = modal.Volume.from_name(layout.WEIGHTS_VOLUME, environment_name=environment)
-    try:
-        commit = spec.revision
-        if not layout.is_commit(commit):
-            commit = b"".join(volume.read_file(str(layout.ref_path(spec.repo, spec.revision)))).decode().strip()
-        entries = volume.listdir(str(layout.commit_path(spec.repo, commit)))
-    except modal.exception.NotFoundError:
-        return False
-    return any(entry.path.rsplit("/", 1)[-1] == layout.COMPLETE for entry in entries)
+
+    def complete(repo: str, revision: str, file: str | None = None) -> bool:
+        try:
+            commit = revision
+            if not layout.is_commit(commit):
+                commit = b"".join(volume.read_file(str(layout.ref_path(repo, revision)))).decode().strip()
+            names = {entry.path.rsplit("/", 1)[-1] for entry in volume.listdir(str(layout.commit_path(repo, commit)))}
+        except modal.exception.NotFoundError:
+            return False
+        return layout.COMPLETE in names and (file is None or file in names)
+
+    # A built-in adapter (a LoRA fused at load) is one file of its own repo's download.
+    return complete(spec.repo, spec.revision) and (
+        spec.adapter is None or complete(spec.adapter.repo, spec.adapter.revision, spec.adapter.weight_name))
 
 
 def apply(pools: list[Pool], *, app_name: str, environment: str) -> list[Pool]:

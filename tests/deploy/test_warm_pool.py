@@ -98,6 +98,28 @@ def test_pools_of_weights_not_on_the_volume_are_not_warmed(recording_modal):
         p.weights: (1 if p.model == "sdxl-turbo" else 0) for p in pools}
 
 
+def test_a_pool_with_a_builtin_adapter_is_warmed_only_with_the_adapter_file_on_the_volume(recording_modal):
+    """qwen-image-lightning loads Qwen-Image's files and fuses one file of its adapter's repo: both must be there."""
+    from gpu import weights
+    from gpu.weights import WEIGHTS_VOLUME
+
+    downloaded(recording_modal, "qwen-image-lightning")  # Qwen-Image's own files
+    pools = warm_pool.parse(["qwen-image-lightning=1"])
+
+    def skipped() -> list[str]:
+        return [p.model for p in warm_pool.apply(pools, app_name="darkroom", environment="main")]
+
+    assert skipped() == ["qwen-image-lightning"]  # no adapter download at all
+    adapter = get_catalog().model("qwen-image-lightning").adapter
+    root, commit = recording_modal.volumes[WEIGHTS_VOLUME], "d" * 40
+    (root / weights.commit_path(adapter.repo, commit)).mkdir(parents=True)
+    weights.mark_complete(root, adapter.repo, adapter.revision, commit, [])
+    weights.point(root, adapter.repo, adapter.revision, commit)
+    assert skipped() == ["qwen-image-lightning"]  # its repo's commit, but not its file
+    (root / weights.commit_path(adapter.repo, commit) / adapter.weight_name).write_bytes(b"lora")
+    assert skipped() == []
+
+
 def test_deploy_applies_the_pools_after_the_download_and_the_app(recording_modal):
     config = DeployConfig(warm=["flux-schnell=1"], download_weights=["flux-schnell"])
     steps = deploy_steps(config, "us-east-1", parameter_overrides(config, WORKSPACE_ID, ""), None)

@@ -158,6 +158,47 @@ def test_video_models_come_without_the_background_remover(tmp_path):
     assert not (commit_dir / "ltx-video-2b-v0.9.safetensors").exists()  # outside the catalog's allow_patterns
 
 
+def test_a_builtin_adapter_is_downloaded_as_its_one_file(tmp_path):
+    """qwen-image-lightning: Qwen-Image's files (once, whichever pool on them asks) and, from the adapter's repo,
+    only the file it fuses, into that repo's own commit directory, where the worker finds it."""
+    from gpu import modal_app, weights, worker
+
+    catalog = get_catalog()
+    fast, remover = catalog.model("qwen-image-lightning"), catalog.background_remover
+    adapter = fast.adapter
+    repos = {fast.repo: Repo({"model_index.json": b"{}", "transformer/config.json": b"{}",
+                              "transformer/diffusion_pytorch_model.safetensors": b"q" * 1024}),
+             adapter.repo: Repo({adapter.weight_name: b"l" * 256, "Qwen-Image-Lightning-4steps-V2.0.safetensors": b"4",
+                                 "Qwen-Image-Edit-Lightning-8steps-V1.0.safetensors": b"e"}),
+             remover.repo: Repo({"config.json": b"{}", "model.safetensors": b"s" * 512})}
+    with HubStandIn(repos) as hub:
+        env = image_env(function_image(modal_app.download)) | {"HF_ENDPOINT": hub.endpoint}
+        done = _run_download(env, tmp_path / "weights", "qwen-image,qwen-image-lightning")
+        assert done.returncode == 0, done.stderr[-3000:]
+        fetched = [r for r in hub.requests if r.startswith("GET") and "/resolve/" in r]
+        assert len([r for r in fetched if "diffusion_pytorch_model" in r]) == 1  # one repo, one download
+        assert [r for r in fetched if adapter.repo in r] == [
+            r for r in fetched if adapter.weight_name in r and adapter.repo in r]
+
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert set(result) == {"qwen-image", "qwen-image-edit", "qwen-image-lightning", "qwen-image-lightning-edit",
+                           remover.id}
+    root = tmp_path / "weights"
+    lora_dir = weights.resolve(root, adapter.repo, adapter.revision)
+    assert sorted(p.name for p in lora_dir.iterdir() if not p.name.startswith(".")) == [adapter.weight_name]
+    assert weights.resolve(root, fast.repo, fast.revision) == root / fast.repo / repos[fast.repo].commit
+    os.environ["DARKROOM_WEIGHTS"] = str(root)
+    try:
+        assert worker.adapter_file(fast) == lora_dir / adapter.weight_name
+        assert worker.builtin_adapter(catalog.weights_pool(fast.weights)).path == lora_dir / adapter.weight_name
+        assert worker.builtin_adapter(catalog.model("qwen-image")) is None
+        (lora_dir / adapter.weight_name).unlink()
+        with pytest.raises(weights.WeightsMissing, match="--download-weights qwen-image-lightning"):
+            worker.adapter_file(fast)
+    finally:
+        del os.environ["DARKROOM_WEIGHTS"]
+
+
 def test_the_inference_image_env_could_not_have_downloaded(tmp_path):
     """The same download under the GPU classes' env (the one image before) never reaches the stand-in."""
     from gpu import modal_app

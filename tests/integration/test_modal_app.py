@@ -62,7 +62,8 @@ def _upload(world, workspace_id: str, data: bytes) -> str:
     return key
 
 
-@pytest.mark.parametrize("text_model", ["flux-schnell", "z-image-turbo", "flux2-klein"])
+# qwen-image-lightning: a built-in adapter, fused by the enter hook, and the worker finds that fused pipeline.
+@pytest.mark.parametrize("text_model", ["flux-schnell", "z-image-turbo", "flux2-klein", "qwen-image-lightning"])
 def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant, monkeypatch, text_model):
     """A pool per set of weights (not per model), and on Modal the weights load once: the container's enter hooks
     load the text pipeline, and edit and inpaint requests derive theirs from it, sharing every module. Before,
@@ -105,7 +106,7 @@ def test_one_container_serves_text_edit_and_inpaint_from_one_load(world, tenant,
 
     assert loads == [pipelines.FAMILIES[text.family].pipeline], loads  # one from_pretrained, by the enter hook
     device, dtype = worker.device_and_dtype()
-    source = str(worker.weights_source(text))
+    source = pipelines._source_key(worker.weights_source(text), worker.builtin_adapter(text))
     families = (text.family, edit.family, pipelines.inpaint_family(edit.family))
     loaded = {family: pipelines._cache[(family, source, device, dtype)] for family in families}
     for family in families[1:]:
