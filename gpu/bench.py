@@ -14,6 +14,7 @@ Results print as a table and go to docs/benchmarks.md with a description of the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -48,6 +49,8 @@ class Row:
     encode: float
     upload: float
     output_bytes: int
+    # Loading one LoRA adapter into the pipeline and removing it after (a job's lora_load), when one was given.
+    lora_load: float | None = None
 
     @property
     def job_time(self) -> float:
@@ -108,10 +111,11 @@ def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespac
     # Load: as a fresh container does (weights on disk, nothing cached in this process).
     pipelines.clear_cache()
     source = worker.weights_source(model)  # tiny ones are built here, before the clock starts
+    builtin = worker.builtin_adapter(model)  # a built-in adapter's file too; its fusing is part of the load
     if device == "cuda":
         torch.cuda.empty_cache()
     t0 = time.perf_counter()
-    pipe = pipelines.load_pipeline(model.family, source, device=device, dtype=dtype)
+    pipe = pipelines.load_pipeline(model.family, source, device=device, dtype=dtype, builtin=builtin)
     _sync(device)
     load = time.perf_counter() - t0
     if args.compile:
@@ -151,7 +155,26 @@ def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespac
     # Best of the runs, as timeit reports: on a shared machine noise only ever adds time.
     return Row(model=model.id, task=model.task, width=width, height=height, n=req.n, steps=steps,
                frames=req.frames, fps=req.fps, load=load, warmup=warmup, inference=min(inference),
-               vae_decode=min(decode), encode=min(encoding), upload=min(uploading), output_bytes=size_bytes)
+               vae_decode=min(decode), encode=min(encoding), upload=min(uploading), output_bytes=size_bytes,
+               lora_load=_lora_load(model, pipe, req, args))
+
+
+def _lora_load(model: ModelSpec, pipe: Any, req: Any, args: argparse.Namespace) -> float | None:
+    """The best of a few loads and removals of one LoRA adapter around a call (GenerationResult.lora_load): --lora's
+    file, or on tiny weights a tiny LoRA of the family (gpu/tiny.py); None without either."""
+    from gpu import pipelines
+    from gpu.loras import Adapter
+
+    if args.lora:
+        path = Path(args.lora)
+    elif _weights() == "tiny":
+        from gpu.tiny import ensure_tiny_lora
+
+        path = ensure_tiny_lora(model.family, Path(os.environ.get("DARKROOM_DATA_DIR", ".darkroom")) / "models", "bench")
+    else:
+        return None
+    with_lora = dataclasses.replace(req, loras=[Adapter(path=path, sha256="bench", scale=1.0)])
+    return min(pipelines.generate(pipe, model.family, with_lora).lora_load for _ in range(max(1, args.repeat)))
 
 
 def _reference(width: int, height: int) -> Any:
@@ -233,7 +256,7 @@ class _S3:
 
 
 HEADERS = ["model", "task", "size", "frames", "n", "steps", "load s", "warm-up s", "inference s",
-           "VAE decode s", "encode s", "upload s", "throughput", "overhead"]
+           "VAE decode s", "encode s", "upload s", "LoRA load s", "throughput", "overhead"]
 
 
 def row_cells(row: Row) -> list[str]:
@@ -241,7 +264,8 @@ def row_cells(row: Row) -> list[str]:
         row.model, row.task, f"{row.width}x{row.height}",
         f"{row.frames} @ {row.fps:g} fps" if row.frames and row.fps else "-", str(row.n), str(row.steps),
         f"{row.load:.2f}", f"{row.warmup:.2f}", f"{row.inference:.3f}", f"{row.vae_decode:.3f}",
-        f"{row.encode:.3f}", f"{row.upload:.3f}", f"{row.throughput:.2f} {row.unit}", f"{row.overhead:.2f}",
+        f"{row.encode:.3f}", f"{row.upload:.3f}", f"{row.lora_load:.3f}" if row.lora_load is not None else "-",
+        f"{row.throughput:.2f} {row.unit}", f"{row.overhead:.2f}",
     ]
 
 
@@ -260,6 +284,8 @@ def markdown(rows: list[Row], machine: dict[str, str], command: str) -> str:
         "- **VAE decode**: the part of inference spent in the VAE decoder (timed with hooks on it);",
         "- **encode**: PNG + JPEG thumbnail per image, or H.264 mp4 + JPEG poster per video;",
         "- **upload**: S3 PutObject of every file (a moto server on loopback here: no network latency);",
+        ("- **LoRA load**: loading one LoRA adapter into the pipeline and removing it after, as a job that brings "
+         "one does (`--lora FILE`; on tiny weights a tiny LoRA of the family), part of that job's inference;"),
         "- **throughput**: images, or seconds of video, per second of job time (inference + encode + upload);",
         "- **overhead**: the worker's own cost relative to the model's, (encode + upload) / inference.",
         "",
@@ -317,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="video seconds (default: the model's default)")
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per row (the best is kept)")
     parser.add_argument("--weights", help="tiny, hub or a weights directory (default: DARKROOM_WEIGHTS, else tiny)")
+    parser.add_argument("--lora", help="a LoRA .safetensors file whose load time to measure (default on tiny weights: "
+                                       "a tiny one per family)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser (CUDA)")
     parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path")
