@@ -183,3 +183,33 @@ def test_rate_limit_is_rate_limit_error(stack):
     assert refused.code == "rate_limit_exceeded"
     assert int(refused.response.headers["retry-after"]) > 0
     assert refused.response.headers["x-ratelimit-limit-requests"] == "2"
+
+
+def test_a_lora_uploaded_once_runs_from_the_sdk_in_generations_and_edits(sdk, stack, tmp_path):
+    """Registered with a plain multipart POST (as curl would), then named in extra_body: the SDK sends it as JSON for
+    a generation and as bracketed form fields (loras[][path], loras[][scale]) for a multipart edit."""
+    import hashlib
+
+    from gpu.tiny import ensure_tiny_lora
+
+    data = ensure_tiny_lora("flux", tmp_path, "sdk-ink").read_bytes()
+    registered = httpx.post(f"{stack.url}/api/loras", headers={"Authorization": f"Bearer {stack.api_key}"},
+                            files={"file": ("sdk-ink.safetensors", data, "application/octet-stream")}, timeout=60)
+    assert registered.status_code == 201, registered.text
+    lora_id = registered.json()["id"]
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        made = sdk.images.generate(model="flux-schnell", prompt=PROMPT, size="256x256",
+                                   extra_body={"loras": [{"path": lora_id, "scale": 0.6}]})
+        assert made.model_extra["loras"] == [{"path": lora_id, "id": lora_id, "name": "sdk-ink.safetensors", "scale": 0.6,
+                                              "sha256": sha}]
+        edited = sdk.images.edit(model="flux-schnell", prompt="at night", size="256x256",
+                                 image=("a.png", png(256, 256, (40, 90, 200)), "image/png"),
+                                 extra_body={"loras": [{"path": lora_id, "scale": 0.9}]})
+        assert [(x["id"], x["scale"]) for x in edited.model_extra["loras"]] == [(lora_id, 0.9)]
+        with pytest.raises(openai.BadRequestError) as refused:
+            sdk.images.generate(model="flux-schnell", prompt=PROMPT, size="256x256",
+                                extra_body={"loras": [{"path": "http://169.254.169.254/latest/x.safetensors"}]})
+        assert refused.value.body["param"] == "loras.0.path"
+    finally:
+        httpx.delete(f"{stack.url}/api/loras/{lora_id}", headers={"Authorization": f"Bearer {stack.api_key}"})
