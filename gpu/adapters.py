@@ -1,9 +1,10 @@
 """A job's LoRA adapters: fetched by their source, cached by content hash, handed to the pipeline (gpu/loras.py).
 
 A job's `params["loras"]` is what the API resolved at submit (functions/core/generation.py): for each adapter, the
-`path` the caller sent, its `scale`, and where the file is: `{"upload_key": "<ws>/loras/…"}` (a LoRA the workspace
-registered, read from S3 directly and only from the job's own workspace) or `{"url": "https://…"}` (an https URL, or
-a Hugging Face file's resolve URL), fetched with the reference images' SSRF guard on every hop, within LORA_LIMITS.
+`path` the caller sent, its `scale`, and where the file is: `{"upload_key": "<ws>/loras/…", "bucket": …}` (a LoRA
+the workspace registered, read from the stack's adapters bucket directly and only from the job's own workspace) or
+`{"url": "https://…"}` (an https URL, or a Hugging Face file's resolve URL), fetched with the reference images' SSRF
+guard on every hop, within LORA_LIMITS.
 
 Files are kept by content hash in a bounded cache (LoraCache: least recently used out first): on the Modal Volume
 deployed (DARKROOM_LORA_CACHE), under the local data directory otherwise. A registered upload never changes, so its
@@ -89,7 +90,7 @@ def _adapter(spec: dict[str, Any], label: str, *, workspace_id: str, bucket: str
     source = spec.get("source") or {}
     scale = float(spec.get("scale", 1.0))
     if "upload_key" in source:
-        key, ttl = f"s3:{bucket}/{source['upload_key']}", None
+        key, ttl = f"s3:{source.get('bucket') or bucket}/{source['upload_key']}", None
     elif "url" in source:
         key, ttl = f"url:{source['url']}", URL_TTL_SECONDS
     else:
@@ -100,7 +101,9 @@ def _adapter(spec: dict[str, Any], label: str, *, workspace_id: str, bucket: str
     if known and (ttl is None or time.monotonic() - known[1] < ttl) and (path := files.get(known[0])) is not None:
         return Adapter(path=path, sha256=known[0], scale=scale)
     if "upload_key" in source:
-        data = _read_registered(source["upload_key"], label, workspace_id=workspace_id, bucket=bucket)
+        # Registered files are in the stack's adapters bucket, which the API names in the source.
+        data = _read_registered(source["upload_key"], label, workspace_id=workspace_id,
+                                bucket=source.get("bucket") or bucket)
     else:
         try:
             data = fetch_url(source["url"], label, allow_loopback=allow_loopback, limits=LORA_LIMITS,

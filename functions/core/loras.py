@@ -12,7 +12,8 @@ Storage: one item per workspace in the workspaces table, id `loras#{workspace}` 
 with a map of records and two counters. One conditional UpdateItem adds a record and checks both caps, so two
 concurrent registrations can never pass a cap; a count cap of at most 100 keeps the item far below 400 KB.
 
-Uploaded files live in the outputs bucket, so its lifecycle rule (OutputRetentionDays) expires them too.
+Uploaded files live in a bucket of their own (Settings.adapters_bucket, template.yaml: AdaptersBucket), without the
+outputs bucket's expiry rule: a LoRA stays until it is deleted through the API.
 """
 
 from __future__ import annotations
@@ -374,7 +375,7 @@ def register_bytes(workspace_id: str, data: bytes, filename: str | None, *, name
     exists = _check_room(workspace_id, len(data))
     lora_id = new_id()
     key = key_for(workspace_id, lora_id)
-    storage.put_bytes(key, data, CONTENT_TYPE)
+    storage.put_bytes(key, data, CONTENT_TYPE, bucket=get_settings().adapters_bucket)
     record = _record(workspace_id, lora_id, _name(name, filename or "lora.safetensors"), "upload", len(data),
                      info, families, key=key)
     _add_or_forget(record, exists)
@@ -397,12 +398,13 @@ def register_upload(workspace_id: str, reference: str, *, name: str | None = Non
     exists = _check_room(workspace_id, total)
     lora_id = new_id()
     key = key_for(workspace_id, lora_id)
-    bucket = get_settings().outputs_bucket
+    settings = get_settings()
     copy: dict[str, Any] = {"CopySourceIfMatch": etag} if etag else {}
     from botocore.exceptions import ClientError
 
     try:
-        aws.client("s3").copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": source_key},
+        aws.client("s3").copy_object(Bucket=settings.adapters_bucket, Key=key,
+                                     CopySource={"Bucket": settings.outputs_bucket, "Key": source_key},
                                      ContentType=CONTENT_TYPE, MetadataDirective="REPLACE", **copy)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "NoSuchKey", "404"):
@@ -418,7 +420,7 @@ def _add_or_forget(record: LoraRecord, exists: bool) -> None:
         _add(record, record.size, exists)
     except BaseException:
         if record.key:
-            storage.delete([record.key])  # refused (a cap reached meanwhile): the file goes with it
+            storage.delete([record.key], bucket=get_settings().adapters_bucket)  # refused (a cap reached meanwhile)
         raise
 
 
@@ -513,7 +515,7 @@ def delete(workspace_id: str, lora_id: str) -> LoraRecord:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            storage.delete([record.key])
+            storage.delete([record.key], bucket=get_settings().adapters_bucket)
         except (BotoCoreError, ClientError):  # the record is gone (nothing can use the file); the bucket's lifecycle rule removes it
             logger.exception("a deleted LoRA's file could not be deleted", extra={"lora": lora_id})
     return record
@@ -546,7 +548,7 @@ def for_job(workspace_id: str, path: str, scale: float, family: str, field: str)
         fitting = record.families
         entry |= {"id": record.id, "name": record.name}
         if record.key:
-            entry["source"] = {"upload_key": record.key}
+            entry["source"] = {"upload_key": record.key, "bucket": get_settings().adapters_bucket}
         else:
             url = record.url or hub_url(record.hf_repo or "", record.weight_name or DEFAULT_WEIGHT_NAME,
                                         record.commit or record.revision or "main")

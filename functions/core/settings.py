@@ -33,6 +33,8 @@ class Settings(Schema):
     webhooks_queue_url: str = ""
     webhooks_dlq_url: str = ""
     outputs_bucket: str = "darkroom-outputs"
+    # Uploaded LoRA files, kept until deleted (template.yaml: AdaptersBucket, no expiry rule).
+    adapters_bucket: str = "darkroom-adapters"
 
     # "modal" in AWS; the local stack runs the worker in-process.
     dispatcher: Literal["modal", "local"] = "modal"

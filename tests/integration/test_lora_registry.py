@@ -107,7 +107,7 @@ def test_multipart_registration_list_get_and_delete(world, api, tenant):
     assert lora["rank"] == 4 and lora["families"] == ["flux"] and lora["weights"] == "tiny"
     assert "key" not in lora and "workspace_id" not in lora
     key = f"{tenant.workspace_id}/loras/{lora['id']}.safetensors"
-    assert storage.get_bytes(key) == LORA
+    assert storage.get_bytes(key, bucket=get_settings().adapters_bucket) == LORA
     record = loras.resolve(tenant.workspace_id, lora["id"])
     assert record is not None and record.key == key and record.workspace_id == tenant.workspace_id
 
@@ -163,7 +163,7 @@ def test_presigned_upload_then_register(world, api, tenant):
     assert resp.status_code == 201, resp.json
     assert resp.json["name"] == "big-style.safetensors" and resp.json["rank"] == 8 and resp.json["module_count"] == 2
     copied = loras.resolve(tenant.workspace_id, resp.json["id"]).key
-    assert copied == f"{tenant.workspace_id}/loras/{resp.json['id']}.safetensors" and storage.get_bytes(copied) == data
+    assert copied == f"{tenant.workspace_id}/loras/{resp.json['id']}.safetensors" and storage.get_bytes(copied, bucket=get_settings().adapters_bucket) == data
 
 
 def _other_key(world) -> str:
@@ -291,5 +291,5 @@ def _keys(world, workspace_id: str) -> list[str]:
 
     s3 = boto3.client("s3", endpoint_url=world.endpoint, region_name="us-east-1", aws_access_key_id="local",
                       aws_secret_access_key="local")
-    listed = s3.list_objects_v2(Bucket=get_settings().outputs_bucket, Prefix=f"{workspace_id}/loras/")
+    listed = s3.list_objects_v2(Bucket=get_settings().adapters_bucket, Prefix=f"{workspace_id}/loras/")
     return [o["Key"] for o in listed.get("Contents", [])]
