@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from functions.core.catalog import ModelSpec, get_catalog
+from functions.core.catalog import ModelSpec, SpeedSettings, get_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -51,6 +51,8 @@ class Row:
     output_bytes: int
     # Loading one LoRA adapter into the pipeline and removing it after (a job's lora_load), when one was given.
     lora_load: float | None = None
+    # What the speed settings (the model's, or --speed's) applied or fell back to (gpu/speed.py); "-": none on.
+    speed: str = "-"
 
     @property
     def job_time(self) -> float:
@@ -88,6 +90,39 @@ def _sizes_for(model: ModelSpec, args: argparse.Namespace, on_gpu: bool) -> list
     return [(max(model.min_side, w // snap * snap), max(model.min_side, h // snap * snap)) for w, h in sizes]
 
 
+def parse_speed(text: str, base: SpeedSettings | None = None) -> SpeedSettings:
+    """`--speed KEY=VALUE,...` over `base` (the model's settings): compile, attention, quantize, vae_tiling,
+    channels_last, cache (a kind, or none) and cache.KNOB (threshold, cache_interval, ...: CacheSettings' fields).
+    ValueError for an unknown key or value."""
+    import yaml
+
+    settings = (base or SpeedSettings()).model_dump(exclude_none=True)
+    knobs: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--speed: {item!r} is not KEY=VALUE")
+        value = yaml.safe_load(raw)  # true/false, numbers, strings
+        if key == "cache":
+            settings["cache"] = None if value in (None, "none") else {"kind": value}
+        elif key.startswith("cache."):
+            knobs[key.removeprefix("cache.")] = value
+        elif key in SpeedSettings.model_fields:
+            settings[key] = value
+        else:
+            raise ValueError(f"--speed: unknown setting {key!r}; known: {', '.join(SpeedSettings.model_fields)}, "
+                             "cache.KNOB")
+    if knobs:
+        if not settings.get("cache"):
+            raise ValueError("--speed: cache.KNOB needs a cache (cache=first_block, taylorseer or magcache)")
+        settings["cache"] = {**settings["cache"], **knobs}
+    return SpeedSettings.model_validate(settings)
+
+
+def speed_cell(report: dict[str, str]) -> str:
+    return "; ".join(f"{key}: {value}" for key, value in report.items()) or "-"
+
+
 def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespace, *,
                 device: str, dtype: str, upload: Callable[[str, bytes, str], None]) -> Row:
     import torch
@@ -114,8 +149,9 @@ def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespac
     builtin = worker.builtin_adapter(model)  # a built-in adapter's file too; its fusing is part of the load
     if device == "cuda":
         torch.cuda.empty_cache()
+    speed = parse_speed(args.speed, model.speed) if args.speed else model.speed
     t0 = time.perf_counter()
-    pipe = pipelines.load_pipeline(model.family, source, device=device, dtype=dtype, builtin=builtin)
+    pipe = pipelines.load_pipeline(model.family, source, device=device, dtype=dtype, builtin=builtin, speed=speed)
     _sync(device)
     load = time.perf_counter() - t0
     if args.compile:
@@ -156,7 +192,7 @@ def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespac
     return Row(model=model.id, task=model.task, width=width, height=height, n=req.n, steps=steps,
                frames=req.frames, fps=req.fps, load=load, warmup=warmup, inference=min(inference),
                vae_decode=min(decode), encode=min(encoding), upload=min(uploading), output_bytes=size_bytes,
-               lora_load=_lora_load(model, pipe, req, args))
+               lora_load=_lora_load(model, pipe, req, args), speed=speed_cell(pipelines.speed_report(pipe)))
 
 
 def _lora_load(model: ModelSpec, pipe: Any, req: Any, args: argparse.Namespace) -> float | None:
@@ -256,7 +292,7 @@ class _S3:
 
 
 HEADERS = ["model", "task", "size", "frames", "n", "steps", "load s", "warm-up s", "inference s",
-           "VAE decode s", "encode s", "upload s", "LoRA load s", "throughput", "overhead"]
+           "VAE decode s", "encode s", "upload s", "LoRA load s", "throughput", "overhead", "speed settings"]
 
 
 def row_cells(row: Row) -> list[str]:
@@ -265,7 +301,7 @@ def row_cells(row: Row) -> list[str]:
         f"{row.frames} @ {row.fps:g} fps" if row.frames and row.fps else "-", str(row.n), str(row.steps),
         f"{row.load:.2f}", f"{row.warmup:.2f}", f"{row.inference:.3f}", f"{row.vae_decode:.3f}",
         f"{row.encode:.3f}", f"{row.upload:.3f}", f"{row.lora_load:.3f}" if row.lora_load is not None else "-",
-        f"{row.throughput:.2f} {row.unit}", f"{row.overhead:.2f}",
+        f"{row.throughput:.2f} {row.unit}", f"{row.overhead:.2f}", row.speed,
     ]
 
 
@@ -287,7 +323,9 @@ def markdown(rows: list[Row], machine: dict[str, str], command: str) -> str:
         ("- **LoRA load**: loading one LoRA adapter into the pipeline and removing it after, as a job that brings "
          "one does (`--lora FILE`; on tiny weights a tiny LoRA of the family), part of that job's inference;"),
         "- **throughput**: images, or seconds of video, per second of job time (inference + encode + upload);",
-        "- **overhead**: the worker's own cost relative to the model's, (encode + upload) / inference.",
+        "- **overhead**: the worker's own cost relative to the model's, (encode + upload) / inference;",
+        ("- **speed settings**: what the model's speed settings (or `--speed`'s) applied, or why each fell back "
+         "(gpu/speed.py)."),
         "",
         ("Times are seconds, the best of the measured runs for each stage (as `timeit` reports: on a shared "
          "machine, noise only ever adds time)."),
@@ -327,7 +365,7 @@ def print_table(rows: list[Row]) -> None:
 
     table = Table(title="Darkroom worker benchmark")
     for i, header in enumerate(HEADERS):
-        table.add_column(header, justify="left" if i < 2 else "right")
+        table.add_column(header, justify="left" if i < 2 or i == len(HEADERS) - 1 else "right")
     for row in rows:
         table.add_row(*row_cells(row))
     Console(width=220).print(table)
@@ -347,9 +385,17 @@ def main(argv: list[str] | None = None) -> int:
                                        "a tiny one per family)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser (CUDA)")
     parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    parser.add_argument("--speed", help="override the models' speed settings: KEY=VALUE,... (compile=none|regional|full, "
+                                        "attention=native|flash|sage, quantize=none|fp8, vae_tiling=true, "
+                                        "channels_last=true, cache=first_block|taylorseer|magcache|none, cache.KNOB=V)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    if args.speed:
+        try:
+            parse_speed(args.speed)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            parser.error(str(exc))
 
     if args.weights:
         os.environ["DARKROOM_WEIGHTS"] = args.weights

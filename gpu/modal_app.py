@@ -115,10 +115,14 @@ class _Generator:
             # A GPU container without CUDA would run every job on its CPU, minutes each, billed as GPU time.
             raise RuntimeError(f"no CUDA device in a {self._pool().gpu} container (torch {torch.__version__})")
         self.pipe.to(device=device, dtype=getattr(torch, dtype))
-        # The worker asks the pipeline cache for (family, source, device, dtype): hand it this pipeline (the
+        # The pool's speed settings (compile, cache hooks, fp8, ...) on the GPU, after the snapshot: what they make is
+        # device-specific. The worker logs what they did with each job (pipelines.speed_report).
+        speed = self._pool().speed
+        pipelines.apply_speed(self.pipe, self.family, speed, device)
+        # The worker asks the pipeline cache for (family, source, device, dtype, speed): hand it this pipeline (the
         # base of every derived family), and forget the CPU entries, whose modules have just moved.
         pipelines.clear_cache()
-        pipelines.remember(self.family, self.source, device, dtype, self.pipe, builtin=self.builtin)
+        pipelines.remember(self.family, self.source, device, dtype, self.pipe, builtin=self.builtin, speed=speed)
 
     @modal.method()
     def generate(self, request: dict) -> dict | None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from PIL.Image import Image
 
+    from functions.core.catalog import SpeedSettings
+
 
 @dataclass(frozen=True)
 class Family:
@@ -205,9 +207,11 @@ class Builtin:
         return f"{self.path}*{self.scale!r}" + (f"+{json.dumps(self.scheduler)}" if self.scheduler else "")
 
 
-def _source_key(source: str | Path, builtin: Builtin | None) -> str:
-    """The cache key's source: the directory (or repo id), and the built-in adapter fused into what loads from it."""
-    return str(source) if builtin is None else f"{source}+{builtin.key}"
+def _source_key(source: str | Path, builtin: Builtin | None, speed: SpeedSettings | None = None) -> str:
+    """The cache key's source: the directory (or repo id), the built-in adapter fused into what loads from it, and the
+    speed settings applied to it (none when they are the defaults)."""
+    key = str(source) if builtin is None else f"{source}+{builtin.key}"
+    return key + (f"~{speed.key}" if speed is not None and speed.key else "")
 
 
 _CacheKey = tuple[str, str, str, str]
@@ -217,10 +221,29 @@ _load_locks: dict[_CacheKey, threading.Lock] = {}
 # (and every module), so two threads must never run pipelines sharing one at once.
 _run_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 _guard = threading.Lock()
+# What gpu/speed.py applied to each loaded pipeline (or why it fell back), by pipeline; derived ones share their base's.
+_speed_reports: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def apply_speed(pipe: DiffusionPipeline, family: str, speed: SpeedSettings | None, device: str) -> dict[str, str]:
+    """Apply a model's speed settings to a loaded base pipeline on its device (gpu/speed.py), once; remembered for
+    speed_report. load_pipeline calls it; the Modal class calls it after moving its CPU-loaded pipeline to the GPU."""
+    from gpu import speed as speed_settings
+
+    with MODEL_IO_LOCK:
+        report = speed_settings.apply(pipe, family, speed, device)
+    _speed_reports[pipe] = report
+    return report
+
+
+def speed_report(pipe: DiffusionPipeline) -> dict[str, str]:
+    """What the speed settings did to this pipeline (or its base), setting by setting; {} with the defaults."""
+    return dict(_speed_reports.get(pipe, {}))
 
 
 def load_pipeline(
-    family: str, source: str | Path, *, device: str = "cpu", dtype: str = "float32", builtin: Builtin | None = None
+    family: str, source: str | Path, *, device: str = "cpu", dtype: str = "float32", builtin: Builtin | None = None,
+    speed: SpeedSettings | None = None,
 ) -> DiffusionPipeline:
     """Load (once per process) the `family` pipeline from a local dir or a Hub repo id.
 
@@ -228,13 +251,14 @@ def load_pipeline(
     the base pipeline then has that LoRA fused into its weights and its scheduler overridden (`_apply_builtin`), a
     pipeline of its own beside the plain one. A derived family (img2img, i2v) first loads its base family from
     the same source (and adapter), then shares its modules. Thread-safe: concurrent callers of the same key wait
-    for one load; different keys load in parallel.
+    for one load; different keys load in parallel. `speed` (the model's SpeedSettings) is applied to the base pipeline
+    once it is on its device (apply_speed), and is part of the key when not the defaults.
     """
     spec = family_spec(family)
     cls = _pipeline_class(family)
     if dtype not in _DTYPES:
         raise ValueError(f"unsupported dtype {dtype!r}; use one of {sorted(_DTYPES)}")
-    key = (family, _source_key(source, builtin), device, dtype)
+    key = (family, _source_key(source, builtin, speed), device, dtype)
     with _guard:
         if key in _cache:
             return _cache[key]
@@ -243,9 +267,10 @@ def load_pipeline(
         if key in _cache:  # loaded by the thread we waited for
             return _cache[key]
         if spec.base != family:
-            base = load_pipeline(spec.base, source, device=device, dtype=dtype, builtin=builtin)
+            base = load_pipeline(spec.base, source, device=device, dtype=dtype, builtin=builtin, speed=speed)
             with MODEL_IO_LOCK:
                 pipe = derive(cls, base)
+            _speed_reports[pipe] = speed_report(base)  # the same modules, so the same settings
         else:
             import torch
 
@@ -257,6 +282,7 @@ def load_pipeline(
                 pipe = cls.from_pretrained(source, **kwargs).to(device)
             if builtin is not None:
                 _apply_builtin(pipe, family, builtin)
+            apply_speed(pipe, family, speed, device)  # after the fuse: a compiled or quantized layer takes no LoRA
         pipe.set_progress_bar_config(disable=True)
         with _guard:
             _cache[key] = pipe
@@ -303,10 +329,11 @@ def derive(cls: type, base: DiffusionPipeline) -> DiffusionPipeline:
 
 
 def remember(family: str, source: str | Path, device: str, dtype: str, pipe: DiffusionPipeline,
-             builtin: Builtin | None = None) -> None:
-    """Put an already loaded pipeline in the cache (the Modal class loads on CPU, then moves it to the GPU)."""
+             builtin: Builtin | None = None, speed: SpeedSettings | None = None) -> None:
+    """Put an already loaded pipeline in the cache (the Modal class loads on CPU, then moves it to the GPU), under the
+    speed settings it was given (apply_speed)."""
     with _guard:
-        _cache[(family, _source_key(source, builtin), device, dtype)] = pipe
+        _cache[(family, _source_key(source, builtin, speed), device, dtype)] = pipe
 
 
 def clear_cache() -> None:

@@ -29,6 +29,7 @@ from gpu.pipelines import (
     generate,
     inpaint_family,
     load_pipeline,
+    speed_report,
 )
 
 # Uploads of a job's outputs overlap the encoding of the next output: a few S3 PUTs at once.
@@ -166,10 +167,10 @@ def device_and_dtype() -> tuple[str, str]:
 
 def load(model: ModelSpec, family: str | None = None):
     """The model's pipeline (or `family`'s, on the same weights) on this machine's best device, loaded once
-    per process."""
+    per process, with the model's speed settings applied (gpu/speed.py; pipelines.speed_report says what they did)."""
     device, dtype = device_and_dtype()
     return load_pipeline(family or model.family, weights_source(model), device=device, dtype=dtype,
-                         builtin=builtin_adapter(model))
+                         builtin=builtin_adapter(model), speed=model.speed)
 
 
 def execute(request: messages.WorkRequest, store: JobStore,
@@ -254,6 +255,7 @@ def execute(request: messages.WorkRequest, store: JobStore,
         t0 = time.perf_counter()
         pipe = load(model, family)
         timings["load"] = time.perf_counter() - t0
+        speed = speed_report(pipe)  # what the speed settings did, or why one fell back: reported with the job
         t0 = time.perf_counter()
         result = generate(pipe, family, gen, on_step=watch.on_step)
     timings["inference"] = time.perf_counter() - t0
@@ -276,7 +278,7 @@ def execute(request: messages.WorkRequest, store: JobStore,
     return messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id, outcome="succeeded",
                                   outputs=outputs, seed=result.seed,
                                   timings={k: round(v, 4) for k, v in timings.items()},
-                                  loras=adapters.reported(specs, gen.loras))
+                                  loras=adapters.reported(specs, gen.loras), speed=speed)
 
 
 def _background_remover(model: ModelSpec, params: dict) -> BackgroundRemoverSpec | None:

@@ -7,6 +7,7 @@ imported and parsed on the first use of the catalog, not at import (yaml's impor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -78,6 +79,77 @@ class BuiltinAdapter(Schema):
         return f"{self.repo}@{self.revision}/{self.weight_name}" + (f"*{self.scale:g}" if self.scale != 1 else "")
 
 
+# The knobs of each cache kind: those diffusers 0.42.1's config classes have (gpu/speed.py passes them on).
+_CACHE_KNOBS: dict[str, frozenset[str]] = {
+    "first_block": frozenset({"threshold"}),
+    "taylorseer": frozenset({"cache_interval", "disable_cache_before_step", "disable_cache_after_step", "max_order",
+                             "use_lite_mode"}),
+    "magcache": frozenset({"threshold", "max_skip_steps", "retention_ratio", "num_inference_steps", "mag_ratios"}),
+}
+
+
+class CacheSettings(Schema):
+    """A diffusers cache hook on the denoiser (diffusers.hooks): it reuses a block's output from an earlier step when
+    the input barely moved, so a step costs less and the image drifts a little from the uncached one. Only the knobs
+    diffusers 0.42.1's configs have; unset ones keep diffusers' defaults. `first_block`: FirstBlockCacheConfig
+    (threshold); `taylorseer`: TaylorSeerCacheConfig (cache_interval, disable_cache_before_step,
+    disable_cache_after_step, max_order, use_lite_mode); `magcache`: MagCacheConfig (threshold, max_skip_steps,
+    retention_ratio, num_inference_steps: the step count its schedule is laid out for, and mag_ratios: per-step
+    magnitude ratios of the checkpoint, None: diffusers' FLUX_MAG_RATIOS, which only fit FLUX.1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["first_block", "taylorseer", "magcache"]
+    threshold: float | None = Field(None, gt=0)
+    cache_interval: int | None = Field(None, ge=1)
+    disable_cache_before_step: int | None = Field(None, ge=0)
+    disable_cache_after_step: int | None = Field(None, ge=0)
+    max_order: int | None = Field(None, ge=0)
+    use_lite_mode: bool | None = None
+    max_skip_steps: int | None = Field(None, ge=1)
+    retention_ratio: float | None = Field(None, ge=0, le=1)
+    num_inference_steps: int | None = Field(None, ge=1)
+    mag_ratios: tuple[float, ...] | None = None
+
+    @model_validator(mode="after")
+    def _check_knobs(self) -> CacheSettings:
+        knobs = {k for k in type(self).model_fields if k != "kind" and getattr(self, k) is not None}
+        foreign = sorted(knobs - _CACHE_KNOBS[self.kind])
+        if foreign:
+            raise ValueError(f"cache {self.kind} takes no {', '.join(foreign)}")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The knobs that are set, as the diffusers config takes them."""
+        return {k: getattr(self, k) for k in _CACHE_KNOBS[self.kind] if getattr(self, k) is not None}
+
+
+class SpeedSettings(Schema):
+    """How a model's pipeline is made faster once it is loaded (gpu/speed.py applies them, and reports what it applied
+    or why it fell back). The defaults change nothing. They change the loaded pipeline object, so models on the same
+    weights (one pool, one pipeline) must agree on them (Catalog checks)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # torch.compile of the denoiser: "regional" its repeated blocks (compile_repeated_blocks; the whole denoiser
+    # where its class names none), "full" the whole denoiser.
+    compile: Literal["none", "regional", "full"] = "none"
+    cache: CacheSettings | None = None
+    # The attention backend of the denoiser's attention processors (set_attention_backend): "flash" needs flash-attn,
+    # "sage" sageattention, both a CUDA device.
+    attention: Literal["native", "flash", "sage"] = "native"
+    vae_tiling: bool = False  # decode (and encode) in tiles: less peak memory at large sizes and long videos
+    channels_last: bool = False  # the convolutional modules (UNet, VAE) in channels-last memory format
+    quantize: Literal["none", "fp8"] = "none"  # the denoiser's linear layers in fp8 (torchao; compute capability 8.9+)
+
+    @property
+    def is_default(self) -> bool:
+        return self == SpeedSettings()
+
+    @property
+    def key(self) -> str:
+        """What is set, compactly: part of the pipeline cache's key (empty for the defaults)."""
+        return "" if self.is_default else self.model_dump_json(exclude_defaults=True)
+
+
 class ModelSpec(Schema):
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -97,6 +169,8 @@ class ModelSpec(Schema):
     # `weights`: a model with them is a pool of its own, apart from the plain model on the same repo.
     adapter: BuiltinAdapter | None = None
     scheduler: dict[str, Any] | None = None
+    # Speed settings applied to the loaded pipeline (gpu/speed.py); the defaults change nothing.
+    speed: SpeedSettings = Field(default_factory=SpeedSettings)
     gpu: str = "H100"
     modal_class: str
     # The container's memory request (Modal reserves 128 MiB unless told): it holds the whole pipeline in RAM
@@ -342,6 +416,7 @@ class WeightsPool:
     # The LoRA fused into these weights at load, and the scheduler overrides that go with it (sorted pairs).
     adapter: BuiltinAdapter | None = None
     scheduler: tuple[tuple[str, Any], ...] = ()
+    speed: SpeedSettings = dataclasses.field(default_factory=SpeedSettings)  # what the models agree on
 
     @property
     def pinned(self) -> bool:
@@ -374,11 +449,11 @@ class Catalog(Schema):
             if edit.weights != model.weights:
                 raise ValueError(f"{model.id}: edit_model {edit.id} must use the same weights (and built-in adapter)")
         for key, models in self._by_weights().items():
-            for field in ("modal_class", "gpu"):
+            for field in ("modal_class", "gpu", "speed"):
                 values = {getattr(m, field) for m in models}
                 if len(values) > 1:
                     raise ValueError(f"models on the same weights ({key}: {', '.join(m.id for m in models)}) run "
-                                     f"in one Modal pool, so they must agree on {field}, got {sorted(map(str, values))}")
+                                     f"in one Modal pool, so they must agree on {field}, got {sorted(map(repr, values))}")
         return self
 
     def _by_weights(self) -> dict[str, list[ModelSpec]]:
@@ -400,7 +475,7 @@ class Catalog(Schema):
                 startup_timeout=max(m.startup_timeout for m in models),
                 allow_patterns=tuple(patterns) if all(m.allow_patterns for m in models) else None,
                 models=tuple(m.id for m in models), gated=any(m.gated for m in models), adapter=first.adapter,
-                scheduler=tuple(sorted((first.scheduler or {}).items())))
+                scheduler=tuple(sorted((first.scheduler or {}).items())), speed=first.speed)
         return pools
 
     def weights_pool(self, key: str) -> WeightsPool | None:

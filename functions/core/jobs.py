@@ -100,6 +100,8 @@ class Job(Schema):
     progress: dict[str, int] | None = None
     # The LoRA adapters that ran (the worker's report: path, id and name, scale, sha256 of the file).
     loras: list[dict[str, Any]] | None = None
+    # What the model's speed settings did on the worker that ran it, or why each fell back (gpu/speed.py).
+    speed: dict[str, str] | None = None
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0

@@ -33,6 +33,8 @@ class ResultMessage(Schema):
     timings: dict[str, float] = Field(default_factory=dict)
     # The LoRA adapters that ran: what was asked for (path, id, name), the scale, and the sha256 of the bytes.
     loras: list[dict[str, Any]] = Field(default_factory=list)
+    # What the model's speed settings did on this worker (gpu/speed.py), or why one fell back: none is skipped silently.
+    speed: dict[str, str] = Field(default_factory=dict)
 
 
 class WebhookMessage(Schema):

@@ -499,25 +499,33 @@ def test_worker_role_allows_only_what_the_worker_does(source):
     assert set(granted) == {"s3:PutObject", "s3:GetObject", "dynamodb:GetItem", "dynamodb:UpdateItem",
                             "sqs:SendMessage"}
     assert granted["s3:PutObject"] == [json.dumps({"Fn::Sub": "${OutputsBucket.Arn}/*/generations/*"})]
-    assert granted["s3:GetObject"] == [json.dumps({"Fn::Sub": "${OutputsBucket.Arn}/*/uploads/*"})]
+    assert granted["s3:GetObject"] == [json.dumps({"Fn::Sub": "${OutputsBucket.Arn}/*/uploads/*"}),
+                                       json.dumps({"Fn::Sub": "${AdaptersBucket.Arn}/*/loras/*"})]
     assert granted["sqs:SendMessage"] == [json.dumps({"Fn::GetAtt": ["ResultsQueue", "Arn"]})]
     assert granted["dynamodb:UpdateItem"] == [json.dumps({"Fn::GetAtt": ["JobsTable", "Arn"]})]
 
 
 def test_worker_policy_covers_the_keys_the_worker_uses(source):
-    from functions.core import storage, uploads
+    from functions.core import loras, storage, uploads
 
-    def allowed(sub: str, key: str) -> bool:
-        return _sub_claim_matches(sub.replace("${OutputsBucket.Arn}/", ""), key)
+    def allowed(subs: list[str], bucket: str, key: str) -> bool:
+        prefix = f"${{{bucket}.Arn}}/"
+        return any(_sub_claim_matches(sub.removeprefix(prefix), key) for sub in subs if sub.startswith(prefix))
 
     (policy,) = _worker_role(source)["Policies"]
-    by_action = {s["Action"]: s["Resource"]["Fn::Sub"] for s in policy["PolicyDocument"]["Statement"]
-                 if str(s["Action"]).startswith("s3:")}
-    assert allowed(by_action["s3:PutObject"], storage.output_key("ws1", "job1", 0, "png"))
-    assert allowed(by_action["s3:PutObject"], storage.thumbnail_key("ws1", "job1", 0))
-    assert not allowed(by_action["s3:PutObject"], uploads.key_for("ws1", "up1"))
-    assert allowed(by_action["s3:GetObject"], uploads.key_for("ws1", "up1"))
-    assert not allowed(by_action["s3:GetObject"], storage.output_key("ws1", "job1", 0, "png"))
+    by_action: dict[str, list[str]] = {}
+    for statement in policy["PolicyDocument"]["Statement"]:
+        if str(statement["Action"]).startswith("s3:"):
+            by_action.setdefault(statement["Action"], []).append(statement["Resource"]["Fn::Sub"])
+    outputs, adapters = "OutputsBucket", "AdaptersBucket"
+    assert allowed(by_action["s3:PutObject"], outputs, storage.output_key("ws1", "job1", 0, "png"))
+    assert allowed(by_action["s3:PutObject"], outputs, storage.thumbnail_key("ws1", "job1", 0))
+    assert not allowed(by_action["s3:PutObject"], outputs, uploads.key_for("ws1", "up1"))
+    assert allowed(by_action["s3:GetObject"], outputs, uploads.key_for("ws1", "up1"))
+    assert not allowed(by_action["s3:GetObject"], outputs, storage.output_key("ws1", "job1", 0, "png"))
+    # A workspace's LoRA files, in their own bucket (gpu/adapters.py reads them), and nothing else there.
+    assert allowed(by_action["s3:GetObject"], adapters, loras.key_for("ws1", "lora_0123456789abcdef01234567"))
+    assert not allowed(by_action["s3:GetObject"], adapters, uploads.key_for("ws1", "up1"))
 
 
 def test_dispatch_hands_the_worker_role_to_each_job(transformed):

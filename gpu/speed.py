@@ -1,0 +1,216 @@
+"""A model's speed settings (functions/core/catalog.py, SpeedSettings) applied to its loaded pipeline.
+
+`apply` runs once per loaded base pipeline, after it is on its device (pipelines derived from it share its modules,
+so they share what was applied). It returns, for each setting that is on, what was applied or why it fell back, so
+nothing is skipped in silence: {"quantize": "fp8 unavailable on cpu: float32 kept", "compile": "regional: ..."}.
+
+The order follows what each step needs of the others (diffusers 0.42.1's source):
+1. quantize: torchao's `quantize_` swaps the Linear weights for fp8 tensor subclasses in place; whatever is compiled
+   must trace those, so it comes first (torchao's and diffusers' guides quantize, then compile).
+2. attention: `set_attention_backend` sets `_attention_backend` on each processor, which the dispatcher reads when
+   the forward runs (and dynamo when it traces): before compile.
+3. cache: `enable_cache` registers hooks (diffusers.hooks.HookRegistry) that replace the forward of the denoiser's
+   blocks. `compile_repeated_blocks` / `Module.compile` wrap the module's call, which then runs the hooked forward,
+   so the hooks must exist before the first compiled call; their data-dependent branches (skip or compute a step)
+   break graphs, so with a cache the compile is not fullgraph.
+4. vae_tiling, channels_last: independent of the rest (the VAE is not compiled); channels_last before compile so
+   the traced convolutions see the layout they will run with.
+5. compile last. It is lazy: the first call compiles (a container's warm-up), and a failure shows there, not here.
+
+Importing this module is cheap: torch and diffusers are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from functions.core.catalog import CacheSettings, SpeedSettings
+
+# The attention backends a setting names, and the package each needs (diffusers.models.attention_dispatch).
+_ATTENTION_PACKAGES = {"flash": "flash_attn", "sage": "sageattention"}
+# The base families whose denoiser diffusers' FLUX_MAG_RATIOS were measured on (MagCache without mag_ratios).
+_FLUX_MAG_FAMILIES = frozenset({"flux"})
+
+
+def denoisers(pipe: Any) -> list[tuple[str, Any]]:
+    """The pipeline's denoisers, by component name: the transformer or UNet (and Wan A14B's second expert)."""
+    return [(name, module) for name in ("transformer", "transformer_2", "unet")
+            if (module := getattr(pipe, name, None)) is not None]
+
+
+def apply(pipe: Any, family: str, settings: SpeedSettings | None, device: str) -> dict[str, str]:
+    """Apply `settings` to `pipe` (on `device`, its modules already there; `family` its base family). Returns what
+    each non-default setting did, or why it fell back."""
+    if settings is None or settings.is_default:
+        return {}
+    report: dict[str, str] = {}
+    models = denoisers(pipe)
+    if settings.quantize != "none":
+        report["quantize"] = _quantize(models, device)
+    if settings.attention != "native":
+        report["attention"] = _attention(models, settings.attention, device)
+    if settings.cache is not None:
+        report["cache"] = _cache(models, settings.cache, family)
+    if settings.vae_tiling:
+        report["vae_tiling"] = _vae_tiling(pipe)
+    if settings.channels_last:
+        report["channels_last"] = _channels_last(pipe, models)
+    if settings.compile != "none":
+        cached = settings.cache is not None and not report["cache"].endswith(": none")
+        report["compile"] = _compile(models, settings.compile, device, fullgraph=not cached)
+    return report
+
+
+def _dtype(module: Any) -> str:
+    param = next(module.parameters(), None)
+    return str(param.dtype).removeprefix("torch.") if param is not None else "unknown dtype"
+
+
+def _quantize(models: list[tuple[str, Any]], device: str) -> str:
+    import torch
+
+    kept = ", ".join(sorted({_dtype(m) for _, m in models})) or "nothing"
+    if not models:
+        return "fp8: no denoiser to quantize: none"
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return f"fp8 unavailable on {device}: {kept} kept"
+    capability = torch.cuda.get_device_capability(torch.device(device))
+    if capability < (8, 9):
+        return f"fp8 unavailable on compute capability {capability[0]}.{capability[1]} (needs 8.9+): {kept} kept"
+    if importlib.util.find_spec("torchao") is None:
+        return f"fp8 unavailable: torchao not installed: {kept} kept"
+    from torchao import quantization
+
+    config_cls = getattr(quantization, "Float8DynamicActivationFloat8WeightConfig", None)
+    if config_cls is None:
+        return f"fp8 unavailable: this torchao has no Float8DynamicActivationFloat8WeightConfig: {kept} kept"
+    for _, module in models:
+        quantization.quantize_(module, config_cls())
+    return f"fp8 (torchao Float8DynamicActivationFloat8WeightConfig) on {', '.join(n for n, _ in models)}"
+
+
+def _attention(models: list[tuple[str, Any]], backend: str, device: str) -> str:
+    package = _ATTENTION_PACKAGES[backend]
+    if importlib.util.find_spec(package) is None:
+        return f"{backend} unavailable: {package} not installed: native"
+    if not device.startswith("cuda"):
+        return f"{backend} needs a CUDA device, not {device}: native"
+    applied, refused = [], []
+    for name, module in models:
+        dispatched = any(hasattr(getattr(m, "processor", None), "_attention_backend") for m in module.modules())
+        if not hasattr(module, "set_attention_backend") or not dispatched:
+            refused.append(f"{name} ({type(module).__name__}) has no dispatchable attention processors")
+            continue
+        try:
+            module.set_attention_backend(backend)
+        except (RuntimeError, ValueError) as exc:  # diffusers' requirement checks (package version, kernels)
+            refused.append(f"{name}: {str(exc).splitlines()[0]}")
+            continue
+        applied.append(name)
+    if not applied:
+        return f"{backend} unavailable: {'; '.join(refused)}: native"
+    return f"{backend} on {', '.join(applied)}" + (f" (native: {'; '.join(refused)})" if refused else "")
+
+
+def _cache_config(cache: CacheSettings, family: str) -> tuple[Any, str]:
+    """The diffusers config for `cache`, and a note on what it was given; ValueError when it cannot be made."""
+    from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig, TaylorSeerCacheConfig
+
+    options = cache.options()
+    if cache.kind == "first_block":
+        return FirstBlockCacheConfig(**options), ""
+    if cache.kind == "taylorseer":
+        return TaylorSeerCacheConfig(**options), ""
+    note = ""
+    if options.get("mag_ratios") is None:
+        if family not in _FLUX_MAG_FAMILIES:
+            raise ValueError(f"magcache needs mag_ratios for {family} (diffusers ships FLUX.1's only)")
+        from diffusers.hooks.mag_cache import FLUX_MAG_RATIOS
+
+        options["mag_ratios"] = FLUX_MAG_RATIOS
+        note = ", FLUX_MAG_RATIOS"
+    else:
+        options["mag_ratios"] = list(options["mag_ratios"])
+    config = MagCacheConfig(**options)
+    return config, f"{note}, laid out for {config.num_inference_steps} steps"
+
+
+def _cache(models: list[tuple[str, Any]], cache: CacheSettings, family: str) -> str:
+    try:
+        config, note = _cache_config(cache, family)
+    except ValueError as exc:
+        return f"{cache.kind}: {exc}: none"
+    applied, refused = [], []
+    for name, module in models:
+        if not hasattr(module, "enable_cache"):
+            refused.append(f"{name} ({type(module).__name__}) has no cache hooks")
+            continue
+        try:
+            module.enable_cache(config)
+        except (ValueError, RuntimeError, AttributeError) as exc:  # a model the hook cannot find its blocks in
+            refused.append(f"{name}: {str(exc).splitlines()[0]}")
+            continue
+        applied.append(name)
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(cache.options().items()) if k != "mag_ratios")
+    if not applied:
+        return f"{cache.kind}: {'; '.join(refused)}: none"
+    return (f"{cache.kind} ({knobs or 'diffusers defaults'}{note}) on {', '.join(applied)}"
+            + (f" (none: {'; '.join(refused)})" if refused else ""))
+
+
+def _vae_tiling(pipe: Any) -> str:
+    vae = getattr(pipe, "vae", None)
+    if vae is None or not hasattr(vae, "enable_tiling"):
+        return f"{type(vae).__name__ if vae is not None else 'no VAE'} cannot tile: none"
+    vae.enable_tiling()
+    return f"{type(vae).__name__}.enable_tiling()"
+
+
+def _channels_last(pipe: Any, models: list[tuple[str, Any]]) -> str:
+    """Channels-last for the modules with 2-D convolutions only (Module.to refuses it for a Conv3d's 5-D weights;
+    a transformer has no convolution for it to help)."""
+    import torch
+
+    candidates = [*models, ("vae", getattr(pipe, "vae", None))]
+    applied, skipped = [], []
+    for name, module in candidates:
+        if module is None:
+            continue
+        kinds = {type(m) for m in module.modules()}
+        if torch.nn.Conv2d in kinds and torch.nn.Conv3d not in kinds:
+            module.to(memory_format=torch.channels_last)
+            applied.append(name)
+        else:
+            skipped.append(name)
+    if not applied:
+        return f"no module with 2-D convolutions only ({', '.join(skipped)}): none"
+    return f"on {', '.join(applied)}" + (f" (not {', '.join(skipped)}: no 2-D convolutions only)" if skipped else "")
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor builds CPU kernels with (torch._inductor.config.cpp.cxx), if there is one."""
+    from torch._inductor import config
+
+    names = [c for c in (config.cpp.cxx if isinstance(config.cpp.cxx, tuple) else (config.cpp.cxx,)) if c]
+    return next((path for name in [*names, "g++", "c++", "clang++"] if (path := shutil.which(name))), None)
+
+
+def _compile(models: list[tuple[str, Any]], mode: str, device: str, *, fullgraph: bool) -> str:
+    if not models:
+        return f"{mode}: no denoiser to compile: eager"
+    if not device.startswith("cuda") and cxx_compiler() is None:
+        return f"{mode}: no C++ compiler for inductor on {device}: eager"
+    done = []
+    for name, module in models:
+        blocks = getattr(module, "_repeated_blocks", None)
+        if mode == "regional" and blocks:
+            module.compile_repeated_blocks(fullgraph=fullgraph)
+            done.append(f"{name} regional ({', '.join(blocks)})")
+        else:
+            module.compile(fullgraph=fullgraph)
+            why = f" ({type(module).__name__} names no repeated blocks)" if mode == "regional" else ""
+            done.append(f"{name} full{why}")
+    return "; ".join(done) + f", fullgraph={fullgraph}, compiled on the first call"

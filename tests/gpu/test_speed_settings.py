@@ -1,0 +1,162 @@
+"""Per-model speed settings (functions/core/catalog.py SpeedSettings, gpu/speed.py) on the tiny Flux and SDXL pipelines:
+each setting runs, reports what it did or why it fell back, and keeps the image within a PSNR floor of the eager one.
+
+Floors: settings that do not change the math (tiling below the tile size, channels-last, fallbacks) must match to
+float32 noise (>= 40 dB; identical or ~89 dB here). The caches are lossy by design; on these random weights, 4 steps at
+64x64, diffusers' defaults skip or predict little (TaylorSeer ~62 dB, MagCache ~56 dB, First Block Cache identical),
+so 35 dB still catches a hook that breaks the image while leaving room for the approximation. Real weights need their
+own floors, measured on CUDA. torch.compile on CPU takes 20-40 s per pipeline here (inductor builds C++ kernels), so
+its test runs only with DARKROOM_TEST_COMPILE=1.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from functions.core.catalog import Catalog, SpeedSettings
+from gpu import pipelines
+from gpu.tiny import ensure_tiny_pipeline
+
+LOSSLESS_DB = 40.0
+CACHE_DB = 35.0
+
+
+@pytest.fixture(scope="module")
+def speed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-speed")
+    for family in ("flux", "sdxl"):
+        ensure_tiny_pipeline(family, root)
+    return root
+
+
+def _source(root: Path, family: str) -> Path:
+    return root / f"tiny-{family}-v1"
+
+
+def _image(pipe, family: str) -> np.ndarray:
+    req = pipelines.GenerationRequest(prompt="a red fox in the snow", width=64, height=64, steps=4, seed=3)
+    return np.asarray(pipelines.generate(pipe, family, req).images[0], dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def eager(speed_root: Path) -> dict[str, np.ndarray]:
+    return {family: _image(pipelines.load_pipeline(family, _source(speed_root, family)), family)
+            for family in ("flux", "sdxl")}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+CASES = [
+    # family, settings, floor, what the report must say
+    ("flux", {"vae_tiling": True}, LOSSLESS_DB, "AutoencoderKL.enable_tiling()"),
+    ("flux", {"channels_last": True}, LOSSLESS_DB, "on vae (not transformer"),
+    ("flux", {"quantize": "fp8"}, LOSSLESS_DB, "fp8 unavailable on cpu: float32 kept"),
+    ("flux", {"attention": "flash"}, LOSSLESS_DB, ": native"),
+    ("flux", {"cache": {"kind": "first_block", "threshold": 0.05}}, CACHE_DB, "first_block (threshold=0.05) on transformer"),
+    ("flux", {"cache": {"kind": "taylorseer"}}, CACHE_DB, "taylorseer (diffusers defaults) on transformer"),
+    ("flux", {"cache": {"kind": "magcache", "num_inference_steps": 4}}, CACHE_DB, "FLUX_MAG_RATIOS, laid out for 4 steps"),
+    ("sdxl", {"channels_last": True}, LOSSLESS_DB, "on unet, vae"),
+    ("sdxl", {"cache": {"kind": "first_block"}}, LOSSLESS_DB, "unet (UNet2DConditionModel) has no cache hooks: none"),
+    ("sdxl", {"attention": "sage"}, LOSSLESS_DB, ": native"),
+]
+
+
+def _case_id(family: str, settings: dict) -> str:
+    key, value = next(iter(settings.items()))
+    return f"{family}-{key}-{value['kind'] if isinstance(value, dict) else value}"
+
+
+@pytest.mark.parametrize(("family", "settings", "floor", "said"), CASES, ids=[_case_id(f, s) for f, s, *_ in CASES])
+def test_setting_runs_reports_and_stays_near_eager(speed_root, eager, family, settings, floor, said):
+    speed = SpeedSettings.model_validate(settings)
+    pipe = pipelines.load_pipeline(family, _source(speed_root, family), speed=speed)
+    report = pipelines.speed_report(pipe)
+    assert set(report) == set(settings)  # every setting that is on says what it did: none skipped in silence
+    assert said in next(iter(report.values()))
+    if "cache" in settings and report["cache"].endswith("on transformer"):
+        assert pipe.transformer.is_cache_enabled
+    assert psnr(_image(pipe, family), eager[family]) >= floor
+
+
+def test_defaults_change_nothing_and_share_the_plain_pipeline(speed_root):
+    plain = pipelines.load_pipeline("flux", _source(speed_root, "flux"))
+    assert pipelines.load_pipeline("flux", _source(speed_root, "flux"), speed=SpeedSettings()) is plain
+    assert pipelines.speed_report(plain) == {}
+    tuned = pipelines.load_pipeline("flux", _source(speed_root, "flux"), speed=SpeedSettings(vae_tiling=True))
+    assert tuned is not plain and not plain.vae.use_tiling
+
+
+def test_derived_pipeline_shares_its_base_settings(speed_root):
+    speed = SpeedSettings(cache={"kind": "taylorseer", "cache_interval": 2})
+    base = pipelines.load_pipeline("flux", _source(speed_root, "flux"), speed=speed)
+    edit = pipelines.load_pipeline("flux-img2img", _source(speed_root, "flux"), speed=speed)
+    assert edit.transformer is base.transformer
+    assert pipelines.speed_report(edit) == pipelines.speed_report(base)
+    assert "cache_interval=2" in pipelines.speed_report(edit)["cache"]
+
+
+def test_worker_load_applies_the_models_settings(tmp_path, monkeypatch):
+    from functions.core.catalog import get_catalog
+    from gpu import worker
+
+    monkeypatch.setenv("DARKROOM_WEIGHTS", "tiny")
+    monkeypatch.setenv("DARKROOM_DATA_DIR", str(tmp_path))
+    model = next(m for m in get_catalog().models if m.family == "flux")
+    tuned = model.model_copy(update={"speed": SpeedSettings(quantize="fp8")})
+    pipe = worker.load(tuned)
+    assert pipelines.speed_report(pipe) == {"quantize": "fp8 unavailable on cpu: float32 kept"}
+
+
+def test_cache_settings_take_only_their_kinds_knobs():
+    with pytest.raises(ValueError, match="taylorseer takes no threshold"):
+        SpeedSettings.model_validate({"cache": {"kind": "taylorseer", "threshold": 0.1}})
+    with pytest.raises(ValueError):
+        SpeedSettings.model_validate({"compile": "max"})
+    assert SpeedSettings().is_default and SpeedSettings().key == ""
+
+
+def test_models_on_the_same_weights_must_agree_on_speed():
+    import functions.core.catalog as catalog_module
+
+    data = yaml.safe_load(Path(catalog_module.__file__).with_name("catalog.yaml").read_text())
+    Catalog.model_validate(copy.deepcopy(data))
+    text = next(m for m in data["models"] if m.get("edit_model"))
+    broken = copy.deepcopy(data)
+    next(m for m in broken["models"] if m["id"] == text["id"])["speed"] = {"compile": "regional"}
+    with pytest.raises(ValueError, match="must agree on speed"):
+        Catalog.model_validate(broken)
+    agreed = copy.deepcopy(broken)
+    next(m for m in agreed["models"] if m["id"] == text["edit_model"])["speed"] = {"compile": "regional"}
+    pool = Catalog.model_validate(agreed).weights_pool(Catalog.model_validate(agreed).model(text["id"]).weights)
+    assert pool is not None and pool.speed.compile == "regional"
+
+
+def test_bench_speed_flag_overrides_the_models_settings():
+    from gpu.bench import parse_speed, speed_cell
+
+    base = SpeedSettings(cache={"kind": "first_block", "threshold": 0.1})
+    speed = parse_speed("compile=regional, vae_tiling=true, cache.threshold=0.2", base)
+    assert speed == SpeedSettings(compile="regional", vae_tiling=True, cache={"kind": "first_block", "threshold": 0.2})
+    assert parse_speed("cache=none", base).cache is None
+    assert parse_speed("cache=taylorseer,cache.cache_interval=3").cache.options() == {"cache_interval": 3}
+    for bad in ("turbo=true", "compile=max", "cache.threshold=0.1", "compile"):
+        with pytest.raises(ValueError):
+            parse_speed(bad)
+    assert speed_cell({}) == "-"
+    assert speed_cell({"compile": "a", "cache": "b"}) == "compile: a; cache: b"
+
+
+# torch.compile on this CPU takes 20-40 s a tiny pipeline: the regional compile of one family runs in make test.
+@pytest.mark.parametrize(("family", "mode", "said"), [("flux", "regional", "transformer regional (FluxTransformerBlock")])
+def test_compile_on_cpu_stays_near_eager(speed_root, eager, family, mode, said):
+    pipe = pipelines.load_pipeline(family, _source(speed_root, family), speed=SpeedSettings(compile=mode))
+    assert said in pipelines.speed_report(pipe)["compile"]
+    assert psnr(_image(pipe, family), eager[family]) >= LOSSLESS_DB
