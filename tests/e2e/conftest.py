@@ -7,6 +7,7 @@ an API key in dev.env and presigned output URLs served by the moto server.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -216,3 +217,32 @@ def _download_image(url: str) -> tuple[Image.Image, bytes]:
 def download_image() -> Callable[[str], tuple[Image.Image, bytes]]:
     """download_image(url) -> (decoded Pillow image, raw bytes), for presigned output URLs."""
     return _download_image
+
+
+class Cli:
+    """`darkroom …` in-process against the session stack, with its URL and key as flags (tests/e2e/test_cli_*.py)."""
+
+    def __init__(self, stack) -> None:
+        from typer.testing import CliRunner
+
+        self.stack = stack
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, auth: bool = True, code: int = 0):
+        from infra.cli import app
+
+        flags = ["--url", self.stack.url, "--api-key", self.stack.api_key] if auth else []
+        result = self.runner.invoke(app, [*args, *flags], env={"COLUMNS": "200"})
+        assert result.exit_code == code, (f"darkroom {' '.join(args)} exited {result.exit_code}, expected {code}\n"
+                                          f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}")
+        assert "Traceback" not in result.stdout + result.stderr
+        return result
+
+    def json(self, *args: str, code: int = 0):
+        result = self(*args, "--json", code=code)
+        return json.loads(result.stdout)  # exactly one JSON document, nothing else on stdout
+
+
+@pytest.fixture
+def cli(stack) -> Cli:
+    return Cli(stack)

@@ -4,7 +4,6 @@ HTTP API only, with a real (tiny, peft-made) LoRA that fits the tiny pipelines t
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -16,30 +15,6 @@ from infra.cli import app
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 SMALL = "256x256"
-
-
-class Cli:
-    """`darkroom …` in-process against the session stack, with its URL and key as flags."""
-
-    def __init__(self, stack) -> None:
-        self.stack = stack
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, code: int = 0):
-        flags = ["--url", self.stack.url, "--api-key", self.stack.api_key]
-        result = self.runner.invoke(app, [*args, *flags], env={"COLUMNS": "200"})
-        assert result.exit_code == code, (f"darkroom {' '.join(args)} exited {result.exit_code}, expected {code}\n"
-                                          f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}")
-        assert "Traceback" not in result.stdout + result.stderr
-        return result
-
-    def json(self, *args: str, code: int = 0):
-        return json.loads(self(*args, "--json", code=code).stdout)
-
-
-@pytest.fixture
-def cli(stack) -> Cli:
-    return Cli(stack)
 
 
 @pytest.fixture(scope="module")

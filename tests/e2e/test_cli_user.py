@@ -21,7 +21,6 @@ import pytest
 import typer
 import yaml
 from PIL import Image
-from typer.testing import CliRunner
 
 from infra.cli import app
 from infra.client import ApiError, resolve_config
@@ -40,31 +39,6 @@ def png(path: Path, color=(200, 40, 40), size=(96, 64)) -> Path:
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DARKROOM_URL", "DARKROOM_API_KEY")}
     return env | {"COLUMNS": "200"} | extra
-
-
-class Cli:
-    """`darkroom …` in-process against the session stack, with its URL and key as flags."""
-
-    def __init__(self, stack) -> None:
-        self.stack = stack
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, auth: bool = True, code: int = 0):
-        flags = ["--url", self.stack.url, "--api-key", self.stack.api_key] if auth else []
-        result = self.runner.invoke(app, [*args, *flags], env={"COLUMNS": "200"})
-        assert result.exit_code == code, (f"darkroom {' '.join(args)} exited {result.exit_code}, expected {code}\n"
-                                          f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}")
-        assert "Traceback" not in result.stdout + result.stderr
-        return result
-
-    def json(self, *args: str, code: int = 0):
-        result = self(*args, "--json", code=code)
-        return json.loads(result.stdout)  # exactly one JSON document, nothing else on stdout
-
-
-@pytest.fixture
-def cli(stack) -> Cli:
-    return Cli(stack)
 
 
 def decode(path: Path) -> Image.Image:
