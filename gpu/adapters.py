@@ -22,9 +22,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from functions.core import aws
 from gpu.loras import Adapter, LoraCache
-from gpu.references import InvalidReference, Limits, fetch_url
+from gpu.references import InvalidReference, Limits, fetch_url, read_workspace_object
 
 # The largest adapter a job may bring (a rank-128 LoRA of a 20B model is about 1.5 GB in bfloat16), and how long its
 # download may take.
@@ -118,19 +117,8 @@ def _adapter(spec: dict[str, Any], label: str, *, workspace_id: str, bucket: str
 
 
 def _read_registered(key: str, label: str, *, workspace_id: str, bucket: str) -> bytes:
-    import posixpath
-
-    if not key.startswith(f"{workspace_id}/") or posixpath.normpath(key) != key:
-        raise InvalidLora(f"{label}: {key!r} is not a file of this workspace")
-    s3 = aws.client("s3")
-    try:
-        resp = s3.get_object(Bucket=bucket, Key=key)
-    except s3.exceptions.NoSuchKey:
-        raise InvalidLora(f"{label}: the LoRA was deleted after the job was submitted") from None
-    with resp["Body"] as body:
-        if resp.get("ContentLength", 0) > MAX_LORA_BYTES:
-            raise InvalidLora(f"{label}: larger than {MAX_LORA_BYTES // 1024**3} GiB")
-        return body.read()
+    return read_workspace_object(key, label, prefix=f"{workspace_id}/", bucket=bucket, max_bytes=MAX_LORA_BYTES,
+                                 what="the LoRA", missing="was deleted after the job was submitted", error=InvalidLora)
 
 
 def take_added() -> bool:

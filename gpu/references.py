@@ -118,17 +118,27 @@ def fetch_reference(
 
 
 def _read_upload(key: str, label: str, *, workspace_id: str, bucket: str, limits: Limits) -> bytes:
+    return read_workspace_object(key, label, prefix=f"{workspace_id}/uploads/", bucket=bucket,
+                                 max_bytes=limits.max_bytes, what=f"upload {key!r}",
+                                 missing="was not found (was it uploaded?)", outside="an upload")
+
+
+def read_workspace_object(key: str, label: str, *, prefix: str, bucket: str, max_bytes: int, what: str,
+                          missing: str, outside: str = "a file", error: type[InvalidReference] = InvalidReference,
+                          ) -> bytes:
+    """An S3 object of the job's own workspace (under `prefix`), read directly, at most `max_bytes`; `error` naming
+    `label` otherwise (a key outside the prefix, a missing object, a larger one)."""
     # normpath catches "..", "//" and "./" tricks: the key must be a plain path under the prefix.
-    if not key.startswith(f"{workspace_id}/uploads/") or posixpath.normpath(key) != key:
-        raise InvalidReference(f"{label}: {key!r} is not an upload of this workspace")
+    if not key.startswith(prefix) or posixpath.normpath(key) != key:
+        raise error(f"{label}: {key!r} is not {outside} of this workspace")
     s3 = aws.client("s3")
     try:
         resp = s3.get_object(Bucket=bucket, Key=key)
     except s3.exceptions.NoSuchKey:
-        raise InvalidReference(f"{label}: upload {key!r} was not found (was it uploaded?)") from None
+        raise error(f"{label}: {what} {missing}") from None
     with resp["Body"] as body:
-        if resp.get("ContentLength", 0) > limits.max_bytes:
-            raise InvalidReference(f"{label}: upload {key!r} is larger than {_size(limits.max_bytes)}")
+        if resp.get("ContentLength", 0) > max_bytes:
+            raise error(f"{label}: {what} is larger than {_size(max_bytes)}")
         return body.read()
 
 
