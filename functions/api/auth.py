@@ -38,14 +38,22 @@ class Principal:
 
 
 def key_from_headers(headers: dict[str, str]) -> str | None:
-    """`Authorization: <key>`, `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+    """`Authorization: <key>`, `Authorization: <scheme> <key>` or `X-API-Key: <key>`. The schemes are the ones the
+    vendors' clients send: `Bearer` (OpenAI, newer Replicate clients), `Token` (older replicate-javascript) and
+    `Key` (fal's clients)."""
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     if lowered.get("x-api-key", "").strip():
         return lowered["x-api-key"].strip()
     value = lowered.get("authorization", "").strip()
-    if value.lower() == "bearer" or value.lower().startswith("bearer "):
-        value = value[6:].strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() in _SCHEMES:
+        value = rest.strip()
+    elif value.lower() in _SCHEMES:
+        value = ""
     return value or None
+
+
+_SCHEMES = frozenset({"bearer", "token", "key"})
 
 
 def authenticate(headers: dict[str, str], store: KeyStore | None = None, *, caller: str = "",
@@ -54,7 +62,7 @@ def authenticate(headers: dict[str, str], store: KeyStore | None = None, *, call
     of those per caller address. `fresh`: read past the cache, consistently (operator routes)."""
     secret = key_from_headers(headers)
     if not secret:
-        raise Unauthorized("Missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
+        raise Unauthorized("Missing API key: send Authorization: Bearer <key> (or Token or Key <key>, or the key alone) or X-API-Key",
                            code="missing_api_key",
                            errors=[FieldError("authorization", "no API key in Authorization or X-API-Key", "required")])
     store = store or KeyStore()

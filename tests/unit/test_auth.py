@@ -52,6 +52,8 @@ class FakeStore:
     {"Authorization": f"bearer {SECRET}"},
     {"Authorization": f"BEARER {SECRET}"},
     {"authorization": f"BeArEr   {SECRET}  "},
+    {"Authorization": f"Token {SECRET}"},  # older replicate-javascript
+    {"Authorization": f"Key {SECRET}"},  # fal's clients
     {"X-API-Key": SECRET},
     {"x-api-key": SECRET},
     {"X-Api-Key": f"  {SECRET} "},
@@ -63,7 +65,7 @@ def test_key_from_headers_accepts_every_form(headers):
 
 @pytest.mark.parametrize("headers", [
     {}, None, {"Content-Type": "application/json"}, {"Authorization": ""}, {"Authorization": "   "},
-    {"X-API-Key": ""}, {"X-API-Key": "  "},
+    {"X-API-Key": ""}, {"X-API-Key": "  "}, {"Authorization": "Bearer"}, {"Authorization": "Key "},
 ])
 def test_key_from_headers_missing(headers):
     assert key_from_headers(headers) is None
