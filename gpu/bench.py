@@ -92,8 +92,8 @@ def _sizes_for(model: ModelSpec, args: argparse.Namespace, on_gpu: bool) -> list
 
 def parse_speed(text: str, base: SpeedSettings | None = None) -> SpeedSettings:
     """`--speed KEY=VALUE,...` over `base` (the model's settings): compile, attention, quantize, vae_tiling,
-    channels_last, cache (a kind, or none) and cache.KNOB (threshold, cache_interval, ...: CacheSettings' fields).
-    ValueError for an unknown key or value."""
+    channels_last, cache (a kind, or none) and cache.KNOB (threshold, cache_interval, ...: CacheSettings' fields),
+    lora_hotswap.rank and lora_hotswap.slots (or lora_hotswap=none). ValueError for an unknown key or value."""
     import yaml
 
     settings = (base or SpeedSettings()).model_dump(exclude_none=True)
@@ -107,11 +107,15 @@ def parse_speed(text: str, base: SpeedSettings | None = None) -> SpeedSettings:
             settings["cache"] = None if value in (None, "none") else {"kind": value}
         elif key.startswith("cache."):
             knobs[key.removeprefix("cache.")] = value
+        elif key == "lora_hotswap" and value in (None, "none"):
+            settings["lora_hotswap"] = None
+        elif key.startswith("lora_hotswap."):  # rank, slots (LoraHotswap's fields)
+            settings["lora_hotswap"] = {**(settings.get("lora_hotswap") or {}), key.removeprefix("lora_hotswap."): value}
         elif key in SpeedSettings.model_fields:
             settings[key] = value
         else:
             raise ValueError(f"--speed: unknown setting {key!r}; known: {', '.join(SpeedSettings.model_fields)}, "
-                             "cache.KNOB")
+                             "cache.KNOB, lora_hotswap.KNOB")
     if knobs:
         if not settings.get("cache"):
             raise ValueError("--speed: cache.KNOB needs a cache (cache=first_block, taylorseer or magcache)")

@@ -7,10 +7,17 @@ original back, the very same parameters), so that the next call, with or without
 exactly as it was loaded: bit for bit. gpu.pipelines.generate holds the pipeline's run lock around all of it
 (pipelines derived from one base share their modules, so they share their adapters too).
 
-Load and unload, not diffusers' hot swap: the worker does not torch.compile its models (only gpu/bench.py may), so
-hot swap would save no recompilation, and it constrains what a request may bring: every adapter swapped into a
-slot must target a subset of the modules the slot's first adapter targeted and at most its rank, and text-encoder
-LoRAs (SDXL's, FLUX's CLIP) cannot be swapped at all (diffusers raises).
+Two ways to apply them, chosen by the model's speed settings (functions/core/catalog.py, LoraHotswap):
+- load and unload, the default: nothing about the pipeline is fixed in advance, so any adapter the family takes
+  loads, on any component. Loading wraps modules in LoRA layers, which changes what torch.compile traced, so on a
+  compiled denoiser each LoRA job would recompile.
+- hot swap into slots (`prepare_hotswap`, for a compiled denoiser): while the model loads, before it is compiled,
+  empty adapters (zero weights) wrap every linear layer of the denoiser; a request's adapters are copied into them
+  with diffusers' `load_lora_weights(..., hotswap=True)` (PEFT's hotswap_adapter_from_state_dict underneath: a
+  smaller rank is zero-padded, modules the adapter does not target are zeroed), scaled in place, and zeroed again
+  after the job. The graph never changes, so nothing recompiles, and a job after a LoRA job runs exactly as on a
+  fresh container. The slots bound what a request may bring: as many adapters as slots, each of at most the
+  slots' rank, on the denoiser only (diffusers cannot hot-swap text-encoder LoRAs).
 
 A LoRA in diffusers' format (`<component>.<module>.lora_A.weight`, `...lora_B.weight`) is checked against the
 pipeline before anything is loaded: each component must be one the pipeline loads LoRAs into, each module must
@@ -295,6 +302,11 @@ def applied(pipe: Any, family: str, adapters: list[Adapter] | tuple[Adapter, ...
     for adapter in adapters:
         if not math.isfinite(adapter.scale):
             raise ValueError(f"a LoRA scale must be finite, got {adapter.scale}")
+    slots = hotswap_slots(pipe)
+    if slots is not None:
+        with _swapped_in(pipe, family, slots, adapters) as seconds:
+            yield seconds
+        return
 
     from diffusers.utils import logging as diffusers_logging
 
@@ -330,6 +342,206 @@ def applied(pipe: Any, family: str, adapters: list[Adapter] | tuple[Adapter, ...
         yield time.perf_counter() - started
     finally:
         remove_all(pipe)
+
+
+# ---- hot swap into fixed slots (a compiled denoiser) ---------------------------------------------------------------
+
+SLOT_PREFIX = "slot_"
+_SLOTS_ATTRIBUTE = "_darkroom_lora_slots"  # on the denoiser module: pipelines derived from the base share it
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The empty adapters a denoiser holds for hot swap: their names (one per adapter a request may bring), their
+    rank, and the component they are on."""
+
+    names: tuple[str, ...]
+    rank: int
+    component: str
+
+
+def hotswap_slots(pipe: Any) -> Slots | None:
+    """The pipeline's hot-swap slots, if `prepare_hotswap` gave its denoiser some."""
+    for component in lora_components(pipe):
+        slots = getattr(getattr(pipe, component, None), _SLOTS_ATTRIBUTE, None)
+        if slots is not None:
+            return slots
+    return None
+
+
+def prepare_hotswap(pipe: Any, family: str, rank: int, count: int) -> str:
+    """Give the pipeline's denoiser `count` empty adapters of rank `rank` on every linear layer, for `applied` to
+    hot-swap request adapters into. Called once per loaded base pipeline, before its denoiser is compiled
+    (gpu/speed.py). Returns what was done, for the speed report; ValueError if the pipeline cannot take them."""
+    if count < 1 or rank < 1:
+        raise ValueError(f"hot swap needs at least one slot of rank 1 or more, got {count} of rank {rank}")
+    if not supports_lora(pipe):
+        raise ValueError(f"{family} ({type(pipe).__name__}) takes no LoRA adapters")
+    if hotswap_slots(pipe) is not None:
+        raise ValueError(f"{family}'s denoiser already has hot-swap slots")
+    component = next((c for c in lora_components(pipe) if c in ("transformer", "unet")
+                      and getattr(pipe, c, None) is not None), None)
+    if component is None:
+        raise ValueError(f"{family} ({type(pipe).__name__}) loads no LoRA into a denoiser")
+    denoiser = getattr(pipe, component)
+    if getattr(denoiser, "peft_config", None):
+        raise ValueError(f"{family}'s {component} already holds adapters {sorted(denoiser.peft_config)}")
+
+    import torch
+    from torch import nn
+
+    from gpu.pipelines import MODEL_IO_LOCK
+
+    with MODEL_IO_LOCK:  # the first use imports peft
+        from peft import LoraConfig
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.hotswap import _convert_scalings_to_tensor
+
+    # Every linear layer, by its full path: a LoRA may target any of them (the attention projections, the MLPs,
+    # the modulation and embedding layers), and a hot swap cannot add a layer the slots do not already wrap.
+    targets = sorted(name for name, module in denoiser.named_modules() if isinstance(module, nn.Linear))
+    if not targets:
+        raise ValueError(f"{family}'s {component} has no linear layer to hold a LoRA")
+    dtype = next(denoiser.parameters()).dtype
+    names = tuple(f"{SLOT_PREFIX}{i}" for i in range(count))
+    with MODEL_IO_LOCK:
+        for name in names:
+            # alpha = rank: scaling 1; a swapped-in adapter's own alpha / rank replaces it, module by module.
+            denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=targets), adapter_name=name)
+    denoiser.set_adapters(list(names), [1.0] * count)
+    with torch.no_grad():
+        for module in denoiser.modules():
+            if isinstance(module, LoraLayer):
+                for name in names:
+                    for table in (module.lora_A, module.lora_B):
+                        table[name].to(dtype=dtype)
+    # A tensor, not a float, so that setting a request's scale (in place) does not change what dynamo guards on.
+    _convert_scalings_to_tensor(denoiser)
+    slots = Slots(names=names, rank=rank, component=component)
+    _reset(denoiser, slots)
+    setattr(denoiser, _SLOTS_ATTRIBUTE, slots)
+    return f"{count} slot{'s' if count > 1 else ''} of rank {rank} on {component}'s {len(targets)} linear layers"
+
+
+def _slot_layers(denoiser: Any, name: str) -> Iterator[Any]:
+    from peft.tuners.lora import LoraLayer
+
+    for module in denoiser.modules():
+        if isinstance(module, LoraLayer) and name in module.lora_A:
+            yield module
+
+
+def _reset(denoiser: Any, slots: Slots) -> None:
+    """Every slot back to what prepare_hotswap made: zero weights, scaling 1 (it then adds exactly nothing)."""
+    import torch
+
+    with torch.no_grad():
+        for name in slots.names:
+            for module in _slot_layers(denoiser, name):
+                module.lora_A[name].weight.zero_()
+                module.lora_B[name].weight.zero_()
+                module.scaling[name].fill_(1.0)
+
+
+def _rank(path: Path) -> int:
+    """The largest rank of any low-rank pair in the file (its header only): the smaller dimension of each
+    lora_A / lora_down matrix (diffusers', PEFT's and kohya's names)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        ranks = [f.get_slice(key).get_shape()[0] for key in f.keys()  # noqa: SIM118 (not a dict)
+                 if (".lora_A." in key or ".lora_down." in key) and len(f.get_slice(key).get_shape()) >= 2]
+    return max(ranks, default=0)
+
+
+@contextmanager
+def _hotswap_fixes() -> Iterator[None]:
+    """Two corrections to PEFT 0.21.2's hot swap, for the length of one load (under MODEL_IO_LOCK; diffusers imports
+    both functions from peft.utils.hotswap when it runs):
+    - hotswap_adapter_from_state_dict looks up a module's rank and alpha patterns with the parameter's key
+      (`...to_q.lora_A.slot_0.weight`), which no pattern names, so an adapter with per-module alphas (kohya's) would
+      run with its default alpha everywhere. After the swap, each swapped module's scaling is set from the patterns
+      looked up by its module path, as PEFT does when it loads an adapter plainly.
+    - check_hotswap_configs_compatible refuses an adapter whose alpha pattern differs from the slot's, which the
+      first fix makes right; it still refuses any other adapter type, and DoRA (a swap does not carry magnitudes).
+    """
+    from peft.utils import hotswap
+    from peft.utils.other import get_pattern_key
+
+    original_swap, original_check = hotswap.hotswap_adapter_from_state_dict, hotswap.check_hotswap_configs_compatible
+
+    def check(config0: Any, config1: Any) -> None:
+        if config0.peft_type != config1.peft_type:
+            raise ValueError(f"a {config1.peft_type.value} adapter cannot replace a {config0.peft_type.value} one")
+        if getattr(config1, "use_dora", False):
+            raise ValueError("a DoRA adapter cannot be hot-swapped")
+
+    def swap(model: Any, state_dict: dict[str, Any], adapter_name: str, config: Any, **kwargs: Any) -> None:
+        original_swap(model, state_dict, adapter_name, config, **kwargs)
+        suffix = f".{adapter_name}.weight"
+        for module_path in {key.rsplit(".", 3)[0] for key in state_dict if key.endswith(suffix)}:
+            rank = config.rank_pattern.get(get_pattern_key(config.rank_pattern.keys(), module_path), config.r)
+            alpha = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern.keys(), module_path),
+                                             config.lora_alpha)
+            scaling = alpha / math.sqrt(rank) if config.use_rslora else alpha / rank
+            hotswap._update_scaling(model.get_submodule(module_path), adapter_name, float(scaling))
+
+    hotswap.hotswap_adapter_from_state_dict, hotswap.check_hotswap_configs_compatible = swap, check
+    try:
+        yield
+    finally:
+        hotswap.hotswap_adapter_from_state_dict, hotswap.check_hotswap_configs_compatible = original_swap, original_check
+
+
+@contextmanager
+def _swapped_in(pipe: Any, family: str, slots: Slots, adapters: list[Adapter] | tuple[Adapter, ...]
+                ) -> Iterator[float]:
+    """`applied` for a pipeline with hot-swap slots: each adapter copied into a slot, its scale multiplied into the
+    slot's scaling tensors in place; every slot zeroed again on exit or on any failure."""
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+
+    from gpu.pipelines import MODEL_IO_LOCK
+
+    denoiser = getattr(pipe, slots.component)
+    if len(adapters) > len(slots.names):
+        raise ValueError(f"{family} takes at most {len(slots.names)} LoRA adapter{'s' if len(slots.names) > 1 else ''} "
+                         f"at once (hot-swapped into its compiled {slots.component}), not {len(adapters)}")
+    started = time.perf_counter()
+    try:
+        for name, adapter in zip(slots.names, adapters, strict=False):
+            path = Path(adapter.path)
+            check_fits(pipe, family, path)
+            rank = _rank(path)
+            if rank > slots.rank:
+                raise ValueError(f"the LoRA {path.name} has rank {rank}; {family} hot-swaps adapters of rank "
+                                 f"{slots.rank} at most")
+            warnings = _Warnings()
+            root = diffusers_logging.get_logger("diffusers")
+            root.addHandler(warnings)
+            try:
+                with MODEL_IO_LOCK, _hotswap_fixes():
+                    pipe.load_lora_weights(str(path), adapter_name=name, hotswap=True)
+            except Exception as e:
+                raise ValueError(f"the LoRA {path.name} does not hot-swap into {family}: {e}") from e
+            finally:
+                root.removeHandler(warnings)
+            # diffusers only warns when a file holds nothing for a component; for the slots' it is a refusal.
+            nothing = f"No LoRA keys associated to {type(denoiser).__name__}"
+            refused = [m for m in warnings.messages if nothing in m or "unexpected keys" in m]
+            if refused:
+                raise ValueError(f"the LoRA {path.name} has no weights for {family}'s {slots.component} "
+                                 f"(made for another model?): {refused[0][:300]}")
+            with torch.no_grad():
+                for module in _slot_layers(denoiser, name):
+                    module.scaling[name].mul_(float(adapter.scale))
+    except BaseException:
+        _reset(denoiser, slots)
+        raise
+    try:
+        yield time.perf_counter() - started
+    finally:
+        _reset(denoiser, slots)
 
 
 # ---- fusing a model's built-in adapter -----------------------------------------------------------------------------

@@ -15,7 +15,9 @@ The order follows what each step needs of the others (diffusers 0.42.1's source)
    break graphs, so with a cache the compile is not fullgraph.
 4. vae_tiling, channels_last: independent of the rest (the VAE is not compiled); channels_last before compile so
    the traced convolutions see the layout they will run with.
-5. compile last. It is lazy: the first call compiles (a container's warm-up), and a failure shows there, not here.
+5. lora_hotswap: the empty LoRA slots (gpu/loras.py, prepare_hotswap) wrap the denoiser's linear layers, which
+   changes the modules compile traces: before compile, so that swapping adapters in later never recompiles.
+6. compile last. It is lazy: the first call compiles (a container's warm-up), and a failure shows there, not here.
 
 Importing this module is cheap: torch and diffusers are imported inside the functions.
 """
@@ -27,7 +29,7 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from functions.core.catalog import CacheSettings, SpeedSettings
+    from functions.core.catalog import CacheSettings, LoraHotswap, SpeedSettings
 
 # The attention backends a setting names, and the package each needs (diffusers.models.attention_dispatch).
 _ATTENTION_PACKAGES = {"flash": "flash_attn", "sage": "sageattention"}
@@ -58,6 +60,8 @@ def apply(pipe: Any, family: str, settings: SpeedSettings | None, device: str) -
         report["vae_tiling"] = _vae_tiling(pipe)
     if settings.channels_last:
         report["channels_last"] = _channels_last(pipe, models)
+    if settings.lora_hotswap is not None:
+        report["lora_hotswap"] = _lora_hotswap(pipe, family, settings.lora_hotswap)
     if settings.compile != "none":
         cached = settings.cache is not None and not report["cache"].endswith(": none")
         report["compile"] = _compile(models, settings.compile, device, fullgraph=not cached)
@@ -159,6 +163,15 @@ def _cache(models: list[tuple[str, Any]], cache: CacheSettings, family: str) -> 
         return f"{cache.kind}: {'; '.join(refused)}: none"
     return (f"{cache.kind} ({knobs or 'diffusers defaults'}{note}) on {', '.join(applied)}"
             + (f" (none: {'; '.join(refused)})" if refused else ""))
+
+
+def _lora_hotswap(pipe: Any, family: str, hotswap: LoraHotswap) -> str:
+    from gpu import loras
+
+    try:
+        return loras.prepare_hotswap(pipe, family, hotswap.rank, hotswap.slots)
+    except ValueError as exc:  # no LoRA loader, no linear layer: adapters then load and unload (and recompile)
+        return f"{exc}: load and unload"
 
 
 def _vae_tiling(pipe: Any) -> str:

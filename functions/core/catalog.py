@@ -123,6 +123,27 @@ class CacheSettings(Schema):
         return {k: getattr(self, k) for k in _CACHE_KNOBS[self.kind] if getattr(self, k) is not None}
 
 
+# LoRA adapters per request (fal and most servers allow a handful; each one is loaded into the model for the job).
+MAX_LORAS = 4
+
+
+class LoraHotswap(Schema):
+    """LoRA adapters swapped into a compiled denoiser without recompiling it (diffusers' and PEFT's hot swap).
+
+    While the model loads, before it is compiled, each of `slots` empty adapters of rank `rank` wraps every linear
+    layer of the denoiser (its weights zero: it adds nothing). A request's adapters are then copied into the slots
+    (a smaller rank is zero-padded) and zeroed again after the job, so the compiled graph never changes: no
+    recompilation per adapter, and every container runs the same graph, with or without adapters. The price: the
+    slots' low-rank products run on every request (about 2 * rank * (in + out) FLOPs a layer per token: a few per
+    cent at rank 64 on a 3072-wide transformer), and what a request may bring is bounded: at most `slots` adapters,
+    each of rank at most `rank`, on the denoiser's linear layers only (not the text encoders, which are not
+    compiled but which the hot swap cannot reach). The API refuses the rest at submit (functions/core/loras.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rank: int = Field(64, ge=1, le=1024)
+    slots: int = Field(1, ge=1, le=MAX_LORAS)
+
+
 class SpeedSettings(Schema):
     """How a model's pipeline is made faster once it is loaded (gpu/speed.py applies them, and reports what it applied
     or why it fell back). The defaults change nothing. They change the loaded pipeline object, so models on the same
@@ -139,6 +160,15 @@ class SpeedSettings(Schema):
     vae_tiling: bool = False  # decode (and encode) in tiles: less peak memory at large sizes and long videos
     channels_last: bool = False  # the convolutional modules (UNet, VAE) in channels-last memory format
     quantize: Literal["none", "fp8"] = "none"  # the denoiser's linear layers in fp8 (torchao; compute capability 8.9+)
+    # Request LoRAs hot-swapped into fixed slots, so that a compiled denoiser is not recompiled for each adapter.
+    lora_hotswap: LoraHotswap | None = None
+
+    @model_validator(mode="after")
+    def _hotswap_needs_compile(self) -> SpeedSettings:
+        if self.lora_hotswap is not None and self.compile == "none":
+            raise ValueError("lora_hotswap only matters for a compiled denoiser (compile: regional or full): "
+                             "uncompiled, adapters load and unload with no recompilation to save")
+        return self
 
     @property
     def is_default(self) -> bool:

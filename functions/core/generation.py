@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from functions.core.catalog import ModelSpec
+from functions.core.catalog import MAX_LORAS, ModelSpec
 
 from .errors import FieldError, ValidationFailed
 from .schema import Request
@@ -20,10 +20,8 @@ from .schema import Request
 MAX_PROMPT_CHARS = 4000
 MAX_IMAGES = 10
 MAX_REFERENCES = 10
-# LoRA adapters per request (fal and most servers allow a handful; each one is loaded into the model for the job),
-# and the range of each one's scale: 0 turns it off, 1 is its trained strength, negative scales invert it (slider
-# adapters are trained to be used both ways).
-MAX_LORAS = 4
+# The range of a LoRA adapter's scale: 0 turns it off, 1 is its trained strength, negative scales invert it (slider
+# adapters are trained to be used both ways). How many a request may bring: catalog.MAX_LORAS.
 LORA_SCALE_RANGE = (-4.0, 4.0)
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 _RATIO = re.compile(r"^(\d{1,2}):(\d{1,2})$")
@@ -327,7 +325,12 @@ def _loras(model: ModelSpec, loras: list[LoraInput], workspace_id: str, prefix: 
         able = [m.id for m in get_catalog().models if m.type == model.type and get_catalog().capabilities(m)["lora"]]
         raise _bad(prefix + "loras", f"{model.id} takes no LoRA adapters; models that do: {', '.join(able) or 'none'}",
                    "unsupported_parameter")
-    return [registry.for_job(workspace_id, lora.path, lora.scale, family, f"{prefix}loras.{i}.path")
+    hotswap = model.speed.lora_hotswap  # adapters swapped into fixed slots: as many as slots, of bounded rank
+    if hotswap is not None and len(loras) > hotswap.slots:
+        raise _bad(prefix + "loras", f"{model.id} takes at most {hotswap.slots} LoRA adapter"
+                                     f"{'s' if hotswap.slots > 1 else ''} at once, not {len(loras)}", "too_many_loras")
+    return [registry.for_job(workspace_id, lora.path, lora.scale, family, f"{prefix}loras.{i}.path",
+                             max_rank=hotswap.rank if hotswap is not None else None)
             for i, lora in enumerate(loras)]
 
 

@@ -533,19 +533,21 @@ _HUB_PATH = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A
                        r"(?:/(?P<file>[^@]+\.safetensors))?(?:@(?P<revision>[A-Za-z0-9_][A-Za-z0-9._/-]{0,99}))?$")
 
 
-def for_job(workspace_id: str, path: str, scale: float, family: str, field: str) -> dict[str, Any]:
+def for_job(workspace_id: str, path: str, scale: float, family: str, field: str, *,
+            max_rank: int | None = None) -> dict[str, Any]:
     """One adapter of a request, as the worker takes it (gpu/adapters.py): what was asked for, and where the file is.
 
     `path` is a LoRA of the workspace (its id), an https URL, or a Hub file (owner/name[/file.safetensors][@rev]).
     The file is judged here, at submit, from its header alone, like a registration: a LoRA that does not fit the
     model's base `family` is a 400 naming `field`, not a failed job later. A Hub revision is pinned to the commit
-    it named (X-Repo-Commit), so the job runs the file that was judged."""
+    it named (X-Repo-Commit), so the job runs the file that was judged. `max_rank`: the highest rank the model
+    takes (a model that hot-swaps adapters, catalog LoraHotswap), a 400 above it."""
     entry: dict[str, Any] = {"path": path, "scale": scale}
     if path.startswith("lora_"):
         record = resolve(workspace_id, path)
         if record is None:
             raise _refused(field, f"no LoRA {path[:64]} in this workspace (GET /api/loras lists them)", "lora_not_found")
-        fitting = record.families
+        fitting, rank = record.families, record.rank
         entry |= {"id": record.id, "name": record.name}
         if record.key:
             entry["source"] = {"upload_key": record.key, "bucket": get_settings().adapters_bucket}
@@ -563,11 +565,15 @@ def for_job(workspace_id: str, path: str, scale: float, family: str, field: str)
                                   "/file.safetensors and @revision) or an https URL to a .safetensors file",
                            "invalid_lora_path")
         remote = _remote_header(url, field)
-        _info, fitting = _judge(remote.data, remote.total, field)
+        info, fitting = _judge(remote.data, remote.total, field)
+        rank = info.rank
         if remote.commit and "/resolve/" in url:
             url = re.sub(r"/resolve/[^/]+/", f"/resolve/{remote.commit}/", url, count=1)
         entry["source"] = {"url": url}
     if family not in fitting:
         raise _refused(field, f"this LoRA is for {', '.join(fitting) or 'no known base'}, not {family} (the model's "
                               "base); pick a model of that family", "lora_wrong_base")
+    if max_rank is not None and rank > max_rank:
+        raise _refused(field, f"has rank {rank}; this model hot-swaps LoRAs into its compiled denoiser, of rank "
+                              f"{max_rank} at most", "lora_rank_too_high")
     return entry

@@ -147,7 +147,11 @@ def test_bench_speed_flag_overrides_the_models_settings():
     assert speed == SpeedSettings(compile="regional", vae_tiling=True, cache={"kind": "first_block", "threshold": 0.2})
     assert parse_speed("cache=none", base).cache is None
     assert parse_speed("cache=taylorseer,cache.cache_interval=3").cache.options() == {"cache_interval": 3}
-    for bad in ("turbo=true", "compile=max", "cache.threshold=0.1", "compile"):
+    swapped = parse_speed("compile=full,lora_hotswap.rank=32,lora_hotswap.slots=2")
+    assert swapped.lora_hotswap is not None and (swapped.lora_hotswap.rank, swapped.lora_hotswap.slots) == (32, 2)
+    assert parse_speed("lora_hotswap=none", swapped).lora_hotswap is None
+    for bad in ("turbo=true", "compile=max", "cache.threshold=0.1", "compile", "lora_hotswap.rank=8",
+                "compile=regional,lora_hotswap.rank=0"):
         with pytest.raises(ValueError):
             parse_speed(bad)
     assert speed_cell({}) == "-"
