@@ -25,6 +25,8 @@ WEIGHTS_DIR = "/weights"
 # one never touches the weights' Volume, and containers started later find what earlier ones fetched.
 LORAS_DIR = "/loras"
 LORAS_VOLUME = "darkroom-loras"
+# torch.compile's artifacts per pool, GPU type, torch version and settings (gpu/compile_cache.py), on the weights Volume.
+COMPILE_CACHE = ".compile-cache"
 
 app = modal.App(APP_NAME)
 
@@ -123,6 +125,11 @@ class _Generator:
         # base of every derived family), and forget the CPU entries, whose modules have just moved.
         pipelines.clear_cache()
         pipelines.remember(self.family, self.source, device, dtype, self.pipe, builtin=self.builtin, speed=speed)
+        # A compiled model compiles now, before it takes inputs, from the artifacts an earlier container of the
+        # pool saved on the Volume for this GPU, torch and settings; the first container saves them.
+        if worker.warm_up(self._pool(), self.pipe, self.family, device, Path(WEIGHTS_DIR) / COMPILE_CACHE) \
+                and not modal.is_local():
+            weights.commit()
 
     @modal.method()
     def generate(self, request: dict) -> dict | None:

@@ -236,6 +236,11 @@ def apply_speed(pipe: DiffusionPipeline, family: str, speed: SpeedSettings | Non
     return report
 
 
+def note_speed(pipe: DiffusionPipeline, setting: str, note: str) -> None:
+    """Add what happened later to a pipeline's speed report (its warm-up compile: gpu/worker.py, warm_up)."""
+    _speed_reports[pipe] = {**_speed_reports.get(pipe, {}), setting: note}
+
+
 def speed_report(pipe: DiffusionPipeline) -> dict[str, str]:
     """What the speed settings did to this pipeline (or its base), setting by setting; {} with the defaults."""
     return dict(_speed_reports.get(pipe, {}))

@@ -26,6 +26,7 @@ from gpu.pipelines import (
     GenerationRequest,
     GenerationResult,
     extend_family,
+    family_spec,
     generate,
     inpaint_family,
     load_pipeline,
@@ -167,10 +168,85 @@ def device_and_dtype() -> tuple[str, str]:
 
 def load(model: ModelSpec, family: str | None = None):
     """The model's pipeline (or `family`'s, on the same weights) on this machine's best device, loaded once
-    per process, with the model's speed settings applied (gpu/speed.py; pipelines.speed_report says what they did)."""
+    per process, with the model's speed settings applied (gpu/speed.py; pipelines.speed_report says what they did).
+    A compiled model is compiled here, before its first job runs (warm_up), with the artifacts kept under the local
+    data directory (the Modal class does the same in its enter hook, on the weights Volume)."""
     device, dtype = device_and_dtype()
-    return load_pipeline(family or model.family, weights_source(model), device=device, dtype=dtype,
-                         builtin=builtin_adapter(model), speed=model.speed)
+    source, builtin = weights_source(model), builtin_adapter(model)
+    if model.speed.compile != "none":
+        base = family_spec(model.family).base
+        pipe = load_pipeline(base, source, device=device, dtype=dtype, builtin=builtin, speed=model.speed)
+        with _WARM_UP_LOCK:
+            if "warm_up" not in speed_report(pipe):
+                warm_up(model, pipe, base, device, Path(os.environ.get("DARKROOM_DATA_DIR", ".darkroom"))
+                        / "compile-cache")
+    return load_pipeline(family or model.family, source, device=device, dtype=dtype, builtin=builtin,
+                         speed=model.speed)
+
+
+_WARM_UP_LOCK = threading.Lock()
+WARM_UP_STEPS = 2  # the compiled graphs do not depend on the step count: the fewest a family takes, at least 2
+
+
+def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache_root: Path | None) -> bool:
+    """Compile a compiled model's denoiser before it takes jobs: no job pays for torch.compile. One generation at
+    the model's default size (and clip length), after loading whatever an earlier container compiled for the same
+    key (gpu/compile_cache.py); what this one compiled anew is saved for the next. The speed report's `warm_up`
+    says how long it took and how many graphs came from the cache. Returns whether a new artifacts file was
+    written (the Modal class then commits the Volume). A model that is not compiled is left alone (False).
+
+    Sizes other than the default compile on first use (torch then marks the changed dimensions dynamic, once),
+    and are saved with the rest when the container next warms up a new key."""
+    from gpu import compile_cache
+    from gpu.pipelines import note_speed
+
+    if spec.speed.compile == "none":
+        return False
+    catalog = get_catalog()
+    model = spec if isinstance(spec, ModelSpec) else catalog.model(spec.models[0])
+    assert model is not None
+    request = _warm_up_request(model, family)
+    shape = {"width": request.width, "height": request.height, "frames": request.frames, "family": family}
+    weights_key = model.weights
+    file = (compile_cache.path(cache_root, compile_cache.key(weights_key, spec.speed.key, device, shape))
+            if cache_root is not None else None)
+    loaded = compile_cache.load(file) if file is not None else 0
+    hits, misses = compile_cache.graph_counts()
+    started = time.perf_counter()
+    generate(pipe, family, request)
+    seconds = time.perf_counter() - started
+    hits, misses = (now - before for now, before in zip(compile_cache.graph_counts(), (hits, misses), strict=True))
+    saved = compile_cache.save(file) if file is not None and misses else 0
+    size = f"{request.width}x{request.height}" + (f"x{request.frames}" if request.frames else "")
+    note = (f"{size}, {request.steps} steps: {seconds:.1f} s; {hits} graphs from the cache "
+            f"({_megabytes(loaded)} loaded), {misses} compiled" + (f" ({_megabytes(saved)} saved)" if saved else ""))
+    note_speed(pipe, "warm_up", note)
+    logger.info("warm-up", model=model.id, warm_up=note)
+    return saved > 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _warm_up_request(model: ModelSpec, family: str) -> GenerationRequest:
+    """What a first job at the model's defaults would ask of `family`'s pipeline (the images it needs: grey)."""
+    from PIL import Image
+
+    spec = family_spec(family)
+    defaults = model.defaults
+    fields: dict = {"prompt": "warm-up", "width": defaults.width, "height": defaults.height, "seed": 0,
+                    "steps": max(WARM_UP_STEPS, spec.min_steps, model.min_steps)}
+    if spec.output == "video":
+        fps = defaults.fps or 24
+        frames = defaults.frames or (model.frames_for(defaults.duration, fps) if defaults.duration else None)
+        fields.update(frames=frames, fps=float(fps))
+    grey = Image.new("RGB", (defaults.width, defaults.height), (128, 128, 128))
+    if spec.takes_image or spec.needs_references:
+        fields["images"] = [grey]
+    if spec.last_frame:
+        fields["last_frame"] = grey
+    return GenerationRequest(**fields)
 
 
 def execute(request: messages.WorkRequest, store: JobStore,

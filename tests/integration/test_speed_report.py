@@ -53,6 +53,7 @@ def hotswap_catalog(tmp_path, monkeypatch):
     pool = [copy.deepcopy(m) for m in models if m["id"] in ("flux-schnell", "flux-schnell-edit")]
     for model in pool:
         model["speed"] = {"compile": "regional", "lora_hotswap": {"rank": 4, "slots": 1}}
+        model["defaults"] = {**model.get("defaults", {}), "width": 256, "height": 256}  # a cheap warm-up on CPU
     path = tmp_path / "hotswap.yaml"
     path.write_text(yaml.safe_dump({"models": pool}))
     monkeypatch.setenv("DARKROOM_CATALOG_EXTRA", str(path))
@@ -92,6 +93,8 @@ def test_a_compiled_model_hot_swaps_loras_and_refuses_what_its_slots_cannot_take
             for job in JobStore().list_for_workspace(tenant.workspace_id)[0]}
     assert jobs[ink].status == JobStatus.SUCCEEDED and jobs[ink].loras[0]["scale"] == 1.0
     assert jobs[ink].speed["lora_hotswap"].startswith("1 slot of rank 4 on transformer's ")
+    # Compiled when the worker loaded it, before the first job: the warm-up at the model's default size.
+    assert jobs[ink].speed["warm_up"].startswith("256x256, 2 steps: ")
 
     too_many = api.post("/v1/images/generations", json={**small, "loras": [{"path": ink}, {"path": ink}]},
                         headers=tenant.headers)
