@@ -77,6 +77,14 @@ def class_options(modal_class: str) -> dict:
     }
 
 
+def concurrency(modal_class: str):
+    """`@modal.concurrent` for a class whose pools take several jobs at once (catalog Serving.concurrent_inputs):
+    their pipeline calls take turns (or share a batch: gpu/batching.py) while the rest of each job overlaps.
+    Nothing for a class that takes one at a time."""
+    inputs = get_catalog().class_concurrent_inputs(modal_class)
+    return modal.concurrent(max_inputs=inputs) if inputs > 1 else (lambda cls: cls)
+
+
 class _Generator:
     """Loads one set of weights per container (from the Volume, once, snapshotted) and runs jobs for every
     model on them: the container loads the weights' text pipeline, and the worker derives the edit, inpaint
@@ -168,6 +176,7 @@ _class_options = {
 
 
 @app.cls(**class_options("FluxGenerator"), **_class_options)
+@concurrency("FluxGenerator")
 class FluxGenerator(_Generator):
     """flux-schnell, flux-dev and their edit and inpaint models."""
 
@@ -175,6 +184,7 @@ class FluxGenerator(_Generator):
 
 
 @app.cls(**class_options("SDXLGenerator"), **_class_options)
+@concurrency("SDXLGenerator")
 class SDXLGenerator(_Generator):
     """sdxl-turbo, playground-v2 and their edit and inpaint models."""
 
@@ -182,6 +192,7 @@ class SDXLGenerator(_Generator):
 
 
 @app.cls(**class_options("LTXVideoGenerator"), **_class_options)
+@concurrency("LTXVideoGenerator")
 class LTXVideoGenerator(_Generator):
     """ltx-video (text-to-video) and ltx-video-i2v (image-to-video)."""
 
@@ -189,6 +200,7 @@ class LTXVideoGenerator(_Generator):
 
 
 @app.cls(**class_options("Flux2KleinGenerator"), **_class_options)
+@concurrency("Flux2KleinGenerator")
 class Flux2KleinGenerator(_Generator):
     """flux2-klein: text-to-image, multi-reference edits and inpainting."""
 
@@ -196,6 +208,7 @@ class Flux2KleinGenerator(_Generator):
 
 
 @app.cls(**class_options("Flux2DevGenerator"), **_class_options)
+@concurrency("Flux2DevGenerator")
 class Flux2DevGenerator(_Generator):
     """flux2-dev: text-to-image and multi-reference edits."""
 
@@ -203,6 +216,7 @@ class Flux2DevGenerator(_Generator):
 
 
 @app.cls(**class_options("ZImageGenerator"), **_class_options)
+@concurrency("ZImageGenerator")
 class ZImageGenerator(_Generator):
     """z-image-turbo and its edit and inpaint models."""
 
@@ -210,6 +224,7 @@ class ZImageGenerator(_Generator):
 
 
 @app.cls(**class_options("QwenImageGenerator"), **_class_options)
+@concurrency("QwenImageGenerator")
 class QwenImageGenerator(_Generator):
     """qwen-image (text-to-image, edits and inpainting), qwen-image-lightning (Qwen-Image's weights with its
     Lightning LoRA fused: a pool of its own) and qwen-image-edit-plus (one pool each: separate weights)."""
@@ -218,6 +233,7 @@ class QwenImageGenerator(_Generator):
 
 
 @app.cls(**class_options("LTX2Generator"), **_class_options)
+@concurrency("LTX2Generator")
 class LTX2Generator(_Generator):
     """ltx-2: text-to-video and image-to-video, with a soundtrack."""
 
@@ -225,6 +241,7 @@ class LTX2Generator(_Generator):
 
 
 @app.cls(**class_options("WanGenerator"), **_class_options)
+@concurrency("WanGenerator")
 class WanGenerator(_Generator):
     """wan2.2-ti2v-5b: text-to-video and image-to-video."""
 
@@ -232,6 +249,7 @@ class WanGenerator(_Generator):
 
 
 @app.cls(**class_options("WanA14BGenerator"), **_class_options)
+@concurrency("WanA14BGenerator")
 class WanA14BGenerator(_Generator):
     """wan2.2-t2v-a14b and wan2.2-i2v-a14b (one pool each: separate weights)."""
 
@@ -239,6 +257,7 @@ class WanA14BGenerator(_Generator):
 
 
 @app.cls(**class_options("WanFirstLastFrameGenerator"), **_class_options)
+@concurrency("WanFirstLastFrameGenerator")
 class WanFirstLastFrameGenerator(_Generator):
     """wan2.1-flf2v-14b: a video from a first and a last frame."""
 

@@ -486,12 +486,42 @@ def generate(
     numbers on every device. `on_step(done, total)` is called after each denoising step; `total` is the
     number of steps that actually run (fewer than req.steps for img2img).
     """
+    return generate_together(pipe, family, [req], on_step=on_step)[0]
+
+
+def batch_key(family: str, req: GenerationRequest) -> tuple | None:
+    """What requests must share to run as one pipeline call (generate_together): everything but the prompt, the
+    seed and the count. None for a request that runs alone: one with images, a mask, a clip or adapters (their
+    inputs are per request, or they change the model for the call)."""
+    if req.images or req.mask is not None or req.clip or req.last_frame is not None or req.loras:
+        return None
+    return (family, req.width, req.height, req.steps, req.guidance, req.negative_prompt, req.strength, req.frames,
+            req.fps, req.audio)
+
+
+def generate_together(
+    pipe: DiffusionPipeline,
+    family: str,
+    reqs: list[GenerationRequest],
+    *,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[GenerationResult]:
+    """Run several requests as one pipeline call: their prompts, each repeated n times, as one batch, each image's
+    initial noise drawn from its own request's seed exactly as `generate` draws it alone (one CPU generator per
+    request, drawn in order: the same numbers). Requests after the first must have its batch_key. The results
+    come back in order, each with its own seed and outputs; a batch's VAE decode time is shared out by image."""
     spec = family_spec(family)
-    _validate(pipe, family, spec, req)
+    for req in reqs:
+        _validate(pipe, family, spec, req)
+    req = reqs[0]
+    if len(reqs) > 1 and (batch_key(family, req) is None
+                          or any(batch_key(family, other) != batch_key(family, req) for other in reqs[1:])):
+        raise ValueError("requests run together only when everything but their prompts, seeds and counts agree")
 
     import torch
 
-    seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
+    seeds = [r.seed if r.seed is not None else secrets.randbelow(2**31) for r in reqs]
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
     count_key = "num_videos_per_prompt" if spec.output == "video" else "num_images_per_prompt"
     kwargs: dict[str, Any] = {
         "prompt": req.prompt,
@@ -499,9 +529,15 @@ def generate(
         "width": req.width,
         "height": req.height,
         "num_inference_steps": req.steps,
-        "generator": torch.Generator(device="cpu").manual_seed(seed),
+        "generator": generators[0],
         "output_type": "pil",
     }
+    if len(reqs) > 1:
+        # One prompt per output; each output's noise from its request's generator, used in turn for that
+        # request's outputs (one draw of n, or n draws of one, give the same numbers from a CPU generator).
+        kwargs["prompt"] = [r.prompt for r in reqs for _ in range(r.n)]
+        kwargs[count_key] = 1
+        kwargs["generator"] = [g for r, g in zip(reqs, generators, strict=True) for _ in range(r.n)]
     if req.guidance is not None:
         kwargs[spec.guidance_arg] = req.guidance
     if req.negative_prompt and spec.negative_prompt:
@@ -559,23 +595,29 @@ def generate(
     with (_run_lock(pipe), loras.applied(pipe, family, req.loras) as lora_load, torch.inference_mode(),
           _timed(pipe.vae.decoder) as decode_time):
         out = pipe(**kwargs)
-    result = GenerationResult(seed=seed, vae_decode=decode_time(), lora_load=lora_load)
-    if spec.output == "video":
-        result.videos = [list(frames) for frames in out.frames]
-        if clip is not None and tail is not None:  # the whole clip, then what follows its last frame
-            result.videos = [clip + frames[len(tail):] for frames in result.videos]
-        if req.audio:
-            # The vocoder's rate, not the audio VAE's (its mel input runs at a lower one).
-            result.audio = [track.float().cpu() for track in out.audio]
-            result.audio_rate = int(pipe.vocoder.config.output_sampling_rate)
-    else:
-        result.images = list(out.images)
-    if mask is not None:
-        from gpu import inpaint
+    total = sum(r.n for r in reqs)
+    results, first = [], 0
+    for r, seed in zip(reqs, seeds, strict=True):
+        outputs = slice(first, first + r.n)
+        first += r.n
+        result = GenerationResult(seed=seed, vae_decode=decode_time() * r.n / total, lora_load=lora_load)
+        if spec.output == "video":
+            result.videos = [list(frames) for frames in out.frames[outputs]]
+            if clip is not None and tail is not None:  # the whole clip, then what follows its last frame
+                result.videos = [clip + frames[len(tail):] for frames in result.videos]
+            if r.audio:
+                # The vocoder's rate, not the audio VAE's (its mel input runs at a lower one).
+                result.audio = [track.float().cpu() for track in out.audio[outputs]]
+                result.audio_rate = int(pipe.vocoder.config.output_sampling_rate)
+        else:
+            result.images = list(out.images[outputs])
+        if mask is not None:
+            from gpu import inpaint
 
-        result.images = [inpaint.keep_unmasked(kwargs["image"][i], image, mask)
-                         for i, image in enumerate(result.images)]
-    return result
+            result.images = [inpaint.keep_unmasked(kwargs["image"][i], image, mask)
+                             for i, image in enumerate(result.images)]
+        results.append(result)
+    return results
 
 
 # At most this many of a clip's last frames condition its extension (about a second at 24 fps): enough for the

@@ -20,7 +20,7 @@ from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, WeightsPool
 from functions.core.errors import NotFound, TransitionRejected, describe
 from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
-from gpu import adapters, background, encode, inpaint, references, weights
+from gpu import adapters, background, batching, encode, inpaint, references, weights
 from gpu.pipelines import (
     Builtin,
     GenerationRequest,
@@ -184,6 +184,11 @@ def load(model: ModelSpec, family: str | None = None):
                          speed=model.speed)
 
 
+def batch_policy(model: ModelSpec) -> batching.BatchPolicy:
+    """How the model's jobs may share pipeline calls (catalog Serving): by default, not at all."""
+    return batching.BatchPolicy(max_images=model.serving.batch_images, wait_s=model.serving.batch_wait_ms / 1000)
+
+
 _WARM_UP_LOCK = threading.Lock()
 WARM_UP_STEPS = 2  # the compiled graphs do not depend on the step count: the fewest a family takes, at least 2
 
@@ -333,7 +338,9 @@ def execute(request: messages.WorkRequest, store: JobStore,
         timings["load"] = time.perf_counter() - t0
         speed = speed_report(pipe)  # what the speed settings did, or why one fell back: reported with the job
         t0 = time.perf_counter()
-        result = generate(pipe, family, gen, on_step=watch.on_step)
+        result, together = batching.BATCHER.generate(pipe, family, gen, batch_policy(model), on_step=watch.on_step)
+        if together > 1:
+            speed = {**speed, "batch": f"one pipeline call with {together - 1} other job{'s' if together > 2 else ''}"}
     timings["inference"] = time.perf_counter() - t0
     timings["vae_decode"] = result.vae_decode  # part of inference
     if specs:

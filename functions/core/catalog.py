@@ -180,6 +180,30 @@ class SpeedSettings(Schema):
         return "" if self.is_default else self.model_dump_json(exclude_defaults=True)
 
 
+class Serving(Schema):
+    """How one container of a pool takes jobs. The defaults: one job at a time, each its own pipeline call.
+
+    `concurrent_inputs` > 1: a container takes that many jobs at once (Modal's `@modal.concurrent`, per class: the
+    largest of its pools'); their pipeline calls still take turns on the GPU, but a job's reference downloads,
+    encoding and upload overlap another's denoising. `batch_images` > 1 (with concurrent inputs): jobs of the same
+    shape that arrive within `batch_wait_ms` of the first run as one pipeline call of at most that many outputs
+    (gpu/batching.py), each from its own seed; a batched image may differ from the unbatched one in the low bits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    concurrent_inputs: int = Field(1, ge=1, le=32)
+    batch_images: int = Field(1, ge=1, le=16)
+    batch_wait_ms: int = Field(0, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _batches_need_company(self) -> Serving:
+        if self.batch_images > 1 and self.concurrent_inputs < 2:
+            raise ValueError("batch_images > 1 needs concurrent_inputs of 2 or more: a container taking one job at a "
+                             "time has nothing to batch it with")
+        if self.batch_wait_ms and self.batch_images < 2:
+            raise ValueError("batch_wait_ms only matters with batch_images > 1")
+        return self
+
+
 class ModelSpec(Schema):
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -201,6 +225,8 @@ class ModelSpec(Schema):
     scheduler: dict[str, Any] | None = None
     # Speed settings applied to the loaded pipeline (gpu/speed.py); the defaults change nothing.
     speed: SpeedSettings = Field(default_factory=SpeedSettings)
+    # How a container takes jobs: several at once, and batched (gpu/batching.py); the defaults: one at a time.
+    serving: Serving = Field(default_factory=Serving)
     gpu: str = "H100"
     modal_class: str
     # The container's memory request (Modal reserves 128 MiB unless told): it holds the whole pipeline in RAM
@@ -447,6 +473,7 @@ class WeightsPool:
     adapter: BuiltinAdapter | None = None
     scheduler: tuple[tuple[str, Any], ...] = ()
     speed: SpeedSettings = dataclasses.field(default_factory=SpeedSettings)  # what the models agree on
+    serving: Serving = dataclasses.field(default_factory=Serving)  # likewise
 
     @property
     def pinned(self) -> bool:
@@ -479,7 +506,7 @@ class Catalog(Schema):
             if edit.weights != model.weights:
                 raise ValueError(f"{model.id}: edit_model {edit.id} must use the same weights (and built-in adapter)")
         for key, models in self._by_weights().items():
-            for field in ("modal_class", "gpu", "speed"):
+            for field in ("modal_class", "gpu", "speed", "serving"):
                 values = {getattr(m, field) for m in models}
                 if len(values) > 1:
                     raise ValueError(f"models on the same weights ({key}: {', '.join(m.id for m in models)}) run "
@@ -505,7 +532,7 @@ class Catalog(Schema):
                 startup_timeout=max(m.startup_timeout for m in models),
                 allow_patterns=tuple(patterns) if all(m.allow_patterns for m in models) else None,
                 models=tuple(m.id for m in models), gated=any(m.gated for m in models), adapter=first.adapter,
-                scheduler=tuple(sorted((first.scheduler or {}).items())), speed=first.speed)
+                scheduler=tuple(sorted((first.scheduler or {}).items())), speed=first.speed, serving=first.serving)
         return pools
 
     def weights_pool(self, key: str) -> WeightsPool | None:
@@ -517,6 +544,10 @@ class Catalog(Schema):
 
     def class_startup_timeout(self, modal_class: str) -> int:
         return max(p.startup_timeout for p in self.class_pools(modal_class))
+
+    def class_concurrent_inputs(self, modal_class: str) -> int:
+        """How many jobs a container of the class takes at once (Modal's concurrency is per class too)."""
+        return max(p.serving.concurrent_inputs for p in self.class_pools(modal_class))
 
     def class_memory_gib(self, modal_class: str) -> int:
         """What each container of the class reserves (Modal's memory is set per class, not per instance)."""

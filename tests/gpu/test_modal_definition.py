@@ -67,7 +67,7 @@ def class_definition(cls) -> dict:
             "max_containers": cells["autoscaler_settings"].max_containers,
             "startup_timeout": cells["startup_timeout"], "timeout": cells["timeout"],
             "retries": cells["retry_policy"].retries if cells.get("retry_policy") else 0,
-            "snapshot": cells["enable_memory_snapshot"]}
+            "snapshot": cells["enable_memory_snapshot"], "concurrent_inputs": cells["max_concurrent_inputs"]}
 
 
 # ---------------------------------------------------------------- images
@@ -287,3 +287,21 @@ def test_the_container_cap_is_the_deployed_parameter_per_pool():
     assert {d["max_containers"] for d in _definitions_under({pools.MAX_CONTAINERS_ENV: "3"}).values()} == {3}
     default = {d["max_containers"] for d in _definitions_under({pools.MAX_CONTAINERS_ENV: ""}).values()}
     assert default == {pools.DEFAULT_MAX_CONTAINERS}
+
+
+def test_a_pool_that_takes_several_jobs_at_once_makes_its_class_concurrent(tmp_path):
+    """catalog Serving.concurrent_inputs becomes @modal.concurrent(max_inputs=...) on the pool's class (Modal sets it
+    per class: the largest of its pools'); a class whose pools take one job at a time is not concurrent."""
+    import copy
+
+    import yaml
+
+    models = yaml.safe_load((ROOT / "functions/core/catalog.yaml").read_text())["models"]
+    pool = [copy.deepcopy(m) for m in models if m["id"] in ("flux-schnell", "flux-schnell-edit")]
+    for model in pool:
+        model["serving"] = {"concurrent_inputs": 4, "batch_images": 4, "batch_wait_ms": 20}
+    extra = tmp_path / "serving.yaml"
+    extra.write_text(yaml.safe_dump({"models": pool}))
+    definitions = _definitions_under({"DARKROOM_CATALOG_EXTRA": str(extra)})
+    assert definitions["FluxGenerator"]["concurrent_inputs"] == 4
+    assert {d["concurrent_inputs"] for name, d in definitions.items() if name != "FluxGenerator"} == {None}
