@@ -63,7 +63,7 @@ hf_secret = modal.Secret.from_name("darkroom-hf", required_keys=["HF_TOKEN"])
 
 def class_options(modal_class: str) -> dict:
     """What a class reserves, from the catalog's models it serves: one GPU type (they must agree), the largest
-    memory request and startup timeout, and the per-pool container cap."""
+    memory request, startup timeout and scale-down window, and the per-pool container cap."""
     gpus = {p.gpu for p in get_catalog().class_pools(modal_class)}
     if len(gpus) != 1:
         raise ValueError(f"models served by {modal_class} must name exactly one GPU type, got {sorted(gpus)}")
@@ -71,6 +71,7 @@ def class_options(modal_class: str) -> dict:
         "gpu": gpus.pop(),
         "memory": get_catalog().class_memory_gib(modal_class) * 1024,  # MiB
         "startup_timeout": get_catalog().class_startup_timeout(modal_class),
+        "scaledown_window": get_catalog().class_scaledown_window(modal_class),
         # Per instance, so per set of weights: "each unique combination of parameters behaves like an
         # individual Modal Function with its own auto-scaling" (Modal, parametrized functions).
         "max_containers": pools.max_containers(),
@@ -165,7 +166,6 @@ class _Generator:
 _class_options = {
     "image": image,
     "volumes": {WEIGHTS_DIR: weights, LORAS_DIR: loras},
-    "scaledown_window": 300,
     "timeout": 900,
     "enable_memory_snapshot": True,
     "experimental_options": {"enable_gpu_snapshot": False},

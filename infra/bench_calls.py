@@ -520,15 +520,35 @@ def per_thousand_images(m: Measurement) -> list[Line]:
     return lines
 
 
-def idle_tail(m: Measurement) -> Line:
-    """What each burst of work leaves running: the container waits scaledown_window before it stops."""
-    from gpu import modal_app
-
-    window = modal_app._class_options["scaledown_window"]
-    price = PRICES["modal_gpu_second"][m.gpu] + ASSUMED_CONTAINER["cpu_cores"] * PRICES["modal_cpu_core_second"] \
+def _idle_price(gpu: str) -> float:
+    """What an idle container costs per second: its GPU, and the CPU and memory assumed beside it."""
+    return PRICES["modal_gpu_second"][gpu] + ASSUMED_CONTAINER["cpu_cores"] * PRICES["modal_cpu_core_second"] \
         + ASSUMED_CONTAINER["memory_gib"] * PRICES["modal_memory_gib_second"]
-    return Line("Modal idle container after each burst", window, "s", window * price,
-                f"scaledown_window={window} in gpu/modal_app.py, billed at the GPU's rate")
+
+
+def idle_tail(m: Measurement) -> Line:
+    """What each burst of work leaves running: the container waits its class's scaledown_window before it stops."""
+    from functions.core.catalog import get_catalog
+
+    catalog = get_catalog()
+    model = catalog.model(m.model)
+    assert model is not None
+    window = catalog.class_scaledown_window(model.modal_class)
+    return Line("Modal idle container after each burst", window, "s", window * _idle_price(m.gpu),
+                f"{model.modal_class}'s scaledown_window={window} (catalog), billed at the GPU's rate")
+
+
+def idle_tails() -> list[str]:
+    """The idle tail per burst of every GPU class, as table rows."""
+    from functions.core.catalog import get_catalog
+
+    catalog = get_catalog()
+    rows = []
+    for modal_class in sorted({model.modal_class for model in catalog.models}):
+        gpu = catalog.class_pools(modal_class)[0].gpu
+        window = catalog.class_scaledown_window(modal_class)
+        rows.append(f"| {modal_class} | {gpu} | {window} s | {window * _idle_price(gpu):.2f} | not measured yet |")
+    return rows
 
 
 def at_rest(m: Measurement) -> list[Line]:
@@ -662,6 +682,14 @@ def render(m: Measurement) -> str:
         "by one, more than 5 minutes apart, pay it 1,000 times, and then it dominates: lower the window for sparse traffic. "
         "Cold starts (Modal's snapshot restore, Lambda's init, billed since August 2025) add a little per "
         "container and are not counted."),
+        "",
+        (" Each GPU class waits its own window (catalog `scaledown_window`, the longest of its models'), so each "
+         "burst ends with this idle tail. A shorter window trades it for more cold starts, each a snapshot restore: "
+         "the restore time to weigh it against is measured on Modal, which no session has had yet."),
+        "",
+        "| class | GPU | scaledown_window | idle tail per burst (USD) | snapshot restore |",
+        "|---|---|---:|---:|---|",
+        *idle_tails(),
         "",
         *pricing_section(),
         "",

@@ -235,6 +235,10 @@ class ModelSpec(Schema):
     # How long a container may take to load the weights from the Volume and snapshot them before it takes
     # inputs (Modal's startup_timeout); the dispatch deadline covers it.
     startup_timeout: int = Field(600, ge=60, le=3600)
+    # How long an idle container waits for the next job before it stops (Modal's scaledown_window, set per class:
+    # the longest of its models'). Each burst of work ends with this much idle GPU time (docs/cost.md); with a
+    # memory snapshot a cold start is a restore, so a short window costs a sparse user little latency.
+    scaledown_window: int = Field(300, ge=2, le=3600)
     credits_per_image: float = 1
     credits_per_second: float | None = None  # video models: credits per second of output
     defaults: Defaults = Field(default_factory=Defaults)
@@ -544,6 +548,9 @@ class Catalog(Schema):
 
     def class_startup_timeout(self, modal_class: str) -> int:
         return max(p.startup_timeout for p in self.class_pools(modal_class))
+
+    def class_scaledown_window(self, modal_class: str) -> int:
+        return max(m.scaledown_window for m in self.models if m.modal_class == modal_class)
 
     def class_concurrent_inputs(self, modal_class: str) -> int:
         """How many jobs a container of the class takes at once (Modal's concurrency is per class too)."""

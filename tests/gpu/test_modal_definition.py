@@ -67,7 +67,8 @@ def class_definition(cls) -> dict:
             "max_containers": cells["autoscaler_settings"].max_containers,
             "startup_timeout": cells["startup_timeout"], "timeout": cells["timeout"],
             "retries": cells["retry_policy"].retries if cells.get("retry_policy") else 0,
-            "snapshot": cells["enable_memory_snapshot"], "concurrent_inputs": cells["max_concurrent_inputs"]}
+            "snapshot": cells["enable_memory_snapshot"], "concurrent_inputs": cells["max_concurrent_inputs"],
+            "scaledown_window": cells["autoscaler_settings"].scaledown_window}
 
 
 # ---------------------------------------------------------------- images
@@ -277,6 +278,7 @@ def test_each_class_reserves_its_models_memory_gpu_and_startup_time():
         assert definition["memory"] >= 16 * 1024, name
         assert definition["startup_timeout"] == catalog.class_startup_timeout(name) >= 300, name
         assert definition["snapshot"] is True and definition["retries"] >= 1, name
+        assert definition["scaledown_window"] == max(m.scaledown_window for m in models), name
 
 
 def test_the_container_cap_is_the_deployed_parameter_per_pool():
