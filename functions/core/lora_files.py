@@ -292,6 +292,55 @@ def kohya_family(info: LoraInfo) -> str | None:
     return None
 
 
+# FLUX.1's kohya (BFL-named) modules, and the diffusers modules diffusers' converter splits each into
+# (_convert_kohya_flux_lora_to_diffusers): their inputs are the BFL module's, their outputs concatenate to its.
+_KOHYA_FLUX_MODULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("double", "img_attn_qkv"): ("attn.to_q", "attn.to_k", "attn.to_v"),
+    ("double", "img_attn_proj"): ("attn.to_out.0",),
+    ("double", "img_mlp_0"): ("ff.net.0.proj",),
+    ("double", "img_mlp_2"): ("ff.net.2",),
+    ("double", "img_mod_lin"): ("norm1.linear",),
+    ("double", "txt_attn_qkv"): ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    ("double", "txt_attn_proj"): ("attn.to_add_out",),
+    ("double", "txt_mlp_0"): ("ff_context.net.0.proj",),
+    ("double", "txt_mlp_2"): ("ff_context.net.2",),
+    ("double", "txt_mod_lin"): ("norm1_context.linear",),
+    ("single", "linear1"): ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"),
+    ("single", "linear2"): ("proj_out",),
+    ("single", "modulation_lin"): ("norm.linear",),
+}
+_KOHYA_FLUX_BLOCK = re.compile(r"lora_unet_(?P<kind>double|single)_blocks_(?P<index>\d+)_(?P<name>[a-z0-9_]+)")
+_BLOCK_LISTS = {"double": "transformer_blocks", "single": "single_transformer_blocks"}
+# kohya's CLIP-L text encoder modules (lora_te1_…, or lora_te_…), as transformers 5's CLIPTextModel names them.
+_KOHYA_CLIP = re.compile(r"lora_te1?_text_model_encoder_layers_(?P<index>\d+)_(?P<name>self_attn_(?:q|k|v|out)_proj"
+                         r"|mlp_fc[12])")
+
+
+def _kohya_flux_problem(info: LoraInfo, signature: dict[str, Any]) -> str | None:
+    """Why a kohya FLUX.1 LoRA does not fit these weights (None if it does): each module must be one diffusers
+    converts, in a block the model has, with the dimensions of the diffusers modules it becomes."""
+    for module, (fan_in, fan_out) in sorted(info.modules.items()):
+        if match := _KOHYA_FLUX_BLOCK.fullmatch(module):
+            parts = _KOHYA_FLUX_MODULES.get((match["kind"], match["name"]))
+            if parts is None:
+                return f"kohya module {module!r} is not one diffusers converts for FLUX.1"
+            block = f"transformer.{_BLOCK_LISTS[match['kind']]}.{match['index']}"
+            targets = [signature.get(f"{block}.{part}") for part in parts]
+        elif match := _KOHYA_CLIP.fullmatch(module):
+            name = match["name"].replace("self_attn_", "self_attn.").replace("mlp_", "mlp.")
+            block = f"text_encoder.encoder.layers.{match['index']}"
+            targets = [signature.get(f"{block}.{name}")]
+        else:
+            return f"kohya module {module!r} is not a FLUX.1 transformer or CLIP text encoder module"
+        if any(target is None for target in targets):
+            return f"kohya module {module!r}: {block} does not exist in flux"
+        expected = (targets[0][0], sum(target[1] for target in targets))
+        if (fan_in, fan_out) != expected:
+            return (f"kohya module {module!r} is {fan_in}->{fan_out} here but {expected[0]}->{expected[1]} in "
+                    "flux")
+    return None
+
+
 def fits(info: LoraInfo, family: str, weights: Literal["real", "tiny"]) -> str | None:
     """None if the LoRA loads onto `family`'s `weights`, else the reason it does not.
 
@@ -299,16 +348,22 @@ def fits(info: LoraInfo, family: str, weights: Literal["real", "tiny"]) -> str |
     (functions/core/lora_signatures.json) with the same (in_features, out_features); a module named without
     its component (`transformer.`, `unet.`) is looked up under the family's denoiser, as diffusers does, and a
     CLIP text encoder's `text_model.` level is optional (see _spellings).
-    kohya layout: the family is recognized by module-name markers only (kohya_family: FLUX.1's
-    double_blocks/single_blocks, SDXL's input/output blocks with lora_te1_/lora_te2_), WITHOUT a dimension check
-    of each module: diffusers converts those names at load time, and the signatures use diffusers' names.
+    kohya layout: the family is recognized by module-name markers (kohya_family: FLUX.1's double_blocks/
+    single_blocks, SDXL's input/output blocks with lora_te1_/lora_te2_). A FLUX.1 one is then checked module by
+    module against the signature, through the names diffusers' converter gives them (_kohya_flux_problem); an SDXL
+    one is not (its SGM block names map to diffusers' by the UNet's layout, which only the load resolves).
     """
     families = _signatures()["families"]
     if info.layout == "kohya":
         detected = kohya_family(info)
         if detected is None:
             return "its kohya module names match no supported base family (FLUX.1 or SDXL)"
-        return None if detected == family else f"it is a kohya LoRA for {detected}, not {family}"
+        if detected != family:
+            return f"it is a kohya LoRA for {detected}, not {family}"
+        signature = families.get(family, {}).get(weights)
+        if detected == "flux" and isinstance(signature, dict):
+            return _kohya_flux_problem(info, signature)
+        return None
     entry = families.get(family)
     if not isinstance(entry, dict) or not isinstance(entry.get(weights), dict):
         return f"no signature of {family}'s {weights} weights is known"

@@ -102,12 +102,14 @@ def test_wrong_dimensions_do_not_fit():
     assert "no signature" in fits(info, "wan", "real")
 
 
-def test_kohya_layouts_are_recognized_by_their_names():
+def test_kohya_layouts_are_recognized_by_their_names(monkeypatch):
+    monkeypatch.undo()  # the generated signatures: FLUX.1's every module
     flux = judged(kohya_lora({"lora_unet_double_blocks_0_img_attn_proj": (3072, 3072),
                               "lora_unet_single_blocks_3_linear1": (3072, 21504)}))
     assert flux.layout == "kohya" and flux.rank == 8 and flux.alpha == 4 and flux.alpha_tensors == 2
     assert families_fitting(flux, "real") == ["flux"]
     assert "kohya LoRA for flux, not sdxl" in fits(flux, "sdxl", "real")
+    monkeypatch.setattr(lora_files, "_signatures", lambda: SIGNATURES)
     sdxl = judged(kohya_lora({"lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k": (2048, 640),
                               "lora_te1_text_model_encoder_layers_0_self_attn_q_proj": (768, 768)}))
     assert families_fitting(sdxl, "real") == ["sdxl"]
@@ -222,3 +224,27 @@ def test_against_the_generated_signatures(monkeypatch):
         assert families_fitting(info, "real") == ["flux"]
     finally:
         lora_files._signatures.cache_clear()
+
+
+def test_a_kohya_flux_lora_is_checked_module_by_module_through_diffusers_names(monkeypatch):
+    """Each BFL-named module must become diffusers modules FLUX.1 has, with its dimensions (a fused qkv is the
+    three projections' outputs together): a LoRA for a pruned FLUX (fewer blocks) or another width is refused
+    at submit, not at load."""
+    monkeypatch.undo()  # the generated signatures
+    every_kind = judged(kohya_lora({
+        "lora_unet_double_blocks_18_img_attn_qkv": (3072, 9216), "lora_unet_double_blocks_0_txt_mlp_0": (3072, 12288),
+        "lora_unet_double_blocks_0_img_mod_lin": (3072, 18432), "lora_unet_single_blocks_37_linear2": (15360, 3072),
+        "lora_unet_single_blocks_0_modulation_lin": (3072, 9216),
+        "lora_te1_text_model_encoder_layers_11_self_attn_q_proj": (768, 768),
+        "lora_te1_text_model_encoder_layers_0_mlp_fc1": (768, 3072)}))
+    assert fits(every_kind, "flux", "real") is None
+    assert fits(every_kind, "flux", "tiny") is not None  # a real LoRA does not fit the tiny weights
+    deeper = judged(kohya_lora({"lora_unet_double_blocks_19_img_attn_proj": (3072, 3072)}))
+    assert fits(deeper, "flux", "real") == ("kohya module 'lora_unet_double_blocks_19_img_attn_proj': "
+                                            "transformer.transformer_blocks.19 does not exist in flux")
+    narrower = judged(kohya_lora({"lora_unet_single_blocks_0_linear1": (3072, 15360)}))
+    assert fits(narrower, "flux", "real") == ("kohya module 'lora_unet_single_blocks_0_linear1' is 3072->15360 "
+                                              "here but 3072->21504 in flux")
+    unknown = judged(kohya_lora({"lora_unet_double_blocks_0_img_attn_norm": (128, 128)}))
+    assert "not one diffusers converts" in fits(unknown, "flux", "real")
+    assert families_fitting(narrower, "real") == []
