@@ -36,8 +36,8 @@ UI_TIMEOUT_MS = 60_000  # generous: the machine running the tests may be busy; n
 PAGES = ("playground", "gallery", "loras", "keys", "webhooks", "usage")
 DEV_LORAS_TIMEOUT_S = 240  # the stack registers its tiny-<family> LoRAs once its tiny models are warm
 # What the tests below photograph; the README links each one.
-SCREENSHOTS = ("sign-in", "playground", "gallery", "gallery-detail", "keys", "webhooks", "usage", "phone-playground",
-               "phone-gallery")
+SCREENSHOTS = ("sign-in", "playground", "gallery", "gallery-detail", "keys", "webhooks", "usage", "loras",
+               "phone-playground", "phone-gallery")
 
 
 @pytest.fixture(scope="module")
@@ -439,7 +439,7 @@ def test_usage_shows_the_accounts_credits_and_the_operator_view(desktop, api, hi
     desktop.shot(shots, "usage")
 
 
-def test_loras_list_upload_add_by_url_and_delete(desktop, api, tmp_path):
+def test_loras_list_upload_add_by_url_and_delete(desktop, api, tmp_path, shots):
     from gpu.tiny import ensure_tiny_lora
 
     dev = _dev_loras(api)
@@ -465,6 +465,8 @@ def test_loras_list_upload_add_by_url_and_delete(desktop, api, tmp_path):
     row = page.locator(f"tr[data-lora-id='{uploaded['id']}']")
     assert row.locator(".lora-name strong").inner_text() == "ink <b>&amp;</b>"
     assert row.locator("b").count() == 0
+    page.evaluate("window.scrollTo(0, 0)")  # the list and its usage line, not the forms
+    desktop.shot(shots, "loras")
 
     # Add one by URL (a loopback server: the local stack allows http there); the form's 400s show the API's message.
     desktop.allow("status of 400")
