@@ -9,7 +9,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 JS_CLIENTS := tests/clients/js
 JS_STAMP   := $(JS_CLIENTS)/node_modules/.installed
 
-.PHONY: dev test install lint bench stress clean artifacts-doc openapi chromium screenshots lock
+.PHONY: dev test install lint bench bench-cuda bench-cuda-wheels stress clean artifacts-doc openapi chromium screenshots lock
 
 $(STAMP): pyproject.toml gpu/requirements.txt functions/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m gpu.bench
 	$(BIN)/python -m infra.bench
+
+# The full-size benchmark (python -m gpu.bench --full-size: real architectures, random weights) on a CUDA machine,
+# as one prepared run of about 8 minutes (infra/bench/cuda_full_size.sh; gpu/README.md says how to run it on a lent
+# machine). Fetch the wheels that machine lacks here first: bench-cuda-wheels.
+bench-cuda-wheels: $(STAMP)
+	PIP=$(BIN)/pip infra/bench/cuda_full_size.sh wheels
+
+bench-cuda:
+	infra/bench/cuda_full_size.sh
 
 # 200 jobs from 20 concurrent clients through a darkroom dev of its own; rewrites docs/stress.md.
 # Fails if a job is lost or credits drift.

@@ -19,6 +19,8 @@ Importing this module is cheap: torch, diffusers and transformers load in the fu
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,21 +103,56 @@ def _diffusers_class(name: str) -> type:
     return cls
 
 
-def build_component(config: dict[str, Any]) -> nn.Module:
-    """A component built from its config on the meta device (shapes only, no memory): with the diffusers
-    class its `_class_name` names, else the transformers class of its `architectures[0]`."""
+def build_component(config: dict[str, Any], *, buffers: bool = False, dtype: Any = None) -> nn.Module:
+    """A component built from its config with its parameters on the meta device (shapes only, no memory): with the
+    diffusers class its `_class_name` names, else the transformers class of its `architectures[0]`.
+
+    By default everything is on the meta device, buffers too (counting is all it is for). With `buffers=True`
+    the buffers are real CPU tensors, computed as the class computes them (rotary frequencies, position ids: a
+    few KB), and only the parameters are on the meta device (accelerate's init_empty_weights without buffers, as
+    diffusers' own loader builds a model): gpu/full_size.py then gives the parameters storage on the GPU. `dtype`
+    is torch's default dtype while a transformers model is built, as transformers' from_pretrained(dtype=...)
+    builds it (its buffers made in the default dtype take it). Tied weights (an LM head on its input
+    embedding) are tied, so they are one parameter, as they are stored once."""
+    import contextlib
+
     import torch
 
     from gpu.pipelines import MODEL_IO_LOCK
 
-    with MODEL_IO_LOCK, torch.device("meta"):  # lazy diffusers/transformers imports are not thread-safe
-        if "_class_name" in config:
-            return _diffusers_class(config["_class_name"]).from_config(config)
-        import transformers
+    if buffers:
+        from accelerate import init_empty_weights
 
-        cls = getattr(transformers, config["architectures"][0])
-        ignored = ("architectures", "transformers_version")
-        return cls(transformers.AutoConfig.for_model(**{k: v for k, v in config.items() if k not in ignored}))
+        empty: Any = init_empty_weights(include_buffers=False)
+    else:
+        empty = torch.device("meta")
+    with MODEL_IO_LOCK:  # lazy diffusers/transformers imports are not thread-safe
+        with empty:
+            if "_class_name" in config:
+                return _diffusers_class(config["_class_name"]).from_config(config)
+            import transformers
+
+            cls = getattr(transformers, config["architectures"][0])
+            ignored = ("architectures", "transformers_version")
+            with _default_dtype(dtype) if dtype is not None else contextlib.nullcontext():
+                model = cls(transformers.AutoConfig.for_model(**{k: v for k, v in config.items() if k not in ignored}))
+        # transformers 5 ties them in from_pretrained, not in the constructor; outside init_empty_weights, whose
+        # register_parameter would make the tied one a parameter of its own again.
+        if getattr(model.config, "tie_word_embeddings", False) and hasattr(model, "tie_weights"):
+            model.tie_weights()
+        return model
+
+
+@contextmanager
+def _default_dtype(dtype: Any) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def count_parameters(module: nn.Module, exclude: tuple[str, ...] = ()) -> int:

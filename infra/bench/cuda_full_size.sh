@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The full-size benchmark on a lent CUDA machine (issue 23, items 5 and 6), as one prepared run.
+#
+#   infra/bench/cuda_full_size.sh wheels   # HERE, before the run: the Python packages the CUDA machine lacks,
+#                                          # as wheels under .darkroom/cuda-wheels (about 25 MB; .darkroom/ is
+#                                          # git-ignored, so the run tool must be told to carry it)
+#   infra/bench/cuda_full_size.sh          # THERE, through the run tool (see gpu/README.md), or `make bench-cuda`
+#
+# The CUDA machine reaches no package registry: its image has torch, accelerate, safetensors, tokenizers,
+# huggingface-hub, sentencepiece, peft, pillow, numpy, pyyaml and rich (/work/.library/device/KINDS.md), but not
+# diffusers, pydantic or ftfy, and an older transformers. The wheels are the repo's pins (gpu/requirements.txt)
+# for Python 3.12 on x86-64; torch stays the image's (a CUDA build; the pinned one is gigabytes). imageio-ffmpeg
+# (a 68 MB wheel) is over the run tool's transfer limit: video rows say their encode was not measured.
+#
+# What it runs: `python -m gpu.bench --full-size` (gpu/full_size.py: real architectures, random weights: outputs
+# are noise, only the times count) for the issue's must-haves first, eager at batch sizes 1, 2 and 4, then the
+# speed variants at batch size 1 while time is left. Each step is its own process under `timeout`, with a
+# --budget inside it, and every row is appended to $OUT/full_size.jsonl as it finishes, so a step cut off keeps
+# what it measured and the next step still runs. The whole run stays within BENCH_SECONDS (default 480).
+# At the end $OUT holds: log.txt, versions.txt, full_size.jsonl and benchmarks.md (docs/benchmarks.md with its
+# full-size section rewritten). Here, afterwards: `.venv/bin/python -m gpu.bench --full-size --report-only --jsonl
+# <files_at>/full_size.jsonl` rewrites this checkout's docs/benchmarks.md section from the rows.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+WHEELS=.darkroom/cuda-wheels
+# gpu/requirements.txt's pins of what the CUDA image lacks, and what those need (their Requires-Dist).
+PACKAGES=(diffusers==0.42.1 transformers==5.24.0 pydantic==2.13.5 pydantic-core==2.46.5 annotated-types==0.8.0
+          typing-inspection==0.4.5 ftfy==6.3.1 wcwidth==0.9.5 regex==2026.12.2)
+
+if [[ "${1:-}" == "wheels" ]]; then
+  rm -rf "$WHEELS" && mkdir -p "$WHEELS"
+  PIP=${PIP:-.venv/bin/pip}
+  exec "$PIP" download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform any -d "$WHEELS" "${PACKAGES[@]}"
+fi
+
+OUT=${OUT:-.darkroom/bench-cuda}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+TOTAL=${BENCH_SECONDS:-480}
+JSONL="$OUT/full_size.jsonl"
+CACHE=/tmp/darkroom-compile-cache
+log() { echo "[$(date -u +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/log.txt"; }
+
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/darkroom-site \
+    "$WHEELS"/*.whl 2>&1 | tail -3 | tee -a "$OUT/log.txt"
+  export PYTHONPATH=/tmp/darkroom-site
+else
+  log "no wheels under $WHEELS: run 'infra/bench/cuda_full_size.sh wheels' here first and carry .darkroom/cuda-wheels"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export DIFFUSERS_VERBOSITY=error TRANSFORMERS_VERBOSITY=error
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  "$PY" - <<'EOF'
+import platform, torch, diffusers, transformers, pydantic
+print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
+      f"diffusers {diffusers.__version__}, transformers {transformers.__version__}, pydantic {pydantic.__version__}")
+print("cuda available:", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
+import gpu.bench, gpu.full_size  # noqa: F401 - the benchmark imports here
+EOF
+} 2>&1 | tee "$OUT/versions.txt"
+if [[ ${PIPESTATUS[0]} -ne 0 ]] || ! grep -q "cuda available: True" "$OUT/versions.txt"; then
+  log "no usable CUDA python: see versions.txt"; exit 1
+fi
+
+# step CAP_SECONDS BUDGET_SECONDS ARGS...: one `gpu.bench --full-size` process, cut at CAP (or what is left of TOTAL).
+step() {
+  local cap=$1 budget=$2; shift 2
+  local left=$((TOTAL - SECONDS - 5))
+  if ((left < 30)); then log "SKIPPED (time): $*"; return; fi
+  ((cap > left)) && cap=$left
+  ((budget > cap - 10)) && budget=$((cap - 10))
+  log "START (cap ${cap}s, budget ${budget}s): $*"
+  timeout -k 10 "$cap" "$PY" -m gpu.bench --full-size --jsonl "$JSONL" --out docs/benchmarks.md --budget "$budget" "$@" \
+    >>"$OUT/log.txt" 2>&1
+  log "END rc=$?: $*"
+}
+
+# 1. The must-haves, eager, at batch sizes 1, 2 and 4: 1024x1024 images at their default steps; Qwen-Image at 10 of
+#    its 50 (true-CFG: two transformer passes a step) and Wan's default clip (1280x704, 121 frames) at 4 of its 50:
+#    s/step is what carries over to the full count.
+step 70 45 --models flux2-klein --variant eager
+step 80 55 --models z-image-turbo --variant eager
+step 160 120 --models qwen-image --variant eager --steps 10
+step 150 110 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 1,2
+# 2. Speed settings at batch size 1 while time is left: regional compile (then its artifacts loaded by a fresh
+#    process: the cache-load stage), First Block Cache (its skip rate on noise is not the real one), fp8 (falls
+#    back with its reason where torchao is missing).
+step 120 100 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
+step 60 45 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
+step 50 35 --models z-image-turbo --variant cache=first_block --batch-sizes 1
+step 120 100 --models z-image-turbo --variant compile=regional --batch-sizes 1
+step 120 100 --models qwen-image --variant compile=regional --steps 10 --batch-sizes 1
+
+# Rendered once more from every row: a step cut off by its timeout did not rewrite the page itself.
+"$PY" -m gpu.bench --full-size --report-only --jsonl "$JSONL" --out docs/benchmarks.md >>"$OUT/log.txt" 2>&1
+cp docs/benchmarks.md "$OUT/benchmarks.md"
+log "done: $(wc -l <"$JSONL" 2>/dev/null || echo 0) rows in $JSONL"
