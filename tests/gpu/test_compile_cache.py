@@ -50,6 +50,7 @@ def _container(tmp_path: Path, name: str, tiny: Path, cache: Path) -> dict:
     return json.loads(line.removeprefix("RESULT "))
 
 
+@pytest.mark.timeout(900)  # two inductor warm-ups in fresh processes: about 90 s idle, several minutes under load
 def test_the_second_container_loads_what_the_first_compiled(tmp_path):
     from gpu.speed import cxx_compiler
 
