@@ -13,7 +13,9 @@ from functions.dialects import dialect_for_path
 
 def render(path: str, exc: DarkroomError) -> Response:
     # The dialect's module is imported when its first error is rendered: its router has imported it already.
-    renderer = importlib.import_module(f"functions.dialects.{dialect_for_path(path)}").error_body
+    module = importlib.import_module(f"functions.dialects.{dialect_for_path(path)}")
+    # A dialect may answer a status of its own for an error (Replicate: invalid input is a 422).
+    status = module.status_code(exc) if hasattr(module, "status_code") else exc.status
     return Response(
         status_code=exc.status,
         content_type=content_types.APPLICATION_JSON,

@@ -20,23 +20,32 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from functions.dialects import AIMS, NATIVE, OPENAI
+from functions.dialects import AIMS, FAL, NATIVE, OPENAI, REPLICATE
 
 JSON = content_types.APPLICATION_JSON
 MULTIPART = "multipart/form-data"
 HTML = "text/html"
 REF = "#/components/schemas/"
 
-TAGS = {NATIVE: "Artificial Studio", OPENAI: "OpenAI-compatible", AIMS: "AI Media Studio"}
+TAGS = {NATIVE: "Artificial Studio", OPENAI: "OpenAI-compatible", AIMS: "AI Media Studio", REPLICATE: "Replicate",
+        FAL: "fal"}
 TAG_DESCRIPTIONS = {
     NATIVE: "Native routes (/api/…, /files, /shared/media/…). Asynchronous: submit, then poll or take a webhook. "
             "Errors: {message, errors: [{field, message, code}]}.",
     OPENAI: "OpenAI Images-compatible routes (/v1/…), synchronous. Errors: {error: {message, type, param, code}}.",
     AIMS: "AI Media Studio routes (/api/v1/…), synchronous. Errors: {error: \"…\", code}.",
+    REPLICATE: "Replicate-compatible routes (/v1/predictions…, /v1/models/{owner}/{name}…, /v1/files…), "
+               "asynchronous (Prefer: wait to hold a create). Errors: problem details {type, title, status, detail}; "
+               "invalid input is a 422.",
+    FAL: "fal's queue API and run host (/fal/queue/…, /fal/run/…; fal-client with FAL_QUEUE_RUN_HOST and FAL_RUN_HOST) "
+         "and @fal-ai/client's proxyUrl (/fal/proxy with x-fal-target-url). Errors: {detail: \"…\"}; invalid input is "
+         "a 422 whose detail lists {loc, msg, type} per field, as fal's FastAPI apps answer.",
 }
-ERROR_MODELS = {NATIVE: "NativeError", OPENAI: "OpenAIError", AIMS: "AIMSError"}
+ERROR_MODELS = {NATIVE: "NativeError", OPENAI: "OpenAIError", AIMS: "AIMSError", REPLICATE: "ReplicateError",
+                FAL: "FalError"}
 # Component-name prefixes by the module a request model is in, so the dialects' same-named models stay apart.
-PREFIXES = {"functions.dialects.openai": "OpenAI", "functions.dialects.aims": "AIMS"}
+PREFIXES = {"functions.dialects.openai": "OpenAI", "functions.dialects.aims": "AIMS",
+            "functions.dialects.replicate": "Replicate"}
 ERRORS = {
     400: "Invalid request: each field at fault is named",
     401: "No API key, or an unknown or revoked one",
@@ -44,6 +53,7 @@ ERRORS = {
     403: "The API key lacks the scope this route needs (media links: forged, altered or expired)",
     404: "Not found",
     409: "Conflict with the current state (finished already, in progress, exists)",
+    412: "The proxy's x-fal-target-url names no fal queue or run URL",
     413: "The outputs would not fit in a response; read them by URL",
     416: "The Range asked for is outside the file",
     422: "The Idempotency-Key was used before with a different request",
@@ -150,7 +160,7 @@ def build(app) -> dict[str, Any]:
     app.include_all_routers()
     spec = app.get_openapi_schema(
         title="Darkroom", version="1.0.0", description=DESCRIPTION,
-        tags=[{"name": TAGS[d], "description": TAG_DESCRIPTIONS[d]} for d in (NATIVE, OPENAI, AIMS)],
+        tags=[{"name": TAGS[d], "description": TAG_DESCRIPTIONS[d]} for d in (NATIVE, OPENAI, AIMS, REPLICATE, FAL)],
         security_schemes=SECURITY_SCHEMES, security=[{name: []} for name in SECURITY_SCHEMES],
     ).model_dump(mode="json", by_alias=True, exclude_none=True)
     for operation in (op for item in spec["paths"].values() for op in item.values()):

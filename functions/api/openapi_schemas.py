@@ -490,3 +490,6 @@ COMPONENTS: list[type[BaseModel]] = [
     OpenAIImagesEditForm, OpenAIImagesVariationForm, ImagesResponse, OpenAIModel, OpenAIModelList,
     AIMSImagesResponse, AIMSVideoResponse, AIMSModelList, AIMSDiscovery, AIMSStyleList,
 ]
+    ReplicateError, ReplicatePrediction, ReplicatePredictionList, ReplicateModel, ReplicateVersion, ReplicateFile,
+    ReplicateFileList, ReplicateFileForm, ReplicateWebhookSecret,
+    FalError, FalQueued, FalStatus, FalImageResult, FalVideoResult, FalCancel,

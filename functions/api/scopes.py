@@ -44,6 +44,14 @@ ROUTE_SCOPES: dict[str, str] = {
     "DELETE /api/loras/{id}": "media:write",
     # The webhook signing secret signs for the whole workspace: whoever reads it can forge its webhooks, and a
     # rotation without grace breaks every receiver at once. Operator only.
+    "GET /fal/queue/{owner}/{app}/requests/{id}/status": "media:read",
+    "GET /fal/queue/{owner}/{app}/requests/{id}/status/stream": "media:read",
+    "GET /fal/queue/{owner}/{app}/requests/{id}": "media:read",
+    "GET /v1/predictions": "media:read",
+    "GET /v1/predictions/{id}": "media:read",
+    "GET /v1/predictions/{id}/stream": "media:read",
+    "GET /v1/files": "media:read",
+    "GET /v1/files/{id}": "media:read",
     "GET /api/webhooks/secret": "admin",
     "POST /api/webhooks/secret/rotate": "admin",
     "GET /api/keys": "admin",
@@ -55,6 +63,10 @@ ROUTE_SCOPES: dict[str, str] = {
     # Catalogs: the same for every key.
     "GET /api/tools": ANY,
     "GET /api/tools/{slug}": ANY,
+    "PUT /fal/queue/{owner}/{app}/requests/{id}/cancel": "media:write",
+    "POST /v1/predictions/{id}/cancel": "media:write",
+    "POST /v1/files": "media:write",
+    "DELETE /v1/files/{id}": "media:write",
     "GET /api/models": ANY,
     "GET /api/styles": ANY,
     "GET /v1/models": ANY,

@@ -235,6 +235,37 @@ class JobStore:
                 if len(ids) >= limit:
                     return ids[:limit]
         return ids
+    def page_for_workspace(self, workspace_id: str, *, limit: int,
+                           before: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first, `limit` at most, those created before the `before` cursor (a created_key); and the cursor
+        of the next page (None on the last). One Query, whatever the page: cursor pagination (Replicate's)."""
+        query: dict[str, Any] = {
+            "TableName": self.table, "IndexName": "by-workspace", "ScanIndexForward": False, "Limit": limit,
+            "KeyConditionExpression": "workspace_id = :w" + (" AND created_key < :c" if before else ""),
+            "ExpressionAttributeValues": {":w": {"S": workspace_id}, **({":c": {"S": before}} if before else {})},
+        }
+        resp = self.ddb.query(**query)
+        jobs = [Job.from_item(dynamo.deserialize(item)) for item in resp["Items"]]
+        last = resp["Items"][-1]["created_key"]["S"] if resp.get("LastEvaluatedKey") and resp["Items"] else None
+        return jobs, last
+
+    def queued_before(self, job: Job, *, limit: int = 1000) -> int:
+        """How many of the workspace's queued jobs were submitted before this one (fal's queue_position), counted
+        up to `limit`: one COUNT query on the by-workspace-status index."""
+        count, start = 0, None
+        while count < limit:
+            page = self.ddb.query(
+                TableName=self.table, IndexName="by-workspace-status", Select="COUNT", Limit=limit - count,
+                KeyConditionExpression="workspace_status = :s AND created_key < :k",
+                ExpressionAttributeValues={":s": {"S": f"{job.workspace_id}#{JobStatus.QUEUED}"},
+                                           ":k": {"S": created_key(job.created_at, job.id)}},
+                **({"ExclusiveStartKey": start} if start else {}))
+            count += page["Count"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return min(count, limit)
+
 
     # ---- state transitions
     def transition_update(self, job: Job | JobKey, target: JobStatus, *, set_fields: dict[str, Any] | None = None,

@@ -17,6 +17,9 @@ class JobMessage(Schema):
 
     job_id: str
     recheck_call: str | None = None
+    # A deadline the caller set (Replicate's Cancel-After), delivered late: when it has passed, the job is canceled
+    # if it has not finished (functions/dispatch/logic.py); a message that arrives early is sent on again.
+    cancel_at: float | None = None
 
 
 class ResultMessage(Schema):

@@ -241,3 +241,15 @@ def markdown() -> str:
 
 if __name__ == "__main__":
     print(markdown(), end="")
+    "functions.dialects.replicate:PredictionInput": ("Replicate `input` (every prediction route)", REPLICATE_INPUT),
+    "functions.dialects.replicate:PredictionRequest": (
+        "Replicate POST /v1/models/{owner}/{name}/predictions, POST /v1/deployments/{owner}/{name}/predictions",
+        REPLICATE_CREATE),
+    "functions.dialects.replicate:VersionedPredictionRequest": ("Replicate POST /v1/predictions", REPLICATE_VERSIONED),
+    "functions.dialects.fal:FalImageRequest": (
+        ("fal image endpoints (POST /fal/queue/{endpoint id}, /fal/run/…, /fal/proxy): fal-ai/flux/schnell, "
+         "fal-ai/flux/dev, fal-ai/flux-lora, …"), FAL_IMAGE),
+    "functions.dialects.fal:ImageSize": ("fal `image_size` as an object", FAL_IMAGE_SIZE),
+    "functions.dialects.fal:FalVideoRequest": (
+        "fal video endpoints: fal-ai/wan/…, fal-ai/ltx-video, … (the query's fal_webhook: fal's webhook body, signed)",
+        FAL_VIDEO),

@@ -29,6 +29,9 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
     if message.recheck_call and not _recheck(message.job_id, message.recheck_call, dispatcher, store, now):
         return None
     # The claim is the read: one conditional write returns the job if it is queued and not yet dispatched,
+    if message.cancel_at is not None:
+        _deadline(message, store, now)
+        return None
     # so a redelivered message (or a second poller) is a no-op: one spawn per dispatch attempt.
     job = store.claim_dispatch(message.job_id, claim, now)
     if job is None:
@@ -58,6 +61,29 @@ def start_deadline(job: Job, dispatcher: Dispatcher, now: float) -> float:
     model = get_catalog().model(job.model)
     startup = dispatcher.startup_seconds(model) if model else 0
     return now + startup + get_settings().start_margin_seconds
+
+# SQS delays a message at most 15 minutes: a deadline further off is carried forward in steps.
+MAX_DELAY_SECONDS = 900
+
+
+def _deadline(message: JobMessage, store: JobStore, now: float) -> None:
+    """A caller's deadline (Cancel-After) has come: cancel the job unless it has finished, recording why (the
+    Replicate dialect shows a job canceled before it started as `aborted`). The cancel stops its GPU call as any
+    cancel does (functions/core/lifecycle.py). Early (a long deadline's step), the message is sent on again."""
+    job = store.get(message.job_id)
+    if job is None or job.terminal:
+        return
+    left = (message.cancel_at or 0) - now
+    if left > 0:
+        messages.send(get_settings().jobs_queue_url, message, delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(left)))
+        return
+    error = JobError(code="cancel_after", message="Canceled: the deadline set with Cancel-After passed")
+    try:
+        cancel(job, store=store, fields={"error": error.model_dump()})
+    except TransitionRejected:
+        return  # it finished meanwhile: the first terminal state stands
+    logger.info("canceled at its deadline", extra={"job_id": job.id, "started": job.started_at is not None})
+
 
 
 def _recheck(job_id: str, call_id: str, dispatcher: Dispatcher, store: JobStore, now: float) -> bool:

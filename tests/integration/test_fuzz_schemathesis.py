@@ -17,7 +17,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks
 
-from functions.dialects import AIMS, NATIVE, OPENAI, dialect_for_path
+from functions.dialects import AIMS, FAL, NATIVE, OPENAI, REPLICATE, dialect_for_path
 from infra.local.gateway import Gateway, Route
 from infra.local.lambda_runtime import LocalFunction
 from infra.local.stack import reset_process_caches
@@ -85,6 +85,8 @@ def _is_timeout(body: object, dialect: str) -> bool:
     """A synchronous call that outwaited its budget: the job was accepted and goes on (documented 504)."""
     if dialect == OPENAI:
         return isinstance(body, dict) and isinstance(body.get("error"), dict) and body["error"].get("code") == "timeout"
+    if dialect == FAL:  # fal's {detail}, naming the request that goes on
+        return isinstance(body, dict) and isinstance(body.get("detail"), str) and bool(body.get("request_id"))
     return isinstance(body, dict) and body.get("code") == "timeout"
 
 
@@ -117,6 +119,18 @@ def dialect_error_shape(ctx, response, case) -> None:
         error = body.get("error") if isinstance(body, dict) else None
         ok = isinstance(error, dict) and isinstance(error.get("message"), str) and isinstance(error.get("type"), str) \
             and {"param", "code"} <= set(error)
+    elif dialect == FAL:
+        # fal's apps: {detail: "…"}, or for invalid input (422) {detail: [{loc, msg, type}]}; and the message.
+        detail = body.get("detail") if isinstance(body, dict) else None
+        ok = isinstance(body, dict) and isinstance(body.get("message"), str) and (isinstance(detail, str) or (
+            isinstance(detail, list) and all(
+                isinstance(d, dict) and isinstance(d.get("loc"), list) and isinstance(d.get("msg"), str)
+                and isinstance(d.get("type"), str) for d in detail)))
+    elif dialect == REPLICATE:
+        # Problem details (RFC 7807), as Replicate's clients read them; invalid input names each field.
+        ok = isinstance(body, dict) and all(isinstance(body.get(k), str) for k in ("type", "title", "detail")) \
+            and body.get("status") == response.status_code and all(
+                isinstance(f, dict) and isinstance(f.get("field"), str) for f in body.get("invalid_fields") or [])
     else:
         assert dialect == AIMS
         ok = isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("code"), str)

@@ -13,7 +13,7 @@ import pytest
 
 from functions.api.request import MAX_JSON_DEPTH, json_body
 from functions.core.errors import ValidationFailed
-from functions.dialects import AIMS, OPENAI, dialect_for_path
+from functions.dialects import AIMS, FAL, OPENAI, REPLICATE, dialect_for_path
 from infra.local.template import http_routes, load
 
 pytestmark = pytest.mark.xdist_group("integration")
@@ -26,10 +26,24 @@ PATH_VALUES = {"{id}": "job-that-does-not-exist", "{key_id}": "key_x", "{workspa
                "{share_id}": "share-x", "{slug}": "create-image", "{model}": "flux-schnell"}
 
 
+# fal's routes: an endpoint id that names a model, and the proxy's target (else it answers 400 before any body).
+FAL_VALUES = {"{owner}": "fal-ai", "{app}": "flux", "{path+}": "schnell"}
+FAL_PROXY = {"x-fal-target-url": "https://queue.fal.run/fal-ai/flux/schnell"}
+
+
+# Replicate's owner/name: a model (a catalog alias).
+REPLICATE_VALUES = {"{owner}": "black-forest-labs", "{name}": "flux-schnell"}
+
+
 def concrete(path: str) -> str:
-    for placeholder, value in PATH_VALUES.items():
+    extra = FAL_VALUES if path.startswith("/fal/") else REPLICATE_VALUES if path.startswith("/v1/") else {}
+    for placeholder, value in {**PATH_VALUES, **extra}.items():
         path = path.replace(placeholder, value)
     return path
+
+
+def headers_for(path: str, base: dict[str, str]) -> dict[str, str]:
+    return {**base, **(FAL_PROXY if path == "/fal/proxy" else {})}
 
 
 def assert_dialect_error(path: str, response) -> str:
@@ -43,6 +57,12 @@ def assert_dialect_error(path: str, response) -> str:
     if dialect == AIMS:
         assert isinstance(body["error"], str) and body["error"], body
         return body["error"]
+    if dialect == REPLICATE:  # problem details {type, title, status, detail}
+        assert body["status"] == response.status_code and isinstance(body["detail"], str) and body["title"], body
+        return body["detail"]
+    if dialect == FAL:  # {detail: "…" | [{loc, msg, type}], message}
+        assert "detail" in body and isinstance(body["message"], str) and body["message"], body
+        return body["message"]
     assert isinstance(body["message"], str) and isinstance(body["errors"], list), body
     return body["message"]
 
@@ -85,9 +105,12 @@ def test_a_number_python_cannot_hold_is_a_400_naming_its_field(api, admin, path,
     response = api.post(concrete(path), data=hostile, headers={**admin.headers, "Content-Type": "application/json"})
     message = assert_dialect_error(path, response)  # never a 500, on any route that takes a body
     if path in MULTIPART_ONLY:
-        assert response.status_code == 400 and "multipart/form-data" in message
-    elif response.status_code != 404:  # a cancel of a job that does not exist is a 404 before its body is read
-        assert response.status_code == 400 and "input.n" in message and "not a number" in message
+    # Invalid input is a 422 in fal's dialect (its FastAPI apps'), a 400 elsewhere.
+    invalid = 422 if dialect_for_path(path) in (FAL, REPLICATE) else 400
+        assert response.status_code == invalid and "multipart/form-data" in message
+    elif response.status_code not in (404, 405):  # a cancel of a job that does not exist is a 404 before its body
+        # is read; fal's cancel (a PUT) posted to is a 405
+        assert response.status_code == invalid and "input.n" in message and "not a number" in message
 
 
 def test_the_non_utf8_error_names_the_body_and_the_reason(api, admin):

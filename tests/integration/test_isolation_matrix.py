@@ -25,7 +25,7 @@ from PIL import Image
 from functions.core import credits
 from functions.core.jobs import JobStore
 from functions.core.keys import DEFAULT_SCOPES, KeyStore
-from functions.dialects import NATIVE, dialect_for_path
+from functions.dialects import FAL, NATIVE, REPLICATE, dialect_for_path
 from infra.local.template import http_routes, load
 
 pytestmark = pytest.mark.xdist_group("integration")
@@ -41,11 +41,19 @@ EXEMPT = {
                                                 "test_unsharing_ends_the_page_and_its_files_at_once covers it",
     ("GET", "/api/tools/{slug}"): "the tool catalog: the same for every workspace",
     ("GET", "/v1/models/{model}"): "the model catalog: the same for every workspace",
+    **{route: "Replicate's model catalog (owner/name is a catalog alias): the same for every workspace; the "
+              "prediction a create makes is the caller's"
+       for route in (("GET", "/v1/models/{owner}/{name}"), ("GET", "/v1/models/{owner}/{name}/versions/{version}"),
+                     ("POST", "/v1/models/{owner}/{name}/predictions"),
+                     ("POST", "/v1/deployments/{owner}/{name}/predictions"))},
     ("GET", "/console/{file}"): "the web console's static files, public and the same for every workspace "
                                 "(tests/e2e/test_console.py)",
     ("GET", "/media/{workspace_id}/{kind}/{item_id}/{name}"): "media links: the signature covers the whole key, "
                                                               "workspace included; "
                                                               "test_a_media_link_opens_only_its_own_file covers it",
+    **{("POST", f"/fal/{host}/{{owner}}/{{app}}{path}"): "fal's endpoint id names a catalog model (the same for "
+                                                         "every workspace); the request it makes is the caller's"
+       for host in ("queue", "run") for path in ("", "/{path+}")},
 }
 
 
@@ -58,6 +66,7 @@ class Owner:
     spare_key_id: str
     spare_key: str
     lora_id: str | None = None  # set by the LoRA cases
+    file_id: str | None = None  # set by the Replicate file cases
 
 
 @dataclass
@@ -119,7 +128,37 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/generations/{id}"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
     ("POST", "/api/generations/{id}/cancel"): Case(lambda o: {"id": o.job_id}, (409,), _job_untouched),
     ("POST", "/api/generations/{id}/share"): Case(lambda o: {"id": o.job_id}, (200,), _job_not_shared,
+def _fal_request(owner: Owner) -> dict[str, str]:
+    """B's job as fal's queue names it (any endpoint id of its app: the request id alone decides)."""
+    return {"owner": "fal-ai", "app": "flux", "id": owner.job_id}
+
+
+def _a_file(owner: Owner) -> dict[str, str]:
+    """A file of B's, as POST /v1/files stores it."""
+    from functions.api.replicate import store_file
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, format="PNG")
+    owner.file_id = store_file(owner.tenant.workspace_id, "b.png", "image/png", buf.getvalue(), {})["id"]
+    return {"id": owner.file_id}
+
+
+def _file_untouched(world, owner: Owner) -> None:
+    from functions.api.replicate import _file_record
+
+    assert _file_record(owner.tenant.workspace_id, owner.file_id) is not None
+
+
                                                  body={"public": True}),
+    ("GET", "/v1/predictions/{id}"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
+    ("POST", "/v1/predictions/{id}/cancel"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
+    ("GET", "/v1/predictions/{id}/stream"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
+    ("GET", "/v1/files/{id}"): Case(_a_file, (200,), _file_untouched),
+    ("DELETE", "/v1/files/{id}"): Case(_a_file, (204,), _file_untouched),
+    ("GET", "/fal/queue/{owner}/{app}/requests/{id}/status"): Case(_fal_request, (200,), _job_untouched),
+    ("GET", "/fal/queue/{owner}/{app}/requests/{id}/status/stream"): Case(_fal_request, (200,), _job_untouched),
+    ("GET", "/fal/queue/{owner}/{app}/requests/{id}"): Case(_fal_request, (200,), _job_untouched),
+    ("PUT", "/fal/queue/{owner}/{app}/requests/{id}/cancel"): Case(_fal_request, (400,), _job_untouched),
     ("GET", "/api/generations/{id}/deliveries"): Case(lambda o: {"id": o.job_id}, (200,), _job_untouched),
     ("POST", "/api/generations/{id}/deliveries/redeliver"): Case(lambda o: {"id": o.job_id}, (202,),
                                                                  _job_untouched, body={}),
@@ -188,6 +227,11 @@ def test_another_workspaces_id_is_not_found_or_forbidden(route, world, api, new_
     case = MATRIX[route]
     path = _path(template_path, case.ids(owner))
     assert dialect_for_path(path) == NATIVE  # every id-taking route is native; its error shape is checked below
+# The keys of each dialect's error body, for the routes that take an id.
+ERROR_KEYS = {NATIVE: {"message", "errors"}, FAL: {"detail", "message"},
+              REPLICATE: {"type", "title", "status", "detail", "code"}}
+
+
 
     # A workspace key with every scope but admin: another workspace's id is indistinguishable from none.
     intruder = new_tenant(scopes=list(DEFAULT_SCOPES))

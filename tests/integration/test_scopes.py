@@ -30,6 +30,24 @@ BODIES = {
     "POST /api/uploads": {"filename": "a.png", "content_type": "image/png"},
 }
 
+    **{f"POST /fal/{host}/{{owner}}/{{app}}{path}": {"prompt": "a lighthouse",
+                                                     "image_size": {"width": 256, "height": 256}}
+       for host in ("queue", "run") for path in ("", "/{path+}")},
+    **{f"POST {route}": {"input": {"prompt": "a lighthouse", "width": 256, "height": 256}}
+       for route in ("/v1/models/{owner}/{name}/predictions", "/v1/deployments/{owner}/{name}/predictions")},
+    "POST /v1/predictions": {"version": "black-forest-labs/flux-schnell", "input": {"prompt": "a lighthouse"}},
+}
+# Routes whose parameters name a model rather than a resource (fal's endpoint ids): the concrete path to drive.
+CONCRETE = {
+    "POST /fal/queue/{owner}/{app}": "/fal/queue/darkroom/flux-schnell",
+    "POST /fal/queue/{owner}/{app}/{path+}": "/fal/queue/fal-ai/flux/schnell",
+    "POST /fal/run/{owner}/{app}": "/fal/run/darkroom/flux-schnell",
+    "POST /fal/run/{owner}/{app}/{path+}": "/fal/run/fal-ai/flux/schnell",
+    # Replicate's owner/name is a model (catalog alias), the version one of its versions.
+    "POST /v1/models/{owner}/{name}/predictions": "/v1/models/black-forest-labs/flux-schnell/predictions",
+    "POST /v1/deployments/{owner}/{name}/predictions": "/v1/deployments/black-forest-labs/flux-schnell/predictions",
+    "GET /v1/models/{owner}/{name}": "/v1/models/black-forest-labs/flux-schnell",
+    "GET /v1/models/{owner}/{name}/versions/{version}": "/v1/models/black-forest-labs/flux-schnell/versions/0",
 
 def test_every_route_has_exactly_one_scope_in_the_table():
     assert sorted(scopes.ROUTE_SCOPES) == sorted(ROUTES)
@@ -63,8 +81,9 @@ def test_each_route_refuses_exactly_the_scopes_it_does_not_name(world, api, new_
     owner = new_tenant()  # a job of the workspace for the {id} routes, made with an all-scope key
     job_id = api.post("/api/run", json=BODIES["POST /api/run"], headers=owner.headers).json["id"]
     method, path = route.split(" ", 1)
-    concrete = (path.replace("{id}", job_id).replace("{key_id}", "key_missing")
-                .replace("{workspace_id}", owner.workspace_id).replace("{model}", "flux-schnell")
+    concrete = CONCRETE.get(route) or (
+        path.replace("{id}", job_id).replace("{owner}/{app}", "fal-ai/flux").replace("{key_id}", "key_missing")
+        .replace("{workspace_id}", owner.workspace_id).replace("{model}", "flux-schnell")
                 .replace("{slug}", "create-image"))
     from functions.core.keys import KeyStore
 

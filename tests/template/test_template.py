@@ -284,6 +284,8 @@ def error_message(body: dict) -> str:
         return error.get("message", "")
     if isinstance(error, str):
         return error
+    if isinstance(body.get("detail"), str):  # fal's {detail}, Replicate's problem details
+        return body["detail"]
     return body.get("message", "")
 
 
@@ -330,6 +332,10 @@ def test_every_resolver_route_is_deployed(source):
     routes = app._static_routes + app._dynamic_routes
     assert routes
     served = {(r.method.upper(), re.sub(r"<[^>]+>", "{}", r.path)) for r in routes}
+    # A greedy parameter ({path+}, API Gateway's) covers one segment or more: fal's endpoint paths.
+    greedy = [(m, re.compile("^" + re.escape(re.sub(r"\{[^}]+\}", "{}", re.sub(r"\{[^}]+\+\}", "GREEDY", p)))
+                             .replace("GREEDY", r"\{\}(?:/\{\})*") + "$")) for m, p in http_routes(source) if "+}" in p]
+    served = {(m, p) for m, p in served if not any(m == gm and rx.match(p) for gm, rx in greedy)}
     assert served <= declared, served - declared
 
 

@@ -138,6 +138,47 @@ def aims_videos(data):
     return _resolve(model, gen_fields), body.make_public
 
 
+def fal_translator(kind: str):
+    """The fal routes' steps: the endpoint id (a context key here, the path there) names the model."""
+    from functions.dialects import fal
+
+    def translate(data):
+        data = dict(data)
+        catalog = get_catalog()
+        endpoint = data.pop("endpoint", "fal-ai/flux/schnell" if kind == "image" else "fal-ai/ltx-video")
+        base = catalog.model(endpoint) or catalog.model(endpoint.split("/", 1)[1])
+        request = parse_input(fal.FalVideoRequest if kind == "video" else fal.FalImageRequest, data)
+        model = catalog.with_references(base) if fal.references(request) else base
+        gen_fields, _names = (fal.video_input if kind == "video" else fal.image_input)(request, model)
+        return _resolve(model, gen_fields), getattr(request, "sync_mode", None)
+    return translate
+
+
+def fal_image_size(data):
+    return fal_translator("image")({"prompt": "p", "image_size": data})
+
+
+def replicate_input(data, model_name="black-forest-labs/flux-schnell"):
+    from functions.dialects import replicate
+
+    data = dict(data)
+    owner, _, name = data.pop("model", model_name).partition("/")
+    inp = replicate.parse_prediction_input(data)
+    model = replicate.pick(replicate.find_model(owner, name), inp)
+    return _resolve(model, replicate.generation_input(model, inp))
+
+
+def replicate_request(model_class):
+    def translate(data):
+        from functions.dialects import replicate
+
+        body = parse_input(model_class, data)
+        model = replicate.model_for_version(body.version) if hasattr(body, "version") else None
+        ran = replicate_input(body.input, replicate.model_name(model) if model else "black-forest-labs/flux-schnell")
+        return ran, replicate.webhook_of(body), replicate.webhook_events(body)
+    return translate
+
+
 def lora_input(data):
     return native_input({"prompt": "p", "loras": [data]})
 
@@ -152,12 +193,23 @@ TRANSLATORS = {
     "functions.dialects.openai:ImagesVariationRequest": (openai_translator("variation"), {}),
     "functions.dialects.aims:ImagesGenerateRequest": (aims_images, {"prompt": "p"}),
     "functions.dialects.aims:VideosGenerateRequest": (aims_videos, {"prompt": "p"}),
+    "functions.dialects.replicate:PredictionInput": (replicate_input, {"prompt": "p"}),
+    "functions.dialects.replicate:PredictionRequest": (None, {"input": {"prompt": "p"}}),
+    "functions.dialects.replicate:VersionedPredictionRequest": (
+        None, {"version": "black-forest-labs/flux-schnell", "input": {"prompt": "p"}}),
+    "functions.dialects.fal:FalImageRequest": (fal_translator("image"), {"prompt": "p"}),
+    "functions.dialects.fal:ImageSize": (fal_image_size, {"width": 512, "height": 512}),
+    "functions.dialects.fal:FalVideoRequest": (fal_translator("video"), {"prompt": "p"}),
 }
 
 
 def _translator(name: str):
     translate, base = TRANSLATORS[name]
-    if translate is None:  # the native envelopes
+    if translate is None and name.startswith("functions.dialects.replicate:"):
+        from functions.dialects import replicate
+
+        translate = replicate_request(getattr(replicate, name.split(":")[1]))
+    elif translate is None:  # the native envelopes
         from functions.api import native
 
         translate = native_envelope(getattr(native, name.split(":")[1]))

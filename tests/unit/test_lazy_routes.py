@@ -58,6 +58,7 @@ ROUTER_MODULES = set(ROUTERS)
     ("GET", "/api/generations/65f0c0ffee00000000000001", {"native", "webhooks", "share"}, {"native"}),
     ("POST", "/v1/images/generations", {"openai"}, {"openai"}),
     ("GET", "/api/v1/models", {"aims"}, {"aims"}),
+    ("GET", "/fal/queue/fal-ai/flux/requests/65f0c0ffee00000000000001/status", {"fal"}, {"fal"}),
     ("GET", "/nowhere", set(), {"native"}),
 ])
 def test_a_request_imports_only_the_routers_its_path_can_reach(method, path, routers, dialects):
@@ -68,6 +69,6 @@ def test_a_request_imports_only_the_routers_its_path_can_reach(method, path, rou
     assert report["status"] in (401, 404)  # no key: the router was reached (or, for /nowhere, no route)
     loaded = set(report["modules"])
     assert loaded & ROUTER_MODULES == {f"functions.api.{name}" for name in routers}
-    all_dialects = {"native", "openai", "aims"}
+    all_dialects = {"native", "openai", "aims", "fal"}
     assert {d for d in all_dialects if f"functions.dialects.{d}" in loaded} >= dialects
     assert not {f"functions.dialects.{d}" for d in all_dialects - dialects - {"native"}} & loaded
