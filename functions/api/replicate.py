@@ -453,9 +453,5 @@ def delete_file(file_id: str) -> Response[str]:
     "Get the webhook signing secret", dialect=REPLICATE, ok="ReplicateWebhookSecret", errors=(403,),
     description="The workspace's Standard Webhooks secret (GET /api/webhooks/secret; an admin key's)."))
 def webhook_secret() -> Response[dict]:
-    caller = _caller()
-    store = WorkspaceStore()
-    workspace = store.get(caller.workspace_id) or store.ensure(caller.workspace_id)
-    if not workspace.webhook_secrets:
-        workspace = store.rotate_webhook_secret(caller.workspace_id, grace_seconds=0)
+    workspace = WorkspaceStore().with_webhook_secret(_caller().workspace_id)
     return json_response(200, {"key": workspace.webhook_secrets[0].secret})

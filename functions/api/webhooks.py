@@ -76,11 +76,7 @@ def _secret_view(workspace) -> dict:
 
 @router.get("/api/webhooks/secret", **doc("Get the webhook signing secret", ok="WebhookSecret", errors=(403,)))
 def get_secret() -> Response[dict]:
-    principal = _principal()
-    store = WorkspaceStore()
-    workspace = store.get(principal.workspace_id) or store.ensure(principal.workspace_id)
-    if not workspace.webhook_secrets:
-        workspace = store.rotate_webhook_secret(principal.workspace_id, grace_seconds=0)
+    workspace = WorkspaceStore().with_webhook_secret(_principal().workspace_id)
     return json_response(200, _secret_view(workspace))
 
 

@@ -64,6 +64,14 @@ class WorkspaceStore:
         assert workspace is not None
         return workspace
 
+    def with_webhook_secret(self, workspace_id: str) -> Workspace:
+        """The workspace (made if new) with a signing secret (made if it has none): what its webhooks are signed
+        with, shown to its admin keys in every dialect."""
+        workspace = self.get(workspace_id) or self.ensure(workspace_id)
+        if not workspace.webhook_secrets:
+            workspace = self.rotate_webhook_secret(workspace_id, grace_seconds=0)
+        return workspace
+
     def rotate_webhook_secret(self, workspace_id: str, *, grace_seconds: int) -> Workspace:
         """A new signing secret; the current ones keep signing (both signatures sent) for `grace_seconds`."""
         workspace = self.get(workspace_id)
