@@ -18,19 +18,25 @@ pytestmark = pytest.mark.xdist_group("integration")
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def tuned_catalog(tmp_path, monkeypatch):
-    """flux-schnell's pool (its text and edit models agree on speed) with VAE tiling on and fp8 asked for."""
+def _flux_schnell_pool(tmp_path, monkeypatch, **overrides):
+    """The catalog with flux-schnell's pool (its text and edit models agree on speed) changed by `overrides`."""
     models = yaml.safe_load((REPO / "functions/core/catalog.yaml").read_text())["models"]
     pool = [copy.deepcopy(m) for m in models if m["id"] in ("flux-schnell", "flux-schnell-edit")]
     for model in pool:
-        model["speed"] = {"vae_tiling": True, "quantize": "fp8"}
-    path = tmp_path / "speed.yaml"
+        for key, value in copy.deepcopy(overrides).items():  # defaults: merged into the model's own
+            model[key] = {**model.get(key, {}), **value} if key == "defaults" else value
+    path = tmp_path / "pool.yaml"
     path.write_text(yaml.safe_dump({"models": pool}))
     monkeypatch.setenv("DARKROOM_CATALOG_EXTRA", str(path))
     monkeypatch.setenv("DARKROOM_SYNC_WAIT_SECONDS", "240")
     get_catalog.cache_clear()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def tuned_catalog(tmp_path, monkeypatch):
+    """flux-schnell's pool with VAE tiling on and fp8 asked for."""
+    _flux_schnell_pool(tmp_path, monkeypatch, speed={"vae_tiling": True, "quantize": "fp8"})
     yield
     monkeypatch.delenv("DARKROOM_CATALOG_EXTRA")
     get_catalog.cache_clear()
@@ -48,18 +54,10 @@ def test_the_job_records_what_each_speed_setting_did(world, api, tenant, pipelin
 
 @pytest.fixture
 def hotswap_catalog(tmp_path, monkeypatch):
-    """flux-schnell's pool compiled (regional) with one hot-swap LoRA slot of rank 4."""
-    models = yaml.safe_load((REPO / "functions/core/catalog.yaml").read_text())["models"]
-    pool = [copy.deepcopy(m) for m in models if m["id"] in ("flux-schnell", "flux-schnell-edit")]
-    for model in pool:
-        model["speed"] = {"compile": "regional", "lora_hotswap": {"rank": 4, "slots": 1}}
-        model["defaults"] = {**model.get("defaults", {}), "width": 256, "height": 256}  # a cheap warm-up on CPU
-    path = tmp_path / "hotswap.yaml"
-    path.write_text(yaml.safe_dump({"models": pool}))
-    monkeypatch.setenv("DARKROOM_CATALOG_EXTRA", str(path))
-    monkeypatch.setenv("DARKROOM_SYNC_WAIT_SECONDS", "240")
-    get_catalog.cache_clear()
-    get_settings.cache_clear()
+    """flux-schnell's pool compiled (regional) with one hot-swap LoRA slot of rank 4, warmed up at a size that is
+    cheap on this CPU."""
+    _flux_schnell_pool(tmp_path, monkeypatch, speed={"compile": "regional", "lora_hotswap": {"rank": 4, "slots": 1}},
+                       defaults={"width": 256, "height": 256})
     yield
     monkeypatch.delenv("DARKROOM_CATALOG_EXTRA")
     get_catalog.cache_clear()
