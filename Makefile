@@ -11,7 +11,7 @@ JS_STAMP   := $(JS_CLIENTS)/node_modules/.installed
 
 .PHONY: dev test install lint bench bench-cuda bench-cuda-wheels stress clean artifacts-doc openapi chromium screenshots lock
 
-$(STAMP): pyproject.toml gpu/requirements.txt functions/requirements.txt
+$(STAMP): pyproject.toml gpu/requirements.txt gpu/requirements-nodeps.txt functions/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# pip pinned: tests/gpu/test_image_requirements.py resolves the image's list with its fast-deps feature.
 	$(BIN)/pip install -q --upgrade 'pip==26.3'
@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml gpu/requirements.txt functions/requirements.txt
 	# the versions the lock was made from, not whatever is newest (tests/artifacts hold the two equal).
 	$(BIN)/python -m infra.build.lock --constraints > $(VENV)/lambda-constraints.txt
 	$(BIN)/pip install -q -r gpu/requirements.txt -c $(VENV)/lambda-constraints.txt -e '.[dev]'
+	# invisible-watermark without the GUI OpenCV it declares (gpu/requirements-nodeps.txt says why).
+	$(BIN)/pip install -q --no-deps -r gpu/requirements-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP)

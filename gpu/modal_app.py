@@ -36,6 +36,8 @@ PYTHON_VERSION = "3.12"
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 # What the image adds that the CPU test venv cannot install (torchvision's CUDA build): the file says why.
 IMAGE_REQUIREMENTS = Path(__file__).with_name("requirements-image.txt")
+# Installed last with --no-deps (invisible-watermark without the GUI OpenCV it declares): the file says why.
+NO_DEPS_REQUIREMENTS = Path(__file__).with_name("requirements-nodeps.txt")
 # add_local_python_source ships only .py files by default; the core package reads its catalog.yaml and
 # styles.yaml at run time.
 SOURCE_FILES_IGNORED = ~modal.FilePatternMatcher("**/*.py", "**/*.yaml", "**/*.json", "**/*.html")

@@ -280,6 +280,7 @@ def load_pipeline(
             import torch
 
             kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}  # diffusers 0.42 deprecates torch_dtype
+            kwargs.update(no_library_watermark(cls))
             with MODEL_IO_LOCK:
                 if Path(source).is_dir():
                     kwargs["local_files_only"] = True
@@ -330,7 +331,15 @@ def derive(cls: type, base: DiffusionPipeline) -> DiffusionPipeline:
     params = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in base.components.items() if k in params}
     kwargs.update({k: v for k, v in base.config.items() if k in params and k not in kwargs and not k.startswith("_")})
-    return cls(**kwargs)
+    return cls(**kwargs, **no_library_watermark(cls))
+
+
+def no_library_watermark(cls: type) -> dict[str, Any]:
+    """diffusers' SDXL pipelines hide their own invisible watermark in every output whenever invisible-watermark is
+    importable (it is: gpu/provenance.py's optional watermark), and then fail on images under 256x256 pixels. Whether
+    outputs are watermarked is the deployment's choice (ProvenanceWatermark, with Darkroom's payload): the
+    library's own stays off, as it was before the package was installed."""
+    return {"add_watermarker": False} if "add_watermarker" in inspect.signature(cls.__init__).parameters else {}
 
 
 def remember(family: str, source: str | Path, device: str, dtype: str, pipe: DiffusionPipeline,

@@ -358,6 +358,8 @@ def execute(request: messages.WorkRequest, store: JobStore,
     else:
         outputs = _store_images(request, result.images, params.get("output_format", "png"), params.get("quality"),
                                 timings)
+    # The C2PA signing certificate, before any GPU time: one configured but unusable fails the job here.
+    stamp = provenance.stamp_for(request, model, images, edit=model.type == "image")
     return messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id, outcome="succeeded",
                                   outputs=outputs, seed=result.seed,
                                   timings={k: round(v, 4) for k, v in timings.items()},
@@ -391,10 +393,12 @@ def video_timing(model: ModelSpec, params: dict) -> tuple[int, float]:
 
 
 def _store_images(request: messages.WorkRequest, images: list, fmt: str, quality: int | None,
-                  timings: dict[str, float]) -> list[Output]:
-    """Encode each image and upload it while the next one encodes (uploads wait on the network, not the CPU).
+                  timings: dict[str, float], stamp: provenance.Stamp) -> list[Output]:
+    """Encode each image (watermarked and signed: `stamp`) and upload it while the next one encodes (uploads wait
+    on the network, not the CPU). The thumbnail, a preview for Darkroom's own pages, is neither.
 
-    timings: "encode" is the encoding time, "upload" what is left of the uploads once encoding is done."""
+    timings: "encode" is the encoding time (provenance included), "upload" what is left of the uploads once
+    encoding is done."""
     ext = "jpg" if fmt == "jpeg" else fmt
     outputs, uploads = [], []
     encoding = 0.0
@@ -418,8 +422,9 @@ def _store_images(request: messages.WorkRequest, images: list, fmt: str, quality
 
 
 def _store_videos(request: messages.WorkRequest, result: GenerationResult, fps: float,
-                  timings: dict[str, float]) -> list[Output]:
-    """Encode each video (with its soundtrack when the job asked for one) and upload it with its poster."""
+                  timings: dict[str, float], stamp: provenance.Stamp) -> list[Output]:
+    """Encode each video (with its soundtrack when the job asked for one), sign it (`stamp`), and upload it with
+    its poster (unsigned: a preview)."""
     t0 = time.perf_counter()
     videos = result.videos
     tracks = [t.numpy() for t in result.audio] or [None] * len(videos)

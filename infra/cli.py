@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from infra import user_commands
+from infra import provenance_commands, user_commands
 
 app = typer.Typer(help="Darkroom: self-hosted media generation API.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -24,6 +24,7 @@ app.add_typer(webhooks_app, name="webhooks")
 workspaces_app = typer.Typer(help="Create workspaces, add credits, show usage.", no_args_is_help=True)
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(user_commands.app)  # generate, get, list, cancel, models, tools, styles, upload, account, mcp
+app.add_typer(provenance_commands.app, name="provenance")  # check FILE: C2PA manifest and watermark
 console = Console()
 
 DataDir = Annotated[Path, typer.Option(help="Where the local stack keeps its env file and tiny models.")]
@@ -51,6 +52,7 @@ def dev(
     console.print(f"  gateway  {info.gateway_url}  (as API Gateway: synchronous calls answer 504 after 25 s)")
     console.print(f"  API key  {info.api_key}")
     console.print(f"  env file {info.env_file}  (source it: set -a; . {info.env_file}; set +a)")
+    console.print(f"  signing  {escape(info.provenance)}")
     console.print(f"\n  curl -s -X POST {info.url}/api/run -H 'Authorization: {info.api_key}' "
                   "-H 'Content-Type: application/json' -d '{\"tool\":\"create-image\",\"input\":{\"prompt\":\"a red fox\"}}'")
     console.print(f"\nState (jobs, credits, outputs, queues) is kept in {info.env_file.parent / 'moto'} across restarts, "

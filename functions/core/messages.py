@@ -81,3 +81,9 @@ class WorkRequest(Schema):
     # and the stack's region. None locally, where the default credential chain reaches the moto server.
     aws_role_arn: str | None = None
     aws_region: str | None = None
+    # Provenance (gpu/provenance.py), from the settings of the same names: the secret holding the C2PA signing
+    # certificate (deployed), or its PEM files (locally); and whether images get the invisible watermark.
+    provenance_secret_arn: str | None = None
+    provenance_cert_file: str | None = None
+    provenance_key_file: str | None = None
+    provenance_watermark: bool = False

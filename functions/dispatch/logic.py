@@ -42,7 +42,11 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
                           jobs_table=store.table, results_queue_url=settings.results_queue_url,
                           bucket=settings.outputs_bucket, allow_loopback_urls=settings.local,
                           aws_role_arn=settings.worker_role_arn or None,
-                          aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+                          aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+                          provenance_secret_arn=settings.provenance_secret_arn or None,
+                          provenance_cert_file=settings.provenance_cert_file or None,
+                          provenance_key_file=settings.provenance_key_file or None,
+                          provenance_watermark=settings.provenance_watermark)
     try:
         call_id = dispatcher.spawn(request)
     except Exception:

@@ -37,6 +37,8 @@ class StackInfo:
     webhook_secret: str
     moto_endpoint: str
     env_file: Path
+    # Who signs the outputs' C2PA manifests: the data directory's test certificate, or the developer's own.
+    provenance: str = ""
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -94,6 +96,7 @@ class LocalStack:
         resolver = Resolver(template, self.physical)
         specs = functions(template)
         self.env = local_environment(resolver, specs, endpoint, self.data_dir) | self.extra_env
+        provenance = _signing_certificate(self.env, self.data_dir)
         os.environ.update(self.env)
         os.environ.pop("AWS_PROFILE", None)  # the moto server takes any credentials; a profile may not exist
         reset_process_caches()
@@ -147,7 +150,7 @@ class LocalStack:
 
             get_dispatcher().pool.submit(_warm_models, self._stopping)
         return StackInfo(url=url, gateway_url=gateway_url, api_key=api_key, webhook_secret=webhook_secret, moto_endpoint=endpoint,
-                         env_file=env_file)
+                         env_file=env_file, provenance=provenance)
 
     def _bootstrap_dev_workspace(self) -> tuple[str, str]:
         """The developer keeps one API key and one webhook secret across restarts: both are kept in the saved
@@ -236,7 +239,25 @@ def local_environment(resolver: Resolver, specs: dict, endpoint: str, data_dir: 
     # still set it in their own environment.
     if os.environ.get("DARKROOM_SYNC_WAIT_SECONDS"):
         env["DARKROOM_SYNC_WAIT_SECONDS"] = os.environ["DARKROOM_SYNC_WAIT_SECONDS"]
+    # Provenance: the developer's own signing certificate (else `darkroom dev` makes a test one) and the watermark.
+    for name in ("DARKROOM_PROVENANCE_CERT_FILE", "DARKROOM_PROVENANCE_KEY_FILE", "DARKROOM_PROVENANCE_WATERMARK"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     return env
+
+
+def _signing_certificate(env: dict[str, str], data_dir: Path) -> str:
+    """The local stack signs its outputs as a deployment does (gpu/provenance.py): with the developer's
+    certificate when DARKROOM_PROVENANCE_CERT_FILE and _KEY_FILE are set, else with a test chain made once in the
+    data directory (infra/local/signing_cert.py). Sets `env`; says which, for the startup output."""
+    if env.get("DARKROOM_PROVENANCE_CERT_FILE") or env.get("DARKROOM_PROVENANCE_KEY_FILE"):
+        return f"your certificate {env.get('DARKROOM_PROVENANCE_CERT_FILE', '')} (DARKROOM_PROVENANCE_CERT_FILE)"
+    from infra.local.signing_cert import ensure_dev_certificate
+
+    cert = ensure_dev_certificate(data_dir)
+    env["DARKROOM_PROVENANCE_CERT_FILE"], env["DARKROOM_PROVENANCE_KEY_FILE"] = str(cert.chain), str(cert.key)
+    made = "made a local test certificate" if cert.created else "using the local test certificate"
+    return f"{made} in {cert.chain.parent} (untrusted: for development only; its root CA is {cert.root.name})"
 
 
 def reset_process_caches() -> None:

@@ -67,6 +67,28 @@ def test_make_dev_to_an_image_on_disk(stack, tmp_path):
     assert "done" in result.stderr, result.stderr  # the live display ends on its final state
 
 
+def test_dev_signs_its_outputs_with_a_test_certificate_the_check_command_reads(stack, tmp_path):
+    """`darkroom dev` made a test chain in its data directory and said so; the image a user downloads carries a
+    C2PA manifest it signed, which `darkroom provenance check` reads (Trusted with the test root as anchor)."""
+    root = stack.data_dir / "provenance" / "root.pem"
+    assert root.exists() and "made a local test certificate" in stack.log_path.read_text(errors="replace")
+    (tmp_path / ".darkroom").mkdir()
+    shutil.copy(stack.env_file, tmp_path / ".darkroom" / "dev.env")
+    result = subprocess.run([str(DARKROOM), "generate", "image", "a lighthouse at dawn", "--size", SMALL, "--out",
+                             "./out"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=240,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (image,) = (tmp_path / "out").iterdir()
+    result = subprocess.run([str(DARKROOM), "provenance", "check", str(image), "--json", "--trust-anchors", str(root)],
+                            env=clean_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["manifest"]["validation_state"] == "Trusted", report
+    assert report["manifest"]["claim_generator"].startswith("Darkroom") and report["manifest"]["model"]
+    assert report["manifest"]["actions"][0]["action"] == "c2pa.created"
+    assert not report["watermark"]["found"]  # off unless the deployment (DARKROOM_PROVENANCE_WATERMARK) says so
+
+
 def test_unreachable_url_is_one_clear_line(tmp_path):
     result = subprocess.run([str(DARKROOM), "models", "--url", "http://127.0.0.1:9", "--api-key", "dr_x"],
                             cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60, check=False)

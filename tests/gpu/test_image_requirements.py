@@ -22,6 +22,7 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO / "gpu" / "requirements.txt"
 IMAGE_REQUIREMENTS = REPO / "gpu" / "requirements-image.txt"  # the image only (CUDA builds)
+NO_DEPS_REQUIREMENTS = REPO / "gpu" / "requirements-nodeps.txt"  # installed last, --no-deps (both places)
 
 # Modal's debian_slim is Debian bookworm (glibc 2.36) for image builders 2024.04-2025.06 and trixie (2.41)
 # after: wheels for glibc <= 2.36 install on both. pip matches each --platform tag exactly, so list them all.
@@ -46,6 +47,7 @@ def pins(path: Path = REQUIREMENTS) -> dict[str, Version]:
 def test_every_line_is_an_exact_pin():
     assert {"torch", "diffusers", "transformers", "boto3", "pydantic"} <= set(pins())
     assert set(pins(IMAGE_REQUIREMENTS)) == {"torchvision"}
+    assert set(pins(NO_DEPS_REQUIREMENTS)) == {"invisible-watermark"}
     assert not set(pins()) & set(pins(IMAGE_REQUIREMENTS)), "a package is pinned in one list only"
 
 
@@ -130,5 +132,24 @@ def test_the_list_resolves_to_its_pins_for_the_image(tmp_path):
 
 def test_the_test_venv_runs_the_image_pins():
     installed = {name: Version(metadata.version(name)) for name in pins()}
+    # OpenCV's headless build only: the GUI build (what invisible-watermark declares) needs libGL, not in the image.
+    assert "opencv-python" not in resolved and "opencv-python-headless" in resolved
+
+    # The --no-deps list: each pin has a wheel for the image's platform and Python, and asks for nothing more
+    # than the first list holds, except the GUI OpenCV that the headless build stands in for.
+    nodeps_report = tmp_path / "nodeps.json"
+    command = [*command[:command.index("--report") + 1], str(nodeps_report), *command[command.index("--report") + 2:
+               command.index("-r")], "--no-deps", "-r", str(NO_DEPS_REQUIREMENTS)]
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    assert result.returncode == 0, f"gpu/requirements-nodeps.txt does not resolve for the image:\n{result.stderr[-4000:]}"
+    installs = json.loads(nodeps_report.read_text())["install"]
+    assert {canonicalize_name(i["metadata"]["name"]): Version(i["metadata"]["version"]) for i in installs} == \
+        pins(NO_DEPS_REQUIREMENTS)
+    for install in installs:
+        for line in install["metadata"].get("requires_dist", []):
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"python_version": modal_app.PYTHON_VERSION}):
+                name = canonicalize_name(req.name)
+                assert name in resolved or name == "opencv-python", f"{install['metadata']['name']} needs {line}"
     # Only torch's build differs: the CPU build here (2.13.0+cpu), the CUDA build in the image.
     assert {name: Version(v.public) for name, v in installed.items()} == pins()

@@ -86,7 +86,9 @@ def _granted_actions(resource: dict) -> set[str]:
     actions: set[str] = set()
     for document in documents:
         for statement in document["Statement"]:
-            if statement["Effect"] == "Allow":
+            if "Fn::If" in statement:  # a grant on a condition (the provenance secret): counted as granted
+                statement = statement["Fn::If"][1]
+            if isinstance(statement, dict) and statement.get("Effect") == "Allow":
                 listed = statement["Action"]
                 actions.update([listed] if isinstance(listed, str) else listed)
     return actions

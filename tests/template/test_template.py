@@ -493,7 +493,11 @@ def test_worker_trust_on_example_identity_tokens(source, sub, trusted):
 
 def test_worker_role_allows_only_what_the_worker_does(source):
     (policy,) = _worker_role(source)["Policies"]
-    statements = policy["PolicyDocument"]["Statement"]
+    statements = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" not in s]
+    # The C2PA signing certificate's secret (gpu/provenance.py): that one secret, only when the stack names one.
+    (provenance,) = [s["Fn::If"] for s in policy["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    assert provenance == ["HasProvenanceSecret", {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                  "Resource": {"Ref": "ProvenanceSecretArn"}}, {"Ref": "AWS::NoValue"}]
     granted = {}
     for s in statements:
         assert s["Effect"] == "Allow"
@@ -537,6 +541,18 @@ def test_worker_policy_covers_the_keys_the_worker_uses(source):
 def test_dispatch_hands_the_worker_role_to_each_job(transformed):
     dispatch = transformed["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
     assert dispatch["DARKROOM_WORKER_ROLE_ARN"] == {"Fn::GetAtt": ["ModalWorkerRole", "Arn"]}
+
+
+def test_the_provenance_settings_reach_each_job(source, transformed):
+    dispatch = transformed["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
+    assert dispatch["DARKROOM_PROVENANCE_SECRET_ARN"] == {"Ref": "ProvenanceSecretArn"}
+    assert dispatch["DARKROOM_PROVENANCE_WATERMARK"] == {"Ref": "ProvenanceWatermark"}
+    secret = source["Parameters"]["ProvenanceSecretArn"]
+    assert secret["Default"] == ""  # no certificate: nothing signed, and each job's record says so
+    assert re.fullmatch(secret["AllowedPattern"], "arn:aws:secretsmanager:eu-west-1:123456789012:secret:darkroom/c2pa-AbC123")
+    assert not re.fullmatch(secret["AllowedPattern"], "*")
+    assert not re.fullmatch(secret["AllowedPattern"], "arn:aws:secretsmanager:eu-west-1:123456789012:secret:*")
+    assert source["Parameters"]["ProvenanceWatermark"]["AllowedValues"] == ["true", "false"]
 
 
 def test_oidc_provider_is_modals_and_optional(source):
