@@ -10,7 +10,8 @@ and `sdxl-inpaint` read `tiny-sdxl-v1`, `ltx-i2v` reads `tiny-ltx-v1`, `zimage-i
 `wan-i2v` reads `tiny-wan-v1`.
 
 The background remover (gpu/background.py) has a tiny twin too: the real checkpoint's architecture
-(MobileViT DeepLabV3) at a 64 px input, saved with its image processor, loaded by the same Auto classes.
+(MobileViT DeepLabV3) at a 64 px input, saved with its image processor, loaded by the same Auto classes; so has
+the output safety checker (gpu/moderation.py): a ViT image classifier at 32 px, labels normal and nsfw.
 """
 
 from __future__ import annotations

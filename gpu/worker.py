@@ -388,6 +388,14 @@ def video_timing(model: ModelSpec, params: dict) -> tuple[int, float]:
     frames = int(params.get("frames") or model.frames_for(duration, fps))
     if not model.valid_frames(frames):
         raise ValueError(f"{model.id}: {frames} frames is not a valid count (frames = {model.frame_multiple}k+1, "
+    # The safety checker, on what would be stored: a blocked output fails the job here, before any upload.
+    t0 = time.perf_counter()
+    checker = get_catalog().moderation.checker
+    outputs_checked = {"videos": result.videos} if model.type == "video" else {"images": result.images}
+    report = moderation.check(checker, weights_source(checker), threshold=policy.job_threshold(params),
+                              level=(params.get("moderation") or {}).get("level"), device=device_and_dtype()[0],
+                              **outputs_checked)
+    timings["moderation"] = time.perf_counter() - t0
                          f"at most {model.max_frames})")
     return frames, fps
 
@@ -499,7 +507,8 @@ def _run(request: messages.WorkRequest) -> messages.ResultMessage | None:
             message = str(exc) if code else describe(exc)
             result = messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id,
                                             outcome="failed",
-                                            error=JobError(code=code or "generation_failed", message=message))
+                                            error=JobError(code=code or "generation_failed", message=message),
+                                            moderation=getattr(exc, "report", None))
         # The result never overtakes the started report; if that one failed, it is sent again first.
         if started.exception() is not None:
             logger.warning("started report failed; sending it again", extra={"job_id": job.id})

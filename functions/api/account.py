@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, field_validator
 from functions.api.auth import Principal
 from functions.api.openapi import doc, query
 from functions.api.request import json_body, json_response
-from functions.core import credits
+from functions.core import credits, moderation
 from functions.core.errors import Conflict, NotFound
 from functions.core.generation import parse_input
 from functions.core.keys import ALL_SCOPES, DEFAULT_SCOPES, KeyStore
@@ -149,3 +149,41 @@ def add_credits(workspace_id: str) -> Response[dict]:
 def workspace_usage(workspace_id: str) -> Response[dict]:
     _admin()
     return json_response(200, {"id": workspace_id, **credits.usage(workspace_id)})
+
+
+class SetModeration(moderation.WorkspacePolicy, Request):
+    """PUT /api/admin/workspaces/{id}/moderation: the workspace's whole policy (fields left out: their defaults)."""
+
+
+def _moderation_view(workspace_id: str, policy: moderation.WorkspacePolicy) -> dict:
+    from functions.core.catalog import get_catalog
+
+    table = get_catalog().moderation
+    return {"id": workspace_id,
+            "policy": {"max_level": policy.effective_max(), "allow_checker_off": policy.allow_checker_off,
+                       "blocked_terms": policy.blocked_terms},
+            "levels": {str(level): moderation.threshold(level) for level in sorted(table.thresholds)},
+            "default_level": min(table.default_level, policy.effective_max()),
+            "events": moderation.blocked_events(workspace_id)}
+
+
+@router.get("/api/admin/workspaces/<workspace_id>/moderation", **doc(
+    "Get a workspace's moderation policy and blocked generations (admin)", ok="WorkspaceModeration",
+    errors=(403, 404)))
+def get_moderation(workspace_id: str) -> Response[dict]:
+    _admin()
+    if WorkspaceStore().get(workspace_id) is None:
+        raise NotFound(f"Workspace {workspace_id} not found", code="workspace_not_found")
+    return json_response(200, _moderation_view(workspace_id, moderation.workspace_policy(workspace_id, fresh=True)))
+
+
+@router.put("/api/admin/workspaces/<workspace_id>/moderation", **doc(
+    "Set a workspace's moderation policy (admin)", ok="WorkspaceModeration", body=SetModeration,
+    errors=(400, 403, 404),
+    description="The most permissive level its keys may ask for, whether they may turn the output safety checker "
+                "off, and the terms a prompt may not contain (docs/fields.md: Moderation)."))
+def set_moderation(workspace_id: str) -> Response[dict]:
+    _admin()
+    body = parse_input(SetModeration, json_body(router.current_event))
+    policy = moderation.set_workspace_policy(workspace_id, moderation.WorkspacePolicy(**body.model_dump()))
+    return json_response(200, _moderation_view(workspace_id, policy))

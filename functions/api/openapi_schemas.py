@@ -95,6 +95,8 @@ class Generation(_Doc):
     metadata: dict[str, Any] | None = None
 
 
+    errorCode: str | None = Field(None, description="A failed generation's reason as a code: moderation_blocked "
+                                                    "when the output safety checker blocked it (nothing stored).")
 class Pagination(_Doc):
     total: int
     limit: int
@@ -299,6 +301,35 @@ class StoredUpload(_Doc):
 
 class Lora(_Doc):
     """A LoRA adapter of the workspace; pass its id wherever a request takes LoRAs."""
+class ModerationPolicy(_Doc):
+    max_level: int = Field(description="The most permissive moderation level (1 strictest to 6) the workspace's "
+                                       "keys may ask for.")
+    allow_checker_off: bool
+    blocked_terms: list[str]
+
+
+class ModerationEvent(_Doc):
+    job_id: str
+    created_at: float | None = None
+    finished_at: float | None = None
+    dialect: str | None = None
+    model: str | None = None
+    prompt: str | None = None
+    moderation: dict[str, Any] | None = Field(None, description="The checker, level, threshold, each output's "
+                                                                "score and the blocked outputs.")
+    credits_charged: float
+    error: str | None = None
+
+
+class WorkspaceModeration(_Doc):
+    id: str
+    policy: ModerationPolicy
+    levels: dict[str, float] = Field(description="Each level's threshold: an output scoring at or above it is "
+                                                 "blocked.")
+    default_level: int
+    events: list[ModerationEvent] = Field(description="Blocked generations, newest first (at most 50).")
+
+
 
     id: str
     object: Literal["lora"]
@@ -493,3 +524,166 @@ COMPONENTS: list[type[BaseModel]] = [
     ReplicateError, ReplicatePrediction, ReplicatePredictionList, ReplicateModel, ReplicateVersion, ReplicateFile,
     ReplicateFileList, ReplicateFileForm, ReplicateWebhookSecret,
     FalError, FalQueued, FalStatus, FalImageResult, FalVideoResult, FalCancel,
+# ---------------------------------------------------------------- Replicate
+
+
+class ReplicateError(_Doc):
+    """Replicate's problem details (RFC 7807); invalid input is a 422 naming each field in invalid_fields."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    invalid_fields: list[dict[str, str]] | None = Field(None, description="{type, field, description} per field.")
+    prediction_id: str | None = None
+
+
+class ReplicatePredictionUrls(_Doc):
+    get: str
+    cancel: str
+    stream: str
+
+
+class ReplicatePrediction(_Doc):
+    """A job as Replicate shows a prediction, whichever dialect made it."""
+
+    id: str
+    model: str = Field(description="owner/name: a catalog alias, or darkroom/<id>.")
+    version: str
+    input: dict[str, Any]
+    output: list[str] | str | None = Field(description="Image URLs (a list), or a video's URL.")
+    logs: str = Field(description="Includes tqdm-style progress lines (`50%|█████     | 2/4`).")
+    error: str | None
+    status: Literal["starting", "processing", "succeeded", "failed", "canceled", "aborted"]
+    metrics: dict[str, Any] = Field(description="predict_time and total_time (seconds) once finished.")
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    urls: ReplicatePredictionUrls
+
+
+class ReplicatePredictionList(_Doc):
+    previous: str | None
+    next: str | None = Field(description="The next page's URL (cursor pagination); null on the last page.")
+    results: list[ReplicatePrediction]
+
+
+class ReplicateVersion(_Doc):
+    id: str
+    created_at: str
+    cog_version: str
+    openapi_schema: dict[str, Any] = Field(description="components.schemas.Input and Output describe the model.")
+
+
+class ReplicateModel(_Doc):
+    url: str
+    owner: str
+    name: str
+    description: str | None
+    visibility: str
+    latest_version: ReplicateVersion
+
+
+class ReplicateFile(_Doc):
+    id: str
+    name: str
+    content_type: str
+    size: int
+    etag: str
+    checksums: dict[str, str]
+    metadata: dict[str, Any]
+    created_at: str
+    expires_at: str | None
+    urls: dict[str, str] = Field(description="get: the URL to give as a prediction's image input.")
+
+
+class ReplicateFileList(_Doc):
+    previous: str | None
+    next: str | None
+    results: list[ReplicateFile]
+
+
+class ReplicateFileForm(Schema):
+    """multipart/form-data: the file as `content`, and optionally `metadata` (a JSON object)."""
+
+    content: bytes
+    metadata: str | None = None
+    filename: str | None = None
+    type: str | None = None
+
+
+class ReplicateWebhookSecret(_Doc):
+    key: str = Field(description="The Standard Webhooks secret (whsec_…) webhooks are signed with.")
+
+
+# ---------------------------------------------------------------- fal
+
+
+class FalError(_Doc):
+    """fal's error: `detail` is the message, or (422, invalid input) a list of {loc, msg, type} per field."""
+
+    detail: str | list[dict[str, Any]]
+    message: str = Field(description="The whole message (what @fal-ai/client's ApiError shows).")
+    status: str | None = Field(None, description="A cancel's outcome word (ALREADY_COMPLETED).")
+    request_id: str | None = Field(None, description="The request, when one was made (timeouts, failures).")
+
+
+class FalQueued(_Doc):
+    """A queued request: poll status_url, read response_url, cancel with cancel_url."""
+
+    request_id: str
+    response_url: str
+    status_url: str
+    cancel_url: str
+    status: Literal["IN_QUEUE"]
+    queue_position: int
+
+
+class FalLog(_Doc):
+    message: str
+    level: str
+    source: str
+    timestamp: str
+
+
+class FalStatus(_Doc):
+    status: Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    request_id: str
+    response_url: str
+    status_url: str
+    cancel_url: str
+    logs: list[FalLog] | None = Field(description="With logs=1; null otherwise.")
+    queue_position: int | None = Field(None, description="IN_QUEUE: this workspace's queued requests ahead of it.")
+    metrics: dict[str, Any] | None = Field(None, description="COMPLETED: {inference_time} in seconds.")
+    error: str | None = Field(None, description="COMPLETED without success: why.")
+    error_type: str | None = None
+
+
+class FalFile(_Doc):
+    url: str = Field(description="A media link (24 h), or a data: URI with sync_mode.")
+    content_type: str
+    file_name: str | None = None
+    file_size: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class FalImageResult(_Doc):
+    images: list[FalFile]
+    seed: int | None
+    has_nsfw_concepts: list[bool] = Field(description="Always false: no safety checker runs yet.")
+    timings: dict[str, float]
+    prompt: str | None = None
+
+
+class FalVideoResult(_Doc):
+    video: FalFile
+    seed: int | None
+    prompt: str | None = None
+
+
+class FalCancel(_Doc):
+    status: Literal["CANCELLATION_REQUESTED"]
+
+

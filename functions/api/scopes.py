@@ -81,6 +81,8 @@ ROUTE_SCOPES: dict[str, str] = {
     "GET /media/{workspace_id}/{kind}/{item_id}/{name}": PUBLIC,
     "GET /openapi.json": PUBLIC,
     "GET /docs": PUBLIC,
+    "GET /api/admin/workspaces/{workspace_id}/moderation": "admin",
+    "PUT /api/admin/workspaces/{workspace_id}/moderation": "admin",
     "GET /console": PUBLIC,
     "GET /console/{file}": PUBLIC,
 }

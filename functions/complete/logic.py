@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.core import storage
+from functions.core import moderation, storage
 from functions.core.errors import NotFound, TransitionRejected
 from functions.core.jobs import Job, JobError, JobKey, JobStatus, JobStore
 from functions.core.lifecycle import emit, finish
@@ -28,7 +28,13 @@ def complete(result: ResultMessage, *, store: JobStore | None = None) -> JobStat
     if result.outcome == "succeeded":
         return _finish(job, JobStatus.SUCCEEDED, _success_fields(result), store, result)
     error = result.error or JobError(code="generation_failed", message="Generation failed")
-    return _finish(job, JobStatus.FAILED, {"error": error.model_dump()}, store)
+    if error.code == moderation.BLOCKED:
+        # For the operator: a structured event (CloudWatch Logs Insights: moderation_event = "output_blocked"),
+        # besides the job record GET /api/admin/workspaces/{id}/moderation lists. Never the image: none was stored.
+        logger.warning("output blocked by the safety checker",
+                       extra={"moderation_event": "output_blocked", "job_id": job.id, "workspace_id": job.workspace_id,
+                              "model": job.model, "dialect": job.dialect, "moderation": result.moderation})
+    return _finish(job, JobStatus.FAILED, {"error": error.model_dump(), "moderation": result.moderation}, store)
 
 
 def _success_fields(result: ResultMessage) -> dict:

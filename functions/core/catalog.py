@@ -693,3 +693,8 @@ def get_catalog() -> Catalog:
     if extra_path:
         data = _merge(data, load_yaml(Path(extra_path)) or {})
     return Catalog.model_validate(_with_aliases(data))
+@lru_cache(maxsize=1)
+def _shipped_moderation() -> ModerationPolicy:
+    return ModerationPolicy.model_validate(load_yaml(Path(__file__).with_name("catalog.yaml"))["moderation"])
+
+

@@ -381,10 +381,14 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
                                             f"{model.id} is a {model.task} model")
         if not model.mask:
             raise _bad(prefix + "mask_url", f"{model.id} does not inpaint; models that do: "
+    from . import moderation
                                             f"{', '.join(get_catalog().able('image', 'mask')) or 'none'}",
                        "unsupported_parameter")
         params["mask"] = resolve_reference(inp.mask_url, workspace_id, prefix + "mask_url")
         _check_mask(params["mask"], refs[0], prefix + "mask_url")
+    # Before any other work: a prompt the workspace refuses, or a level it does not allow, costs nothing.
+    safety = moderation.resolve(inp.prompt, inp.safety_tolerance, inp.safety_checker, workspace_id=workspace_id,
+                                prefix=prefix)
     if inp.extend_video_url:
         _check_extend(model, inp, refs, prefix)
         params["extend_video"] = resolve_reference(inp.extend_video_url, workspace_id, prefix + "extend_video_url")
@@ -421,3 +425,4 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     elif inp.duration is not None or inp.fps is not None:
         raise _bad(prefix + ("duration" if inp.duration is not None else "fps"), f"{model.id} makes images, not video")
     return model, {k: v for k, v in params.items() if v is not None}
+    params["moderation"] = safety

@@ -126,6 +126,9 @@ class Job(Schema):
 
     def to_item(self) -> dict[str, Any]:
         item = self.model_dump(mode="json", exclude_none=True)
+    # The output safety checker's report (gpu/moderation.py): the level and threshold it ran at, each output's
+    # unsafe score, and, for a job it blocked (error code moderation_blocked), which outputs; never an image.
+    moderation: dict[str, Any] | None = None
         item.update(_index_attributes(self))
         item["expires_at"] = int(self.created_at + get_settings().job_retention_days * 86400)
         return item

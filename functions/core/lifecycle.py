@@ -11,6 +11,7 @@ from typing import Any
 from . import credits, messages
 from .errors import TransitionRejected
 from .jobs import Job, JobKey, JobStatus, JobStore
+from .moderation import BLOCKED
 from .observability import logger
 from .settings import get_settings
 

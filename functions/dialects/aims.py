@@ -104,7 +104,6 @@ class VideosGenerateRequest(Request):
     # Recorded only.
     enhance_prompt: bool | None = None
     auto_fix: bool | None = None
-    safety_tolerance: str | None = None
 
     @field_validator("safety_tolerance", mode="before")
     @classmethod
@@ -163,6 +162,11 @@ def video_size(model: ModelSpec, resolution: str, aspect_ratio: str | None) -> s
     """"480p"/"720p"…: that many pixels on the short side; "0.5K"…"4K": that many on the long side."""
     if resolution in RESOLUTIONS:
         return size_for_resolution(model, resolution, aspect_ratio=aspect_ratio)
+def _level(safety_tolerance: str | None) -> int | None:
+    """"1"-"6" as the moderation level; None: the workspace's default."""
+    return int(safety_tolerance) if safety_tolerance is not None else None
+
+
     match = _VIDEO_RESOLUTION.match(resolution)
     if not match:
         raise bad_field("resolution", 'must look like "480p" or "720p" (or 0.5K, 1K, 2K, 4K)')

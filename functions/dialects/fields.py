@@ -110,6 +110,10 @@ _OPENAI_COMMON: dict[str, Entry] = {
     "response_format": Mapped("url (a media link, 24 h) or b64_json", "b64_json"),
     "output_format": Mapped("png, jpeg or webp", "webp"),
     "output_compression": Mapped("jpeg/webp quality", 40),
+_AIMS_SAFETY = ('the output safety checker\'s level, "1" (strictest) to "6" (Moderation, below); unset: the '
+                "workspace's default; more permissive than the workspace allows: 403 naming it; a blocked output: "
+                "400 moderation_blocked")
+
     "background": Mapped("transparent: background removed (png/webp; jpeg is a 400)", "transparent"),
     "style": Mapped("vivid (default), natural, or a preset slug: applied to the prompt", "natural"),
     "style_slug": Mapped("a preset (GET /api/v1/styles), applied before style", "anime-style"),
@@ -122,7 +126,9 @@ _OPENAI_COMMON: dict[str, Entry] = {
     "loras": Mapped(_LORAS + " (Darkroom extension, sent as extra body; in a multipart edit as JSON, or as the SDKs "
                     "spell lists: loras[][path], loras[][scale])", [{"path": LORA, "scale": 0.8}]),
     "stream": Rejected("true is refused: the call answers once the images exist", True),
-    "moderation": Compat("the local pipelines run no moderation model; OpenAI's levels have nothing to set", "low"),
+    "moderation": Mapped("the output safety checker's level (Moderation, below): auto is level 2, low level 4; "
+                         "unset: the workspace's default; more permissive than the workspace allows: 403 naming "
+                         "it; a blocked output: 400 moderation_blocked", "low"),
     "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job only", "user-123"),
     "safety_identifier": Compat("OpenAI's successor to user; recorded with the job only", "user-123"),
     "partial_images": Compat("only meaningful while streaming, which is refused", 2),

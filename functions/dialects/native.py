@@ -51,6 +51,9 @@ def generation(job: Job) -> dict[str, Any]:
         "createdAt": clock.iso(job.created_at),
         "outputs": outputs,
     }
+    if job.error is not None and job.status == JobStatus.FAILED:
+        # Why, as a code: moderation_blocked for an output the safety checker blocked (nothing was stored).
+        body["errorCode"] = job.error.code
     if job.share_url:
         body["shareUrl"] = job.share_url
     if job.loras:

@@ -12,6 +12,7 @@ from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError
 from functions.core.generation import MAX_LORAS, MAX_PROMPT_CHARS, LoraInput
 from functions.core.jobs import Job, JobStatus
+from functions.core.moderation import BLOCKED, PROMPT_BLOCKED, openai_level
 from functions.core.schema import Request
 from functions.dialects.shared import (
     Background,
@@ -34,7 +35,7 @@ DEFAULT_STYLE = "vivid"
 # Core GenerationInput field -> OpenAI parameter, for errors that name what the caller sent.
 # (steps and guidance are OpenAI-dialect fields of their own; quality and style only ever choose valid ones.)
 PARAM_NAMES = {"quality": "output_compression", "width": "size", "height": "size", "image_urls": "image",
-               "mask_url": "mask"}
+               "mask_url": "mask", "safety_tolerance": "moderation"}
 # /v1/images/variations has no prompt: an image-to-image pass of the image at this strength, with this
 # prompt (the pipelines need one; a generic one keeps the picture's own subject and style).
 VARIATION_PROMPT = "a variation of this image, same subject, same composition, same style, high quality"

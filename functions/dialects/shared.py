@@ -13,6 +13,7 @@ from functions.core import storage
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError, FieldError, PayloadTooLarge, ValidationFailed
 from functions.core.jobs import Job, JobStatus, Output
+from functions.core.moderation import BLOCKED
 from functions.core.styles import Style, apply_style, style_defaults
 
 Quality = Literal["auto", "standard", "hd", "low", "medium", "high"]
@@ -162,6 +163,14 @@ class GenerationFailed(DarkroomError):
 
 
 class ReferenceRejected(GenerationFailed):
+class ContentBlocked(GenerationFailed):
+    """The job's output was blocked by the safety checker (functions/core/moderation.py): a content-policy 400,
+    not a server error, so clients do not retry it. Nothing was stored; the job was charged."""
+
+    status = 400
+    code = BLOCKED
+
+
     """The job failed on an image the caller sent (a reference unreachable, not an image or too large; a
     mask the worker found unusable): the caller's to fix, so a 400 naming the field, not a server error."""
 

@@ -86,7 +86,8 @@ def test_the_gpu_classes_run_offline_and_the_download_online():
 
 
 def _hub_repos() -> dict[str, Repo]:
-    """sdxl-turbo's repo at its pinned commit, and the background remover's on a branch (resolved by the download)."""
+    """sdxl-turbo's repo at its pinned commit, and the background remover's on a branch (resolved by the download);
+    the safety checker's too."""
     catalog = get_catalog()
     sdxl, remover = catalog.model("sdxl-turbo"), catalog.background_remover
     from gpu.weights import is_commit

@@ -104,6 +104,12 @@ def _credits_untouched(world, owner: Owner) -> None:
     assert credits.balance(owner.tenant.workspace_id) == owner.tenant.credits_before
 
 
+def _policy_untouched(world, owner: Owner) -> None:
+    from functions.core import moderation
+
+    assert moderation.workspace_policy(owner.tenant.workspace_id, fresh=True) == moderation.WorkspacePolicy()
+
+
 def _a_lora(owner: Owner) -> dict[str, str]:
     """A LoRA of B's (registered through the core, against the fixture signatures of test_lora_registry)."""
     from unittest import mock
@@ -170,6 +176,12 @@ def _file_untouched(world, owner: Owner) -> None:
     ("GET", "/api/admin/workspaces/{workspace_id}/usage"): Case(
         lambda o: {"workspace_id": o.tenant.workspace_id}, (200,), _credits_untouched, member=403,
         other_admin=None),
+    ("GET", "/api/admin/workspaces/{workspace_id}/moderation"): Case(
+        lambda o: {"workspace_id": o.tenant.workspace_id}, (200,), _policy_untouched, member=403,
+        other_admin=None),
+    ("PUT", "/api/admin/workspaces/{workspace_id}/moderation"): Case(
+        lambda o: {"workspace_id": o.tenant.workspace_id}, (200,), _policy_untouched,
+        body={"max_level": 6, "allow_checker_off": True}, member=403, other_admin=None),
 }
 
 
@@ -278,6 +290,7 @@ def test_admin_routes_act_on_the_workspace_they_name_for_operator_keys_only(worl
         ("DELETE", f"/api/keys/{owner.spare_key_id}?workspace_id={b.workspace_id}", None),
         ("POST", "/api/admin/workspaces", {"id": "ws-new-by-member"}),
         ("POST", f"/api/admin/workspaces/{member.workspace_id}/credits", {"amount": 1000}),
+        ("PUT", f"/api/admin/workspaces/{member.workspace_id}/moderation", {"allow_checker_off": True}),
     ]:
         resp = _call(api, method, path, member.headers, body)
         assert resp.status_code == 403, (method, path, resp.status_code)

@@ -26,6 +26,7 @@ BODIES = {
     "POST /api/admin/workspaces": {"id": "ws-matrix-made"},
     "POST /api/admin/workspaces/{workspace_id}/credits": {"amount": 1},
     "POST /api/generations/{id}/share": {"public": False},
+    "PUT /api/admin/workspaces/{workspace_id}/moderation": {"max_level": 3},
     "POST /api/webhooks/secret/rotate": {"grace_seconds": 3600},
     "POST /api/uploads": {"filename": "a.png", "content_type": "image/png"},
 }

@@ -24,6 +24,20 @@ def _forget_caches() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _open_moderation_policy(monkeypatch: pytest.MonkeyPatch):
+    """Every workspace's moderation policy as the most open one an operator can set (levels up to 6, the checker
+    may be turned off), without DynamoDB: these tests translate requests; the integration suite checks the
+    policy's refusals (tests/integration/test_moderation.py)."""
+    from functions.core import moderation
+
+    monkeypatch.setattr(moderation, "_read_policy",
+                        lambda workspace_id: moderation.WorkspacePolicy(max_level=6, allow_checker_off=True))
+    moderation.clear_cache()
+    yield
+    moderation.clear_cache()
+
+
+@pytest.fixture(autouse=True)
 def _offline_aws(monkeypatch: pytest.MonkeyPatch):
     set_offline_aws_env(monkeypatch)
     monkeypatch.delenv("DARKROOM_CATALOG_EXTRA", raising=False)
