@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpu.loaded_once import LoadedOnce, pretrained_options
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -31,34 +33,24 @@ class Segmenter:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_cache: dict[tuple[str, str], Segmenter] = {}
-_guard = threading.Lock()
+_loaded: LoadedOnce[Segmenter] = LoadedOnce()
 
 
 def load_segmenter(source: str | Path, *, device: str = "cpu") -> Segmenter:
     """Load (once per process) the segmentation model and its processor from a local dir or a Hub repo id."""
-    key = (str(source), device)
-    with _guard:
-        if key in _cache:
-            return _cache[key]
-    from gpu.pipelines import MODEL_IO_LOCK
 
-    with MODEL_IO_LOCK:  # transformers imports lazily; one import-heavy step at a time
-        with _guard:
-            if key in _cache:
-                return _cache[key]
+    def build() -> Segmenter:
         from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
-        local = {"local_files_only": True} if Path(source).is_dir() else {}
+        local = pretrained_options(source)
         # float32 whatever the pipelines run in: the model is small and the soft mask wants the precision.
         model = AutoModelForSemanticSegmentation.from_pretrained(source, **local).to(device).eval()
         processor = AutoImageProcessor.from_pretrained(source, **local)
         size = getattr(processor, "crop_size", None) or processor.size
         side = int(size.get("height") or size.get("shortest_edge"))
-        segmenter = Segmenter(model=model, processor=processor, side=side, device=device)
-        with _guard:
-            _cache[key] = segmenter
-    return segmenter
+        return Segmenter(model=model, processor=processor, side=side, device=device)
+
+    return _loaded.get((str(source), device), build)
 
 
 def background_ids(segmenter: Segmenter, labels: list[str]) -> list[int]:
@@ -106,5 +98,4 @@ def remove_background(images: list[Image], spec: BackgroundRemoverSpec, source: 
 
 
 def clear_cache() -> None:
-    with _guard:
-        _cache.clear()
+    _loaded.clear()

@@ -46,6 +46,7 @@ packages = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .pip_install_from_requirements(str(REQUIREMENTS))
     .pip_install_from_requirements(str(IMAGE_REQUIREMENTS))
+    .pip_install_from_requirements(str(NO_DEPS_REQUIREMENTS), extra_options="--no-deps")
     .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "DARKROOM_LORA_CACHE": LORAS_DIR, "POWERTOOLS_SERVICE_NAME": "darkroom-gpu",
           "HF_HUB_DISABLE_TELEMETRY": "1"})
 )
@@ -272,7 +273,9 @@ def download(models: str = "") -> list[str]:
     set of weights; already complete commits are skipped.
 
     `models` is comma-separated catalog ids (all models when empty): `modal run` can only pass plain types.
-    With any image model comes the catalog's background remover (for `background: transparent`).
+    With any image model comes the catalog's background remover (for `background: transparent`); with any model, the
+    output safety checker (catalog `moderation.checker`), which every job runs before it stores its outputs, and the
+    prompt enhancer (catalog `prompt_enhancer`), which any job may ask for (`enhance_prompt`, gpu/enhance.py).
     Prints one line per set of weights: the commit, and whether a branch moved (a redeploy picks that up).
     """
     from gpu import weights as layout
@@ -294,6 +297,15 @@ def download(models: str = "") -> list[str]:
         # Its checkpoint may be a pytorch_model.bin only: nothing is ignored for it.
         patterns = tuple(remover.allow_patterns) if remover.allow_patterns else None
         targets.setdefault((remover.repo, remover.revision, patterns, False), []).append(remover.id)
+    enhancer = catalog.prompt_enhancer
+    if enhancer is not None and pools:
+        # Any model's job may ask for enhance_prompt (and POST /api/prompts/enhance runs on any model's pool).
+        patterns = tuple(enhancer.allow_patterns) if enhancer.allow_patterns else None
+        targets.setdefault((enhancer.repo, enhancer.revision, patterns, True), []).append(enhancer.id)
+    checker = catalog.moderation.checker
+    if pools or checker.id in wanted:  # the output safety checker runs on every job of every model
+        patterns = tuple(checker.allow_patterns) if checker.allow_patterns else None
+        targets.setdefault((checker.repo, checker.revision, patterns, False), []).append(checker.id)
 
     done: list[str] = []
     for (repo, revision, patterns, ignore_others), ids in targets.items():

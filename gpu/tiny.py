@@ -150,6 +150,24 @@ def ensure_tiny_segmenter(cache_dir: Path) -> Path:
                           _build_segmenter, 0)
 
 
+def ensure_tiny_classifier(cache_dir: Path) -> Path:
+    """Return `cache_dir/tiny-safety-checker-v1` (the output safety checker), building it first if it is missing."""
+    from gpu.pipelines import MODEL_IO_LOCK
+
+    with MODEL_IO_LOCK:
+        return _save_once(Path(cache_dir) / f"tiny-safety-checker-{TINY_VERSION}", "preprocessor_config.json",
+                          _build_classifier, 0)
+
+
+def ensure_tiny_enhancer(cache_dir: Path) -> Path:
+    """Return `cache_dir/tiny-prompt-enhancer-v1` (the prompt enhancer, gpu/enhance.py), building it first if missing."""
+    from gpu.pipelines import MODEL_IO_LOCK
+
+    with MODEL_IO_LOCK:
+        return _save_once(Path(cache_dir) / f"tiny-prompt-enhancer-{TINY_VERSION}", "tokenizer_config.json",
+                          _build_enhancer, 0)
+
+
 def _save_once(dest: Path, marker: str, build: Any, seed: int) -> Path:
     """Build with `build()` and `save_pretrained` at `dest`, unless `dest/marker` exists (then a no-op)."""
     if (dest / marker).exists():
@@ -1042,6 +1060,25 @@ def _build_wan_a14b_i2v() -> Any:
                                    image_encoder=None, transformer=high, transformer_2=low, boundary_ratio=0.9)
 
 
+def _build_classifier() -> tuple[Any, Any]:
+    """ViTForImageClassification, as Falconsai/nsfw_image_detection, at 32 px with two small layers; labels
+    "normal" and "nsfw" as the checkpoint's. Its head leans to "normal" (bias), so at the catalog's thresholds every
+    output passes (about 0.01 unsafe), as a trained model's would for the tests' prompts; tests force a block with
+    the threshold setting (DARKROOM_MODERATION_THRESHOLD=0). What it scores otherwise means nothing."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    labels = {0: "normal", 1: "nsfw"}
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, id2label=labels, label2id={v: k for k, v in labels.items()})
+    model = ViTForImageClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([2.5, -2.5]))
+    processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5, 0.5, 0.5],
+                                  image_std=[0.5, 0.5, 0.5])
+    return model, processor
+
+
 def _build_segmenter() -> tuple[Any, Any]:
     """MobileViT DeepLabV3, as apple/deeplabv3-mobilevit-small, at 64 px; label 0 is "background"."""
     from transformers import MobileViTConfig, MobileViTForSemanticSegmentation, MobileViTImageProcessor
@@ -1059,3 +1096,30 @@ def _build_segmenter() -> tuple[Any, Any]:
     model = MobileViTForSemanticSegmentation(config).eval()
     processor = MobileViTImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
     return model, processor
+
+
+def _build_enhancer() -> tuple[Any, Any]:
+    """Qwen2ForCausalLM, as Qwen/Qwen2.5-1.5B-Instruct, with two tiny layers, and gpu.tiny's byte-level Qwen tokenizer
+    with the chat markers registered as special tokens (so the chat template's <|im_start|> and <|im_end|> are one
+    token each, and <|im_end|> ends a reply, as the real tokenizer has them). Greedy decoding of these random weights
+    gives a fixed string of random bytes for each prompt: what it says means nothing, that it is always the same
+    string is what the tests check."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
+
+    base = _qwen_tokenizer()
+    tokenizer = Qwen2Tokenizer(vocab=dict(base.get_vocab()), merges=[], model_max_length=32768,
+                               pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": list(_QWEN_SPECIAL)})
+    tokenizer.chat_template = base.chat_template
+    config = Qwen2Config(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=len(tokenizer), max_position_embeddings=2048, tie_word_embeddings=True,
+        # The checkpoint's 0.02 init through two tiny layers makes every step pick the same token (a reply of
+        # newlines, which cleans to nothing): a wider one makes a reply of varied bytes, as a real reply varies.
+        initializer_range=0.5,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen2ForCausalLM(config).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

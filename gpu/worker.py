@@ -16,11 +16,30 @@ from functools import cache
 from pathlib import Path
 
 from functions.core import aws, messages, storage
-from functions.core.catalog import BackgroundRemoverSpec, ModelSpec, WeightsPool, get_catalog
+from functions.core import moderation as policy
+from functions.core.catalog import (
+    BackgroundRemoverSpec,
+    ModelSpec,
+    PromptEnhancerSpec,
+    SafetyCheckerSpec,
+    WeightsPool,
+    get_catalog,
+)
 from functions.core.errors import NotFound, TransitionRejected, describe
 from functions.core.jobs import JobError, JobKey, JobStatus, JobStore, Output
 from functions.core.observability import logger
-from gpu import adapters, background, batching, encode, inpaint, references, weights
+from gpu import (
+    adapters,
+    background,
+    batching,
+    encode,
+    enhance,
+    inpaint,
+    moderation,
+    provenance,
+    references,
+    weights,
+)
 from gpu.pipelines import (
     Builtin,
     GenerationRequest,
@@ -89,7 +108,8 @@ class CancelWatch:
             raise JobCanceled(f"job {self.job_id} is no longer running (canceled){where}: stopped")
 
 
-def weights_source(spec: ModelSpec | WeightsPool | BackgroundRemoverSpec) -> Path:
+def weights_source(spec: ModelSpec | WeightsPool | BackgroundRemoverSpec | SafetyCheckerSpec
+                   | PromptEnhancerSpec) -> Path:
     """The directory the weights load from: tiny random ones (local default), the Volume, or the Hub's cache.
 
     DARKROOM_WEIGHTS=tiny (default outside Modal) builds and caches a tiny pipeline of the model's family;
@@ -99,15 +119,24 @@ def weights_source(spec: ModelSpec | WeightsPool | BackgroundRemoverSpec) -> Pat
     """
     setting = os.environ.get("DARKROOM_WEIGHTS", "tiny")
     if setting == "tiny":
-        from gpu.tiny import ensure_tiny_pipeline, ensure_tiny_segmenter
+        from gpu.tiny import ensure_tiny_classifier, ensure_tiny_pipeline, ensure_tiny_segmenter
 
         cache = Path(os.environ.get("DARKROOM_DATA_DIR", ".darkroom")) / "models"
         if isinstance(spec, BackgroundRemoverSpec):
             return ensure_tiny_segmenter(cache)
+        if isinstance(spec, SafetyCheckerSpec):
+            return ensure_tiny_classifier(cache)
+        if isinstance(spec, PromptEnhancerSpec):
+            from gpu.tiny import ensure_tiny_enhancer
+
+            return ensure_tiny_enhancer(cache)
         return ensure_tiny_pipeline(spec.family, cache)
     if setting == "hub":
         return _hub_snapshot(spec.repo, spec.revision, tuple(spec.allow_patterns or ()))
-    name = spec.id if isinstance(spec, ModelSpec | BackgroundRemoverSpec) else ",".join(spec.models)
+    single = ModelSpec | BackgroundRemoverSpec | SafetyCheckerSpec | PromptEnhancerSpec
+    name = spec.id if isinstance(spec, single) else ",".join(spec.models)
+    if isinstance(spec, SafetyCheckerSpec):
+        name = ""  # it comes with any model's download: the fix for a missing one names no model (`all`)
     return weights.resolve(Path(setting), spec.repo, spec.revision, model=name)
 
 
@@ -272,6 +301,8 @@ def execute(request: messages.WorkRequest, store: JobStore,
         raise LookupError(f"model {request.model!r} is not in this worker's catalog")
     params = request.params
     timings: dict[str, float] = {}
+    if params.get("enhance_only"):
+        return _enhance_only(request, params, timings)
 
     # References first: a bad one fails the job before any GPU time is spent.
     images = None
@@ -287,8 +318,12 @@ def execute(request: messages.WorkRequest, store: JobStore,
         hint = f"; its edit model is {model.edit_model}" if model.edit_model else ""
         raise references.InvalidReference(f"{model.id} ({model.task}) takes no reference images{hint}")
 
+    # The prompt the model runs: the caller's (styled), or its rewrite when the job asked for one (GPU time, so
+    # after the references that could fail the job).
+    rewrite = _enhance(params, timings) if params.get("enhance_prompt") else None
     gen = GenerationRequest(
-        prompt=params["prompt"], negative_prompt=params.get("negative_prompt"), n=params.get("n", 1),
+        prompt=rewrite.prompt if rewrite else params["prompt"], negative_prompt=params.get("negative_prompt"),
+        n=params.get("n", 1),
         width=params["width"], height=params["height"], steps=params["steps"], guidance=params.get("guidance"),
         seed=params.get("seed"), images=images,
     )
@@ -323,6 +358,8 @@ def execute(request: messages.WorkRequest, store: JobStore,
         gen.last_frame = references.load_reference(
             params["last_frame"], "last_frame", workspace_id=request.workspace_id, bucket=request.bucket,
             allow_loopback=request.allow_loopback_urls, cover=(params["width"], params["height"]))
+    # The C2PA signing certificate, before any GPU time: one configured but unusable fails the job here.
+    stamp = provenance.stamp_for(request, model, images, edit=model.type == "image")
 
     watch = CancelWatch(store, request.job_id, reports)
     specs = params.get("loras") or []
@@ -351,19 +388,57 @@ def execute(request: messages.WorkRequest, store: JobStore,
         result.images = background.remove_background(result.images, remover, weights_source(remover),
                                                      device=device_and_dtype()[0])
         timings["background"] = time.perf_counter() - t0
+    # The safety checker, on what would be stored: a blocked output fails the job here, before any upload.
+    t0 = time.perf_counter()
+    checker = get_catalog().moderation.checker
+    outputs_checked = {"videos": result.videos} if model.type == "video" else {"images": result.images}
+    report = moderation.check(checker, weights_source(checker), threshold=policy.job_threshold(params),
+                              level=(params.get("moderation") or {}).get("level"), device=device_and_dtype()[0],
+                              **outputs_checked)
+    timings["moderation"] = time.perf_counter() - t0
 
     if model.type == "video":
         assert gen.fps is not None
-        outputs = _store_videos(request, result, gen.fps, timings)
+        outputs = _store_videos(request, result, gen.fps, timings, stamp)
     else:
         outputs = _store_images(request, result.images, params.get("output_format", "png"), params.get("quality"),
-                                timings)
-    # The C2PA signing certificate, before any GPU time: one configured but unusable fails the job here.
-    stamp = provenance.stamp_for(request, model, images, edit=model.type == "image")
+                                timings, stamp)
     return messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id, outcome="succeeded",
                                   outputs=outputs, seed=result.seed,
                                   timings={k: round(v, 4) for k, v in timings.items()},
-                                  loras=adapters.reported(specs, gen.loras), speed=speed)
+                                  loras=adapters.reported(specs, gen.loras), speed=speed, moderation=report,
+                                  provenance=stamp.report(video=model.type == "video"), **_enhanced(rewrite))
+
+
+def _enhance(params: dict, timings: dict[str, float]) -> enhance.Rewrite:
+    """The job's prompt rewritten by the catalog's prompt enhancer (gpu/enhance.py), or the prompt itself with the
+    note saying why not (the job records it)."""
+    spec = get_catalog().prompt_enhancer
+    if spec is None:
+        raise ValueError("enhance_prompt needs the catalog's prompt_enhancer, and none is configured")
+    t0 = time.perf_counter()
+    device, dtype = device_and_dtype()
+    rewrite = enhance.rewrite(params["prompt"], spec, weights_source(spec), device=device, dtype=dtype)
+    timings["enhance"] = time.perf_counter() - t0
+    if not rewrite.enhanced:
+        logger.warning("prompt enhancement fell back to the original prompt", extra={"note": rewrite.note})
+    return rewrite
+
+
+def _enhanced(rewrite: enhance.Rewrite | None) -> dict:
+    """The result's revised_prompt and prompt_enhancement (nothing when the job asked for no rewrite)."""
+    if rewrite is None:
+        return {}
+    spec = get_catalog().prompt_enhancer
+    return {"revised_prompt": rewrite.prompt, "prompt_enhancement": rewrite.record(spec.id if spec else "unknown")}
+
+
+def _enhance_only(request: messages.WorkRequest, params: dict, timings: dict[str, float]) -> messages.ResultMessage:
+    """POST /api/prompts/enhance: the rewrite alone, no generation (no outputs; the model named only chose the GPU
+    pool it runs on)."""
+    rewrite = _enhance(params, timings)
+    return messages.ResultMessage(job_id=request.job_id, workspace_id=request.workspace_id, outcome="succeeded",
+                                  timings={k: round(v, 4) for k, v in timings.items()}, **_enhanced(rewrite))
 
 
 def _background_remover(model: ModelSpec, params: dict) -> BackgroundRemoverSpec | None:
@@ -388,14 +463,6 @@ def video_timing(model: ModelSpec, params: dict) -> tuple[int, float]:
     frames = int(params.get("frames") or model.frames_for(duration, fps))
     if not model.valid_frames(frames):
         raise ValueError(f"{model.id}: {frames} frames is not a valid count (frames = {model.frame_multiple}k+1, "
-    # The safety checker, on what would be stored: a blocked output fails the job here, before any upload.
-    t0 = time.perf_counter()
-    checker = get_catalog().moderation.checker
-    outputs_checked = {"videos": result.videos} if model.type == "video" else {"images": result.images}
-    report = moderation.check(checker, weights_source(checker), threshold=policy.job_threshold(params),
-                              level=(params.get("moderation") or {}).get("level"), device=device_and_dtype()[0],
-                              **outputs_checked)
-    timings["moderation"] = time.perf_counter() - t0
                          f"at most {model.max_frames})")
     return frames, fps
 
@@ -413,7 +480,9 @@ def _store_images(request: messages.WorkRequest, images: list, fmt: str, quality
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="gpu-worker-upload") as pool:
         for index, image in enumerate(images):
             t0 = time.perf_counter()
-            data, thumb = encode.encode_image(image, fmt, quality), encode.make_thumbnail(image)
+            data = stamp.sign(encode.encode_image(stamp.mark(image), fmt, quality), encode.CONTENT_TYPES[fmt],
+                              f"{request.job_id}-{index}.{ext}")
+            thumb = encode.make_thumbnail(image)
             encoding += time.perf_counter() - t0
             key = storage.output_key(request.workspace_id, request.job_id, index, ext)
             thumb_key = storage.thumbnail_key(request.workspace_id, request.job_id, index)
@@ -436,8 +505,9 @@ def _store_videos(request: messages.WorkRequest, result: GenerationResult, fps: 
     t0 = time.perf_counter()
     videos = result.videos
     tracks = [t.numpy() for t in result.audio] or [None] * len(videos)
-    encoded = [(encode.encode_video(frames, fps, track, result.audio_rate), encode.make_poster(frames[0]))
-               for frames, track in zip(videos, tracks)]
+    encoded = [(stamp.sign(encode.encode_video(frames, fps, track, result.audio_rate), encode.CONTENT_TYPES["mp4"],
+                           f"{request.job_id}-{index}.mp4"), encode.make_poster(frames[0]))
+               for index, (frames, track) in enumerate(zip(videos, tracks))]
     timings["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     outputs = []

@@ -39,6 +39,7 @@ ROUTERS: dict[str, tuple[str, ...]] = {
     "functions.api.console": ("/console",),
     "functions.api.media": ("/media/",),
     "functions.api.loras": ("/api/loras",),
+    "functions.api.prompts": ("/api/prompts/",),
 }
 
 

@@ -17,9 +17,9 @@ def render(path: str, exc: DarkroomError) -> Response:
     # A dialect may answer a status of its own for an error (Replicate: invalid input is a 422).
     status = module.status_code(exc) if hasattr(module, "status_code") else exc.status
     return Response(
-        status_code=exc.status,
+        status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(renderer(exc)),
+        body=json.dumps(module.error_body(exc)),
         headers=exc.headers,
     )
 

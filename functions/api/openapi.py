@@ -98,6 +98,11 @@ def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+def header(name: str, description: str) -> dict[str, Any]:
+    """A request header the handler reads itself."""
+    return {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": description}
+
+
 def _ok_schema(ok: str | tuple[str, ...] | None) -> dict[str, Any]:
     if ok is None:
         return {"type": "string"}
@@ -119,8 +124,10 @@ def doc(summary: str, *, dialect: str = NATIVE, ok: str | tuple[str, ...] | None
     the dialect's error shape; `redirect` describes a 302 the route may answer instead.
     """
     content = {ok_media: {"schema": _ok_schema(ok)}}
-    responses: dict[int, Any] = {status: {"description": {200: "OK", 201: "Created", 202: "Accepted"}[status],
-                                          "content": content}}
+    responses: dict[int, Any] = {status: {"description": {200: "OK", 201: "Created", 202: "Accepted",
+                                                          204: "No Content"}[status]}}
+    if status != 204:
+        responses[status]["content"] = content
     if redirect:
         responses[302] = {"description": redirect, "headers": {"Location": {"schema": {"type": "string"}}}}
     codes = set(errors) | ({500} if public else set(COMMON_ERRORS))

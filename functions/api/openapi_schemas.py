@@ -78,6 +78,13 @@ class GenerateAccepted(_Doc):
     output: None
 
 
+class PromptEnhancementRecord(_Doc):
+    model: str = Field(description="The prompt enhancer that ran (the catalog's prompt_enhancer id).")
+    enhanced: bool = Field(description="Whether the prompt that ran is the enhancer's rewrite.")
+    tokens: int = Field(description="Tokens the enhancer generated.")
+    note: str | None = Field(None, description="Why the original prompt ran (enhanced false).")
+
+
 class Generation(_Doc):
     id: str
     status: Literal["pending", "processing", "success", "error"]
@@ -85,18 +92,40 @@ class Generation(_Doc):
     thumbnail: str | None
     tool: str | None
     model: str
-    type: Literal["image", "video"]
+    type: Literal["image", "video", "prompt"] = Field(description="prompt: a rewrite alone (POST /api/prompts/enhance).")
     payload: dict[str, Any] = Field(description="The input as it was sent.")
     error: str | None
+    errorCode: str | None = Field(None, description="A failed generation's reason as a code: moderation_blocked "
+                                                    "when the output safety checker blocked it (nothing stored).")
     createdAt: str
     outputs: list[str]
     shareUrl: str | None = None
     progress: float | None = None
     metadata: dict[str, Any] | None = None
+    revisedPrompt: str | None = Field(None, description="With enhance_prompt: the prompt the model ran (the rewrite, "
+                                                        "or the original when the rewrite was unusable).")
+    promptEnhancement: PromptEnhancementRecord | None = None
 
 
-    errorCode: str | None = Field(None, description="A failed generation's reason as a code: moderation_blocked "
-                                                    "when the output safety checker blocked it (nothing stored).")
+class PromptEnhancement(_Doc):
+    id: str = Field(description="The rewrite's job, readable through GET /api/generations/{id} (type prompt).")
+    status: Literal["succeeded"]
+    prompt: str = Field(description="The prompt as sent.")
+    revised_prompt: str = Field(description="The rewrite; the original prompt when enhanced is false.")
+    enhanced: bool
+    note: str | None = Field(None, description="Why the original prompt came back (enhanced false).")
+    enhancer: str | None = Field(description="The prompt enhancer that ran.")
+    model: str = Field(description="The model whose GPU pool ran the rewrite.")
+    credits_used: float
+
+
+class PromptEnhancementPending(_Doc):
+    id: str = Field(description="The rewrite's job: GET /api/generations/{id} shows its revisedPrompt once done.")
+    status: Literal["processing"]
+    prompt: str
+    message: str
+
+
 class Pagination(_Doc):
     total: int
     limit: int
@@ -272,35 +301,6 @@ class WorkspaceUsage(_Doc):
     credits_added: float
 
 
-class PresignedPost(_Doc):
-    method: Literal["POST"]
-    url: str
-    fields: dict[str, str]
-
-
-class PresignedUpload(_Doc):
-    """POST the file to upload.url with upload.fields as form fields, then use `reference` as an image URL."""
-
-    id: str
-    reference: str = Field(description="upload://… : pass it wherever an image URL is taken.")
-    upload: PresignedPost
-
-
-class ShareState(_Doc):
-    id: str
-    public: bool
-    share_url: str | None = Field(description="The share page (GET /shared/media/{share_id}, no key); "
-                                              "null when private.")
-
-
-class StoredUpload(_Doc):
-    id: str
-    reference: str = Field(description="upload://… : pass it wherever an image URL is taken.")
-    url: str
-
-
-class Lora(_Doc):
-    """A LoRA adapter of the workspace; pass its id wherever a request takes LoRAs."""
 class ModerationPolicy(_Doc):
     max_level: int = Field(description="The most permissive moderation level (1 strictest to 6) the workspace's "
                                        "keys may ask for.")
@@ -330,6 +330,35 @@ class WorkspaceModeration(_Doc):
     events: list[ModerationEvent] = Field(description="Blocked generations, newest first (at most 50).")
 
 
+class PresignedPost(_Doc):
+    method: Literal["POST"]
+    url: str
+    fields: dict[str, str]
+
+
+class PresignedUpload(_Doc):
+    """POST the file to upload.url with upload.fields as form fields, then use `reference` as an image URL."""
+
+    id: str
+    reference: str = Field(description="upload://… : pass it wherever an image URL is taken.")
+    upload: PresignedPost
+
+
+class ShareState(_Doc):
+    id: str
+    public: bool
+    share_url: str | None = Field(description="The share page (GET /shared/media/{share_id}, no key); "
+                                              "null when private.")
+
+
+class StoredUpload(_Doc):
+    id: str
+    reference: str = Field(description="upload://… : pass it wherever an image URL is taken.")
+    url: str
+
+
+class Lora(_Doc):
+    """A LoRA adapter of the workspace; pass its id wherever a request takes LoRAs."""
 
     id: str
     object: Literal["lora"]
@@ -456,6 +485,8 @@ class AIMSImagesResponse(_Doc):
     credits_used: float
     credits_remaining: float | None
     style_applied: str | None = None
+    revised_prompt: str | None = Field(None, description="With enhance_prompt: the prompt the model ran.")
+    prompt_enhancement: PromptEnhancementRecord | None = None
 
 
 class AIMSVideo(_Doc):
@@ -479,6 +510,8 @@ class AIMSVideoResponse(_Doc):
     video: AIMSVideo
     credits_used: float
     credits_remaining: float | None
+    revised_prompt: str | None = Field(None, description="With enhance_prompt: the prompt the model ran.")
+    prompt_enhancement: PromptEnhancementRecord | None = None
 
 
 class AIMSModel(ModelFacts):
@@ -512,18 +545,6 @@ class AIMSStyleList(_Doc):
 
 
 # Every model above that a route names; functions/api/openapi.py adds each to components/schemas.
-COMPONENTS: list[type[BaseModel]] = [
-    NativeError, OpenAIError, AIMSError,
-    RunAccepted, GenerateAccepted, Generation, GenerationList, Tool, ToolList, NativeModelList, StyleList,
-    DeliveryList, RedeliveryQueued, ShareState, WebhookSecret, Account, Key, CreatedKey, KeyList, WorkspaceCreated,
-    WorkspaceCredits, WorkspaceUsage, PresignedUpload, StoredUpload, UploadForm,
-    Lora, LoraList, LoraDeleted, LoraForm,
-    OpenAIImagesEditForm, OpenAIImagesVariationForm, ImagesResponse, OpenAIModel, OpenAIModelList,
-    AIMSImagesResponse, AIMSVideoResponse, AIMSModelList, AIMSDiscovery, AIMSStyleList,
-]
-    ReplicateError, ReplicatePrediction, ReplicatePredictionList, ReplicateModel, ReplicateVersion, ReplicateFile,
-    ReplicateFileList, ReplicateFileForm, ReplicateWebhookSecret,
-    FalError, FalQueued, FalStatus, FalImageResult, FalVideoResult, FalCancel,
 # ---------------------------------------------------------------- Replicate
 
 
@@ -687,3 +708,15 @@ class FalCancel(_Doc):
     status: Literal["CANCELLATION_REQUESTED"]
 
 
+COMPONENTS: list[type[BaseModel]] = [
+    NativeError, OpenAIError, AIMSError,
+    RunAccepted, GenerateAccepted, Generation, GenerationList, Tool, ToolList, NativeModelList, StyleList,
+    DeliveryList, RedeliveryQueued, ShareState, WebhookSecret, Account, Key, CreatedKey, KeyList, WorkspaceCreated,
+    WorkspaceCredits, WorkspaceUsage, ModerationPolicy, ModerationEvent, WorkspaceModeration, PresignedUpload, StoredUpload, UploadForm,
+    Lora, LoraList, LoraDeleted, LoraForm, PromptEnhancement, PromptEnhancementPending,
+    OpenAIImagesEditForm, OpenAIImagesVariationForm, ImagesResponse, OpenAIModel, OpenAIModelList,
+    AIMSImagesResponse, AIMSVideoResponse, AIMSModelList, AIMSDiscovery, AIMSStyleList,
+    ReplicateError, ReplicatePrediction, ReplicatePredictionList, ReplicateModel, ReplicateVersion, ReplicateFile,
+    ReplicateFileList, ReplicateFileForm, ReplicateWebhookSecret,
+    FalError, FalQueued, FalStatus, FalImageResult, FalVideoResult, FalCancel,
+]

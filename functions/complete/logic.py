@@ -39,7 +39,10 @@ def complete(result: ResultMessage, *, store: JobStore | None = None) -> JobStat
 
 def _success_fields(result: ResultMessage) -> dict:
     return {"outputs": [o.model_dump(exclude_none=True) for o in result.outputs], "seed": result.seed,
-            "timings": result.timings, "loras": result.loras or None, "speed": result.speed or None}
+            "timings": result.timings, "loras": result.loras or None, "speed": result.speed or None,
+            "provenance": result.provenance or None,
+            "revised_prompt": result.revised_prompt, "prompt_enhancement": result.prompt_enhancement,
+            "moderation": result.moderation}
 
 
 def _finish(job: Job | JobKey, target: JobStatus, fields: dict, store: JobStore,

@@ -424,9 +424,9 @@ class ToolSpec(Schema):
     default_model: str
 
 
-class BackgroundRemoverSpec(Schema):
-    """The segmentation model that makes transparent backgrounds (gpu/background.py): any transformers
-    semantic-segmentation checkpoint whose labels include the background class(es) named here."""
+class AuxiliaryModelSpec(Schema):
+    """A small model beside the catalog's generators, downloaded with them (gpu/modal_app.py, download): which
+    checkpoint, at which revision, and which of its files."""
 
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -434,9 +434,76 @@ class BackgroundRemoverSpec(Schema):
     repo: str
     revision: str = "main"
     allow_patterns: list[str] | None = None
+    description: str = ""
+
+
+class BackgroundRemoverSpec(AuxiliaryModelSpec):
+    """The segmentation model that makes transparent backgrounds (gpu/background.py): any transformers
+    semantic-segmentation checkpoint whose labels include the background class(es) named here."""
+
     # Labels (as in the checkpoint's config.id2label, case-insensitive) that are background.
     background_labels: list[str] = Field(min_length=1)
-    description: str = ""
+
+
+class PromptEnhancerSpec(AuxiliaryModelSpec):
+    """The small instruct LLM that rewrites prompts (`enhance_prompt`, POST /api/prompts/enhance; gpu/enhance.py):
+    any transformers causal-LM checkpoint with a chat template. It runs on the GPU of the image or video model the
+    job names, loaded on the first job that asks for it (docs: gpu/README.md, "Prompt enhancement")."""
+
+    license: str
+    license_url: str | None = None
+    # The published parameter count (bfloat16 bytes are twice it): tests/gpu/test_prompt_enhancer.py checks it
+    # against the architecture and that every weights pool still fits its GPU with the enhancer beside it.
+    parameters: int = Field(gt=0)
+    # The rewrite's bound, in generated tokens (greedy decoding: the same prompt always gives the same rewrite).
+    max_new_tokens: int = Field(120, ge=8, le=512)
+    # What one rewrite costs, added to the job's price (a generation with enhance_prompt, or the whole price of
+    # POST /api/prompts/enhance).
+    credits: float = Field(0.2, ge=0)
+    # The system message: how to rewrite. The caller's prompt is the user message.
+    instruction: str = Field(min_length=1)
+
+
+# Moderation levels, 1 (strictest) to 6 (most permissive): AI Media Studio's safety_tolerance, and the scale every
+# dialect's safety parameter maps onto (functions/core/moderation.py).
+MODERATION_LEVELS = (1, 2, 3, 4, 5, 6)
+
+
+class SafetyCheckerSpec(AuxiliaryModelSpec):
+    """The image-safety classifier run on every output before it is stored (gpu/moderation.py): any transformers
+    image-classification checkpoint; an output's score is the summed probability of its `unsafe_labels`."""
+
+    license: str
+    # Labels (as in the checkpoint's config.id2label, case-insensitive) that are unsafe.
+    unsafe_labels: list[str] = Field(min_length=1)
+    # A video is judged on this many frames, spread evenly from the first to the last.
+    video_frames: int = Field(8, ge=1, le=64)
+
+
+class ModerationPolicy(Schema):
+    """The one policy table: each level's threshold (an output whose unsafe score is at least its level's is
+    blocked), the level a request that asks for none gets, the most permissive one a workspace allows unless its
+    operator set another, and how the OpenAI dialect's `moderation` words map onto levels (docs/fields.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    checker: SafetyCheckerSpec
+    thresholds: dict[int, float]
+    default_level: int = Field(2, ge=1, le=6)
+    workspace_max_level: int = Field(4, ge=1, le=6)
+    openai: dict[Literal["auto", "low"], int]
+
+    @model_validator(mode="after")
+    def _check(self) -> ModerationPolicy:
+        if sorted(self.thresholds) != list(MODERATION_LEVELS):
+            raise ValueError(f"moderation.thresholds: one per level {list(MODERATION_LEVELS)}, got {sorted(self.thresholds)}")
+        values = [self.thresholds[level] for level in MODERATION_LEVELS]
+        if any(not 0 <= v <= 1 for v in values) or values != sorted(values):
+            raise ValueError("moderation.thresholds: between 0 and 1, never stricter at a more permissive level")
+        if self.default_level > self.workspace_max_level:
+            raise ValueError("moderation.default_level is more permissive than workspace_max_level")
+        if set(self.openai) != {"auto", "low"} or any(v not in MODERATION_LEVELS for v in self.openai.values()):
+            raise ValueError("moderation.openai: a level (1-6) for auto and for low")
+        return self
 
 
 def license_allowed(license_id: str, accepted: str) -> bool:
@@ -491,6 +558,11 @@ class Catalog(Schema):
     aliases: dict[str, str] = Field(default_factory=dict)
     # None: `background: transparent` is refused with a 400 (no model to make it).
     background_remover: BackgroundRemoverSpec | None = None
+    # None: `enhance_prompt` and POST /api/prompts/enhance are refused with a 400 (no model to rewrite with).
+    prompt_enhancer: PromptEnhancerSpec | None = None
+    # The output safety checker and its policy table: every output is judged before it is stored. A catalog
+    # built without one (a test's) gets the shipped catalog.yaml's.
+    moderation: ModerationPolicy = Field(default_factory=lambda: _shipped_moderation())
 
     @model_validator(mode="after")
     def _check_references(self) -> Catalog:
@@ -656,6 +728,10 @@ def _merge(base: dict, extra: dict) -> dict:
         merged[section] = list(by_key.values())
     if "background_remover" in extra:  # replaced whole (or turned off with null)
         merged["background_remover"] = extra["background_remover"]
+    if "prompt_enhancer" in extra:  # likewise
+        merged["prompt_enhancer"] = extra["prompt_enhancer"]
+    if extra.get("moderation"):  # the policy table and its checker, replaced whole
+        merged["moderation"] = extra["moderation"]
     # Named aliases (any case): the operator's file points one elsewhere, adds one, or turns one off (null).
     merged["aliases"] = {alias.lower(): target for section in (base, extra)
                          for alias, target in (section.get("aliases") or {}).items()}
@@ -687,14 +763,14 @@ def load_yaml(path: Path) -> dict:
 
 
 @lru_cache(maxsize=1)
+def _shipped_moderation() -> ModerationPolicy:
+    return ModerationPolicy.model_validate(load_yaml(Path(__file__).with_name("catalog.yaml"))["moderation"])
+
+
+@lru_cache(maxsize=1)
 def get_catalog() -> Catalog:
     data = load_yaml(Path(__file__).with_name("catalog.yaml"))
     extra_path = os.environ.get("DARKROOM_CATALOG_EXTRA")
     if extra_path:
         data = _merge(data, load_yaml(Path(extra_path)) or {})
     return Catalog.model_validate(_with_aliases(data))
-@lru_cache(maxsize=1)
-def _shipped_moderation() -> ModerationPolicy:
-    return ModerationPolicy.model_validate(load_yaml(Path(__file__).with_name("catalog.yaml"))["moderation"])
-
-

@@ -20,8 +20,16 @@ from .settings import get_settings
 
 def cost_of(model: ModelSpec, params: dict[str, Any]) -> float:
     """The catalog's price rule for the job's resolved parameters: outputs × base credits × work (pixels and
-    steps against the model's defaults; ModelSpec.price)."""
-    return model.price(params)
+    steps against the model's defaults; ModelSpec.price), plus the prompt enhancer's credits when the job rewrites
+    its prompt (enhance_prompt); a rewrite alone (POST /api/prompts/enhance, enhance_only) costs only those."""
+    from functions.core.catalog import get_catalog
+
+    rewrite = params.get("enhance_prompt") or params.get("enhance_only")
+    enhancer = get_catalog().prompt_enhancer if rewrite else None
+    extra = enhancer.credits if enhancer is not None else 0.0
+    if params.get("enhance_only"):
+        return extra
+    return round(model.price(params) + extra, 6) if extra else model.price(params)
 
 
 def cancel_refund(job: Job) -> float:

@@ -86,6 +86,16 @@ class GenerationInput(Request):
                                           description=f"LoRA adapters (at most {MAX_LORAS}), applied together for "
                                                       "this job only; each must fit the model's family.")
     make_public: bool = Field(False, description="Give the output a public share page (share_url).")
+    enhance_prompt: bool | None = Field(None, description="true: a small instruct LLM (the catalog's prompt_enhancer) "
+                                        "rewrites the prompt into a detailed one before generation, deterministically "
+                                        "(greedy decoding); the job's revised_prompt is the prompt that ran. Costs "
+                                        "the enhancer's credits. POST /api/prompts/enhance shows the rewrite first.")
+    safety_tolerance: int | None = Field(None, ge=1, le=6, description="Output moderation level, 1 (strictest) to 6 "
+                                         "(most permissive): an output the safety checker scores at or above the "
+                                         "level's threshold fails the job (moderation_blocked). Default: the "
+                                         "workspace's; above the most permissive its operator allows: 403.")
+    safety_checker: bool | None = Field(None, description="false: no output safety check (403 unless the "
+                                                          "workspace's operator allows keys to turn it off).")
 
     @field_validator("size")
     @classmethod
@@ -194,7 +204,19 @@ def resolve_params(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") 
     if inp.background == "transparent":
         _check_transparent(model, inp, prefix)
         params["background"] = "transparent"
+    if inp.enhance_prompt:
+        check_enhancer(prefix + "enhance_prompt")
+        params["enhance_prompt"] = True
     return {k: v for k, v in params.items() if v is not None}
+
+
+def check_enhancer(field: str) -> None:
+    """A 400 naming `field` when the catalog has no prompt enhancer (nothing could rewrite the prompt)."""
+    from functions.core.catalog import get_catalog
+
+    if get_catalog().prompt_enhancer is None:
+        raise _bad(field, "prompt enhancement is not available: no prompt_enhancer is configured in the catalog",
+                   "unsupported_parameter")
 
 
 def _check_negative_prompt(model: ModelSpec, guidance: float | None, prefix: str) -> None:
@@ -359,10 +381,14 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     """
     from functions.core.catalog import get_catalog
 
+    from . import moderation
     from .uploads import resolve_reference
 
     refs = _references(inp, workspace_id, prefix)
     check_license(model)
+    # Before any other work: a prompt the workspace refuses, or a level it does not allow, costs nothing.
+    safety = moderation.resolve(inp.prompt, inp.safety_tolerance, inp.safety_checker, workspace_id=workspace_id,
+                                prefix=prefix)
     if refs and not model.takes_references:
         if not model.edit_model:
             raise _bad(prefix + "image_urls", f"{model.id} does not take reference images")
@@ -381,14 +407,10 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
                                             f"{model.id} is a {model.task} model")
         if not model.mask:
             raise _bad(prefix + "mask_url", f"{model.id} does not inpaint; models that do: "
-    from . import moderation
                                             f"{', '.join(get_catalog().able('image', 'mask')) or 'none'}",
                        "unsupported_parameter")
         params["mask"] = resolve_reference(inp.mask_url, workspace_id, prefix + "mask_url")
         _check_mask(params["mask"], refs[0], prefix + "mask_url")
-    # Before any other work: a prompt the workspace refuses, or a level it does not allow, costs nothing.
-    safety = moderation.resolve(inp.prompt, inp.safety_tolerance, inp.safety_checker, workspace_id=workspace_id,
-                                prefix=prefix)
     if inp.extend_video_url:
         _check_extend(model, inp, refs, prefix)
         params["extend_video"] = resolve_reference(inp.extend_video_url, workspace_id, prefix + "extend_video_url")
@@ -411,6 +433,7 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
         if model.type == "image":
             default = MASK_STRENGTH if inp.mask_url else model.defaults.strength
             params["strength"] = inp.strength if inp.strength is not None else default
+    params["moderation"] = safety
     if model.type == "video":
         if inp.n != 1:
             raise _bad(prefix + "n", "video models make one video per request")
@@ -425,4 +448,3 @@ def resolve_request(model: ModelSpec, inp: GenerationInput, *, workspace_id: str
     elif inp.duration is not None or inp.fps is not None:
         raise _bad(prefix + ("duration" if inp.duration is not None else "fps"), f"{model.id} makes images, not video")
     return model, {k: v for k, v in params.items() if v is not None}
-    params["moderation"] = safety

@@ -102,6 +102,18 @@ class Job(Schema):
     loras: list[dict[str, Any]] | None = None
     # What the model's speed settings did on the worker that ran it, or why each fell back (gpu/speed.py).
     speed: dict[str, str] | None = None
+    # What the worker did for the outputs' provenance (gpu/provenance.py): who signed their C2PA manifests, or why
+    # nothing was signed ("not signed: ..."), and the invisible watermark.
+    provenance: dict[str, str] | None = None
+    # Prompt enhancement (enhance_prompt, POST /api/prompts/enhance; gpu/enhance.py), from the worker's result: the
+    # prompt the model ran (the rewrite, or the original when the rewrite was unusable) and what the enhancer did:
+    # {model, enhanced, tokens, note} (note: why the original prompt ran). None for a job that asked for none.
+    revised_prompt: str | None = None
+    prompt_enhancement: dict[str, Any] | None = None
+    # The seed the worker ran with (the caller's, or the one it drew) and its timings in seconds (inference, load,
+    # encode, ...), from its result: fal's `seed` and `timings` show them.
+    seed: int | None = None
+    timings: dict[str, float] | None = None
     dispatch: dict[str, Any] | None = None
     # Dispatches so far (the sweeper requeues a job whose dispatch was lost).
     attempts: int = 0
@@ -114,6 +126,9 @@ class Job(Schema):
     # records the progress the charge was computed from.
     cost: float = 0
     refunded: float | None = None
+    # The output safety checker's report (gpu/moderation.py): the level and threshold it ran at, each output's
+    # unsafe score, and, for a job it blocked (error code moderation_blocked), which outputs; never an image.
+    moderation: dict[str, Any] | None = None
     billed_progress: dict[str, int] | None = None
     # Webhook delivery attempts, newest last, the last MAX_DELIVERY_RECORDS of them; a 410 from the receiver
     # disables the endpoint for this job.
@@ -126,9 +141,6 @@ class Job(Schema):
 
     def to_item(self) -> dict[str, Any]:
         item = self.model_dump(mode="json", exclude_none=True)
-    # The output safety checker's report (gpu/moderation.py): the level and threshold it ran at, each output's
-    # unsafe score, and, for a job it blocked (error code moderation_blocked), which outputs; never an image.
-    moderation: dict[str, Any] | None = None
         item.update(_index_attributes(self))
         item["expires_at"] = int(self.created_at + get_settings().job_retention_days * 86400)
         return item
@@ -223,21 +235,6 @@ class JobStore:
                     seen += 1
         return jobs, total
 
-    def overdue(self, now: float, *, limit: int = 100) -> list[str]:
-        """Ids of unfinished jobs whose deadline has passed, from the sparse index."""
-        ids: list[str] = []
-        for shard in range(ACTIVE_SHARDS):
-            paginator = self.ddb.get_paginator("query").paginate(
-                TableName=self.table,
-                IndexName="active-by-deadline",
-                KeyConditionExpression="active_shard = :s AND deadline < :now",
-                ExpressionAttributeValues={":s": {"S": str(shard)}, ":now": dynamo.value(now)},
-            )
-            for page in paginator:
-                ids.extend(item["id"]["S"] for item in page["Items"])
-                if len(ids) >= limit:
-                    return ids[:limit]
-        return ids
     def page_for_workspace(self, workspace_id: str, *, limit: int,
                            before: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first, `limit` at most, those created before the `before` cursor (a created_key); and the cursor
@@ -269,6 +266,21 @@ class JobStore:
                 break
         return min(count, limit)
 
+    def overdue(self, now: float, *, limit: int = 100) -> list[str]:
+        """Ids of unfinished jobs whose deadline has passed, from the sparse index."""
+        ids: list[str] = []
+        for shard in range(ACTIVE_SHARDS):
+            paginator = self.ddb.get_paginator("query").paginate(
+                TableName=self.table,
+                IndexName="active-by-deadline",
+                KeyConditionExpression="active_shard = :s AND deadline < :now",
+                ExpressionAttributeValues={":s": {"S": str(shard)}, ":now": dynamo.value(now)},
+            )
+            for page in paginator:
+                ids.extend(item["id"]["S"] for item in page["Items"])
+                if len(ids) >= limit:
+                    return ids[:limit]
+        return ids
 
     # ---- state transitions
     def transition_update(self, job: Job | JobKey, target: JobStatus, *, set_fields: dict[str, Any] | None = None,

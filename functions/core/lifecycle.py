@@ -57,6 +57,8 @@ def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | Non
         # A failure gives back what it reserved; a cancel, what the steps not run were to cost. In the
         # transition's own transaction, so it happens exactly once.
         amount = credits.cancel_refund(job) if target == JobStatus.CANCELED else job.cost
+        if target == JobStatus.FAILED and (fields.get("error") or {}).get("code") == BLOCKED:
+            amount = 0  # a blocked output spent its GPU time: charged, not refunded (README: Guarantees)
         if target == JobStatus.CANCELED and job.status == JobStatus.RUNNING:
             fields["billed_progress"] = job.progress  # what the charge was computed from, for the record
         if amount:
@@ -71,12 +73,12 @@ def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | Non
     return job, applied
 
 
-def cancel(job: Job, *, store: JobStore | None = None) -> Job:
+def cancel(job: Job, *, store: JobStore | None = None, fields: dict[str, Any] | None = None) -> Job:
     """Cancel a job that has not finished, and stop the GPU call working on it: the worker stops at its next
     step anyway (it sees its progress write refused); the dispatch function, which alone holds the Modal token,
     cancels the call, so a queued input never starts and a running one is interrupted. TransitionRejected
-    when the job had finished."""
-    job, applied = finish(job, JobStatus.CANCELED, store=store)
+    when the job had finished. `fields` are recorded with the transition (why it was canceled)."""
+    job, applied = finish(job, JobStatus.CANCELED, store=store, fields=fields)
     call = (job.dispatch or {}).get("call_id")
     if applied and call:
         messages.send(get_settings().jobs_queue_url, messages.JobMessage(job_id=job.id, recheck_call=call))

@@ -38,6 +38,15 @@ class ResultMessage(Schema):
     loras: list[dict[str, Any]] = Field(default_factory=list)
     # What the model's speed settings did on this worker (gpu/speed.py), or why one fell back: none is skipped silently.
     speed: dict[str, str] = Field(default_factory=dict)
+    # The output safety checker's report (gpu/moderation.py): level, threshold, scores, blocked outputs.
+    moderation: dict[str, Any] | None = None
+    # What was done to the outputs' provenance (gpu/provenance.py): the C2PA signer, or why nothing was signed, and
+    # the watermark.
+    provenance: dict[str, str] = Field(default_factory=dict)
+    # A job that asked for prompt enhancement (gpu/enhance.py): the prompt the model ran, and what the enhancer did
+    # ({model, enhanced, tokens, note}: the note says why the original prompt ran when the rewrite was unusable).
+    revised_prompt: str | None = None
+    prompt_enhancement: dict[str, Any] | None = None
 
 
 class WebhookMessage(Schema):

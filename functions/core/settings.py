@@ -96,6 +96,19 @@ class Settings(Schema):
     # Which weights' signatures a LoRA must fit (functions/core/lora_files.py: fits): "tiny" in the local stack
     # (its tiny offline pipelines) unless set, "real" elsewhere.
     lora_weights: Literal["real", "tiny"] | None = None
+    # Output moderation (functions/core/moderation.py): when set, every level's threshold is this one (an output
+    # whose unsafe score is at least it is blocked): 0 blocks every output, 1 passes all but a certain one. For
+    # tests and a local stack, whose tiny random classifier's score means nothing; unset, the catalog's table.
+    moderation_threshold: float | None = Field(None, ge=0, le=1)
+    # Provenance (gpu/provenance.py): the C2PA signing certificate the GPU worker signs every output with. Deployed,
+    # the Secrets Manager secret holding it (template.yaml: ProvenanceSecretArn; the worker role may read that one
+    # secret); locally, PEM files (`darkroom dev` makes a test chain in its data directory). None set: outputs are
+    # not signed, and each job's record says so.
+    provenance_secret_arn: str = ""
+    provenance_cert_file: str = ""
+    provenance_key_file: str = ""
+    # An invisible watermark in every output image's pixels (template.yaml: ProvenanceWatermark).
+    provenance_watermark: bool = False
     # Where the local stack keeps tiny models and its env file.
     data_dir: str = ".darkroom"
 

@@ -37,6 +37,10 @@ class SubmitRequest:
     webhook_events: list[str] = field(default_factory=lambda: ["completed"])
     # make_public: the outputs get a share page at `<public base>/shared/media/<share id>`, served without a key.
     make_public: bool = False
+    # The job's task and type when they are not the model's: a prompt rewrite alone (POST /api/prompts/enhance) is
+    # task "prompt-enhance", type "prompt", on the GPU pool of the model named.
+    task: str | None = None
+    type: str | None = None
 
 
 def check_webhook(url: str | None, *, field_name: str = "webhook") -> None:
@@ -60,8 +64,8 @@ def submit(request: SubmitRequest, *, store: JobStore | None = None) -> Job:
         dialect=request.dialect,
         tool=request.tool,
         model=request.model.id,
-        task=request.model.task,
-        type=request.model.type,
+        task=request.task or request.model.task,
+        type=request.type or request.model.type,
         input=request.input,
         params=request.params,
         webhook=request.webhook,

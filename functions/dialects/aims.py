@@ -68,8 +68,11 @@ class ImagesGenerateRequest(Request):
     make_public: bool = False
     # Darkroom's extension, in fal's spelling: [{path, scale}].
     loras: list[LoraInput] | None = Field(None, max_length=MAX_LORAS)
-    # Recorded only.
+    # The videos endpoint's field, taken here too: the catalog's prompt enhancer rewrites the prompt (revised_prompt).
+    enhance_prompt: bool | None = None
+    # The output safety checker's level, "1" (strictest) to "6" (functions/core/moderation.py).
     safety_tolerance: str | None = None
+    # Recorded only.
     limit_generations: bool | None = None
     enable_web_search: bool | None = None
     sync_mode: bool | None = None
@@ -101,8 +104,11 @@ class VideosGenerateRequest(Request):
     resolution: str | None = None
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     loras: list[LoraInput] | None = Field(None, max_length=MAX_LORAS)
-    # Recorded only.
+    # The output safety checker's level, "1" (strictest) to "6" (functions/core/moderation.py).
+    safety_tolerance: str | None = None
+    # The catalog's prompt enhancer rewrites the prompt (the response's revised_prompt).
     enhance_prompt: bool | None = None
+    # Recorded only.
     auto_fix: bool | None = None
 
     @field_validator("safety_tolerance", mode="before")
@@ -150,8 +156,15 @@ def image_input(body: ImagesGenerateRequest, model: ModelSpec, styled: Styled) -
         "n": body.n, "size": size, "aspect_ratio": aspect_ratio, "seed": body.seed,
         "steps": steps_for_quality(model, body.quality), "output_format": body.output_format,
         "image_urls": body.image_urls, "background": body.background, "loras": _loras(body.loras),
+        "enhance_prompt": body.enhance_prompt or None,
+        "safety_tolerance": _level(body.safety_tolerance),
     })
     return fields, names
+
+
+def _level(safety_tolerance: str | None) -> int | None:
+    """"1"-"6" as the moderation level; None: the workspace's default."""
+    return int(safety_tolerance) if safety_tolerance is not None else None
 
 
 def _loras(loras: list[LoraInput] | None) -> list[dict[str, Any]] | None:
@@ -162,11 +175,6 @@ def video_size(model: ModelSpec, resolution: str, aspect_ratio: str | None) -> s
     """"480p"/"720p"…: that many pixels on the short side; "0.5K"…"4K": that many on the long side."""
     if resolution in RESOLUTIONS:
         return size_for_resolution(model, resolution, aspect_ratio=aspect_ratio)
-def _level(safety_tolerance: str | None) -> int | None:
-    """"1"-"6" as the moderation level; None: the workspace's default."""
-    return int(safety_tolerance) if safety_tolerance is not None else None
-
-
     match = _VIDEO_RESOLUTION.match(resolution)
     if not match:
         raise bad_field("resolution", 'must look like "480p" or "720p" (or 0.5K, 1K, 2K, 4K)')
@@ -196,6 +204,8 @@ def video_input(body: VideosGenerateRequest, model: ModelSpec) -> tuple[dict[str
         "image_url": body.image_url, "first_frame_url": body.first_frame_url, "image_urls": body.image_urls,
         "last_frame_url": body.last_frame_url, "audio": body.audio or None,
         "extend_video_url": body.extend_video_url, "loras": _loras(body.loras),
+        "enhance_prompt": body.enhance_prompt or None,
+        "safety_tolerance": _level(body.safety_tolerance),
     })
     return fields, names
 
@@ -240,7 +250,16 @@ def images_response(job: Job, *, credits_remaining: float | None, style_applied:
         body["style_applied"] = style_applied
     if job.loras:
         body["loras"] = job.loras
+    body.update(enhancement(job))
     return body
+
+
+def enhancement(job: Job) -> dict[str, Any]:
+    """A job that asked for prompt enhancement: `revised_prompt` (the prompt the model ran) and `prompt_enhancement`
+    ({model, enhanced, tokens, note}); nothing for one that did not (or has not run yet)."""
+    if job.revised_prompt is None:
+        return {}
+    return {"revised_prompt": job.revised_prompt, "prompt_enhancement": job.prompt_enhancement}
 
 
 def ratio(width: int | None, height: int | None) -> str | None:
@@ -280,6 +299,7 @@ def video_response(job: Job, *, credits_remaining: float | None) -> dict[str, An
             "credits_used": _credits_used(job), "credits_remaining": number(credits_remaining)}
     if job.loras:
         body["loras"] = job.loras
+    body.update(enhancement(job))
     return body
 
 
@@ -303,6 +323,7 @@ def webhook_payload(job: Job) -> dict[str, Any]:
         body["error"] = job.error.message
     if job.loras:
         body["loras"] = job.loras
+    body.update(enhancement(job))
     return body
 
 

@@ -20,6 +20,9 @@ from typing import Any
 UPLOAD = "upload://up_0123456789abcdef01234567/photo.png"
 MASK = "upload://up_0123456789abcdef01234567/mask.png"
 LORA = "lora_0123456789abcdef01234567"
+_ENHANCE = ("true: the catalog's prompt enhancer (a small instruct LLM, greedy decoding) rewrites the prompt before "
+            "generation; the rewrite runs and comes back as {} (Prompt enhancement, below); costs the enhancer's "
+            "credits on top")
 _LORAS = ("LoRA adapters, [{path, scale}] as fal spells them (at most 4): a LoRA of the workspace (POST /api/loras), "
           "a Hugging Face repo or an https URL to a .safetensors file; each must fit the model's base family (a 400 "
           "at submit otherwise); the job, the response and the webhook report each one's scale and sha256")
@@ -83,6 +86,12 @@ NATIVE_INPUT: dict[str, Entry] = {
     "fps": Mapped("video frames per second", 12, {"model": "ltx-video"}),
     "loras": Mapped(_LORAS, [{"path": LORA, "scale": 0.8}]),
     "make_public": Mapped("a public share page (shareUrl)", True),
+    "enhance_prompt": Mapped(_ENHANCE.format("revisedPrompt, with promptEnhancement"), True),
+    "safety_tolerance": Mapped("output moderation level, 1 (strictest) to 6 (most permissive): the job runs at its "
+                               "threshold (Moderation, below); default: the workspace's; above the most permissive "
+                               "its operator allows: 403 naming it", 1),
+    "safety_checker": Mapped("false: no output safety check; 403 naming it unless the workspace's operator allows "
+                             "keys to turn the checker off", False),
 }
 LORA_INPUT: dict[str, Entry] = {
     "path": Mapped("lora_… (a LoRA of the workspace), owner/name[/file.safetensors][@revision] (a Hugging Face "
@@ -101,8 +110,13 @@ NATIVE_GENERATE: dict[str, Entry] = {name: NATIVE_RUN[name] for name in ("model"
 
 # ---------------------------------------------------------------- OpenAI-compatible
 
+_AIMS_SAFETY = ('the output safety checker\'s level, "1" (strictest) to "6" (Moderation, below); unset: the '
+                "workspace's default; more permissive than the workspace allows: 403 naming it; a blocked output: "
+                "400 moderation_blocked")
+
 _OPENAI_COMMON: dict[str, Entry] = {
-    "prompt": Mapped("what to generate (style presets may add to it; revised_prompt shows the result)", "a fox"),
+    "prompt": Mapped("what to generate (style presets may add to it, enhance_prompt rewrites it; revised_prompt "
+                     "shows the prompt that ran)", "a fox"),
     "model": Mapped("a catalog id or alias; default: the create-image (edit-image) tool's model", "sdxl-turbo"),
     "n": Mapped("images, one batch", 2),
     "size": Mapped('"WxH" or auto', "512x512"),
@@ -110,10 +124,6 @@ _OPENAI_COMMON: dict[str, Entry] = {
     "response_format": Mapped("url (a media link, 24 h) or b64_json", "b64_json"),
     "output_format": Mapped("png, jpeg or webp", "webp"),
     "output_compression": Mapped("jpeg/webp quality", 40),
-_AIMS_SAFETY = ('the output safety checker\'s level, "1" (strictest) to "6" (Moderation, below); unset: the '
-                "workspace's default; more permissive than the workspace allows: 403 naming it; a blocked output: "
-                "400 moderation_blocked")
-
     "background": Mapped("transparent: background removed (png/webp; jpeg is a 400)", "transparent"),
     "style": Mapped("vivid (default), natural, or a preset slug: applied to the prompt", "natural"),
     "style_slug": Mapped("a preset (GET /api/v1/styles), applied before style", "anime-style"),
@@ -125,6 +135,8 @@ _AIMS_SAFETY = ('the output safety checker\'s level, "1" (strictest) to "6" (Mod
     "aspect_ratio": Mapped("the model's default area in this ratio; wins over size (Darkroom extension)", "16:9"),
     "loras": Mapped(_LORAS + " (Darkroom extension, sent as extra body; in a multipart edit as JSON, or as the SDKs "
                     "spell lists: loras[][path], loras[][scale])", [{"path": LORA, "scale": 0.8}]),
+    "enhance_prompt": Mapped(_ENHANCE.format("each image's revised_prompt (dall-e-3's prompt revision, asked for; "
+                                             "Darkroom extension)"), True),
     "stream": Rejected("true is refused: the call answers once the images exist", True),
     "moderation": Mapped("the output safety checker's level (Moderation, below): auto is level 2, low level 4; "
                          "unset: the workspace's default; more permissive than the workspace allows: 403 naming "
@@ -170,7 +182,9 @@ AIMS_IMAGES: dict[str, Entry] = {
     "make_public": Mapped("a public share page (share_url)", True),
     "loras": Mapped(_LORAS + " (Darkroom extension)", [{"path": LORA, "scale": 0.8}]),
     "sync_mode": Mapped("true: the images come back as data: URIs", True),
-    "safety_tolerance": Compat("a fal.ai moderation level; the local pipelines run no moderation model", "2"),
+    "enhance_prompt": Mapped(_ENHANCE.format("revised_prompt, with prompt_enhancement (the videos endpoint's "
+                                             "field, taken here too)"), True),
+    "safety_tolerance": Mapped(_AIMS_SAFETY, "1"),
     "limit_generations": Compat("a fal.ai option for multi-image prompt rounds; one request is one batch here"),
     "enable_web_search": Compat("a fal.ai option; the pipelines do not search the web"),
 }
@@ -196,9 +210,108 @@ AIMS_VIDEOS: dict[str, Entry] = {
     "resolution": Mapped("480p/720p (short side) or 0.5K-4K (long side)", "480p"),
     "seed": Mapped("same seed, same video", 7),
     "loras": Mapped(_LORAS + " (Darkroom extension)", [{"path": LORA, "scale": 0.8}]),
-    "enhance_prompt": Compat("a vendor prompt rewriter; Darkroom runs the prompt as given"),
-    "auto_fix": Compat("a vendor retry-on-policy option; no moderation runs here"),
-    "safety_tolerance": Compat("a vendor moderation level; the local pipelines run no moderation model", "2"),
+    "enhance_prompt": Mapped(_ENHANCE.format("revised_prompt, with prompt_enhancement"), True),
+    "auto_fix": Compat("a vendor retry-on-policy option; a blocked output fails the job here (no automatic "
+                       "retry with a changed prompt)"),
+    "safety_tolerance": Mapped(_AIMS_SAFETY, "1"),
+}
+
+# ---------------------------------------------------------------- fal (the endpoint id in the path names the model)
+
+_FAL_SAFETY = Mapped("false: no output safety check (the checker switch, Moderation below); 403 naming it unless the "
+                     "workspace's operator allows keys to turn the checker off. has_nsfw_concepts reports, per image, "
+                     "whether the checker's score reached the level's threshold (a blocked job returns no image)",
+                     False)
+_FAL_COMMON: dict[str, Entry] = {
+    "prompt": Mapped("what to generate", "a fox"),
+    "negative_prompt": Mapped("what to avoid; a 422 naming it on a model that would not use it", "blurry",
+                              {"endpoint": "darkroom/playground-v2"}),
+    "num_inference_steps": Mapped("denoising steps, within the model's range", 2),
+    "guidance_scale": Mapped("classifier-free guidance scale", 1.5),
+    "seed": Mapped("same seed, same output", 7),
+    "image_url": Mapped("a reference image: an edit endpoint's, or the text endpoint's image-to-image (image-to-video) "
+                        "counterpart runs", UPLOAD),
+    "loras": Mapped(_LORAS, [{"path": LORA, "scale": 0.8}]),
+    "enable_safety_checker": _FAL_SAFETY,
+}
+FAL_IMAGE: dict[str, Entry] = {
+    **_FAL_COMMON,
+    "image_size": Mapped("a preset (square_hd 1024x1024, square 512x512, portrait_4_3 768x1024, portrait_16_9 "
+                         "576x1024, landscape_4_3 1024x768, landscape_16_9 1024x576) or {width, height}",
+                         "landscape_4_3"),
+    "num_images": Mapped("images, one batch", 2),
+    "image_urls": Mapped("reference images (fal's multi-image edit apps): a multi-reference model (flux2-klein, "
+                         "qwen-image-edit-plus) composes them; after image_url when both are sent", [UPLOAD]),
+    "output_format": Mapped("jpeg (fal's default), png or webp", "png"),
+    "strength": Mapped("with image_url: how far the image departs from it", 0.3, {"image_url": UPLOAD}),
+    "sync_mode": Mapped("true: the files come back as data: URIs in the result", True),
+}
+FAL_IMAGE_SIZE: dict[str, Entry] = {
+    "width": Mapped("output width in pixels (each side within the model's range and multiple)", 768),
+    "height": Mapped("output height in pixels", 768),
+}
+FAL_VIDEO: dict[str, Entry] = {
+    **_FAL_COMMON,
+    "negative_prompt": Mapped("what to avoid", "blurry"),
+    "aspect_ratio": Mapped('"16:9", "1:1"…: the model\'s default area in this ratio (auto: the default)', "1:1"),
+    "resolution": Mapped("480p/720p (short side) or 0.5K-4K (long side)", "480p"),
+    "duration": Mapped('seconds, a number or "5s", snapped to the model\'s durations', 2),
+    "frames_per_second": Mapped("frames per second, where the model takes one", 12),
+}
+
+# ---------------------------------------------------------------- Replicate
+
+_REPLICATE_LORA = ("a LoRA (lora_… of the workspace, a Hugging Face repo as owner/name or huggingface.co/owner/name, or "
+                   "an https URL to a .safetensors file), onto the model's base family; reported with the job")
+REPLICATE_INPUT: dict[str, Entry] = {
+    "prompt": Mapped("what to generate", "a fox"),
+    "negative_prompt": Mapped("what to avoid; a 422 on a model that would not use it", "blurry",
+                              {"model": "darkroom/playground-v2"}),
+    "num_outputs": Mapped("images, one batch", 2),
+    "aspect_ratio": Mapped("the model's default area in this ratio", "16:9"),
+    "width": Mapped("output width in pixels (wins over aspect_ratio)", 512),
+    "height": Mapped("output height in pixels", 512),
+    "megapixels": Mapped('"1" or "0.25": about that many pixels, in aspect_ratio (1:1 by default)', "0.25"),
+    "output_format": Mapped("webp, jpg (jpeg) or png; png when omitted", "webp"),
+    "output_quality": Mapped("jpg/webp quality", 40, {"output_format": "webp"}),
+    "num_inference_steps": Mapped("denoising steps", 2),
+    "guidance": Mapped("classifier-free guidance scale (FLUX's name)", 4.5, {"model": "black-forest-labs/flux-dev"}),
+    "guidance_scale": Mapped("the same, under SDXL's name; a 422 if guidance is sent too", 4.5,
+                             {"model": "black-forest-labs/flux-dev"}),
+    "seed": Mapped("same seed, same image", 7),
+    "image": Mapped("img2img (the model's image-to-image counterpart runs) or a video's first frame: a POST /v1/files "
+                    "urls.get, a data: URI (stored as an upload) or an http(s) URL", UPLOAD),
+    "prompt_strength": Mapped("how far img2img departs from the image", 0.3, {"image": UPLOAD}),
+    "mask": Mapped("inpainting: transparent pixels of this PNG are repainted", MASK, {"image": UPLOAD}),
+    "frames_per_second": Mapped("video frames per second", 12, {"model": "darkroom/ltx-video"}),
+    "lora_weights": Mapped(_REPLICATE_LORA + "; at scale lora_scale", LORA),
+    "lora_scale": Mapped("how strongly lora_weights applies (default 1); a 422 without lora_weights", 0.5,
+                         {"lora_weights": LORA}),
+    "extra_lora": Mapped("a second LoRA, the same way", "lora_89abcdef0123456789abcdef"),
+    "extra_lora_scale": Mapped("how strongly extra_lora applies (default 1)", 0.5,
+                               {"extra_lora": "lora_89abcdef0123456789abcdef"}),
+    "go_fast": Compat("Replicate's switch for its fp8/compiled path; here the model's speed settings (chosen by the "
+                      "operator, per model) apply to every run, so there is nothing to switch per request"),
+    "disable_safety_checker": Mapped("true: no output safety check (the checker switch, Moderation below); 403 naming it "
+                                     "unless the workspace's operator allows keys to turn the checker off", True),
+}
+REPLICATE_CREATE: dict[str, Entry] = {
+    "input": Mapped("the model's input (the rows above)", {"prompt": "another prompt"}),
+    "webhook": Mapped("POSTed the prediction, signed (Standard Webhooks; secret: GET /v1/webhooks/default/secret)",
+                      "https://example.com/hook"),
+    "webhook_events_filter": Mapped("start: a delivery when the job starts; completed and output: when it ends (its "
+                                    "output exists only then); logs: both (the step lines in between are read by "
+                                    "polling or the stream); default completed", ["start"],
+                                    {"webhook": "https://example.com/hook"}),
+    "webhook_completed": Mapped("Replicate's older spelling of webhook with the completed event",
+                                "https://example.com/hook"),
+    "stream": Compat("every prediction has urls.stream (server-sent output, logs, error and done), so the flag "
+                     "Replicate deprecated has nothing left to switch"),
+}
+REPLICATE_VERSIONED: dict[str, Entry] = {
+    **REPLICATE_CREATE,
+    "version": Mapped("the model: a version id (GET /v1/models/{owner}/{name}: latest_version.id), owner/name or "
+                      "owner/name:version", "darkroom/sdxl-turbo"),
 }
 
 # The request models, by "module:Class", with their rows: what the test walks and the docs show.
@@ -215,6 +328,18 @@ REGISTRY: dict[str, tuple[str, dict[str, Entry]]] = {
         "OpenAI POST /v1/images/variations (form fields; file: image)", OPENAI_VARIATION),
     "functions.dialects.aims:ImagesGenerateRequest": ("AI Media Studio POST /api/v1/images/generate", AIMS_IMAGES),
     "functions.dialects.aims:VideosGenerateRequest": ("AI Media Studio POST /api/v1/videos/generate", AIMS_VIDEOS),
+    "functions.dialects.replicate:PredictionInput": ("Replicate `input` (every prediction route)", REPLICATE_INPUT),
+    "functions.dialects.replicate:PredictionRequest": (
+        "Replicate POST /v1/models/{owner}/{name}/predictions, POST /v1/deployments/{owner}/{name}/predictions",
+        REPLICATE_CREATE),
+    "functions.dialects.replicate:VersionedPredictionRequest": ("Replicate POST /v1/predictions", REPLICATE_VERSIONED),
+    "functions.dialects.fal:FalImageRequest": (
+        ("fal image endpoints (POST /fal/queue/{endpoint id}, /fal/run/…, /fal/proxy): fal-ai/flux/schnell, "
+         "fal-ai/flux/dev, fal-ai/flux-lora, …"), FAL_IMAGE),
+    "functions.dialects.fal:ImageSize": ("fal `image_size` as an object", FAL_IMAGE_SIZE),
+    "functions.dialects.fal:FalVideoRequest": (
+        "fal video endpoints: fal-ai/wan/…, fal-ai/ltx-video, … (the query's fal_webhook: fal's webhook body, signed)",
+        FAL_VIDEO),
 }
 
 
@@ -242,20 +367,65 @@ def markdown() -> str:
     lines += [f"| `{name}` | {reason} |" for name, reason in UNSUPPORTED.items()]
     lines += ["", ("The native `input.style` (a preset slug) is applied to the prompt before `input` is "
                    "validated, as the other dialects' `style_slug`."), ""]
+    lines += enhancement_section()
+    lines += moderation_section()
     return "\n".join(lines)
+
+
+def enhancement_section() -> list[str]:
+    """What `enhance_prompt` runs (catalog.yaml `prompt_enhancer`)."""
+    from functions.core.catalog import get_catalog
+
+    spec = get_catalog().prompt_enhancer
+    if spec is None:
+        return ["## Prompt enhancement", "", "No prompt_enhancer is configured: `enhance_prompt: true` is a 400.", ""]
+    return ["## Prompt enhancement", "",
+            (f"`enhance_prompt: true` (native `input`, OpenAI extra body, AI Media Studio images and videos) rewrites "
+             f"the prompt, after style presets, with {spec.name} ({spec.repo}, {spec.license}) on the job's GPU "
+             f"before generation: greedy decoding (the same prompt always gets the same rewrite, so a rewrite and a "
+             f"seed give the same output), at most {spec.max_new_tokens} tokens, chat-template artefacts stripped. "
+             "The prompt that ran comes back as `revised_prompt` (OpenAI: on each image; AI Media Studio: beside "
+             "the images or the video, with `prompt_enhancement`; native: `revisedPrompt` and `promptEnhancement`) "
+             "and in the webhook. When the rewrite is unusable (empty once cleaned), the original prompt runs and "
+             "`prompt_enhancement.note` says so: never silently. POST /api/prompts/enhance returns the rewrite "
+             f"without generating. Each rewrite costs {spec.credits:g} credits, on top of the generation."), ""]
+
+
+def moderation_section() -> list[str]:
+    """The one policy table every dialect's safety parameter maps onto (catalog.yaml `moderation`)."""
+    from functions.core.catalog import get_catalog
+
+    table = get_catalog().moderation
+    checker = table.checker
+    lines = ["## Moderation", "",
+             (f"Every output image, and {checker.video_frames} evenly spaced frames of every video, is scored by "
+              f"the output safety checker ({checker.repo}, {checker.license}: catalog.yaml says why it was chosen) "
+              "on the job's GPU before anything is stored. An output whose unsafe score is at or above the job's "
+              "level's threshold is blocked: the whole job fails with `moderation_blocked` (a job of n images with "
+              "one blocked stores none of them), nothing is uploaded, and the job is charged (README: Guarantees). "
+              "Its scores, level and threshold stay on the job record; the operator lists blocked jobs with "
+              "GET /api/admin/workspaces/{id}/moderation."), "",
+             "| level | blocked at or above | AI Media Studio `safety_tolerance` | OpenAI `moderation` |",
+             "|---|---:|---|---|"]
+    for level in sorted(table.thresholds):
+        words = [word for word, value in table.openai.items() if value == level]
+        lines.append(f"| {level}{' (default)' if level == table.default_level else ''} | {table.thresholds[level]:g} "
+                     f"| \"{level}\" | {', '.join(words) or '—'} |")
+    lines += ["",
+              ("Native `input.safety_tolerance` takes the level as an integer (1–6), `input.safety_checker: false` "
+               "turns the checker off. fal's `enable_safety_checker` and Replicate's `disable_safety_checker` map "
+               "onto the same switch through `functions.core.moderation.checker_input` (off: false and true); left "
+               "on, the job runs at the workspace's default level."),
+              "",
+              (f"Per workspace, the operator sets (PUT /api/admin/workspaces/{{id}}/moderation) the most permissive "
+               f"level its keys may ask for (default {table.workspace_max_level}), whether they may turn the checker "
+               "off (default: no), and terms a prompt may not contain (whole words, any case). A request asking for "
+               "more than its workspace allows is a 403 naming the field; a prompt with a blocked term a 400 naming "
+               "`prompt` (OpenAI: code moderation_blocked), before any job exists: nothing charged, no GPU time. "
+               "A request that asks for no level gets the default level, or the workspace's maximum if that is "
+               "stricter."), ""]
+    return lines
 
 
 if __name__ == "__main__":
     print(markdown(), end="")
-    "functions.dialects.replicate:PredictionInput": ("Replicate `input` (every prediction route)", REPLICATE_INPUT),
-    "functions.dialects.replicate:PredictionRequest": (
-        "Replicate POST /v1/models/{owner}/{name}/predictions, POST /v1/deployments/{owner}/{name}/predictions",
-        REPLICATE_CREATE),
-    "functions.dialects.replicate:VersionedPredictionRequest": ("Replicate POST /v1/predictions", REPLICATE_VERSIONED),
-    "functions.dialects.fal:FalImageRequest": (
-        ("fal image endpoints (POST /fal/queue/{endpoint id}, /fal/run/…, /fal/proxy): fal-ai/flux/schnell, "
-         "fal-ai/flux/dev, fal-ai/flux-lora, …"), FAL_IMAGE),
-    "functions.dialects.fal:ImageSize": ("fal `image_size` as an object", FAL_IMAGE_SIZE),
-    "functions.dialects.fal:FalVideoRequest": (
-        "fal video endpoints: fal-ai/wan/…, fal-ai/ltx-video, … (the query's fal_webhook: fal's webhook body, signed)",
-        FAL_VIDEO),

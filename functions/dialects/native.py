@@ -58,6 +58,7 @@ def generation(job: Job) -> dict[str, Any]:
         body["shareUrl"] = job.share_url
     if job.loras:
         body["loras"] = job.loras
+    body.update(enhancement(job))
     if job.progress and job.status == JobStatus.RUNNING:
         body["progress"] = job.progress
     if job.outputs:
@@ -72,7 +73,16 @@ def webhook_payload(job: Job) -> dict[str, Any]:
     body = generation(job)
     return {"_id": job.id, **{k: body[k] for k in (
         "id", "status", "output", "thumbnail", "model", "tool", "type", "payload", "error", "createdAt")},
-        **({"loras": job.loras} if job.loras else {})}
+        **({"loras": job.loras} if job.loras else {}),
+        **({"errorCode": body["errorCode"]} if "errorCode" in body else {}), **enhancement(job)}
+
+
+def enhancement(job: Job) -> dict[str, Any]:
+    """A job that asked for prompt enhancement: `revisedPrompt` (the prompt the model ran) and `promptEnhancement`
+    ({model, enhanced, tokens, note}), in this dialect's camelCase; nothing for one that did not (or has not run)."""
+    if job.revised_prompt is None:
+        return {}
+    return {"revisedPrompt": job.revised_prompt, "promptEnhancement": job.prompt_enhancement}
 
 
 def error_body(exc: DarkroomError) -> dict[str, Any]:

@@ -82,6 +82,9 @@ class _Common(Request):
     aspect_ratio: str | None = None
     # fal's spelling, [{path, scale}]. A multipart edit sends it as one JSON-encoded form field.
     loras: list[LoraInput] | None = Field(None, max_length=MAX_LORAS)
+    # dall-e-3's prompt revision, asked for: the catalog's prompt enhancer rewrites the prompt (after style presets),
+    # and revised_prompt is the rewrite.
+    enhance_prompt: bool | None = None
 
     @field_validator("loras", mode="before")
     @classmethod
@@ -164,6 +167,9 @@ def generation_input(body: _Common, model: ModelSpec, styled_prompt: Styled) -> 
         "quality": max(1, body.output_compression) if body.output_compression is not None else None,
         "background": body.background,
         "loras": [lora.model_dump() for lora in body.loras] if body.loras else None,
+        "enhance_prompt": body.enhance_prompt or None,
+        # auto/low as moderation levels (the catalog's table); unset: the workspace's default level.
+        "safety_tolerance": openai_level(body.moderation),
     })
 
 
@@ -186,14 +192,14 @@ def variation_input(body: ImagesVariationRequest, model: ModelSpec) -> dict[str,
 
 
 def images_response(job: Job, *, response_format: str | None = None) -> dict[str, Any]:
-    """The OpenAI ImagesResponse for a succeeded job. `revised_prompt` is the prompt the model ran (the
-    caller's, after style presets).
+    """The OpenAI ImagesResponse for a succeeded job. `revised_prompt` is the prompt the model ran: the caller's,
+    after style presets, rewritten by the prompt enhancer when the request asked (enhance_prompt).
 
     Without `response_format` each image carries both `url` and `b64_json` while they fit a response (5.5 MB
     of base64), the URL alone past that: clients written for gpt-image models (the Vercel AI SDK, n8n, Open
     WebUI) read `b64_json` and send no response_format, those written for DALL·E (LangChain) read `url`, and
     ArtAPI documents `url` as the default (docs/dialects.md)."""
-    revised = job.params.get("prompt")
+    revised = job.revised_prompt or job.params.get("prompt")
     if response_format == "b64_json":
         data = [{"b64_json": b, "revised_prompt": revised} for b in outputs_base64(job, "use response_format=url")]
     else:
@@ -256,7 +262,8 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billi
           403: "permission_error", 404: "invalid_request_error", 409: "invalid_request_error",
           413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 # Field-level codes as ArtAPI names them.
-_CODES = {("prompt", "string_too_long"): "prompt_too_long", ("size", "value_error"): "invalid_size"}
+_CODES = {("prompt", "string_too_long"): "prompt_too_long", ("size", "value_error"): "invalid_size",
+          ("prompt", PROMPT_BLOCKED): BLOCKED}
 # Generic codes that say less than the first field error's.
 _GENERIC = {"invalid_request", "internal_error"}
 
@@ -269,7 +276,7 @@ def error_body(exc: DarkroomError) -> dict[str, Any]:
         code = first.code
     if first is not None:
         code = _CODES.get((first.field, first.code), code)
-    if isinstance(exc, GenerationFailed) and code != "generation_canceled":
+    if isinstance(exc, GenerationFailed) and code not in ("generation_canceled", BLOCKED):
         code = "upstream_error"  # ArtAPI's code for a generation that failed on the GPU side
     error: dict[str, Any] = {"message": exc.message, "type": _TYPES.get(exc.status, "api_error"), "param": param,
                              "code": code}

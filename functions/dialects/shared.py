@@ -129,8 +129,9 @@ def rename_fields(exc: DarkroomError, names: dict[str, str]) -> DarkroomError:
     if renamed == exc.errors:
         return exc
     exc.errors = renamed
-    if exc.message.startswith("Invalid request: "):
-        exc.message = "Invalid request: " + "; ".join(f"{e.field}: {e.message}" for e in renamed)
+    for lead in ("Invalid request: ", "Not allowed: "):
+        if exc.message.startswith(lead):
+            exc.message = lead + "; ".join(f"{e.field}: {e.message}" for e in renamed)
     return exc
 
 
@@ -162,7 +163,6 @@ class GenerationFailed(DarkroomError):
         self.job_id = job_id
 
 
-class ReferenceRejected(GenerationFailed):
 class ContentBlocked(GenerationFailed):
     """The job's output was blocked by the safety checker (functions/core/moderation.py): a content-policy 400,
     not a server error, so clients do not retry it. Nothing was stored; the job was charged."""
@@ -171,6 +171,7 @@ class ContentBlocked(GenerationFailed):
     code = BLOCKED
 
 
+class ReferenceRejected(GenerationFailed):
     """The job failed on an image the caller sent (a reference unreachable, not an image or too large; a
     mask the worker found unusable): the caller's to fix, so a 400 naming the field, not a server error."""
 
@@ -194,6 +195,8 @@ def require_success(job: Job, *, references_field: str = "image_urls") -> Job:
                                code="generation_canceled", headers={"x-should-retry": "false"})
     reason = job.error.message if job.error else "unknown error"
     code = job.error.code if job.error else "generation_failed"
+    if code == BLOCKED:
+        raise ContentBlocked(f"Generation {job.id}: {reason}", job_id=job.id, headers={"x-should-retry": "false"})
     if code in CALLER_ERRORS:
         field_name = CALLER_ERRORS[code] or references_field
         reason = reason.removeprefix(f"{field_name}: ")

@@ -11,11 +11,14 @@ A call for a job that no longer needs it (finished, canceled, run by another cal
 
 from __future__ import annotations
 
+import math
 import os
 
-from functions.core import clock
+from functions.core import clock, messages
 from functions.core.catalog import get_catalog
-from functions.core.jobs import MAX_DISPATCH_ATTEMPTS, Job, JobStatus, JobStore
+from functions.core.errors import TransitionRejected
+from functions.core.jobs import MAX_DISPATCH_ATTEMPTS, Job, JobError, JobStatus, JobStore
+from functions.core.lifecycle import cancel
 from functions.core.messages import JobMessage, WorkRequest
 from functions.core.observability import logger
 from functions.core.settings import get_settings
@@ -26,12 +29,12 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
     """Returns the call id, or None when there was nothing to do. Raises to have the message retried."""
     store = store or JobStore()
     now = clock.now()
-    if message.recheck_call and not _recheck(message.job_id, message.recheck_call, dispatcher, store, now):
-        return None
-    # The claim is the read: one conditional write returns the job if it is queued and not yet dispatched,
     if message.cancel_at is not None:
         _deadline(message, store, now)
         return None
+    if message.recheck_call and not _recheck(message.job_id, message.recheck_call, dispatcher, store, now):
+        return None
+    # The claim is the read: one conditional write returns the job if it is queued and not yet dispatched,
     # so a redelivered message (or a second poller) is a no-op: one spawn per dispatch attempt.
     job = store.claim_dispatch(message.job_id, claim, now)
     if job is None:
@@ -59,13 +62,6 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
     return call_id
 
 
-def start_deadline(job: Job, dispatcher: Dispatcher, now: float) -> float:
-    """When a call spawned now must have taken the job: its container's startup (on Modal, the class's
-    startup_timeout for a load and snapshot), plus scheduling."""
-    model = get_catalog().model(job.model)
-    startup = dispatcher.startup_seconds(model) if model else 0
-    return now + startup + get_settings().start_margin_seconds
-
 # SQS delays a message at most 15 minutes: a deadline further off is carried forward in steps.
 MAX_DELAY_SECONDS = 900
 
@@ -88,6 +84,13 @@ def _deadline(message: JobMessage, store: JobStore, now: float) -> None:
         return  # it finished meanwhile: the first terminal state stands
     logger.info("canceled at its deadline", extra={"job_id": job.id, "started": job.started_at is not None})
 
+
+def start_deadline(job: Job, dispatcher: Dispatcher, now: float) -> float:
+    """When a call spawned now must have taken the job: its container's startup (on Modal, the class's
+    startup_timeout for a load and snapshot), plus scheduling."""
+    model = get_catalog().model(job.model)
+    startup = dispatcher.startup_seconds(model) if model else 0
+    return now + startup + get_settings().start_margin_seconds
 
 
 def _recheck(job_id: str, call_id: str, dispatcher: Dispatcher, store: JobStore, now: float) -> bool:

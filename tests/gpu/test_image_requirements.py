@@ -49,6 +49,7 @@ def test_every_line_is_an_exact_pin():
     assert set(pins(IMAGE_REQUIREMENTS)) == {"torchvision"}
     assert set(pins(NO_DEPS_REQUIREMENTS)) == {"invisible-watermark"}
     assert not set(pins()) & set(pins(IMAGE_REQUIREMENTS)), "a package is pinned in one list only"
+    assert not set(pins()) & set(pins(NO_DEPS_REQUIREMENTS)), "a package is pinned in one list only"
 
 
 def test_the_modal_image_installs_that_list_on_its_python():
@@ -80,12 +81,15 @@ print(json.dumps({"calls": calls, "python": modal_app.PYTHON_VERSION}))
         ["debian_slim", [], ["python_version"]],
         ["pip_install_from_requirements", [str(REQUIREMENTS)], []],
         ["pip_install_from_requirements", [str(IMAGE_REQUIREMENTS)], []],
+        ["pip_install_from_requirements", [str(NO_DEPS_REQUIREMENTS)], ["extra_options"]],
     ]
     from gpu import modal_app
 
     assert modal_app.PYTHON_VERSION == seen["python"]
     assert modal_app.REQUIREMENTS == REQUIREMENTS
     assert modal_app.IMAGE_REQUIREMENTS == IMAGE_REQUIREMENTS
+    assert modal_app.NO_DEPS_REQUIREMENTS == NO_DEPS_REQUIREMENTS
+    assert "--no-deps" in (REPO / "gpu" / "modal_app.py").read_text()
 
 
 def test_the_image_ships_the_core_package_data():
@@ -128,10 +132,6 @@ def test_the_list_resolves_to_its_pins_for_the_image(tmp_path):
     assert {name: resolved.get(name) for name in wanted} == wanted
     # PyPI's torch for Linux x86_64 is the CUDA build: the image gets its CUDA libraries with it.
     assert any(name.startswith("nvidia-") for name in resolved), sorted(resolved)
-
-
-def test_the_test_venv_runs_the_image_pins():
-    installed = {name: Version(metadata.version(name)) for name in pins()}
     # OpenCV's headless build only: the GUI build (what invisible-watermark declares) needs libGL, not in the image.
     assert "opencv-python" not in resolved and "opencv-python-headless" in resolved
 
@@ -151,5 +151,10 @@ def test_the_test_venv_runs_the_image_pins():
             if req.marker is None or req.marker.evaluate({"python_version": modal_app.PYTHON_VERSION}):
                 name = canonicalize_name(req.name)
                 assert name in resolved or name == "opencv-python", f"{install['metadata']['name']} needs {line}"
+
+
+def test_the_test_venv_runs_the_image_pins():
+    wanted = pins() | pins(NO_DEPS_REQUIREMENTS)
+    installed = {name: Version(metadata.version(name)) for name in wanted}
     # Only torch's build differs: the CPU build here (2.13.0+cpu), the CUDA build in the image.
-    assert {name: Version(v.public) for name, v in installed.items()} == pins()
+    assert {name: Version(v.public) for name, v in installed.items()} == wanted

@@ -85,6 +85,19 @@ def test_the_gpu_classes_run_offline_and_the_download_online():
         assert {k: v for k, v in env.items() if k != "HF_HUB_OFFLINE"} == download_env, name
 
 
+def _checker_repo() -> dict[str, Repo]:
+    """The output safety checker's repo: every download fetches it (every model's jobs run it)."""
+    return {get_catalog().moderation.checker.repo: Repo({"config.json": b"{}", "preprocessor_config.json": b"{}",
+                                                          "model.safetensors": b"c" * 256})}
+
+
+def _enhancer_repo() -> dict[str, Repo]:
+    """The prompt enhancer's repo: every download fetches it (any model's job may ask for enhance_prompt)."""
+    return {get_catalog().prompt_enhancer.repo: Repo({"config.json": b"{}", "tokenizer.json": b"{}",
+                                                      "model.safetensors": b"e" * 128,
+                                                      "pytorch_model.bin": b"never downloaded"})}
+
+
 def _hub_repos() -> dict[str, Repo]:
     """sdxl-turbo's repo at its pinned commit, and the background remover's on a branch (resolved by the download);
     the safety checker's too."""
@@ -98,6 +111,8 @@ def _hub_repos() -> dict[str, Repo]:
                          "unet/config.json": b"{}", "unet/diffusion_pytorch_model.safetensors": b"w" * 4096,
                          "unet/diffusion_pytorch_model.bin": b"never downloaded"}, commit=sdxl.revision),
         remover.repo: Repo({"config.json": b"{}", "preprocessor_config.json": b"{}", "model.safetensors": b"s" * 512}),
+        **_checker_repo(),
+        **_enhancer_repo(),
     }
 
 
@@ -132,7 +147,15 @@ def test_the_download_fetches_the_pinned_commit_under_its_image_env(tmp_path):
         assert not [r for r in hub.requests if f"/api/models/{sdxl.repo}/revision/" in r]
 
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
-    assert set(result) == {"sdxl-turbo", "sdxl-turbo-edit", remover.id}
+    assert set(result) == {"sdxl-turbo", "sdxl-turbo-edit", remover.id, catalog.moderation.checker.id,
+                           catalog.prompt_enhancer.id}
+    enhancer = catalog.prompt_enhancer
+    enhancer_dir = weights.resolve(tmp_path / "weights", enhancer.repo, enhancer.revision)
+    assert (enhancer_dir / "model.safetensors").read_bytes() == b"e" * 128
+    assert not (enhancer_dir / "pytorch_model.bin").exists()
+    checker = catalog.moderation.checker
+    assert (weights.resolve(root := tmp_path / "weights", checker.repo, checker.revision)
+            / "model.safetensors").read_bytes() == b"c" * 256
     root = tmp_path / "weights"
     loaded = weights.resolve(root, sdxl.repo, sdxl.revision)
     assert loaded == root / sdxl.repo / sdxl.revision
@@ -148,13 +171,16 @@ def test_video_models_come_without_the_background_remover(tmp_path):
 
     ltx, remover = get_catalog().model("ltx-video"), get_catalog().background_remover
     repos = {ltx.repo: Repo({"model_index.json": b"{}", "transformer/config.json": b"{}",
-                             "ltx-video-2b-v0.9.safetensors": b"a single-file checkpoint, not downloaded"})}
+                             "ltx-video-2b-v0.9.safetensors": b"a single-file checkpoint, not downloaded"}),
+             **_checker_repo(), **_enhancer_repo()}
     with HubStandIn(repos) as hub:
         env = image_env(function_image(modal_app.download)) | {"HF_ENDPOINT": hub.endpoint}
         done = _run_download(env, tmp_path / "weights", "ltx-video")
         assert not [r for r in hub.requests if remover.repo in r]
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.split("RESULT ", 1)[1]) == ["ltx-video", "ltx-video-i2v"]
+    assert json.loads(done.stdout.split("RESULT ", 1)[1]) == ["ltx-video", "ltx-video-i2v",
+                                                              get_catalog().prompt_enhancer.id,
+                                                              get_catalog().moderation.checker.id]
     (commit_dir,) = (tmp_path / "weights" / ltx.repo).glob("[0-9a-f]*")
     assert (commit_dir / "transformer" / "config.json").exists()
     assert not (commit_dir / "ltx-video-2b-v0.9.safetensors").exists()  # outside the catalog's allow_patterns
@@ -172,7 +198,8 @@ def test_a_builtin_adapter_is_downloaded_as_its_one_file(tmp_path):
                               "transformer/diffusion_pytorch_model.safetensors": b"q" * 1024}),
              adapter.repo: Repo({adapter.weight_name: b"l" * 256, "Qwen-Image-Lightning-4steps-V2.0.safetensors": b"4",
                                  "Qwen-Image-Edit-Lightning-8steps-V1.0.safetensors": b"e"}),
-             remover.repo: Repo({"config.json": b"{}", "model.safetensors": b"s" * 512})}
+             remover.repo: Repo({"config.json": b"{}", "model.safetensors": b"s" * 512}), **_checker_repo(),
+             **_enhancer_repo()}
     with HubStandIn(repos) as hub:
         env = image_env(function_image(modal_app.download)) | {"HF_ENDPOINT": hub.endpoint}
         done = _run_download(env, tmp_path / "weights", "qwen-image,qwen-image-lightning")
@@ -184,7 +211,7 @@ def test_a_builtin_adapter_is_downloaded_as_its_one_file(tmp_path):
 
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert set(result) == {"qwen-image", "qwen-image-edit", "qwen-image-lightning", "qwen-image-lightning-edit",
-                           remover.id}
+                           remover.id, catalog.moderation.checker.id, catalog.prompt_enhancer.id}
     root = tmp_path / "weights"
     lora_dir = weights.resolve(root, adapter.repo, adapter.revision)
     assert sorted(p.name for p in lora_dir.iterdir() if not p.name.startswith(".")) == [adapter.weight_name]

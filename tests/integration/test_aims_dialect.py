@@ -368,7 +368,9 @@ def test_video_translation_and_refusals(world, api, tenant, monkeypatch):
                         auto_fix=False, safety_tolerance="4", make_public=True)
     model = get_catalog().model("ltx-video")
     assert snapped.model == "ltx-video" and snapped.params["duration"] == 4  # 5 is as near 4 as 6: the cheaper
-    assert snapped.cost == model.price(snapped.params)
+    # enhance_prompt runs the prompt enhancer, priced on top of the video.
+    assert snapped.params["enhance_prompt"] is True
+    assert snapped.cost == pytest.approx(model.price(snapped.params) + get_catalog().prompt_enhancer.credits)
     assert (snapped.params["guidance"], snapped.params["negative_prompt"], snapped.params["seed"]) == (4.5, "blur", 3)
     assert snapped.input["enhance_prompt"] is True and snapped.input["make_public"] is True
     assert submitted(duration=100).params["duration"] == max(model.durations)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("integration")
 BODY_ROUTES = sorted({path for method, path, _ in http_routes(load()) if method in ("POST", "PUT")})
 # Routes that take multipart/form-data only: OpenAI's variations (its edits also take a JSON body, as OpenAI's
 # API allows).
-MULTIPART_ONLY = {"/v1/images/variations"}
+MULTIPART_ONLY = {"/v1/images/variations", "/v1/files"}
 PATH_VALUES = {"{id}": "job-that-does-not-exist", "{key_id}": "key_x", "{workspace_id}": "ws-x",
                "{share_id}": "share-x", "{slug}": "create-image", "{model}": "flux-schnell"}
 
@@ -77,14 +77,14 @@ def admin(world, new_tenant):
 @pytest.mark.parametrize("path", BODY_ROUTES)
 def test_a_body_that_is_not_utf8_is_a_4xx_in_the_dialect(api, admin, path):
     response = api.post(concrete(path), data=b'{"prompt": "\xff\xfe\xfa"}',
-                        headers={**admin.headers, "Content-Type": "application/json"})
+                        headers=headers_for(path, {**admin.headers, "Content-Type": "application/json"}))
     assert_dialect_error(path, response)
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)
 def test_a_body_that_is_not_json_is_a_4xx_in_the_dialect(api, admin, path):
-    response = api.post(concrete(path), data="prompt=a fox", headers={**admin.headers,
-                                                                      "Content-Type": "application/json"})
+    response = api.post(concrete(path), data="prompt=a fox",
+                        headers=headers_for(path, {**admin.headers, "Content-Type": "application/json"}))
     assert_dialect_error(path, response)
 
 
@@ -102,11 +102,12 @@ def test_a_number_python_cannot_hold_is_a_400_naming_its_field(api, admin, path,
     """Over 4300 digits, Python's int() raises a ValueError the JSON parser does not turn into a decode error:
     every JSON route answered 500 ("Internal error; the request can be retried", so SDKs retried it)."""
     hostile = '{"prompt": "x", "amount": 1, "input": {"prompt": "x", "n": ' + number + '}}'
-    response = api.post(concrete(path), data=hostile, headers={**admin.headers, "Content-Type": "application/json"})
+    response = api.post(concrete(path), data=hostile,
+                        headers=headers_for(path, {**admin.headers, "Content-Type": "application/json"}))
     message = assert_dialect_error(path, response)  # never a 500, on any route that takes a body
-    if path in MULTIPART_ONLY:
     # Invalid input is a 422 in fal's dialect (its FastAPI apps'), a 400 elsewhere.
     invalid = 422 if dialect_for_path(path) in (FAL, REPLICATE) else 400
+    if path in MULTIPART_ONLY:
         assert response.status_code == invalid and "multipart/form-data" in message
     elif response.status_code not in (404, 405):  # a cancel of a job that does not exist is a 404 before its body
         # is read; fal's cancel (a PUT) posted to is a 405

@@ -22,15 +22,14 @@ BODIES = {
     "POST /v1/images/generations": {"model": "flux-schnell", **IMAGE, "n": 1},
     "POST /api/v1/images/generate": {"model": "flux-schnell", **IMAGE},
     "POST /api/v1/videos/generate": {"model": "ltx-video", "prompt": "waves", "resolution": "256p"},
+    "POST /api/prompts/enhance": {"model": "flux-schnell", "prompt": "a lighthouse"},
     "POST /api/keys": {"name": "made-in-the-matrix", "scopes": ["media:read"]},
     "POST /api/admin/workspaces": {"id": "ws-matrix-made"},
     "POST /api/admin/workspaces/{workspace_id}/credits": {"amount": 1},
-    "POST /api/generations/{id}/share": {"public": False},
     "PUT /api/admin/workspaces/{workspace_id}/moderation": {"max_level": 3},
+    "POST /api/generations/{id}/share": {"public": False},
     "POST /api/webhooks/secret/rotate": {"grace_seconds": 3600},
     "POST /api/uploads": {"filename": "a.png", "content_type": "image/png"},
-}
-
     **{f"POST /fal/{host}/{{owner}}/{{app}}{path}": {"prompt": "a lighthouse",
                                                      "image_size": {"width": 256, "height": 256}}
        for host in ("queue", "run") for path in ("", "/{path+}")},
@@ -49,6 +48,8 @@ CONCRETE = {
     "POST /v1/deployments/{owner}/{name}/predictions": "/v1/deployments/black-forest-labs/flux-schnell/predictions",
     "GET /v1/models/{owner}/{name}": "/v1/models/black-forest-labs/flux-schnell",
     "GET /v1/models/{owner}/{name}/versions/{version}": "/v1/models/black-forest-labs/flux-schnell/versions/0",
+}
+
 
 def test_every_route_has_exactly_one_scope_in_the_table():
     assert sorted(scopes.ROUTE_SCOPES) == sorted(ROUTES)

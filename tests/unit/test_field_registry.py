@@ -43,7 +43,7 @@ def loras_exist(monkeypatch):
     tests/integration/test_loras_end_to_end.py does that)."""
     from functions.core import loras
 
-    def for_job(workspace_id, path, scale, family, field):
+    def for_job(workspace_id, path, scale, family, field, **_):
         return {"path": path, "scale": scale, "source": {"upload_key": f"{workspace_id}/loras/{path}.safetensors"}}
 
     monkeypatch.setattr(loras, "for_job", for_job)
