@@ -41,7 +41,7 @@ from functions.core.submit import SubmitRequest, check_webhook, submit
 from functions.core.waiting import host_of, wait_budget
 from functions.dialects import FAL
 from functions.dialects import fal as dialect
-from functions.dialects.shared import require_success
+from functions.dialects.shared import ContentBlocked, require_success
 
 router = Router()
 
@@ -207,7 +207,13 @@ def submit_call(call: Call) -> Response:
 def run_call(call: Call) -> Response:
     _check_query(call, "run")
     gen = _translate(call, json_body(router.current_event))
-    job = sync.run(router, gen)
+    try:
+        job = sync.run(router, gen)
+    except ContentBlocked as exc:  # fal answers a blocked image as a result with its images withheld
+        blocked = JobStore().get(exc.job_id)
+        if blocked is None or not dialect.withheld(blocked):
+            raise
+        return _with_id(json_response(200, dialect.withheld_body(blocked)), blocked.id)
     return _with_id(json_response(200, dialect.result_body(job)), job.id)
 
 
@@ -258,6 +264,8 @@ def result_call(call: Call, request_id: str | None) -> Response:
     job = _job(request_id)
     if not job.terminal:
         raise dialect.refuse_in_progress(job.id)
+    if dialect.withheld(job):
+        return _with_id(json_response(200, dialect.withheld_body(job)), job.id)
     job = require_success(job, references_field="image_url")
     return _with_id(json_response(200, dialect.result_body(job)), job.id)
 

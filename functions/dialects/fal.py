@@ -18,7 +18,7 @@ from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError, FieldError, NotFound
 from functions.core.generation import MAX_IMAGES, MAX_LORAS, MAX_PROMPT_CHARS, MAX_REFERENCES, LoraInput
 from functions.core.jobs import Job, JobStatus
-from functions.core.moderation import checker_input
+from functions.core.moderation import BLOCKED, checker_input
 from functions.core.schema import Request
 from functions.dialects.shared import Styled, bad_field, generation_fields, outputs_base64
 
@@ -242,7 +242,7 @@ def status_body(job: Job, urls: Urls, *, with_logs: bool, queue_position: int = 
     if job.terminal:
         seconds = _inference_seconds(job)
         body["metrics"] = {"inference_time": seconds} if seconds is not None else {}
-    if job.status == JobStatus.FAILED:
+    if job.status == JobStatus.FAILED and not withheld(job):
         body["error"] = job.error.message if job.error else "Generation failed"
         body["error_type"] = job.error.code if job.error else "generation_failed"
     elif job.status == JobStatus.CANCELED:
@@ -289,6 +289,24 @@ def result_body(job: Job, *, data_uris: bool | None = None) -> dict[str, Any]:
     return body
 
 
+def withheld(job: Job) -> bool:
+    """An image job whose output the safety checker blocked: fal's apps answer it as a completed result whose images
+    are withheld and flagged (has_nsfw_concepts), not as an error."""
+    return (job.status == JobStatus.FAILED and job.type == "image" and job.error is not None
+            and job.error.code == BLOCKED)
+
+
+def withheld_body(job: Job) -> dict[str, Any]:
+    """A blocked image job as fal's apps answer it: no image (none was stored), and per requested image whether
+    the checker flagged it (the whole job is withheld when one is)."""
+    report = job.moderation or {}
+    count = int(job.params.get("n") or 1)
+    blocked = set(report.get("blocked") or range(count))
+    seed = job.seed if job.seed is not None else job.params.get("seed")
+    return {"images": [], "seed": seed, "has_nsfw_concepts": [i in blocked for i in range(count)], "timings": {},
+            "prompt": job.input.get("prompt", job.params.get("prompt"))}
+
+
 def nsfw_concepts(job: Job, count: int) -> list[bool]:
     """Per image, whether the safety checker's score reached its threshold (functions/core/moderation.py). A job
     with such an image is blocked whole, so a succeeded one reports all false; with the checker off (or before it
@@ -306,6 +324,8 @@ def webhook_payload(job: Job) -> dict[str, Any]:
     body: dict[str, Any] = {"request_id": job.id, "gateway_request_id": job.id}
     if job.status == JobStatus.SUCCEEDED:
         body.update(status="OK", payload=result_body(job, data_uris=False), error=None)
+    elif withheld(job):
+        body.update(status="OK", payload=withheld_body(job), error=None)
     else:
         reason = ("Request was canceled" if job.status == JobStatus.CANCELED
                   else job.error.message if job.error else "Generation failed")

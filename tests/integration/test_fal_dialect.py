@@ -423,3 +423,31 @@ def test_a_failed_request_reports_error_in_status_result_and_webhook(world, api,
     payload = fal.webhook_payload(store.get(request_id))
     assert payload == {"request_id": request_id, "gateway_request_id": request_id, "status": "ERROR",
                        "payload": {"detail": "out of memory"}, "error": "out of memory"}
+
+
+def test_a_blocked_image_is_a_completed_result_with_its_images_withheld_and_flagged(world, api, tenant, pipeline,
+                                                                                   monkeypatch):
+    """As fal's apps answer an output their safety checker flags: has_nsfw_concepts true and no image, not an
+    error. Nothing was stored (functions/core/moderation.py). The tiny checker is forced to block."""
+    from functions.core.settings import get_settings
+
+    monkeypatch.setenv("DARKROOM_MODERATION_THRESHOLD", "0")
+    get_settings.cache_clear()
+    try:
+        run = ok(api.post(f"/fal/run/{SCHNELL}", json={**SMALL, "num_images": 2, "seed": 5}, headers=key(tenant)))
+        assert run["images"] == [] and run["has_nsfw_concepts"] == [True, True] and run["seed"] == 5
+        request_id = ok(api.post(QUEUE, json=SMALL, headers=key(tenant)))["request_id"]
+        base = f"/fal/queue/{SCHNELL.split('/')[0]}/{SCHNELL.split('/')[1]}/requests/{request_id}"
+        for _ in range(600):
+            status = ok(api.get(f"{base}/status", headers=key(tenant)))
+            if status["status"] == "COMPLETED":
+                break
+            time.sleep(0.2)
+        assert status["status"] == "COMPLETED" and "error" not in status, status
+        result = ok(api.get(base, headers=key(tenant)))
+        assert result["images"] == [] and result["has_nsfw_concepts"] == [True]
+        job = JobStore().get(request_id)
+        assert job.outputs == [] and job.error.code == "moderation_blocked"
+    finally:
+        monkeypatch.delenv("DARKROOM_MODERATION_THRESHOLD")
+        get_settings.cache_clear()

@@ -426,3 +426,19 @@ def test_lora_inputs_run_the_workspaces_adapters(world, api, tenant, pipeline, t
     ran = JobStore().get(body["id"]).loras
     assert [(lora["id"], lora["scale"]) for lora in ran] == [(ids[0], 1.0), (ids[1], 0.7)]
     assert body["model"] == "black-forest-labs/flux-schnell"
+
+
+def test_a_blocked_output_is_a_failed_prediction_saying_why(world, api, tenant, pipeline, monkeypatch):
+    """Replicate answers an output its safety checker flags as a failed prediction with the reason in `error`
+    (replicate-python raises ModelError with it); nothing was stored. The tiny checker is forced to block."""
+    from functions.core.settings import get_settings
+
+    monkeypatch.setenv("DARKROOM_MODERATION_THRESHOLD", "0")
+    get_settings.cache_clear()
+    body = created(api.post(FLUX, json={"input": SMALL}, headers={**bearer(tenant), "Prefer": "wait"}))
+    assert body["status"] == "failed" and body["output"] is None, body
+    assert "safety" in body["error"].lower() or "moderation" in body["error"].lower(), body["error"]
+    job = JobStore().get(body["id"])
+    assert job.outputs == [] and job.error.code == "moderation_blocked"
+    monkeypatch.delenv("DARKROOM_MODERATION_THRESHOLD")
+    get_settings.cache_clear()
