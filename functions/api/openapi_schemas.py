@@ -315,6 +315,8 @@ class ModerationEvent(_Doc):
     dialect: str | None = None
     model: str | None = None
     prompt: str | None = None
+    end_user: str | None = Field(None, description="The end user the request named (OpenAI's safety_identifier or "
+                                                   "user), if any.")
     moderation: dict[str, Any] | None = Field(None, description="The checker, level, threshold, each output's "
                                                                 "score and the blocked outputs.")
     credits_charged: float

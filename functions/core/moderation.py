@@ -211,8 +211,8 @@ def job_threshold(params: dict[str, Any]) -> float | None:
 
 
 def blocked_events(workspace_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
-    """The workspace's blocked jobs, newest first: what was asked (prompt, model, dialect, level), the scores,
-    and when; never an image (none was stored). Read from the jobs table's failed jobs (kept job_retention_days)."""
+    """The workspace's blocked jobs, newest first: what was asked (prompt, model, dialect, level), by which end
+    user when the request named one, the scores, and when; never an image (none was stored). Read from the jobs table's failed jobs (kept job_retention_days)."""
     settings = get_settings()
     client = aws.client("dynamodb")
     query = {"TableName": settings.jobs_table, "IndexName": "by-workspace-status",
@@ -224,7 +224,10 @@ def blocked_events(workspace_id: str, *, limit: int = 50) -> list[dict[str, Any]
     for page in client.get_paginator("query").paginate(**query):
         for item in page["Items"]:
             job = dynamo.deserialize(item)
+            asked = job.get("input") or {}
             events.append({"job_id": job["id"], "created_at": job.get("created_at"),
+                           # Which of the operator's own users asked, where the dialect names one (OpenAI's).
+                           "end_user": asked.get("safety_identifier") or asked.get("user"),
                            "finished_at": job.get("finished_at"), "dialect": job.get("dialect"),
                            "model": job.get("model"), "prompt": (job.get("params") or {}).get("prompt"),
                            "moderation": job.get("moderation"), "credits_charged": job.get("cost", 0),

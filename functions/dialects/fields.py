@@ -141,8 +141,13 @@ _OPENAI_COMMON: dict[str, Entry] = {
     "moderation": Mapped("the output safety checker's level (Moderation, below): auto is level 2, low level 4; "
                          "unset: the workspace's default; more permissive than the workspace allows: 403 naming "
                          "it; a blocked output: 400 moderation_blocked", "low"),
-    "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job only", "user-123"),
-    "safety_identifier": Compat("OpenAI's successor to user; recorded with the job only", "user-123"),
+    "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job and shown as end_user "
+                   "with each of its blocked generations in the operator's moderation listing; it changes no output",
+                   "user-123"),
+    "safety_identifier": Compat("OpenAI's successor to user: an end-user id for abuse monitoring, recorded with the job "
+                                "and shown as end_user with each of its blocked generations in the operator's "
+                                "moderation listing (GET /api/admin/workspaces/{id}/moderation); it changes no "
+                                "output", "user-123"),
     "partial_images": Compat("only meaningful while streaming, which is refused", 2),
 }
 OPENAI_GENERATE: dict[str, Entry] = dict(_OPENAI_COMMON)
@@ -156,7 +161,9 @@ OPENAI_VARIATION: dict[str, Entry] = {
     "n": Mapped("variations, one batch", 2),
     "size": Mapped('"WxH"', "512x512"),
     "response_format": Mapped("url (a media link, 24 h) or b64_json", "b64_json"),
-    "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job only", "user-123"),
+    "user": Compat("an end-user id for OpenAI's abuse monitoring; recorded with the job and shown as end_user "
+                   "with each of its blocked generations in the operator's moderation listing; it changes no output",
+                   "user-123"),
 }
 
 # ---------------------------------------------------------------- AI Media Studio

@@ -155,7 +155,8 @@ def test_openai_moderation_levels_blocks_and_the_prompt_policy(world, api, tenan
     monkeypatch.setenv("DARKROOM_MODERATION_THRESHOLD", "0")
     get_settings.cache_clear()
     before = credits.balance(tenant.workspace_id)
-    blocked = api.post("/v1/images/generations", json={**SYNC, "prompt": "forbidden fruits"}, headers=tenant.headers)
+    blocked = api.post("/v1/images/generations", json={**SYNC, "prompt": "forbidden fruits",
+                                                       "safety_identifier": "end-user-7"}, headers=tenant.headers)
     assert blocked.status_code == 400, blocked.get_data(as_text=True)
     error = blocked.json["error"]
     assert error["code"] == "moderation_blocked" and error["type"] == "invalid_request_error"
@@ -165,6 +166,9 @@ def test_openai_moderation_levels_blocks_and_the_prompt_policy(world, api, tenan
     assert stored_keys(world, tenant.workspace_id, job.id) == []
     assert credits.balance(tenant.workspace_id) == pytest.approx(before - job.cost)
     assert JobStore().list_for_workspace(tenant.workspace_id)[1] == jobs_before + 1
+    # The operator sees which of their users it was (OpenAI's safety_identifier).
+    view = api.get(f"/api/admin/workspaces/{tenant.workspace_id}/moderation", headers=tenant.headers).json
+    assert [(e["job_id"], e["end_user"]) for e in view["events"]] == [(job.id, "end-user-7")]
 
 
 # ---------------------------------------------------------------- AI Media Studio
