@@ -114,6 +114,10 @@ def world(aws_world: AwsWorld, monkeypatch) -> AwsWorld:
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DARKROOM_KEY_CACHE_TTL_SECONDS", "0")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # A local stack started in this process (infra/local/stack.py) leaves its signing certificate in the
+    # environment: each test starts unsigned, and signs only if it asks (tests/integration/test_provenance_jobs.py).
+    for name in ("DARKROOM_PROVENANCE_CERT_FILE", "DARKROOM_PROVENANCE_KEY_FILE", "DARKROOM_PROVENANCE_WATERMARK"):
+        monkeypatch.delenv(name, raising=False)
     reset_process_caches()
     for logical_id in ("JobsQueue", "ResultsQueue", "WebhooksQueue"):
         aws_world.messages(logical_id)  # PurgeQueue is limited to once a minute; draining is not

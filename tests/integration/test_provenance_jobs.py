@@ -71,10 +71,7 @@ def test_an_edit_names_its_reference_as_the_parent(world, api, tenant, pipeline,
 
 
 def test_without_a_certificate_the_record_says_nothing_was_signed(world, api, tenant, pipeline, monkeypatch):
-    # A local stack started in this process (another test's) leaves its test certificate in the environment.
-    for name in ("DARKROOM_PROVENANCE_CERT_FILE", "DARKROOM_PROVENANCE_KEY_FILE", "DARKROOM_PROVENANCE_WATERMARK",
-                 "DARKROOM_PROVENANCE_SECRET_ARN"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DARKROOM_PROVENANCE_SECRET_ARN", raising=False)  # the files: cleared by the world fixture
     monkeypatch.setenv("DARKROOM_SYNC_WAIT_SECONDS", "240")
     get_settings.cache_clear()
     resp = api.post("/v1/images/generations", json={"prompt": "a lighthouse", "model": "flux-schnell",

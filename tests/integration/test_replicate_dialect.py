@@ -269,13 +269,15 @@ def test_cancel_after_aborts_before_start_and_cancels_while_running(world, api, 
 
     recording = RecordingDispatcher()
     monkeypatch.setattr(handler, "get_dispatcher", lambda: recording)
+    submitted = time.monotonic()
     never_started = created(api.post(FLUX, json={"input": SMALL}, headers={**bearer(tenant), "Cancel-After": "1s"}))
-    running = created(api.post(FLUX, json={"input": SMALL}, headers={**bearer(tenant), "Cancel-After": "1"}))
+    # Long enough that the first drain (slow on a loaded machine) dispatches it before its deadline comes.
+    running = created(api.post(FLUX, json={"input": SMALL}, headers={**bearer(tenant), "Cancel-After": "8"}))
     late = created(api.post(FLUX, json={"input": SMALL}, headers={**bearer(tenant), "Cancel-After": "5m"}))
     drain("DispatchFunction", "JobsQueue")  # all three spawned (the recording dispatcher runs nothing)
     store = JobStore()
     store.transition(store.get(running["id"]), JobStatus.RUNNING)
-    time.sleep(1.5)
+    time.sleep(max(0.0, submitted + 8.5 - time.monotonic()))
     for _ in range(3):
         drain("DispatchFunction", "JobsQueue")
     aborted = api.get(f"/v1/predictions/{never_started['id']}", headers=bearer(tenant)).json
