@@ -143,16 +143,11 @@ def bench_model(model: ModelSpec, size: tuple[int, int], args: argparse.Namespac
     width, height = size
     steps = args.steps or model.defaults.steps
     steps = max(steps, model.min_steps)
-    req = pipelines.GenerationRequest(prompt="a lighthouse on a cliff at dusk, waves, cinematic", n=args.n,
-                                      width=width, height=height, steps=steps, guidance=model.defaults.guidance,
-                                      seed=1)
-    if model.task == "image-to-image":
-        req.images, req.strength = [_reference(width, height)], model.defaults.strength
-    elif model.task == "image-to-video":
-        req.images = [_reference(width, height)]
+    frames = None
     if model.type == "video":
-        req.fps = float(model.defaults.fps or 24)
-        req.frames = args.frames or model.frames_for(args.duration or model.defaults.duration or 2, req.fps)
+        frames = args.frames or model.frames_for(args.duration or model.defaults.duration or 2,
+                                                 float(model.defaults.fps or 24))
+    req = _full_request(model, size, args.n, steps, frames)
 
     # Load: as a fresh container does (weights on disk, nothing cached in this process).
     pipelines.clear_cache()
@@ -471,6 +466,7 @@ def parse_variant(text: str, model: ModelSpec) -> SpeedSettings:
 
 
 def _full_request(model: ModelSpec, size: tuple[int, int], n: int, steps: int, frames: int | None) -> Any:
+    """One benchmark request for `model` (tiny or full size): its defaults, a reference image where it takes one."""
     from gpu import pipelines
 
     width, height = size
