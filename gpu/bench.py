@@ -839,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser (CUDA)")
     parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
     parser.add_argument("--speed", help="override the models' speed settings: KEY=VALUE,... (compile=none|regional|full, "
-                                        "attention=native|flash|sage, quantize=none|fp8, vae_tiling=true, "
+                                        "attention=native|flash|sage, quantize=none|fp8|fp8_weight_only, vae_tiling=true, "
                                         "channels_last=true, cache=first_block|taylorseer|magcache|none, cache.KNOB=V)")
     full = parser.add_argument_group(
         "full size", "--full-size: the models at their real size with random weights (gpu/full_size.py), on CUDA; "

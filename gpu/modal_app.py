@@ -75,6 +75,9 @@ def class_options(modal_class: str) -> dict:
         "memory": get_catalog().class_memory_gib(modal_class) * 1024,  # MiB
         "startup_timeout": get_catalog().class_startup_timeout(modal_class),
         "scaledown_window": get_catalog().class_scaledown_window(modal_class),
+        # GPU memory snapshots (alpha): single-GPU CUDA classes, as Modal documents them. A restore that fails
+        # boots the container without the snapshot (modal 1.5.1+), which then loads as a CPU snapshot would.
+        "experimental_options": {"enable_gpu_snapshot": get_catalog().class_gpu_snapshot(modal_class)},
         # Per instance, so per set of weights: "each unique combination of parameters behaves like an
         # individual Modal Function with its own auto-scaling" (Modal, parametrized functions).
         "max_containers": pools.max_containers(),
@@ -105,9 +108,14 @@ class _Generator:
             raise ValueError(f"{self.weights!r} are not weights of any catalog model (ModelSpec.weights)")
         return pool
 
+    def _gpu_snapshot(self) -> bool:
+        return get_catalog().class_gpu_snapshot(type(self).__name__)
+
     @modal.enter(snap=True)
-    def load_on_cpu(self) -> None:
-        # Runs before the memory snapshot: imports and weights on CPU are restored, not repeated.
+    def load(self) -> None:
+        # Runs before the memory snapshot: imports and weights on CPU are restored, not repeated. With the class's
+        # GPU snapshot on, the GPU is attached here too, and the whole start (the move, the speed settings, the
+        # compile and a warm-up generation) is captured: a restored container takes its first job at once.
         from gpu import pipelines, worker
 
         pool = self._pool()
@@ -117,9 +125,24 @@ class _Generator:
         self.builtin = worker.builtin_adapter(pool)
         self.pipe = pipelines.load_pipeline(self.family, self.source, device="cpu", dtype="bfloat16",
                                             builtin=self.builtin)
+        self.started = False
+        if self._gpu_snapshot():
+            self._start_on_device(before_snapshot=True)
 
     @modal.enter(snap=False)
-    def move_to_gpu(self) -> None:
+    def start(self) -> None:
+        import secrets
+
+        import torch
+
+        if self.started:
+            # Restored from a GPU snapshot: every container restores the same RNG state, so draw a fresh one for
+            # anything that samples from torch's global generator (job seeds come from the OS: pipelines.py).
+            torch.manual_seed(secrets.randbits(63))
+            return
+        self._start_on_device(before_snapshot=False)
+
+    def _start_on_device(self, *, before_snapshot: bool) -> None:
         import torch
 
         from gpu import pipelines, worker
@@ -128,9 +151,15 @@ class _Generator:
         if device != "cuda" and not modal.is_local():
             # A GPU container without CUDA would run every job on its CPU, minutes each, billed as GPU time.
             raise RuntimeError(f"no CUDA device in a {self._pool().gpu} container (torch {torch.__version__})")
+        if before_snapshot and device == "cuda":
+            # Modal: compiling with inductor's worker pool can make the snapshot fail; one thread avoids it (the
+            # compile runs once per deploy and GPU type, when the snapshot is made, or loads from the cache).
+            import torch._inductor.config
+
+            torch._inductor.config.compile_threads = 1
         self.pipe.to(device=device, dtype=getattr(torch, dtype))
-        # The pool's speed settings (compile, cache hooks, fp8, ...) on the GPU, after the snapshot: what they make is
-        # device-specific. The worker logs what they did with each job (pipelines.speed_report).
+        # The pool's speed settings (compile, cache hooks, fp8, ...) on the GPU: what they make is device-specific.
+        # The worker logs what they did with each job (pipelines.speed_report).
         speed = self._pool().speed
         pipelines.apply_speed(self.pipe, self.family, speed, device)
         # The worker asks the pipeline cache for (family, source, device, dtype, speed): hand it this pipeline (the
@@ -138,10 +167,14 @@ class _Generator:
         pipelines.clear_cache()
         pipelines.remember(self.family, self.source, device, dtype, self.pipe, builtin=self.builtin, speed=speed)
         # A compiled model compiles now, before it takes inputs, from the artifacts an earlier container of the
-        # pool saved on the Volume for this GPU, torch and settings; the first container saves them.
-        if worker.warm_up(self._pool(), self.pipe, self.family, device, Path(WEIGHTS_DIR) / COMPILE_CACHE) \
-                and not modal.is_local():
+        # pool saved on the Volume for this GPU, torch and settings; the first container saves them. Before a GPU
+        # snapshot every model warms up, compiled or not: the CUDA kernels it loads and the cuBLAS/cuDNN state are
+        # then in the snapshot too.
+        snapshotting = before_snapshot and not modal.is_local()  # .local() runs the snap=True hook, but takes none
+        if worker.warm_up(self._pool(), self.pipe, self.family, device, Path(WEIGHTS_DIR) / COMPILE_CACHE,
+                          always=snapshotting) and not modal.is_local():
             weights.commit()
+        self.started = True
 
     @modal.method()
     def generate(self, request: dict) -> dict | None:
@@ -171,7 +204,6 @@ _class_options = {
     "volumes": {WEIGHTS_DIR: weights, LORAS_DIR: loras},
     "timeout": 900,
     "enable_memory_snapshot": True,
-    "experimental_options": {"enable_gpu_snapshot": False},
     # An input whose container stopped taking inputs (a refused identity token), or died, runs again on
     # another container; a job already taken is not run twice (the worker's conditional take).
     "retries": modal.Retries(max_retries=2, initial_delay=1.0, backoff_coefficient=1.0),

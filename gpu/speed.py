@@ -6,7 +6,9 @@ nothing is skipped in silence: {"quantize": "fp8 unavailable on cpu: float32 kep
 
 The order follows what each step needs of the others (diffusers 0.42.1's source):
 1. quantize: torchao's `quantize_` swaps the Linear weights for fp8 tensor subclasses in place; whatever is compiled
-   must trace those, so it comes first (torchao's and diffusers' guides quantize, then compile).
+   must trace those, so it comes first (torchao's and diffusers' guides quantize, then compile). "fp8" also casts
+   each activation to fp8 and multiplies in fp8 (torch._scaled_mm: compute capability 8.9+); "fp8_weight_only"
+   dequantizes the weights for a matmul in the model's dtype, so it halves weight memory on any device.
 2. attention: `set_attention_backend` sets `_attention_backend` on each processor, which the dispatcher reads when
    the forward runs (and dynamo when it traces): before compile.
 3. cache: `enable_cache` registers hooks (diffusers.hooks.HookRegistry) that replace the forward of the denoiser's
@@ -51,7 +53,7 @@ def apply(pipe: Any, family: str, settings: SpeedSettings | None, device: str) -
     report: dict[str, str] = {}
     models = denoisers(pipe)
     if settings.quantize != "none":
-        report["quantize"] = _quantize(models, device)
+        report["quantize"] = _quantize(models, settings.quantize, device)
     if settings.attention != "native":
         report["attention"] = _attention(models, settings.attention, device)
     if settings.cache is not None:
@@ -73,27 +75,42 @@ def _dtype(module: Any) -> str:
     return str(param.dtype).removeprefix("torch.") if param is not None else "unknown dtype"
 
 
-def _quantize(models: list[tuple[str, Any]], device: str) -> str:
+# torchao's config for each quantize setting, and whether it runs fp8 matmuls (which need the hardware).
+_TORCHAO_CONFIGS = {
+    "fp8": ("Float8DynamicActivationFloat8WeightConfig", True),
+    "fp8_weight_only": ("Float8WeightOnlyConfig", False),
+}
+
+
+def _fp8_matmul_missing(device: str) -> str | None:
+    """Why `device` cannot run fp8 matmuls (torch._scaled_mm), or None when it can."""
     import torch
 
-    kept = ", ".join(sorted({_dtype(m) for _, m in models})) or "nothing"
-    if not models:
-        return "fp8: no denoiser to quantize: none"
     if not device.startswith("cuda") or not torch.cuda.is_available():
-        return f"fp8 unavailable on {device}: {kept} kept"
+        return f"unavailable on {device}"
     capability = torch.cuda.get_device_capability(torch.device(device))
     if capability < (8, 9):
-        return f"fp8 unavailable on compute capability {capability[0]}.{capability[1]} (needs 8.9+): {kept} kept"
+        return f"unavailable on compute capability {capability[0]}.{capability[1]} (needs 8.9+)"
+    return None
+
+
+def _quantize(models: list[tuple[str, Any]], mode: str, device: str) -> str:
+    kept = ", ".join(sorted({_dtype(m) for _, m in models})) or "nothing"
+    if not models:
+        return f"{mode}: no denoiser to quantize: none"
+    config_name, needs_fp8_matmul = _TORCHAO_CONFIGS[mode]
+    if needs_fp8_matmul and (missing := _fp8_matmul_missing(device)):
+        return f"{mode} {missing}: {kept} kept"
     if importlib.util.find_spec("torchao") is None:
-        return f"fp8 unavailable: torchao not installed: {kept} kept"
+        return f"{mode} unavailable: torchao not installed: {kept} kept"
     from torchao import quantization
 
-    config_cls = getattr(quantization, "Float8DynamicActivationFloat8WeightConfig", None)
+    config_cls = getattr(quantization, config_name, None)
     if config_cls is None:
-        return f"fp8 unavailable: this torchao has no Float8DynamicActivationFloat8WeightConfig: {kept} kept"
+        return f"{mode} unavailable: this torchao has no {config_name}: {kept} kept"
     for _, module in models:
         quantization.quantize_(module, config_cls())
-    return f"fp8 (torchao Float8DynamicActivationFloat8WeightConfig) on {', '.join(n for n, _ in models)}"
+    return f"{mode} (torchao {config_name}) on {', '.join(n for n, _ in models)}, computing in {kept}"
 
 
 def _attention(models: list[tuple[str, Any]], backend: str, device: str) -> str:

@@ -222,19 +222,21 @@ _WARM_UP_LOCK = threading.Lock()
 WARM_UP_STEPS = 2  # the compiled graphs do not depend on the step count: the fewest a family takes, at least 2
 
 
-def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache_root: Path | None) -> bool:
+def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache_root: Path | None, *,
+            always: bool = False) -> bool:
     """Compile a compiled model's denoiser before it takes jobs: no job pays for torch.compile. One generation at
     the model's default size (and clip length), after loading whatever an earlier container compiled for the same
     key (gpu/compile_cache.py); what this one compiled anew is saved for the next. The speed report's `warm_up`
     says how long it took and how many graphs came from the cache. Returns whether a new artifacts file was
-    written (the Modal class then commits the Volume). A model that is not compiled is left alone (False).
+    written (the Modal class then commits the Volume). A model that is not compiled is left alone (False), unless
+    `always` (before a GPU memory snapshot: the kernels a first generation loads are then in the snapshot).
 
     Sizes other than the default compile on first use (torch then marks the changed dimensions dynamic, once),
     and are saved with the rest when the container next warms up a new key."""
     from gpu import compile_cache
     from gpu.pipelines import note_speed
 
-    if spec.speed.compile == "none":
+    if spec.speed.compile == "none" and not always:
         return False
     catalog = get_catalog()
     model = spec if isinstance(spec, ModelSpec) else catalog.model(spec.models[0])
@@ -242,8 +244,9 @@ def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache
     request = _warm_up_request(model, family)
     shape = {"width": request.width, "height": request.height, "frames": request.frames, "family": family}
     weights_key = model.weights
+    compiled = spec.speed.compile != "none"
     file = (compile_cache.path(cache_root, compile_cache.key(weights_key, spec.speed.key, device, shape))
-            if cache_root is not None else None)
+            if cache_root is not None and compiled else None)
     loaded = compile_cache.load(file) if file is not None else 0
     hits, misses = compile_cache.graph_counts()
     started = time.perf_counter()
@@ -252,8 +255,9 @@ def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache
     hits, misses = (now - before for now, before in zip(compile_cache.graph_counts(), (hits, misses), strict=True))
     saved = compile_cache.save(file) if file is not None and misses else 0
     size = f"{request.width}x{request.height}" + (f"x{request.frames}" if request.frames else "")
-    note = (f"{size}, {request.steps} steps: {seconds:.1f} s; {hits} graphs from the cache "
-            f"({_megabytes(loaded)} loaded), {misses} compiled" + (f" ({_megabytes(saved)} saved)" if saved else ""))
+    note = f"{size}, {request.steps} steps: {seconds:.1f} s; " + (
+        f"{hits} graphs from the cache ({_megabytes(loaded)} loaded), {misses} compiled"
+        + (f" ({_megabytes(saved)} saved)" if saved else "") if compiled else "not compiled")
     note_speed(pipe, "warm_up", note)
     logger.info("warm-up", model=model.id, warm_up=note)
     return saved > 0

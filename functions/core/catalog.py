@@ -159,7 +159,10 @@ class SpeedSettings(Schema):
     attention: Literal["native", "flash", "sage"] = "native"
     vae_tiling: bool = False  # decode (and encode) in tiles: less peak memory at large sizes and long videos
     channels_last: bool = False  # the convolutional modules (UNet, VAE) in channels-last memory format
-    quantize: Literal["none", "fp8"] = "none"  # the denoiser's linear layers in fp8 (torchao; compute capability 8.9+)
+    # The denoiser's linear layers through torchao: "fp8" quantizes weights and activations (fp8 matmuls: faster and
+    # half the weight memory; CUDA compute capability 8.9+, else bf16 kept and said so); "fp8_weight_only" stores the
+    # weights in fp8 and computes in the model's dtype (half the weight memory, no fp8 matmul: any device).
+    quantize: Literal["none", "fp8", "fp8_weight_only"] = "none"
     # Request LoRAs hot-swapped into fixed slots, so that a compiled denoiser is not recompiled for each adapter.
     lora_hotswap: LoraHotswap | None = None
 
@@ -239,6 +242,10 @@ class ModelSpec(Schema):
     # the longest of its models'). Each burst of work ends with this much idle GPU time (docs/cost.md); with a
     # memory snapshot a cold start is a restore, so a short window costs a sparse user little latency.
     scaledown_window: int = Field(300, ge=2, le=3600)
+    # Modal's GPU memory snapshot (alpha; gpu/modal_app.py): the move to the GPU, the speed settings and a warm-up
+    # run before the snapshot, so a cold start restores a warm, compiled model instead of redoing them. Set per
+    # class: on only when every model of the class leaves it on (one that cannot be snapshotted turns it off).
+    gpu_snapshot: bool = True
     credits_per_image: float = 1
     credits_per_second: float | None = None  # video models: credits per second of output
     defaults: Defaults = Field(default_factory=Defaults)
@@ -623,6 +630,9 @@ class Catalog(Schema):
 
     def class_scaledown_window(self, modal_class: str) -> int:
         return max(m.scaledown_window for m in self.models if m.modal_class == modal_class)
+
+    def class_gpu_snapshot(self, modal_class: str) -> bool:
+        return all(m.gpu_snapshot for m in self.models if m.modal_class == modal_class)
 
     def class_concurrent_inputs(self, modal_class: str) -> int:
         """How many jobs a container of the class takes at once (Modal's concurrency is per class too)."""

@@ -17,9 +17,11 @@ INSTALL = {
 }
 # The oldest Modal client the deploy works with: `modal token info` came in 1.3.1, and the snake_case keys
 # that infra/deploy/modal_account.py reads from `modal secret list --json` and `modal app list --json` in
-# 1.5.0 (1.4 printed the column titles: "Name", "Description"). pyproject.toml's `modal` extra says the same
-# (tests/artifacts check); the DispatchFunction ships the version functions/requirements.txt locks.
-MODAL_MIN_VERSION = "1.5.0"
+# 1.5.0 (1.4 printed the column titles: "Name", "Description"); and a GPU memory snapshot whose restore fails boots
+# the container without it from 1.5.1 (before, the container failed: gpu/modal_app.py turns GPU snapshots on).
+# pyproject.toml's `modal` extra says the same (tests/artifacts check); the DispatchFunction ships the version
+# functions/requirements.txt locks.
+MODAL_MIN_VERSION = "1.5.1"
 # The Modal token is for modal and for the stack's secret only: sam never sees it.
 MODAL_CREDENTIALS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
 

@@ -289,7 +289,7 @@ def test_preflight_refuses_a_modal_cli_older_than_the_deploy_reads(fake_tools, t
     result = darkroom(["deploy", "--stack-name", world.stack.name], env, tmp_path)
     assert result.returncode == 1
     _no_traceback(result)
-    assert "the `modal` CLI on PATH is 1.4.2; the deploy needs 1.5.0 or newer" in result.stdout
+    assert "the `modal` CLI on PATH is 1.4.2; the deploy needs 1.5.1 or newer" in result.stdout
     assert fake_tools.argvs() == [["modal", "--version"]]  # nothing else is asked of that CLI
 
 

@@ -83,3 +83,23 @@ def test_the_key_names_what_compiled_code_depends_on():
 
 def test_nothing_saved_is_nothing_loaded(tmp_path):
     assert compile_cache.load(tmp_path / "absent.bin") == 0
+
+
+def test_an_uncompiled_model_warms_up_only_before_a_gpu_snapshot(tmp_path):
+    """Before a GPU snapshot every model runs one generation (the kernels it loads are then in the snapshot); without
+    one an uncompiled model has nothing to warm up. Neither saves compiled artifacts."""
+    from functions.core.catalog import get_catalog
+    from gpu import pipelines, worker
+    from gpu.tiny import ensure_tiny_pipeline
+
+    ensure_tiny_pipeline("flux", tmp_path)
+    base = get_catalog().model("flux-schnell")
+    model = base.model_copy(update={"defaults": base.defaults.model_copy(update={"width": 64, "height": 48})})
+    pipe = pipelines.load_pipeline("flux", tmp_path / "tiny-flux-v1")
+    cache = tmp_path / "compile-cache"
+    assert worker.warm_up(model, pipe, "flux", "cpu", cache) is False
+    assert "warm_up" not in pipelines.speed_report(pipe)
+    assert worker.warm_up(model, pipe, "flux", "cpu", cache, always=True) is False
+    assert pipelines.speed_report(pipe)["warm_up"].startswith("64x48, 2 steps: ")
+    assert pipelines.speed_report(pipe)["warm_up"].endswith("s; not compiled")
+    assert not cache.exists()

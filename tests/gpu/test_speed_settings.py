@@ -2,7 +2,8 @@
 each setting runs, reports what it did or why it fell back, and keeps the image within a PSNR floor of the eager one.
 
 Floors: settings that do not change the math (tiling below the tile size, channels-last, fallbacks) must match to
-float32 noise (>= 40 dB; identical or ~89 dB here). The caches are lossy by design; on these random weights, 4 steps at
+float32 noise (>= 40 dB; identical or ~89 dB here). fp8 weight-only quantization is real torchao on this CPU (fp8
+matmuls, "fp8", need CUDA 8.9+ and fall back here), held to its own floor. The caches are lossy by design; on these random weights, 4 steps at
 64x64, diffusers' defaults skip or predict little (TaylorSeer ~62 dB, MagCache ~56 dB, First Block Cache identical),
 so 35 dB still catches a hook that breaks the image while leaving room for the approximation. Real weights need their
 own floors, measured on CUDA. torch.compile on CPU takes 20-40 s per pipeline here (inductor builds C++ kernels), so
@@ -24,6 +25,9 @@ from gpu.tiny import ensure_tiny_pipeline
 
 LOSSLESS_DB = 40.0
 CACHE_DB = 35.0
+# fp8 weights (e4m3, a scale per output row) round each weight to 3 mantissa bits: ~46 dB on the tiny FLUX, ~49 dB on
+# the tiny SDXL here, where a broken scale or layout gives noise (under 15 dB).
+FP8_DB = 35.0
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +63,9 @@ CASES = [
     ("flux", {"vae_tiling": True}, LOSSLESS_DB, "AutoencoderKL.enable_tiling()"),
     ("flux", {"channels_last": True}, LOSSLESS_DB, "on vae (not transformer"),
     ("flux", {"quantize": "fp8"}, LOSSLESS_DB, "fp8 unavailable on cpu: float32 kept"),
+    ("flux", {"quantize": "fp8_weight_only"}, FP8_DB,
+     "fp8_weight_only (torchao Float8WeightOnlyConfig) on transformer, computing in float32"),
+    ("sdxl", {"quantize": "fp8_weight_only"}, FP8_DB, "Float8WeightOnlyConfig) on unet"),
     ("flux", {"attention": "flash"}, LOSSLESS_DB, ": native"),
     ("flux", {"cache": {"kind": "first_block", "threshold": 0.05}}, CACHE_DB, "first_block (threshold=0.05) on transformer"),
     ("flux", {"cache": {"kind": "taylorseer"}}, CACHE_DB, "taylorseer (diffusers defaults) on transformer"),
@@ -83,6 +90,12 @@ def test_setting_runs_reports_and_stays_near_eager(speed_root, eager, family, se
     assert said in next(iter(report.values()))
     if "cache" in settings and report["cache"].endswith("on transformer"):
         assert pipe.transformer.is_cache_enabled
+    if settings.get("quantize") == "fp8_weight_only":  # the weights really are fp8 now
+        import torch
+
+        denoiser = pipe.transformer if family == "flux" else pipe.unet
+        linears = [m for m in denoiser.modules() if isinstance(m, torch.nn.Linear)]
+        assert linears and all(m.weight.qdata.dtype == torch.float8_e4m3fn for m in linears)
     assert psnr(_image(pipe, family), eager[family]) >= floor
 
 

@@ -126,15 +126,76 @@ def test_a_model_sent_to_another_pool_is_refused(world, tenant):
         generator.generate.local(_work(world, job).model_dump())
 
 
-def test_a_gpu_container_without_cuda_refuses_to_start(monkeypatch):
-    """On Modal (modal.is_local() is False) a CPU fallback would bill minutes of GPU time per job: refuse."""
-    import modal
-
+def _user_instance(modal_class: str, model: str):
+    """The class as written, with its enter hooks callable one by one (as Modal calls them around a snapshot)."""
     from gpu import modal_app
 
+    instance = getattr(modal_app, modal_class)._get_user_cls()()
+    instance.weights = get_catalog().model(model).weights
+    return instance
+
+
+@pytest.mark.parametrize("gpu_snapshot", [True, False])
+def test_a_gpu_container_without_cuda_refuses_to_start(monkeypatch, gpu_snapshot):
+    """On Modal (modal.is_local() is False) a CPU fallback would bill minutes of GPU time per job: refuse, before the
+    snapshot when the GPU is in it, else after the restore."""
+    import modal
+
+    from functions.core.catalog import Catalog
+
     monkeypatch.setattr(modal, "is_local", lambda: False)
-    instance = modal_app.SDXLGenerator._get_user_cls()()  # the class as written, with its enter hooks
-    instance.weights = get_catalog().model("sdxl-turbo").weights
-    instance.load_on_cpu()
+    monkeypatch.setattr(Catalog, "class_gpu_snapshot", lambda self, name: gpu_snapshot)
+    instance = _user_instance("SDXLGenerator", "sdxl-turbo")
+    if gpu_snapshot:
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            instance.load()
+        return
+    instance.load()
     with pytest.raises(RuntimeError, match="no CUDA device"):
-        instance.move_to_gpu()
+        instance.start()
+
+
+def test_with_a_gpu_snapshot_the_whole_start_runs_before_it(monkeypatch):
+    """snap=True moves the pipeline, applies its settings and hands it to the worker; after a restore, snap=False only
+    draws a fresh torch seed (each restored container would otherwise repeat the snapshot's random state)."""
+    import torch
+
+    from functions.core.catalog import Catalog
+    from gpu import pipelines, worker
+
+    pipelines.clear_cache()
+    monkeypatch.setattr(Catalog, "class_gpu_snapshot", lambda self, name: True)
+    instance = _user_instance("SDXLGenerator", "sdxl-turbo")
+    instance.load()
+    assert instance.started
+    device, dtype = worker.device_and_dtype()
+    key = (instance.family, pipelines._source_key(instance.source, instance.builtin, instance._pool().speed), device,
+           dtype)
+    assert pipelines._cache[key] is instance.pipe  # the worker's jobs run on the pipeline in the snapshot
+    torch.manual_seed(7)
+    instance.start()
+    assert torch.initial_seed() != 7
+
+
+def test_without_a_gpu_snapshot_the_device_start_runs_after_the_restore(monkeypatch):
+    from functions.core.catalog import Catalog
+    from gpu import pipelines
+
+    pipelines.clear_cache()
+    monkeypatch.setattr(Catalog, "class_gpu_snapshot", lambda self, name: False)
+    instance = _user_instance("SDXLGenerator", "sdxl-turbo")
+    instance.load()
+    assert not instance.started  # the CPU snapshot holds the weights on the CPU only
+    instance.start()
+    assert instance.started
+
+
+def test_class_options_carry_the_catalogs_gpu_snapshot(monkeypatch):
+    from gpu import modal_app
+
+    assert modal_app.class_options("SDXLGenerator")["experimental_options"] == {"enable_gpu_snapshot": True}
+    catalog = get_catalog()
+    off = [m.model_copy(update={"gpu_snapshot": False}) if m.id == "playground-v2" else m for m in catalog.models]
+    monkeypatch.setattr(modal_app, "get_catalog", lambda: catalog.model_copy(update={"models": off}))
+    # one model of the class that cannot be snapshotted turns it off for the class
+    assert modal_app.class_options("SDXLGenerator")["experimental_options"] == {"enable_gpu_snapshot": False}
