@@ -16,6 +16,7 @@ from gpu import batching, pipelines
 from gpu.batching import Batcher, BatchPolicy
 from gpu.loras import Adapter
 from gpu.pipelines import GenerationRequest, batch_key, generate, generate_together
+from gpu.quality import psnr
 
 FAMILY = "flux"
 
@@ -33,11 +34,6 @@ def _pixels(result) -> np.ndarray:
     return np.stack([np.asarray(image, dtype=np.float64) for image in result.images])
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def test_requests_run_together_keep_their_own_seeds_and_noise(pipe):
     a, b = _request("a red fox", seed=11), _request("a blue whale", seed=12, n=2)
     alone = [generate(pipe, FAMILY, a), generate(pipe, FAMILY, b)]
@@ -45,8 +41,8 @@ def test_requests_run_together_keep_their_own_seeds_and_noise(pipe):
     assert [r.seed for r in together] == [11, 12] and [len(r.images) for r in together] == [1, 2]
     for solo, batched in zip(alone, together, strict=True):
         # The same prompt and noise; a batched matmul may only round differently.
-        assert _psnr(_pixels(solo), _pixels(batched)) >= 40
-    assert _psnr(_pixels(together[0]), _pixels(together[1])[:1]) < 30  # not one image handed out twice
+        assert psnr(_pixels(solo), _pixels(batched)) >= 40
+    assert psnr(_pixels(together[0]), _pixels(together[1])[:1]) < 30  # not one image handed out twice
 
 
 def test_only_requests_of_one_shape_without_inputs_run_together(pipe, tmp_path):

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from functions.core.catalog import LoraHotswap, SpeedSettings
 from gpu import loras, pipelines
 from gpu.loras import Adapter
+from gpu.quality import psnr
 from gpu.tiny import ensure_tiny_lora, ensure_tiny_pipeline
 
 FAMILY = "flux"
@@ -64,11 +65,6 @@ def _image(pipe, adapters=()) -> np.ndarray:
     return np.asarray(pipelines.generate(pipe, FAMILY, req).images[0])
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def test_hotswap_settings_need_a_compiled_denoiser():
     with pytest.raises(ValueError, match="compiled denoiser"):
         SpeedSettings(lora_hotswap=LoraHotswap(rank=16))
@@ -91,9 +87,9 @@ def test_empty_slots_add_nothing_and_swapped_adapters_match_plain_loading(root, 
 
     one = _image(pipe, [_adapter(lora_dir, "a")])
     assert not np.array_equal(one, fresh)
-    assert _psnr(one, one_plain) >= 45  # the same adapter, rank 4 zero-padded to 8: float32 noise only
+    assert psnr(one, one_plain) >= 45  # the same adapter, rank 4 zero-padded to 8: float32 noise only
     both = _image(pipe, [_adapter(lora_dir, "a"), _adapter(lora_dir, "b", scale=-0.7, rank=2)])
-    assert _psnr(both, both_plain) >= 45 and not np.array_equal(both, one)
+    assert psnr(both, both_plain) >= 45 and not np.array_equal(both, one)
 
     np.testing.assert_array_equal(_image(pipe, [_adapter(lora_dir, "a", scale=0.0)]), fresh)  # scale 0: no LoRA
     np.testing.assert_array_equal(_image(pipe), fresh)  # no leak: as on a fresh container
@@ -119,7 +115,7 @@ def test_a_lora_with_per_module_alphas_swaps_in_as_it_loads(root, lora_dir, tmp_
     except ValueError:
         pytest.fail("diffusers no longer loads per-module alphas in diffusers' format: rewrite this file's LoRA")
     pipe = _fresh(root, slots=1)
-    assert _psnr(_image(pipe, [adapter]), expected) >= 45
+    assert psnr(_image(pipe, [adapter]), expected) >= 45
     assert not np.array_equal(expected, _image(plain_pipe))  # the alphas took effect
 
 

@@ -1,13 +1,14 @@
 """Per-model speed settings (functions/core/catalog.py SpeedSettings, gpu/speed.py) on the tiny Flux and SDXL pipelines:
 each setting runs, reports what it did or why it fell back, and keeps the image within a PSNR floor of the eager one.
 
-Floors: settings that do not change the math (tiling below the tile size, channels-last, fallbacks) must match to
-float32 noise (>= 40 dB; identical or ~89 dB here). fp8 weight-only quantization is real torchao on this CPU (fp8
-matmuls, "fp8", need CUDA 8.9+ and fall back here), held to its own floor. The caches are lossy by design; on these random weights, 4 steps at
-64x64, diffusers' defaults skip or predict little (TaylorSeer ~62 dB, MagCache ~56 dB, First Block Cache identical),
-so 35 dB still catches a hook that breaks the image while leaving room for the approximation. Real weights need their
-own floors, measured on CUDA. torch.compile on CPU takes 20-40 s per pipeline here (inductor builds C++ kernels), so
-its test runs only with DARKROOM_TEST_COMPILE=1.
+Floors (gpu/quality.py, the same the CUDA benchmark holds full-size models to): settings that do not change the
+math (tiling below the tile size, channels-last, fallbacks) must match to float32 noise (LOSSLESS_DB; identical or
+~89 dB here). fp8 weight-only quantization is real torchao on this CPU (fp8 matmuls, "fp8", need CUDA 8.9+ and fall
+back here). The caches are lossy by design; on these random weights, 4 steps at 64x64, diffusers' defaults skip or
+predict little (TaylorSeer ~62 dB, MagCache ~56 dB, First Block Cache identical). LOSSY_DB still catches a hook or a
+quantization that breaks the image while leaving room for the approximation. torch.compile on CPU takes 20-40 s per
+pipeline here (inductor builds C++ kernels), so it is held to its floor once, in test_compile_cache.py, whose
+containers compile anyway.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ import yaml
 
 from functions.core.catalog import Catalog, SpeedSettings
 from gpu import pipelines
+from gpu.quality import LOSSLESS_DB, LOSSY_DB, floor_db, psnr
 from gpu.tiny import ensure_tiny_pipeline
 
-LOSSLESS_DB = 40.0
-CACHE_DB = 35.0
 # fp8 weights (e4m3, a scale per output row) round each weight to 3 mantissa bits: ~46 dB on the tiny FLUX, ~49 dB on
-# the tiny SDXL here, where a broken scale or layout gives noise (under 15 dB).
-FP8_DB = 35.0
+# the tiny SDXL here (LOSSY_DB: 35).
 
 
 @pytest.fixture(scope="module")
@@ -53,23 +52,18 @@ def eager(speed_root: Path) -> dict[str, np.ndarray]:
             for family in ("flux", "sdxl")}
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 CASES = [
     # family, settings, floor, what the report must say
     ("flux", {"vae_tiling": True}, LOSSLESS_DB, "AutoencoderKL.enable_tiling()"),
     ("flux", {"channels_last": True}, LOSSLESS_DB, "on vae (not transformer"),
     ("flux", {"quantize": "fp8"}, LOSSLESS_DB, "fp8 unavailable on cpu: float32 kept"),
-    ("flux", {"quantize": "fp8_weight_only"}, FP8_DB,
+    ("flux", {"quantize": "fp8_weight_only"}, LOSSY_DB,
      "fp8_weight_only (torchao Float8WeightOnlyConfig) on transformer, computing in float32"),
-    ("sdxl", {"quantize": "fp8_weight_only"}, FP8_DB, "Float8WeightOnlyConfig) on unet"),
+    ("sdxl", {"quantize": "fp8_weight_only"}, LOSSY_DB, "Float8WeightOnlyConfig) on unet"),
     ("flux", {"attention": "flash"}, LOSSLESS_DB, ": native"),
-    ("flux", {"cache": {"kind": "first_block", "threshold": 0.05}}, CACHE_DB, "first_block (threshold=0.05) on transformer"),
-    ("flux", {"cache": {"kind": "taylorseer"}}, CACHE_DB, "taylorseer (diffusers defaults) on transformer"),
-    ("flux", {"cache": {"kind": "magcache", "num_inference_steps": 4}}, CACHE_DB, "FLUX_MAG_RATIOS, laid out for 4 steps"),
+    ("flux", {"cache": {"kind": "first_block", "threshold": 0.05}}, LOSSY_DB, "first_block (threshold=0.05) on transformer"),
+    ("flux", {"cache": {"kind": "taylorseer"}}, LOSSY_DB, "taylorseer (diffusers defaults) on transformer"),
+    ("flux", {"cache": {"kind": "magcache", "num_inference_steps": 4}}, LOSSY_DB, "FLUX_MAG_RATIOS, laid out for 4 steps"),
     ("sdxl", {"channels_last": True}, LOSSLESS_DB, "on unet, vae"),
     ("sdxl", {"cache": {"kind": "first_block"}}, LOSSLESS_DB, "unet (UNet2DConditionModel) has no cache hooks: none"),
     ("sdxl", {"attention": "sage"}, LOSSLESS_DB, ": native"),
@@ -96,6 +90,7 @@ def test_setting_runs_reports_and_stays_near_eager(speed_root, eager, family, se
         denoiser = pipe.transformer if family == "flux" else pipe.unet
         linears = [m for m in denoiser.modules() if isinstance(m, torch.nn.Linear)]
         assert linears and all(m.weight.qdata.dtype == torch.float8_e4m3fn for m in linears)
+    assert floor in (LOSSLESS_DB, floor_db(speed))  # the benchmark's floor, unless the setting fell back here
     assert psnr(_image(pipe, family), eager[family]) >= floor
 
 
