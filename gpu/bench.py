@@ -25,6 +25,7 @@ import dataclasses
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -414,8 +415,16 @@ class FullRow:
     peak_gib: float | None = None  # torch.cuda.max_memory_allocated over the measured call
     parameters: float | None = None  # billions, the pipeline's components together
     speed: str = "-"
+    # Batch size 1 only: the first output's PSNR against the eager variant's for the same weights and seed, and the
+    # floor its settings must keep (gpu/quality.py); None where there is nothing to compare (eager itself).
+    psnr: float | None = None
+    floor: float | None = None
     note: str = ""
     machine: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def below_floor(self) -> bool:
+        return self.psnr is not None and self.floor is not None and self.psnr < self.floor
 
     @property
     def denoise(self) -> float | None:
@@ -439,7 +448,7 @@ class FullRow:
 
 FULL_HEADERS = ["model", "variant", "size", "frames", "n", "steps", "params B", "build s", "cache load s",
                 "warm-up s", "text encode s", "denoise s", "s/step", "VAE decode s", "encode s", "inference s",
-                "throughput", "peak GiB", "speed settings", "note"]
+                "throughput", "peak GiB", "PSNR vs eager dB", "speed settings", "note"]
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -452,8 +461,17 @@ def full_row_cells(row: FullRow) -> list[str]:
         f"{row.frames} @ {row.fps:g} fps" if row.frames and row.fps else "-", str(row.n), str(row.steps),
         _f(row.parameters), _f(row.build), _f(row.cache_load), _f(row.warmup), _f(row.text_encode, 3),
         _f(row.denoise, 3), _f(row.per_step, 3), _f(row.vae_decode, 3), _f(row.encode, 3), _f(row.inference, 3),
-        row.throughput, _f(row.peak_gib, 1), row.speed, row.note or "-",
+        row.throughput, _f(row.peak_gib, 1), psnr_cell(row), row.speed, row.note or "-",
     ]
+
+
+def psnr_cell(row: FullRow) -> str:
+    if row.psnr is None:
+        return "-"
+    value = "identical" if row.psnr == float("inf") else f"{row.psnr:.1f}"
+    if row.floor is None:
+        return value
+    return f"{value} < {row.floor:g}: not a default" if row.below_floor else f"{value} (floor {row.floor:g})"
 
 
 def parse_variant(text: str, model: ModelSpec) -> SpeedSettings:
@@ -499,6 +517,43 @@ def _encode_outputs(model: ModelSpec, result: Any, fps: float | None) -> float |
     except ImportError as exc:  # imageio-ffmpeg is not on the CUDA machine (a 68 MB wheel: over run's transfer limit)
         return f"encode not measured: {exc.name or exc} not installed"
     return time.perf_counter() - t0
+
+
+def reference_path(args: argparse.Namespace, model: ModelSpec, size: tuple[int, int], steps: int,
+                   frames: int | None) -> Path:
+    """Where the eager variant's first output for this model, shape and weights' seed is kept: on disk, because
+    infra/bench/cuda_full_size.sh runs the variants of a model in separate processes."""
+    root = args.references or Path(tempfile.gettempdir()) / "darkroom-bench-references"
+    return root / f"{model.id}-{size[0]}x{size[1]}-{steps}steps-{frames or 0}frames-seed{args.seed}.npy"
+
+
+def _first_output(model: ModelSpec, result: Any) -> Any:
+    """The first output's 8-bit pixels: the image, or the video's first, middle and last frames."""
+    import numpy as np
+
+    if model.type == "video":
+        frames = result.videos[0]
+        return np.stack([np.asarray(f.convert("RGB")) for f in (frames[0], frames[len(frames) // 2], frames[-1])])
+    return np.asarray(result.images[0].convert("RGB"))
+
+
+def _against_eager(model: ModelSpec, speed: SpeedSettings, result: Any,
+                   reference: Path) -> tuple[float | None, float | None, str]:
+    """(PSNR against the eager output, the settings' floor, a note when there was none to compare with). The eager
+    variant keeps its output for the others instead."""
+    import numpy as np
+
+    from gpu import quality
+
+    pixels = _first_output(model, result)
+    floor = quality.floor_db(speed)
+    if floor is None:  # eager: the reference every other variant of this model is held to
+        reference.parent.mkdir(parents=True, exist_ok=True)
+        np.save(reference, pixels)
+        return None, None, ""
+    if not reference.exists():
+        return None, floor, "quality not compared: run the eager variant first"
+    return quality.psnr(pixels, np.load(reference)), floor, ""
 
 
 def _free(device: str) -> None:
@@ -631,9 +686,13 @@ def bench_full_size(model: ModelSpec, variant: str, args: argparse.Namespace, *,
                     row.peak_gib = torch.cuda.max_memory_allocated() / 2**30
             assert best is not None
             row.inference, row.text_encode, row.vae_decode = best[0], best[1], best[2]
+            if n == 1:
+                row.psnr, row.floor, missing = _against_eager(model, speed, best[3],
+                                                              reference_path(args, model, size, steps, frames))
+                row.note = missing
             encoded = _encode_outputs(model, best[3], req.fps)
             if isinstance(encoded, str):
-                row.note = encoded
+                row.note = "; ".join(filter(None, [row.note, encoded]))
             else:
                 row.encode = encoded
             del result, best
@@ -673,7 +732,11 @@ def full_size_markdown(rows: list[FullRow]) -> str:
         "**VAE decode**, **encode** (PNG + thumbnail, or H.264 + poster, per output) and **inference** (the whole "
         "call). Each row is one measured call (or the best of `--repeat`). n is the batch (num_images_per_prompt). "
         "A row's steps may be fewer than the model's default to fit the benchmark's time on a lent GPU: s/step is "
-        "what carries over. Cold start from a Modal GPU memory snapshot needs Modal: not measured here."), "",
+        "what carries over. **PSNR vs eager** (batch size 1): the first image, or a video's first, middle and last "
+        "frames, against the eager variant's for the same random weights and seed, held to the floor of the "
+        "settings the variant turns on (gpu/quality.py); on random weights it measures numerical drift, which the "
+        "denoising steps amplify, not how a real image looks. Cold start from a Modal GPU memory snapshot needs "
+        "Modal: not measured here."), "",
         "## Published anchors beside what was measured here", "",
         "| model | published (MODELS.md) | measured here: eager, n=1 |",
         "| --- | --- | --- |",
@@ -695,7 +758,7 @@ def full_size_markdown(rows: list[FullRow]) -> str:
             cell = (f"{r.inference:.2f} s at {r.width}x{r.height}" + (f", {r.frames} frames" if r.frames else "")
                     + f", {r.steps} steps ({_f(r.per_step, 3)} s/step), {r.machine.get('accelerator', '?')}")
         lines.append(f"| {model_id} | {anchor} | {cell} |")
-    lines += ["", "## Machine", ""]
+    lines += ["", *defaults_markdown(measured), "", "## Machine", ""]
     if machines:
         for key, value in machines[-1].items():
             lines.append(f"- {key}: {value}")
@@ -717,6 +780,43 @@ def full_size_markdown(rows: list[FullRow]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def chosen_defaults(rows: list[FullRow]) -> dict[str, tuple[FullRow, FullRow]]:
+    """Per model, the speed variant these rows choose as its default, with the eager row it was measured against:
+    the fastest inference at batch size 1 among the variants that kept their quality floor (gpu/quality.py) against
+    that eager output. A variant that failed, or was not compared with eager, is not chosen; eager always qualifies."""
+    chosen: dict[str, tuple[FullRow, FullRow]] = {}
+    for model_id in dict.fromkeys(r.model for r in rows):
+        ones = [r for r in rows if r.model == model_id and r.n == 1 and r.inference is not None]
+        eager = next((r for r in ones if r.variant == "eager"), None)
+        if eager is None:
+            continue
+        kept = [r for r in ones if r is eager or (r.psnr is not None and not r.below_floor)]
+        chosen[model_id] = (min(kept, key=lambda r: r.inference or 0.0), eager)
+    return chosen
+
+
+def defaults_markdown(rows: list[FullRow]) -> list[str]:
+    """What chosen_defaults picks per model, beside what catalog.yaml has: the step from figures to defaults."""
+    catalog = get_catalog()
+    lines = ["## Defaults these figures choose", "",
+             ("Per model: the fastest variant at batch size 1 that kept its PSNR floor against eager "
+              "(gpu/quality.py), and whether catalog.yaml's `speed` already says so."), ""]
+    chosen = chosen_defaults(rows)
+    if not chosen:
+        return [*lines, f"- {NOT_MEASURED}: no CUDA run has measured an eager row and its variants."]
+    for model_id, (row, eager) in chosen.items():
+        model = catalog.model(model_id)
+        settings = parse_variant(row.variant, model) if model is not None else None
+        speedup = (eager.inference or 0) / (row.inference or 1)
+        quality = "" if row is eager else f", PSNR {psnr_cell(row)}"
+        agrees = model is not None and settings == model.speed
+        verdict = "catalog.yaml agrees" if agrees else (
+            f"catalog.yaml has {model.speed.key or 'eager'}: change it" if model is not None else "not in the catalog")
+        lines.append(f"- {model_id}: {row.variant} ({row.inference:.3f} s against eager {eager.inference:.3f} s, "
+                     f"{speedup:.2f}x{quality}); {verdict}")
+    return lines
 
 
 def write_full_size_section(doc: Path, section: str) -> None:
@@ -853,6 +953,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="images (videos) per call, comma-separated (default 1,2,4)")
     full.add_argument("--budget", type=float, help="seconds per model: later rows are noted 'skipped' past it")
     full.add_argument("--seed", type=int, default=0, help="the random weights' seed")
+    full.add_argument("--references", type=Path, help="where the eager variant's outputs are kept for the other "
+                      "variants' PSNR (default: a folder under the system's temporary directory)")
     full.add_argument("--jsonl", type=Path, help="append each row to this file; the report is rendered from it")
     full.add_argument("--report-only", action="store_true", help="rewrite docs/benchmarks.md's full-size section from "
                                                                   "--jsonl's rows (a CUDA run's), running nothing")

@@ -2,7 +2,7 @@
 # The full-size benchmark on a lent CUDA machine (issue 23, items 5 and 6), as one prepared run.
 #
 #   infra/bench/cuda_full_size.sh wheels   # HERE, before the run: the Python packages the CUDA machine lacks,
-#                                          # as wheels under .darkroom/cuda-wheels (about 25 MB; .darkroom/ is
+#                                          # as wheels under .darkroom/cuda-wheels (about 29 MB; .darkroom/ is
 #                                          # git-ignored, so the run tool must be told to carry it)
 #   infra/bench/cuda_full_size.sh          # THERE, through the run tool (see gpu/README.md), or `make bench-cuda`
 #
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/../.."
 WHEELS=.darkroom/cuda-wheels
 # gpu/requirements.txt's pins of what the CUDA image lacks, and what those need (their Requires-Dist).
 PACKAGES=(diffusers==0.42.1 transformers==5.24.0 pydantic==2.13.5 pydantic-core==2.46.5 annotated-types==0.8.0
-          typing-inspection==0.4.5 ftfy==6.3.1 wcwidth==0.9.5 regex==2026.12.2)
+          typing-inspection==0.4.5 ftfy==6.3.1 wcwidth==0.9.5 regex==2026.12.2 torchao==0.18.0)
 
 if [[ "${1:-}" == "wheels" ]]; then
   rm -rf "$WHEELS" && mkdir -p "$WHEELS"
@@ -89,11 +89,12 @@ step 70 45 --models flux2-klein --variant eager
 step 80 55 --models z-image-turbo --variant eager
 step 160 120 --models qwen-image --variant eager --steps 10
 step 150 110 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 1,2
-# 2. Speed settings at batch size 1 while time is left: regional compile (then its artifacts loaded by a fresh
-#    process: the cache-load stage), First Block Cache (its skip rate on noise is not the real one), fp8 (falls
-#    back with its reason where torchao is missing).
+# 2. Speed settings at batch size 1 while time is left, each compared with the eager output of step 1 (PSNR against
+#    its floor: gpu/quality.py): regional compile (then its artifacts loaded by a fresh process: the cache-load
+#    stage), fp8 matmuls (torchao), First Block Cache (its skip rate on noise is not the real one).
 step 120 100 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
 step 60 45 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
+step 60 45 --models flux2-klein --variant quantize=fp8,compile=regional --batch-sizes 1
 step 50 35 --models z-image-turbo --variant cache=first_block --batch-sizes 1
 step 120 100 --models z-image-turbo --variant compile=regional --batch-sizes 1
 step 120 100 --models qwen-image --variant compile=regional --steps 10 --batch-sizes 1

@@ -144,7 +144,7 @@ def test_full_size_without_cuda_runs_tiny_batches_and_says_so(tmp_path, monkeypa
     monkeypatch.setattr(pipelines, "generate", counting)
     doc, rows = tmp_path / "benchmarks.md", tmp_path / "rows.jsonl"
     assert bench.main(["--full-size", "--models", "flux2-klein", "--variant", "eager", "--steps", "1",
-                       "--jsonl", str(rows), "--out", str(doc)]) == 0
+                       "--jsonl", str(rows), "--out", str(doc), "--references", str(tmp_path / "refs")]) == 0
     err = capsys.readouterr().err
     assert full_size.TINY_NOTICE in err and full_size.NOISE in err
     assert not doc.exists()  # tiny figures never reach docs/benchmarks.md
@@ -215,3 +215,41 @@ def test_report_only_renders_a_cuda_runs_rows(tmp_path):
     assert "12.50 s at 1024x1024, 10 steps" in text and "| 0.250 |" not in text
     with pytest.raises(SystemExit):
         bench.main(["--full-size", "--report-only", "--jsonl", str(tmp_path / "none.jsonl")])
+
+
+def test_each_variant_is_held_to_its_floor_against_eager(tmp_path, monkeypatch):
+    """At batch size 1 every variant's first output is compared with the eager one's (kept on disk, as the CUDA script
+    runs variants in separate processes): the tiny pipelines here, so real settings against real eager pixels."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rows, refs = tmp_path / "rows.jsonl", tmp_path / "refs"
+    for variant in ("eager", "vae_tiling=true", "quantize=fp8_weight_only"):
+        assert bench.main(["--full-size", "--models", "flux2-klein", "--variant", variant, "--steps", "1",
+                           "--batch-sizes", "1", "--jsonl", str(rows), "--references", str(refs),
+                           "--no-write"]) == 0
+    eager, tiled, fp8 = bench.read_rows(rows)
+    assert (eager.psnr, eager.floor) == (None, None) and len(list(refs.glob("flux2-klein-*.npy"))) == 1
+    assert tiled.floor == 40.0 and tiled.psnr >= 40.0 and not tiled.below_floor
+    assert fp8.floor == 35.0 and 35.0 <= fp8.psnr < float("inf") and not fp8.below_floor  # real fp8 weights: lossy
+    assert "(floor 35)" in bench.psnr_cell(fp8)
+    chosen, against = bench.chosen_defaults([eager, tiled, fp8])["flux2-klein"]
+    assert against is eager and chosen.inference == min(r.inference for r in (eager, tiled, fp8))
+
+
+def test_the_defaults_chosen_are_the_fastest_within_their_floor():
+    def row(variant, inference, psnr=None, floor=None, n=1):
+        return bench.FullRow(model="flux2-klein", scale="full", variant=variant, width=1024, height=1024, n=n,
+                             steps=4, inference=inference, psnr=psnr, floor=floor)
+
+    eager = row("eager", 1.0)
+    broken = row("cache=first_block", 0.4, psnr=21.0, floor=35.0)  # fastest, but below its floor
+    unchecked = row("attention=sage", 0.5)  # never compared with eager
+    compiled = row("compile=regional", 0.6, psnr=44.2, floor=40.0)
+    batch = row("compile=regional", 0.1, psnr=44.2, floor=40.0, n=2)  # other batch sizes do not choose
+    rows = [eager, broken, unchecked, compiled, batch]
+    assert bench.chosen_defaults(rows) == {"flux2-klein": (compiled, eager)}
+    assert "< 35: not a default" in bench.psnr_cell(broken)
+    text = "\n".join(bench.defaults_markdown(rows))
+    assert "- flux2-klein: compile=regional (0.600 s against eager 1.000 s, 1.67x, PSNR 44.2 (floor 40))" in text
+    assert 'catalog.yaml has eager: change it' in text
+    assert bench.chosen_defaults([compiled]) == {}  # no eager row: nothing to choose against
+    assert bench.NOT_MEASURED in "\n".join(bench.defaults_markdown([]))
