@@ -507,17 +507,48 @@ def per_thousand_images(m: Measurement) -> list[Line]:
     lines.append(Line("X-Ray traces (Tracing: Active)", invocations, "traces",
                       invocations * PRICES["xray_traces_per_million"] / 1e6,
                       "upper bound: every invocation sampled (the first 100 k/month are free)"))
-    gpu_seconds = 1000 * ASSUMED_GPU_SECONDS_PER_IMAGE
+    measured = measured_gpu_times().get(m.model)
+    per_image = measured.seconds if measured else ASSUMED_GPU_SECONDS_PER_IMAGE
+    gpu_seconds = 1000 * per_image
     gpu_price = PRICES["modal_gpu_second"][m.gpu]
+    basis = (f"measured: {per_image:.3f} s per image on {measured.accelerator} ({measured.basis}; "
+             f"docs/benchmarks.md)" if measured else
+             f"assumed {ASSUMED_GPU_SECONDS_PER_IMAGE} s per 1024x1024 image (shared/REFERENCE.md: Modal's "
+             "FLUX.1-schnell example; no CUDA run has measured it here)")
     lines.append(Line(f"Modal GPU ({m.gpu})", gpu_seconds, "GPU-s", gpu_seconds * gpu_price,
-                      f"assumed {ASSUMED_GPU_SECONDS_PER_IMAGE} s per 1024x1024 image (shared/REFERENCE.md: "
-                      f"Modal's FLUX.1-schnell example) at ${gpu_price}/s"))
+                      f"{basis} at ${gpu_price}/s"))
     container = gpu_seconds * (ASSUMED_CONTAINER["cpu_cores"] * PRICES["modal_cpu_core_second"]
                                + ASSUMED_CONTAINER["memory_gib"] * PRICES["modal_memory_gib_second"])
     lines.append(Line("Modal CPU and memory", gpu_seconds, "container-s", container,
                       f"assumed {ASSUMED_CONTAINER['cpu_cores']:g} core, {ASSUMED_CONTAINER['memory_gib']:g} GiB "
                       "while the GPU works"))
     return lines
+
+
+def measured_gpu_times(rows_file: Path | None = None) -> dict:
+    """GPU seconds per output by model, from the last CUDA run of `python -m gpu.bench --full-size` the repo keeps
+    (gpu.bench.FULL_SIZE_ROWS): empty until one has been copied there."""
+    from gpu import bench
+
+    return bench.gpu_time_per_output(bench.read_rows(rows_file or bench.FULL_SIZE_ROWS))
+
+
+def gpu_time_rows(times: dict) -> list[str]:
+    """Per image model of the catalog: its measured GPU time per image and what 1,000 cost at its GPU's rate."""
+    from functions.core.catalog import get_catalog
+
+    rows = []
+    for model in get_catalog().models:
+        if model.type != "image" or model.task != "text-to-image":
+            continue
+        time = times.get(model.id)
+        price = PRICES["modal_gpu_second"].get(model.gpu)
+        if time is None or price is None:
+            rows.append(f"| {model.id} | {model.gpu} | not measured yet | | | |")
+            continue
+        rows.append(f"| {model.id} | {model.gpu} | {time.accelerator}, {time.variant} | {time.seconds:.3f} | "
+                    f"{1000 * time.seconds * price:.2f} | {time.basis} |")
+    return rows
 
 
 def _idle_price(gpu: str) -> float:
@@ -712,6 +743,17 @@ def render(m: Measurement) -> str:
         "| class | GPU | scaledown_window | idle tail per burst (USD) | snapshot restore |",
         "|---|---|---:|---:|---|",
         *idle_tails(),
+        "",
+        "## GPU time per image, by model",
+        "",
+        ("From the last CUDA run of `python -m gpu.bench --full-size` the repo keeps (docs/full-size-rows.jsonl, "
+         "rendered in docs/benchmarks.md): each text-to-image model at 1024x1024 and its default steps, under the "
+         "speed settings those figures choose, priced at its catalog GPU's rate. Random weights time the same work "
+         "as real ones. A model measured on another GPU than its catalog's is priced with that GPU's time."),
+        "",
+        "| model | catalog GPU | measured on, variant | GPU-s per image | GPU cost per 1,000 (USD) | basis |",
+        "|---|---|---|---:|---:|---|",
+        *gpu_time_rows(measured_gpu_times()),
         "",
         *pricing_section(),
         "",

@@ -14,12 +14,16 @@
 #
 # What it runs: `python -m gpu.bench --full-size` (gpu/full_size.py: real architectures, random weights: outputs
 # are noise, only the times count) for the issue's must-haves first, eager at batch sizes 1, 2 and 4, then the
-# speed variants at batch size 1 while time is left. Each step is its own process under `timeout`, with a
-# --budget inside it, and every row is appended to $OUT/full_size.jsonl as it finishes, so a step cut off keeps
-# what it measured and the next step still runs. The whole run stays within BENCH_SECONDS (default 480).
-# At the end $OUT holds: log.txt, versions.txt, full_size.jsonl and benchmarks.md (docs/benchmarks.md with its
-# full-size section rewritten). Here, afterwards: `.venv/bin/python -m gpu.bench --full-size --report-only --jsonl
-# <files_at>/full_size.jsonl` rewrites this checkout's docs/benchmarks.md section from the rows.
+# serving sweep (gpu/bench_serving.py), then the speed variants at batch size 1 while time is left, each compared
+# with the eager output. Each step is its own process under `timeout`, with a --budget inside it, and every row
+# is appended to $OUT/full_size.jsonl (or serving.jsonl) as it finishes, so a step cut off keeps what it measured
+# and the next step still runs. The whole run stays within BENCH_SECONDS (default 480).
+# At the end $OUT holds: log.txt, versions.txt, full_size.jsonl, serving.jsonl and benchmarks.md. Here, afterwards:
+#   .venv/bin/python -m gpu.bench --full-size --report-only --jsonl <files_at>/full_size.jsonl
+#   .venv/bin/python -m gpu.bench_serving --report-only --jsonl <files_at>/serving.jsonl
+#   .venv/bin/python -m infra.bench_calls --jobs 20 --write docs/cost.md
+# rewrite this checkout's docs/benchmarks.md sections from the rows (the first also keeps them in
+# docs/full-size-rows.jsonl) and reprice docs/cost.md from the measured GPU time.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -89,7 +93,17 @@ step 70 45 --models flux2-klein --variant eager
 step 80 55 --models z-image-turbo --variant eager
 step 160 120 --models qwen-image --variant eager --steps 10
 step 150 110 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 1,2
-# 2. Speed settings at batch size 1 while time is left, each compared with the eager output of step 1 (PSNR against
+# 2. Serving: FLUX.2 [klein] through the worker's Batcher, unbatched and batched, at 1, 2 and 4 concurrent clients
+#    (gpu/bench_serving.py): throughput and latency both ways, and the Serving defaults they choose.
+left=$((TOTAL - SECONDS - 5))
+if ((left >= 60)); then
+  cap=$((left < 110 ? left : 110))
+  log "START (cap ${cap}s): gpu.bench_serving --models flux2-klein"
+  timeout -k 10 "$cap" "$PY" -m gpu.bench_serving --models flux2-klein --requests 3 --jsonl "$OUT/serving.jsonl" \
+    --out docs/benchmarks.md >>"$OUT/log.txt" 2>&1
+  log "END rc=$?: gpu.bench_serving"
+fi
+# 3. Speed settings at batch size 1 while time is left, each compared with the eager output of step 1 (PSNR against
 #    its floor: gpu/quality.py): regional compile (then its artifacts loaded by a fresh process: the cache-load
 #    stage), fp8 matmuls (torchao), First Block Cache (its skip rate on noise is not the real one).
 step 120 100 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
@@ -101,5 +115,7 @@ step 120 100 --models qwen-image --variant compile=regional --steps 10 --batch-s
 
 # Rendered once more from every row: a step cut off by its timeout did not rewrite the page itself.
 "$PY" -m gpu.bench --full-size --report-only --jsonl "$JSONL" --out docs/benchmarks.md >>"$OUT/log.txt" 2>&1
+[[ -s "$OUT/serving.jsonl" ]] && "$PY" -m gpu.bench_serving --report-only --jsonl "$OUT/serving.jsonl" \
+  --out docs/benchmarks.md >>"$OUT/log.txt" 2>&1
 cp docs/benchmarks.md "$OUT/benchmarks.md"
 log "done: $(wc -l <"$JSONL" 2>/dev/null || echo 0) rows in $JSONL"

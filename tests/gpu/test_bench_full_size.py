@@ -253,3 +253,40 @@ def test_the_defaults_chosen_are_the_fastest_within_their_floor():
     assert 'catalog.yaml has eager: change it' in text
     assert bench.chosen_defaults([compiled]) == {}  # no eager row: nothing to choose against
     assert bench.NOT_MEASURED in "\n".join(bench.defaults_markdown([]))
+
+
+def test_gpu_time_per_image_comes_from_the_chosen_variant_at_the_default_steps():
+    model = get_catalog().model("flux2-klein")
+    machine = {"accelerator": "NVIDIA H100 80GB HBM3"}
+    eager = bench.FullRow(model=model.id, scale="full", variant="eager", width=1024, height=1024, n=1, steps=2,
+                          text_encode=0.05, vae_decode=0.1, inference=0.55, encode=0.2, machine=machine)
+    compiled = bench.FullRow(model=model.id, scale="full", variant="compile=regional", width=1024, height=1024, n=1,
+                             steps=2, text_encode=0.05, vae_decode=0.1, inference=0.35, encode=0.2, psnr=45.0,
+                             floor=40.0, machine=machine)
+    tiny = dataclasses.replace(eager, model="z-image-turbo", scale="tiny")  # never priced
+    times = bench.gpu_time_per_output([eager, compiled, tiny])
+    assert set(times) == {model.id}
+    per_step = 0.2 / 2  # (0.35 - 0.05 - 0.1) over the row's 2 steps, scaled to the model's default steps
+    assert times[model.id].seconds == pytest.approx(0.05 + per_step * model.defaults.steps + 0.1 + 0.2)
+    assert times[model.id].variant == "compile=regional" and "H100" in times[model.id].accelerator
+
+
+def test_cost_page_prices_gpu_time_from_the_kept_rows(tmp_path, monkeypatch):
+    from infra import bench_calls
+
+    assert all("not measured yet" in row for row in bench_calls.gpu_time_rows({}))
+    rows = tmp_path / "rows.jsonl"
+    row = bench.FullRow(model="flux-schnell", scale="full", variant="eager", width=1024, height=1024, n=1, steps=4,
+                        text_encode=0.1, vae_decode=0.1, inference=1.0, encode=0.1, machine={"accelerator": "H100"})
+    rows.write_text(json.dumps(dataclasses.asdict(row)) + "\n")
+    times = bench_calls.measured_gpu_times(rows)
+    priced = next(r for r in bench_calls.gpu_time_rows(times) if r.startswith("| flux-schnell |"))
+    seconds = 0.1 + 0.8 / 4 * get_catalog().model("flux-schnell").defaults.steps + 0.1 + 0.1
+    assert f"| {seconds:.3f} | {1000 * seconds * bench_calls.PRICES['modal_gpu_second']['H100']:.2f} |" in priced
+
+    # --report-only of a run's rows into the repo's page keeps those rows for the cost page.
+    monkeypatch.setattr(bench, "FULL_SIZE_ROWS", tmp_path / "kept.jsonl")
+    monkeypatch.setattr(bench, "DEFAULT_OUT", tmp_path / "benchmarks.md")
+    assert bench.main(["--full-size", "--report-only", "--jsonl", str(rows), "--out", str(tmp_path / "benchmarks.md")
+                       ]) == 0
+    assert bench.read_rows(tmp_path / "kept.jsonl") == [row]
