@@ -180,6 +180,18 @@ def _construct(cls: type, components: dict[str, Any], config: Iterable[tuple[str
     return cls(**kwargs)
 
 
+def _inference_mode(pipe: Any) -> None:
+    """As from_pretrained leaves a loaded pipeline: every module in eval mode (a module built from its config is in
+    training mode, where the text encoders' dropout would draw new noise on every call: slower, and no two calls of
+    one seed alike), and no progress bar."""
+    import torch
+
+    for value in pipe.components.values():
+        if isinstance(value, torch.nn.Module):
+            value.eval()
+    pipe.set_progress_bar_config(disable=True)
+
+
 def pipeline(model: ModelSpec, *, device: str, dtype: str = "bfloat16", seed: int = 0) -> Built:
     """`model`'s base pipeline at full size, with random weights, on `device` (see the module's docstring).
     ValueError if a weight-holding component of the pipeline has no real config in gpu/model_configs."""
@@ -204,7 +216,7 @@ def pipeline(model: ModelSpec, *, device: str, dtype: str = "bfloat16", seed: in
         sizes[name] = footprint.count_parameters(module)
     with pipelines.MODEL_IO_LOCK:
         pipe = _construct(type(skeleton), components, skeleton.config.items())
-    pipe.set_progress_bar_config(disable=True)
+    _inference_mode(pipe)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return Built(pipe=pipe, seconds=time.perf_counter() - start, parameters=sizes)
@@ -218,7 +230,7 @@ def tiny_pipeline(model: ModelSpec) -> Built:
 
     start = time.perf_counter()
     pipe = tiny.build_tiny(model.family)
-    pipe.set_progress_bar_config(disable=True)
+    _inference_mode(pipe)
     sizes = {name: footprint.count_parameters(value) for name, value in pipe.components.items()
              if isinstance(value, torch.nn.Module)}
     return Built(pipe=pipe, seconds=time.perf_counter() - start, parameters=sizes)

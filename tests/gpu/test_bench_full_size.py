@@ -126,6 +126,9 @@ def test_the_full_size_assembly_runs_on_small_configs(monkeypatch):
     built = full_size.pipeline(model, device="cpu", dtype="float32", seed=1)
     for name in configs:
         assert full_size.unmaterialized(getattr(built.pipe, name)) == []
+        # as from_pretrained leaves it: no dropout drawing fresh noise (one seed, one output)
+        assert not any(m.training for m in getattr(built.pipe, name).modules())
+    assert not any(m.training for m in full_size.tiny_pipeline(model).pipe.transformer.modules())
     for n in (1, 2):
         req = pipelines.GenerationRequest(prompt="a lighthouse", n=n, width=64, height=64, steps=1, seed=1)
         assert len(pipelines.generate(built.pipe, model.family, req).images) == n
