@@ -209,8 +209,9 @@ def _channels_last(pipe: Any, models: list[tuple[str, Any]]) -> str:
     for name, module in candidates:
         if module is None:
             continue
-        kinds = {type(m) for m in module.modules()}
-        if torch.nn.Conv2d in kinds and torch.nn.Conv3d not in kinds:
+        # isinstance, not type: Qwen-Image's and Wan's VAEs subclass Conv3d (causal convolutions).
+        convolutions = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Conv3d)]
+        if convolutions and not any(isinstance(m, torch.nn.Conv3d) for m in convolutions):
             module.to(memory_format=torch.channels_last)
             applied.append(name)
         else:
