@@ -480,6 +480,20 @@ def psnr_cell(row: FullRow) -> str:
     return f"{value} < {row.floor:g}: not a default" if row.below_floor else f"{value} (floor {row.floor:g})"
 
 
+# --variant each: eager, then every speed setting on its own (what `make bench` shows: each setting's effect on time
+# and on the image, against eager).
+EACH_SETTING = ("compile=regional", "cache=first_block", "cache=taylorseer", "quantize=fp8", "quantize=fp8_weight_only",
+                "attention=flash", "attention=sage", "vae_tiling=true", "channels_last=true")
+
+
+def expand_variants(variants: list[str]) -> list[str]:
+    """--variant's values with "each" spelled out (eager first, once)."""
+    out: list[str] = []
+    for variant in variants:
+        out += ["eager", *EACH_SETTING] if variant == "each" else [variant]
+    return list(dict.fromkeys(out))
+
+
 def parse_variant(text: str, model: ModelSpec) -> SpeedSettings:
     """A --variant: "eager" (no setting), "model" (the catalog's settings), or KEY=VALUE,... over eager (parse_speed)."""
     if text == "eager":
@@ -938,7 +952,7 @@ def run_full_size(models: list[ModelSpec], args: argparse.Namespace, argv: list[
 
     for model in models:
         started = time.perf_counter()
-        variants = args.variant or ["eager", *(["model"] if not model.speed.is_default else [])]
+        variants = expand_variants(args.variant or ["eager", *(["model"] if not model.speed.is_default else [])])
         for variant in variants:
             rows += bench_full_size(model, variant, args, device=device, dtype=dtype, machine=machine,
                                     started=started, emit=emit)
@@ -988,7 +1002,8 @@ def main(argv: list[str] | None = None) -> int:
     full.add_argument("--full-size", action="store_true", help="real architectures, random weights: outputs are noise, "
                                                                 "only the times count")
     full.add_argument("--variant", action="append", help="a speed variant to time (repeatable): eager, model (the "
-                                                         "catalog's settings) or KEY=VALUE,... as --speed over eager "
+                                                         "catalog's settings), each (eager and every setting alone) "
+                                                         "or KEY=VALUE,... as --speed over eager "
                                                          "(default: eager, and model when it sets anything)")
     full.add_argument("--batch-sizes", default=",".join(map(str, FULL_SIZE_BATCHES)),
                       help="images (videos) per call, comma-separated (default 1,2,4)")
@@ -1024,7 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
                      "--compile, --weights or --lora")
     try:
         if args.variant:
-            for variant in args.variant:
+            for variant in expand_variants(args.variant):
                 if variant not in ("eager", "model"):
                     parse_speed(variant)
         sizes = [int(b) for b in args.batch_sizes.split(",")]
