@@ -5,6 +5,8 @@ Importing this module is cheap: torch and diffusers are imported inside the func
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import secrets
 import threading
@@ -323,6 +325,31 @@ def _import_component_modules(source: Path) -> None:
             importlib.import_module(entry[0])
 
 
+@functools.cache
+def opens_cache_context(cls: type) -> bool:
+    """Whether `cls`'s call names the cache context of each denoiser pass itself (`transformer.cache_context("cond")`,
+    "uncond"), which diffusers' cache hooks (gpu/speed.py) need. diffusers 0.42.1's FluxPipeline does, its
+    img2img and inpaint pipelines and Flux2Pipeline do not."""
+    return "cache_context" in inspect.getsource(cls)
+
+
+@contextmanager
+def cache_context(pipe: DiffusionPipeline) -> Iterator[None]:
+    """For a pipeline that does not open its denoisers' cache context itself, the one context FluxPipeline opens
+    around its single pass a step, over the whole call: the same thing for a family that makes one pass a step
+    (gpu/speed.py refuses a cache for a pool with a two-pass family that opens none). Nothing otherwise."""
+    from gpu.speed import denoisers
+
+    cached = [module for _, module in denoisers(pipe) if getattr(module, "is_cache_enabled", False)]
+    if not cached or opens_cache_context(type(pipe)):
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for module in cached:
+            stack.enter_context(module.cache_context("cond"))
+        yield
+
+
 def derive(cls: type, base: DiffusionPipeline) -> DiffusionPipeline:
     """`cls` on `base`'s very modules (one copy in memory), as `cls.from_pipe(base)` but without its dtype cast:
     diffusers 0.42.1's from_pipe ends with `.to(dtype)`, float32 unless told (huggingface/diffusers#12754), which
@@ -602,7 +629,7 @@ def generate_together(
     # Adapters go on and come off under the run lock: pipelines derived from one base share its modules.
     # LoRA layers are made outside inference mode (they are parameters); the call runs inside it.
     with (_run_lock(pipe), loras.applied(pipe, family, req.loras) as lora_load, torch.inference_mode(),
-          _timed(pipe.vae.decoder) as decode_time):
+          _timed(pipe.vae.decoder) as decode_time, cache_context(pipe)):
         out = pipe(**kwargs)
     total = sum(r.n for r in reqs)
     results, first = [], 0

@@ -172,3 +172,68 @@ def test_compile_on_cpu_stays_near_eager(speed_root, eager, family, mode, said):
     pipe = pipelines.load_pipeline(family, _source(speed_root, family), speed=SpeedSettings(compile=mode))
     assert said in pipelines.speed_report(pipe)["compile"]
     assert psnr(_image(pipe, family), eager[family]) >= LOSSLESS_DB
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-cache")
+    for family in ("flux", "flux2-klein", "flux2-dev", "ltx"):
+        ensure_tiny_pipeline(family, root)
+    return root
+
+
+def _request(family: str, **fields) -> pipelines.GenerationRequest:
+    video = {"frames": 9, "fps": 24.0} if family == "ltx" else {}
+    return pipelines.GenerationRequest(prompt="a red fox", width=64, height=64, steps=2, seed=3, **video, **fields)
+
+
+@pytest.mark.parametrize(("family", "derived", "kind"), [("flux", "flux-img2img", "first_block"),
+                                                         ("flux", "flux-inpaint", "taylorseer"),
+                                                         ("flux2-dev", None, "taylorseer")])
+def test_a_cache_runs_through_pipelines_that_name_no_cache_context(cache_root, family, derived, kind):
+    """diffusers' hooks raise "No cache context is set" in a pipeline that does not name one (FLUX.1's img2img and
+    inpaint, FLUX.2 [dev]); these make one pass a step, so the worker opens the one FluxPipeline would."""
+    from PIL import Image
+
+    speed = SpeedSettings(cache={"kind": kind})
+    base = pipelines.load_pipeline(family, _source(cache_root, family), speed=speed)
+    pipe = pipelines.load_pipeline(derived, _source(cache_root, family), speed=speed) if derived else base
+    assert not pipelines.opens_cache_context(type(pipe))
+    assert pipe.transformer.is_cache_enabled
+    grey = Image.new("RGB", (64, 64), (128, 128, 128))
+    extra = {"images": [grey], "strength": 0.6} if derived else {}
+    if derived == "flux-inpaint":
+        extra["mask"] = Image.new("L", (64, 64), 255)
+    assert pipelines.generate(pipe, derived or family, _request(family, **extra)).images
+
+
+def test_a_cache_that_diffusers_cannot_run_is_refused_and_still_fails_unguarded(cache_root):
+    from diffusers.hooks import FirstBlockCacheConfig
+
+    refused = pipelines.load_pipeline("flux2-klein", _source(cache_root, "flux2-klein"),
+                                      speed=SpeedSettings(cache={"kind": "first_block"}))
+    report = pipelines.speed_report(refused)["cache"]
+    assert "Flux2Transformer2DModel" in report and report.endswith(": none")
+    assert not refused.transformer.is_cache_enabled
+    assert pipelines.generate(refused, "flux2-klein", _request("flux2-klein")).images  # runs, uncached
+
+    # The entry stays only while diffusers still fails it (gpu/speed.py _CACHE_BREAKS): a fresh pipeline, unguarded.
+    unguarded = pipelines._pipeline_class("flux2-klein").from_pretrained(_source(cache_root, "flux2-klein"))
+    unguarded.transformer.enable_cache(FirstBlockCacheConfig())
+    with pytest.raises(TypeError):
+        pipelines.generate(unguarded, "flux2-klein", _request("flux2-klein"))
+
+
+def test_a_cache_whose_hooks_fail_to_register_leaves_the_model_loadable(cache_root):
+    pipe = pipelines.load_pipeline("ltx", _source(cache_root, "ltx"), speed=SpeedSettings(cache={"kind": "first_block"}))
+    assert pipelines.speed_report(pipe)["cache"] == "first_block: transformer: IndexError: pop from empty list: none"
+    assert pipelines.generate(pipe, "ltx", _request("ltx")).videos
+
+
+def test_two_pass_pipelines_without_a_cache_context_are_named():
+    from gpu import speed
+
+    assert speed._two_pass_without_context("zimage") == ["ZImagePipeline", "ZImageImg2ImgPipeline",
+                                                         "ZImageInpaintPipeline"]
+    assert speed._two_pass_without_context("flux") == []  # one pass a step: pipelines.cache_context covers them
+    assert speed._two_pass_without_context("qwenimage") == []  # two passes, each in its own context
