@@ -39,9 +39,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check functions gpu infra tests
 	$(BIN)/cfn-lint template.yaml
 
-# The GPU per-stage table (gpu/bench.py rewrites docs/benchmarks.md), then the system sections below it.
+# The GPU per-stage table (gpu/bench.py rewrites docs/benchmarks.md); each speed setting alone against eager (time,
+# and PSNR against its floor: printed, not written, as the CUDA figures come from bench-cuda's prepared run); then
+# the system sections below it.
 bench: $(STAMP)
 	$(BIN)/python -m gpu.bench
+	$(BIN)/python -m gpu.bench --full-size --models flux-schnell --variant each --batch-sizes 1 --no-write
 	$(BIN)/python -m infra.bench
 
 # The full-size benchmark (python -m gpu.bench --full-size: real architectures, random weights) on a CUDA machine,
