@@ -3,7 +3,7 @@ container instead of compiling again (torch's "mega-cache": `torch.compiler.save
 `load_cache_artifacts`, which carry inductor's FX graph cache, its autotuning results and the compiled kernels).
 
 A file per key, `<root>/<key>.bin`. The key names everything the compiled code depends on: the weights (pool), the
-device (a GPU's name: kernels are tuned for it), torch's and diffusers' versions, the speed settings, and the
+device (a GPU's name: kernels are tuned for it), the versions of the packages it traces, the speed settings, and the
 shape the warm-up compiles for. Deployed, the root is a directory on the weights Volume (gpu/modal_app.py), so the
 first container of a pool after a deploy compiles and saves, and every later one loads. Locally it is a directory
 under the dev stack's cache.
@@ -14,6 +14,7 @@ Writes are atomic (a temp file, then a rename): a container never reads half a f
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -33,13 +34,22 @@ def device_name(device: str) -> str:
     return f"cpu-{platform.machine()}"
 
 
+# The packages whose code the compiled graphs trace: torch's own; diffusers' models and hooks; torchao's fp8 tensor
+# subclasses (quantize); peft's LoRA layers (lora_hotswap's slots).
+TRACED_PACKAGES = ("torch", "diffusers", "torchao", "peft")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
 def key(weights: str, speed_key: str, device: str, shape: dict[str, Any]) -> str:
     """The cache file's name for one compiled pipeline (a sha256 prefix of what it depends on)."""
-    import diffusers
-    import torch
-
-    parts = {"weights": weights, "speed": speed_key, "device": device_name(device), "torch": torch.__version__,
-             "diffusers": diffusers.__version__, "shape": shape}
+    parts = {"weights": weights, "speed": speed_key, "device": device_name(device), "shape": shape,
+             **{package: _version(package) for package in TRACED_PACKAGES}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
