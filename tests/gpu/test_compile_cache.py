@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.core.catalog import SpeedSettings
 from gpu import compile_cache
-from gpu.quality import floor_db
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,14 +36,7 @@ SCRIPT = textwrap.dedent("""
                                     "defaults": base.defaults.model_copy(update={"width": 64, "height": 48})})
     pipe = pipelines.load_pipeline("flux", root / "tiny-flux-v1", speed=speed)
     saved = worker.warm_up(model, pipe, "flux", "cpu", cache)
-    # The compiled model against eager, at the warm-up's shape (compiled already: no new graph).
-    import numpy as np
-    from gpu.quality import psnr
-    req = pipelines.GenerationRequest(prompt="a red fox", width=64, height=48, steps=2, seed=5)
-    eager = pipelines.load_pipeline("flux", root / "tiny-flux-v1")
-    image = lambda p: np.asarray(pipelines.generate(p, "flux", req).images[0])
-    print("RESULT " + json.dumps({"saved": saved, "report": pipelines.speed_report(pipe),
-                                  "psnr": psnr(image(pipe), image(eager))}))
+    print("RESULT " + json.dumps({"saved": saved, "report": pipelines.speed_report(pipe)}))
 """)
 
 
@@ -70,7 +61,6 @@ def test_the_second_container_loads_what_the_first_compiled(tmp_path):
     assert first["saved"] is True
     assert "0 graphs from the cache (0.0 MB loaded)" in first["report"]["warm_up"]
     assert first["report"]["warm_up"].startswith("64x48, 2 steps: ")
-    assert first["psnr"] >= floor_db(SpeedSettings(compile="regional"))  # compiled stays at eager's pixels
     files = list(cache.glob(f"*{compile_cache.SUFFIX}"))
     assert len(files) == 1 and files[0].stat().st_size > 0
 
