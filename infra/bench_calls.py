@@ -737,8 +737,12 @@ def render(m: Measurement) -> str:
         "container and are not counted."),
         "",
         ("Each GPU class waits its own window (catalog `scaledown_window`, the longest of its models'), so each "
-         "burst ends with this idle tail. A shorter window trades it for more cold starts, each a snapshot restore: "
-         "the restore time to weigh it against is measured on Modal, which no session has had yet."),
+         "burst ends with this idle tail. A shorter window trades it for more cold starts, each a snapshot restore "
+         "(GPU memory snapshots are on for every class): the restore time to weigh it against is measured on Modal, "
+         "which no session has had yet. The rule to apply once it is: an idle second and a restoring second bill the "
+         "same GPU rate, so a window as long as the restore R keeps a sparse user's GPU cost within twice the least "
+         "possible in hindsight (the ski-rental bound, whatever the gaps between requests); each second of window "
+         "beyond R is paid for latency, sparing R of waiting to a request that comes within it."),
         "",
         "| class | GPU | scaledown_window | idle tail per burst (USD) | snapshot restore |",
         "|---|---|---:|---:|---|",
