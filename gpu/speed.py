@@ -71,6 +71,28 @@ def apply(pipe: Any, family: str, settings: SpeedSettings | None, device: str) -
     return report
 
 
+def turn_off(pipe: Any) -> list[str]:
+    """Take off the settings that can come off a loaded pipeline without reloading it, after it failed with them
+    (worker.warm_up): its denoisers' cache hooks, compiled calls and attention backend. Returns the settings taken
+    off. fp8 weights and hot-swap slots stay: they come off only with a reload."""
+    off = []
+    for _, module in denoisers(pipe):
+        if getattr(module, "is_cache_enabled", False):
+            module.disable_cache()
+            off.append("cache")
+        compiled = [m for m in module.modules() if getattr(m, "_compiled_call_impl", None) is not None]
+        for submodule in compiled:  # what Module.compile set (compile_repeated_blocks compiles each block so)
+            submodule._compiled_call_impl = None
+        if compiled:
+            off.append("compile")
+        dispatched = [m.processor for m in module.modules()
+                      if getattr(getattr(m, "processor", None), "_attention_backend", None) not in (None, "native")]
+        if dispatched and hasattr(module, "reset_attention_backend"):
+            module.reset_attention_backend()
+            off.append("attention")
+    return list(dict.fromkeys(off))
+
+
 def _dtype(module: Any) -> str:
     param = next(module.parameters(), None)
     return str(param.dtype).removeprefix("torch.") if param is not None else "unknown dtype"

@@ -202,7 +202,7 @@ def load(model: ModelSpec, family: str | None = None):
     data directory (the Modal class does the same in its enter hook, on the weights Volume)."""
     device, dtype = device_and_dtype()
     source, builtin = weights_source(model), builtin_adapter(model)
-    if model.speed.compile != "none":
+    if not model.speed.is_default:
         base = family_spec(model.family).base
         pipe = load_pipeline(base, source, device=device, dtype=dtype, builtin=builtin, speed=model.speed)
         with _WARM_UP_LOCK:
@@ -224,11 +224,12 @@ WARM_UP_STEPS = 2  # the compiled graphs do not depend on the step count: the fe
 
 def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache_root: Path | None, *,
             always: bool = False) -> bool:
-    """Compile a compiled model's denoiser before it takes jobs: no job pays for torch.compile. One generation at
+    """Run a model with speed settings once before it takes jobs: no job pays for torch.compile, and a setting the
+    model cannot run comes off here (said in its speed report) instead of failing every job. One generation at
     the model's default size (and clip length), after loading whatever an earlier container compiled for the same
     key (gpu/compile_cache.py); what this one compiled anew is saved for the next. The speed report's `warm_up`
     says how long it took and how many graphs came from the cache. Returns whether a new artifacts file was
-    written (the Modal class then commits the Volume). A model that is not compiled is left alone (False), unless
+    written (the Modal class then commits the Volume). A model without settings is left alone (False), unless
     `always` (before a GPU memory snapshot: the kernels a first generation loads are then in the snapshot).
 
     Sizes other than the default compile on first use (torch then marks the changed dimensions dynamic, once),
@@ -236,7 +237,7 @@ def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache
     from gpu import compile_cache
     from gpu.pipelines import note_speed
 
-    if spec.speed.compile == "none" and not always:
+    if spec.speed.is_default and not always:
         return False
     catalog = get_catalog()
     model = spec if isinstance(spec, ModelSpec) else catalog.model(spec.models[0])
@@ -250,7 +251,13 @@ def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache
     loaded = compile_cache.load(file) if file is not None else 0
     hits, misses = compile_cache.graph_counts()
     started = time.perf_counter()
-    generate(pipe, family, request)
+    try:
+        generate(pipe, family, request)
+    except Exception as exc:
+        if not _turn_off_what_failed(model, pipe, exc):
+            raise
+        compiled, file = False, None
+        generate(pipe, family, request)  # without them; what fails now fails the load, as without settings
     seconds = time.perf_counter() - started
     hits, misses = (now - before for now, before in zip(compile_cache.graph_counts(), (hits, misses), strict=True))
     saved = compile_cache.save(file) if file is not None and misses else 0
@@ -261,6 +268,23 @@ def warm_up(spec: ModelSpec | WeightsPool, pipe, family: str, device: str, cache
     note_speed(pipe, "warm_up", note)
     logger.info("warm-up", model=model.id, warm_up=note)
     return saved > 0
+
+
+def _turn_off_what_failed(model: ModelSpec, pipe, exc: Exception) -> bool:
+    """After the warm-up failed with the model's speed settings on: take off those that can come off (gpu/speed.py,
+    turn_off), and say in the speed report why each is off. False when none could."""
+    from gpu import speed
+    from gpu.pipelines import note_speed
+
+    off = speed.turn_off(pipe)
+    if not off:
+        return False
+    why = f"failed at warm-up ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc) else ''})"
+    report = speed_report(pipe)
+    for setting in off:
+        note_speed(pipe, setting, f"{report.get(setting, setting)}; {why}: off")
+    logger.warning("speed settings off", model=model.id, settings=off, error=why)
+    return True
 
 
 def _megabytes(size: int) -> str:

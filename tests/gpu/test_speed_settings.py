@@ -119,7 +119,11 @@ def test_worker_load_applies_the_models_settings(tmp_path, monkeypatch):
     model = next(m for m in get_catalog().models if m.family == "flux")
     tuned = model.model_copy(update={"speed": SpeedSettings(quantize="fp8")})
     pipe = worker.load(tuned)
-    assert pipelines.speed_report(pipe) == {"quantize": "fp8 unavailable on cpu: float32 kept"}
+    report = pipelines.speed_report(pipe)
+    assert set(report) == {"quantize", "warm_up"}
+    assert report["quantize"] == "fp8 unavailable on cpu: float32 kept"
+    # a model with settings runs once before its first job, so one it cannot run comes off there
+    assert report["warm_up"].startswith(f"{model.defaults.width}x{model.defaults.height}, 2 steps: ")
 
 
 def test_cache_settings_take_only_their_kinds_knobs():
@@ -236,3 +240,35 @@ def test_two_pass_pipelines_without_a_cache_context_are_named():
                                                          "ZImageInpaintPipeline"]
     assert speed._two_pass_without_context("flux") == []  # one pass a step: pipelines.cache_context covers them
     assert speed._two_pass_without_context("qwenimage") == []  # two passes, each in its own context
+
+
+def test_a_setting_that_fails_at_warm_up_comes_off_and_the_model_still_serves(cache_root, monkeypatch):
+    """A setting no test foresaw (here First Block Cache on FLUX.2, with its refusal taken away) fails the warm-up:
+    it comes off, the report says why, and the model serves without it, instead of failing every job."""
+    from functions.core.catalog import get_catalog
+    from gpu import speed, worker
+
+    monkeypatch.setattr(speed, "_CACHE_BREAKS", {})
+    settings = SpeedSettings(cache={"kind": "first_block"}, vae_tiling=True)
+    pipe = pipelines.load_pipeline("flux2-klein", _source(cache_root, "flux2-klein"), speed=settings)
+    assert pipe.transformer.is_cache_enabled
+    base = get_catalog().model("flux2-klein")
+    model = base.model_copy(update={"speed": settings,
+                                    "defaults": base.defaults.model_copy(update={"width": 64, "height": 64})})
+    assert worker.warm_up(model, pipe, "flux2-klein", "cpu", None) is False
+    report = pipelines.speed_report(pipe)
+    assert report["cache"].startswith("first_block (diffusers defaults) on transformer; failed at warm-up (TypeError")
+    assert report["cache"].endswith(": off") and not pipe.transformer.is_cache_enabled
+    assert report["vae_tiling"] == "AutoencoderKLFlux2.enable_tiling()"  # what did not fail stays on
+    assert pipelines.generate(pipe, "flux2-klein", _request("flux2-klein")).images
+
+
+def test_turning_off_uncompiles_every_compiled_block(speed_root):
+    from gpu import speed
+
+    pipe = pipelines.load_pipeline("flux", _source(speed_root, "flux"), speed=SpeedSettings(compile="regional"))
+    compiled = [m for m in pipe.transformer.modules() if getattr(m, "_compiled_call_impl", None) is not None]
+    assert compiled  # compile is lazy: nothing has been traced yet, so this costs nothing here
+    assert speed.turn_off(pipe) == ["compile"]
+    assert not [m for m in pipe.transformer.modules() if getattr(m, "_compiled_call_impl", None) is not None]
+    assert speed.turn_off(pipe) == []
