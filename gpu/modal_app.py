@@ -116,8 +116,11 @@ class _Generator:
         # Runs before the memory snapshot: imports and weights on CPU are restored, not repeated. With the class's
         # GPU snapshot on, the GPU is attached here too, and the whole start (the move, the speed settings, the
         # compile and a warm-up generation) is captured: a restored container takes its first job at once.
+        import time
+
         from gpu import pipelines, worker
 
+        started = time.perf_counter()
         pool = self._pool()
         self.family = pipelines.family_spec(pool.family).base
         self.source = worker.weights_source(pool)
@@ -125,28 +128,44 @@ class _Generator:
         self.builtin = worker.builtin_adapter(pool)
         self.pipe = pipelines.load_pipeline(self.family, self.source, device="cpu", dtype="bfloat16",
                                             builtin=self.builtin)
+        self.load_seconds = time.perf_counter() - started
         self.started = False
+        self.device_seconds = 0.0
         if self._gpu_snapshot():
             self._start_on_device(before_snapshot=True)
+        self.snapshot_at = time.time()  # wall clock: a restore reads it back in another container, later
 
     @modal.enter(snap=False)
     def start(self) -> None:
         import secrets
+        import time
 
         import torch
+
+        from gpu import pipelines
 
         if self.started:
             # Restored from a GPU snapshot: every container restores the same RNG state, so draw a fresh one for
             # anything that samples from torch's global generator (job seeds come from the OS: pipelines.py).
             torch.manual_seed(secrets.randbits(63))
-            return
-        self._start_on_device(before_snapshot=False)
+        else:
+            self._start_on_device(before_snapshot=False)
+        # What the snapshot spared this container, with each job's speed report: the work done before it, and how
+        # long after it this container began (seconds: the container that took it; more: a restore).
+        kind, where = ("GPU", "before") if self._gpu_snapshot() else ("CPU", "after")
+        pipelines.note_speed(self.pipe, "snapshot", (
+            f"{kind} memory snapshot: weights loaded in {self.load_seconds:.1f} s before it, device start "
+            f"{self.device_seconds:.1f} s {where} it; this container began {time.time() - self.snapshot_at:.0f} s "
+            "after it was taken"))
 
     def _start_on_device(self, *, before_snapshot: bool) -> None:
+        import time
+
         import torch
 
         from gpu import pipelines, worker
 
+        started = time.perf_counter()
         device, dtype = worker.device_and_dtype()  # cuda/bfloat16 on Modal; cpu/float32 under .local()
         if device != "cuda" and not modal.is_local():
             # A GPU container without CUDA would run every job on its CPU, minutes each, billed as GPU time.
@@ -174,6 +193,7 @@ class _Generator:
         if worker.warm_up(self._pool(), self.pipe, self.family, device, Path(WEIGHTS_DIR) / COMPILE_CACHE,
                           always=snapshotting) and not modal.is_local():
             weights.commit()
+        self.device_seconds = time.perf_counter() - started
         self.started = True
 
     @modal.method()

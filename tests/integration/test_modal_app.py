@@ -175,6 +175,9 @@ def test_with_a_gpu_snapshot_the_whole_start_runs_before_it(monkeypatch):
     torch.manual_seed(7)
     instance.start()
     assert torch.initial_seed() != 7
+    note = pipelines.speed_report(instance.pipe)["snapshot"]  # with each job: what the snapshot spared a container
+    assert note.startswith("GPU memory snapshot: weights loaded in ") and " s before it, device start " in note
+    assert note.endswith(" s after it was taken")
 
 
 def test_without_a_gpu_snapshot_the_device_start_runs_after_the_restore(monkeypatch):
@@ -188,6 +191,7 @@ def test_without_a_gpu_snapshot_the_device_start_runs_after_the_restore(monkeypa
     assert not instance.started  # the CPU snapshot holds the weights on the CPU only
     instance.start()
     assert instance.started
+    assert " s after it; this container began " in pipelines.speed_report(instance.pipe)["snapshot"]
 
 
 def test_class_options_carry_the_catalogs_gpu_snapshot(monkeypatch):
