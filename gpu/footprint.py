@@ -25,6 +25,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpu.model_io import MODEL_IO_LOCK
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -118,7 +120,6 @@ def build_component(config: dict[str, Any], *, buffers: bool = False, dtype: Any
 
     import torch
 
-    from gpu.pipelines import MODEL_IO_LOCK
 
     if buffers:
         from accelerate import init_empty_weights

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gpu import footprint
+from gpu.model_io import MODEL_IO_LOCK
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -197,7 +198,7 @@ def pipeline(model: ModelSpec, *, device: str, dtype: str = "bfloat16", seed: in
     ValueError if a weight-holding component of the pipeline has no real config in gpu/model_configs."""
     import torch
 
-    from gpu import pipelines, tiny
+    from gpu import tiny
 
     torch_dtype = getattr(torch, dtype)
     start = time.perf_counter()
@@ -214,7 +215,7 @@ def pipeline(model: ModelSpec, *, device: str, dtype: str = "bfloat16", seed: in
                                  tiny=components.get(name))
         components[name] = module
         sizes[name] = footprint.count_parameters(module)
-    with pipelines.MODEL_IO_LOCK:
+    with MODEL_IO_LOCK:
         pipe = _construct(type(skeleton), components, skeleton.config.items())
     _inference_mode(pipe)
     if device.startswith("cuda"):

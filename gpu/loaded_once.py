@@ -11,6 +11,8 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from gpu.model_io import MODEL_IO_LOCK
+
 T = TypeVar("T")
 
 
@@ -25,7 +27,6 @@ class LoadedOnce(Generic[T]):
         with self._guard:
             if key in self._cache:
                 return self._cache[key]
-        from gpu.pipelines import MODEL_IO_LOCK
 
         with MODEL_IO_LOCK:  # transformers imports lazily; one import-heavy step at a time
             with self._guard:

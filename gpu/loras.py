@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpu.model_io import MODEL_IO_LOCK
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 SUFFIX = ".safetensors"
 
@@ -310,7 +312,6 @@ def applied(pipe: Any, family: str, adapters: list[Adapter] | tuple[Adapter, ...
 
     from diffusers.utils import logging as diffusers_logging
 
-    from gpu.pipelines import MODEL_IO_LOCK
 
     names = [f"request_lora_{i}" for i in range(len(adapters))]
     started = time.perf_counter()
@@ -390,7 +391,6 @@ def prepare_hotswap(pipe: Any, family: str, rank: int, count: int) -> str:
     import torch
     from torch import nn
 
-    from gpu.pipelines import MODEL_IO_LOCK
 
     with MODEL_IO_LOCK:  # the first use imports peft
         from peft import LoraConfig
@@ -501,7 +501,6 @@ def _swapped_in(pipe: Any, family: str, slots: Slots, adapters: list[Adapter] | 
     import torch
     from diffusers.utils import logging as diffusers_logging
 
-    from gpu.pipelines import MODEL_IO_LOCK
 
     denoiser = getattr(pipe, slots.component)
     if len(adapters) > len(slots.names):
@@ -564,7 +563,6 @@ def fuse(pipe: Any, family: str, path: Path, scale: float = 1.0) -> None:
 
     from diffusers.utils import logging as diffusers_logging
 
-    from gpu.pipelines import MODEL_IO_LOCK
 
     path = Path(path)
     check_fits(pipe, family, path)

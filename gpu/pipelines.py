@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from gpu.loras import Adapter
+from gpu.model_io import MODEL_IO_LOCK
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -173,10 +174,6 @@ if TYPE_CHECKING:
     PIPELINE_CLASSES: dict[str, type]
 
 
-# diffusers and transformers import their submodules lazily, on first attribute access, and two threads
-# doing that at once fail with ImportError. Every import-heavy step (class lookup, load, tiny build) takes
-# this one process-wide lock; inference on loaded pipelines does not.
-MODEL_IO_LOCK = threading.RLock()
 
 
 def lora_families() -> set[str]:
@@ -233,7 +230,7 @@ def apply_speed(pipe: DiffusionPipeline, family: str, speed: SpeedSettings | Non
     from gpu import speed as speed_settings
 
     with MODEL_IO_LOCK:
-        report = speed_settings.apply(pipe, family, speed, device)
+        report = speed_settings.apply(pipe, family, speed, device, unscoped=two_pass_without_cache_context(family))
     _speed_reports[pipe] = report
     return report
 
@@ -331,6 +328,14 @@ def opens_cache_context(cls: type) -> bool:
     "uncond"), which diffusers' cache hooks (gpu/speed.py) need. diffusers 0.42.1's FluxPipeline does, its
     img2img and inpaint pipelines and Flux2Pipeline do not."""
     return "cache_context" in inspect.getsource(cls)
+
+
+def two_pass_without_cache_context(family: str) -> list[str]:
+    """The pipelines of `family`'s pool that make two denoiser passes a step (a negative prompt's) without naming
+    their cache context: diffusers' cache hooks would take one pass's state for the other (cache_context below
+    covers a single pass a step only), so gpu/speed.py refuses a cache for such a pool."""
+    return [spec.pipeline for name, spec in FAMILIES.items()
+            if spec.base == family and spec.negative_prompt and not opens_cache_context(_pipeline_class(name))]
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import shutil
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,9 +47,12 @@ def denoisers(pipe: Any) -> list[tuple[str, Any]]:
             if (module := getattr(pipe, name, None)) is not None]
 
 
-def apply(pipe: Any, family: str, settings: SpeedSettings | None, device: str) -> dict[str, str]:
-    """Apply `settings` to `pipe` (on `device`, its modules already there; `family` its base family). Returns what
-    each non-default setting did, or why it fell back."""
+def apply(pipe: Any, family: str, settings: SpeedSettings | None, device: str, *,
+          unscoped: Sequence[str] = ()) -> dict[str, str]:
+    """Apply `settings` to `pipe` (on `device`, its modules already there; `family` its base family; `unscoped` the
+    pipelines of its pool that make two denoiser passes a step without naming their cache context, which diffusers'
+    cache hooks would confuse: a cache is refused for them). Returns what each non-default setting did, or why it
+    fell back."""
     if settings is None or settings.is_default:
         return {}
     report: dict[str, str] = {}
@@ -58,7 +62,7 @@ def apply(pipe: Any, family: str, settings: SpeedSettings | None, device: str) -
     if settings.attention != "native":
         report["attention"] = _attention(models, settings.attention, device)
     if settings.cache is not None:
-        report["cache"] = _cache(models, settings.cache, family)
+        report["cache"] = _cache(models, settings.cache, family, unscoped)
     if settings.vae_tiling:
         report["vae_tiling"] = _vae_tiling(pipe)
     if settings.channels_last:
@@ -192,24 +196,12 @@ _CACHE_BREAKS = {
 }
 
 
-def _two_pass_without_context(family: str) -> list[str]:
-    """The pool's pipelines that make two denoiser passes a step (a negative prompt's) without opening their cache
-    contexts: diffusers' hooks would take one pass's state for the other (pipelines.cache_context covers only a
-    single pass a step)."""
-    from gpu import pipelines
-
-    return [spec.pipeline for name, spec in pipelines.FAMILIES.items()
-            if spec.base == family and spec.negative_prompt
-            and not pipelines.opens_cache_context(pipelines._pipeline_class(name))]
-
-
-def _cache(models: list[tuple[str, Any]], cache: CacheSettings, family: str) -> str:
+def _cache(models: list[tuple[str, Any]], cache: CacheSettings, family: str, unscoped: Sequence[str]) -> str:
     try:
         config, note = _cache_config(cache, family)
     except ValueError as exc:
         return f"{cache.kind}: {exc}: none"
     applied, refused = [], []
-    unscoped = _two_pass_without_context(family)
     for name, module in models:
         breaks = _CACHE_BREAKS.get((cache.kind, type(module).__name__))
         if not hasattr(module, "enable_cache"):

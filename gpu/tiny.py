@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpu.model_io import MODEL_IO_LOCK
+
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, DiffusionPipeline
 
@@ -36,7 +38,7 @@ _T5_MAX_LENGTH = 512  # FluxPipeline's largest max_sequence_length.
 
 def ensure_tiny_pipeline(family: str, cache_dir: Path) -> Path:
     """Return `cache_dir/tiny-<base family>-v1`, building it first if it is missing."""
-    from gpu.pipelines import MODEL_IO_LOCK, family_spec
+    from gpu.pipelines import family_spec
 
     base = family_spec(family).base
     with MODEL_IO_LOCK:  # building imports diffusers' model classes: one thread at a time
@@ -69,7 +71,7 @@ def build_tiny(family: str) -> DiffusionPipeline:
     touching the caller's RNG."""
     import torch
 
-    from gpu.pipelines import MODEL_IO_LOCK, family_spec
+    from gpu.pipelines import family_spec
 
     base = family_spec(family).base
     builders = _builders()
@@ -94,7 +96,6 @@ def build_tiny_lora(family: str, dest: Path, *, seed: int, rank: int = 4) -> Pat
     Written atomically: `dest` is either absent or complete."""
     import torch
 
-    from gpu.pipelines import MODEL_IO_LOCK
 
     with MODEL_IO_LOCK:
         from peft import LoraConfig
@@ -143,7 +144,6 @@ def ensure_tiny_lora(family: str, cache_dir: Path, name: str, *, rank: int = 4) 
 
 def ensure_tiny_segmenter(cache_dir: Path) -> Path:
     """Return `cache_dir/tiny-segmenter-v1` (the background remover), building it first if it is missing."""
-    from gpu.pipelines import MODEL_IO_LOCK
 
     with MODEL_IO_LOCK:
         return _save_once(Path(cache_dir) / f"tiny-segmenter-{TINY_VERSION}", "preprocessor_config.json",
@@ -152,7 +152,6 @@ def ensure_tiny_segmenter(cache_dir: Path) -> Path:
 
 def ensure_tiny_classifier(cache_dir: Path) -> Path:
     """Return `cache_dir/tiny-safety-checker-v1` (the output safety checker), building it first if it is missing."""
-    from gpu.pipelines import MODEL_IO_LOCK
 
     with MODEL_IO_LOCK:
         return _save_once(Path(cache_dir) / f"tiny-safety-checker-{TINY_VERSION}", "preprocessor_config.json",
@@ -161,7 +160,6 @@ def ensure_tiny_classifier(cache_dir: Path) -> Path:
 
 def ensure_tiny_enhancer(cache_dir: Path) -> Path:
     """Return `cache_dir/tiny-prompt-enhancer-v1` (the prompt enhancer, gpu/enhance.py), building it first if missing."""
-    from gpu.pipelines import MODEL_IO_LOCK
 
     with MODEL_IO_LOCK:
         return _save_once(Path(cache_dir) / f"tiny-prompt-enhancer-{TINY_VERSION}", "tokenizer_config.json",

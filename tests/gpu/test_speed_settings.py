@@ -233,13 +233,18 @@ def test_a_cache_whose_hooks_fail_to_register_leaves_the_model_loadable(cache_ro
     assert pipelines.generate(pipe, "ltx", _request("ltx")).videos
 
 
-def test_two_pass_pipelines_without_a_cache_context_are_named():
+def test_two_pass_pipelines_without_a_cache_context_are_named_and_refused_a_cache(cache_root):
     from gpu import speed
 
-    assert speed._two_pass_without_context("zimage") == ["ZImagePipeline", "ZImageImg2ImgPipeline",
-                                                         "ZImageInpaintPipeline"]
-    assert speed._two_pass_without_context("flux") == []  # one pass a step: pipelines.cache_context covers them
-    assert speed._two_pass_without_context("qwenimage") == []  # two passes, each in its own context
+    assert pipelines.two_pass_without_cache_context("zimage") == ["ZImagePipeline", "ZImageImg2ImgPipeline",
+                                                                  "ZImageInpaintPipeline"]
+    assert pipelines.two_pass_without_cache_context("flux") == []  # one pass a step: cache_context covers them
+    assert pipelines.two_pass_without_cache_context("qwenimage") == []  # two passes, each in its own context
+    pipe = pipelines._pipeline_class("flux").from_pretrained(_source(cache_root, "flux"))
+    report = speed.apply(pipe, "flux", SpeedSettings(cache={"kind": "taylorseer"}), "cpu", unscoped=["APipeline"])
+    assert report == {"cache": "taylorseer: transformer: APipeline run two passes a step without naming the cache "
+                               "context: none"}
+    assert not pipe.transformer.is_cache_enabled
 
 
 def test_a_setting_that_fails_at_warm_up_comes_off_and_the_model_still_serves(cache_root, monkeypatch):
