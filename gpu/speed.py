@@ -109,6 +109,9 @@ _TORCHAO_CONFIGS = {
 }
 
 
+FP8_MATMUL_MULTIPLE = 16  # torch._scaled_mm's constraint on both dimensions of a weight
+
+
 def _fp8_matmul_missing(device: str) -> str | None:
     """Why `device` cannot run fp8 matmuls (torch._scaled_mm), or None when it can."""
     import torch
@@ -135,9 +138,23 @@ def _quantize(models: list[tuple[str, Any]], mode: str, device: str) -> str:
     config_cls = getattr(quantization, config_name, None)
     if config_cls is None:
         return f"{mode} unavailable: this torchao has no {config_name}: {kept} kept"
-    for _, module in models:
-        quantization.quantize_(module, config_cls())
-    return f"{mode} (torchao {config_name}) on {', '.join(n for n, _ in models)}, computing in {kept}"
+    import torch
+
+    def fits(module: Any, _name: str = "") -> bool:
+        # fp8 matmuls (torch._scaled_mm) take only dimensions that are multiples of 16: other layers stay as they are
+        return isinstance(module, torch.nn.Linear) and (
+            not needs_fp8_matmul or (module.in_features % FP8_MATMUL_MULTIPLE == 0
+                                     and module.out_features % FP8_MATMUL_MULTIPLE == 0))
+
+    counts = []
+    for name, module in models:
+        linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        quantized = sum(fits(m) for m in linears)
+        quantization.quantize_(module, config_cls(), filter_fn=fits)
+        counts.append(f"{name} ({quantized} of {len(linears)} linear layers"
+                      + (f"; {len(linears) - quantized} not multiples of {FP8_MATMUL_MULTIPLE} kept" if
+                         quantized < len(linears) else "") + ")")
+    return f"{mode} (torchao {config_name}) on {', '.join(counts)}, computing in {kept}"
 
 
 def _attention(models: list[tuple[str, Any]], backend: str, device: str) -> str:

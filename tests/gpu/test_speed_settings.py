@@ -57,8 +57,8 @@ CASES = [
     ("flux", {"channels_last": True}, LOSSLESS_DB, "on vae (not transformer"),
     ("flux", {"quantize": "fp8"}, LOSSLESS_DB, "fp8 unavailable on cpu: float32 kept"),
     ("flux", {"quantize": "fp8_weight_only"}, LOSSY_DB,
-     "fp8_weight_only (torchao Float8WeightOnlyConfig) on transformer, computing in float32"),
-    ("sdxl", {"quantize": "fp8_weight_only"}, LOSSY_DB, "Float8WeightOnlyConfig) on unet"),
+     "fp8_weight_only (torchao Float8WeightOnlyConfig) on transformer (28 of 28 linear layers), computing in float32"),
+    ("sdxl", {"quantize": "fp8_weight_only"}, LOSSY_DB, "Float8WeightOnlyConfig) on unet (60 of 60 linear layers)"),
     ("flux", {"attention": "flash"}, LOSSLESS_DB, ": native"),
     ("flux", {"cache": {"kind": "first_block", "threshold": 0.05}}, LOSSY_DB, "first_block (threshold=0.05) on transformer"),
     ("flux", {"cache": {"kind": "taylorseer"}}, LOSSY_DB, "taylorseer (diffusers defaults) on transformer"),
@@ -277,3 +277,20 @@ def test_turning_off_uncompiles_every_compiled_block(speed_root):
     assert speed.turn_off(pipe) == ["compile"]
     assert not [m for m in pipe.transformer.modules() if getattr(m, "_compiled_call_impl", None) is not None]
     assert speed.turn_off(pipe) == []
+
+
+def test_fp8_matmuls_quantize_only_the_layers_scaled_mm_takes(monkeypatch):
+    """torch._scaled_mm takes dimensions that are multiples of 16: a layer of another width stays as it is, and the
+    report counts both. (fp8 matmuls need CUDA 8.9+: here the weight-only config stands in for the dynamic one, to run
+    the same filter through torchao's quantize_.)"""
+    import torch
+
+    from gpu import speed
+
+    monkeypatch.setitem(speed._TORCHAO_CONFIGS, "fp8", ("Float8WeightOnlyConfig", True))
+    monkeypatch.setattr(speed, "_fp8_matmul_missing", lambda device: None)
+    denoiser = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.GELU(), torch.nn.Linear(64, 30))
+    report = speed._quantize([("transformer", denoiser)], "fp8", "cuda")
+    assert "on transformer (1 of 2 linear layers; 1 not multiples of 16 kept)" in report
+    assert denoiser[0].weight.qdata.dtype == torch.float8_e4m3fn
+    assert denoiser[2].weight.dtype == torch.float32
