@@ -303,7 +303,8 @@ def test_the_stream_has_logs_output_and_done_events_each_with_an_id(world, api, 
     kinds = [e["event"] for e in parsed]
     assert set(kinds) == {"logs", "output", "done"} and kinds[-1] == "done"
     outputs = [e["data"] for e in parsed if e["event"] == "output"]
-    assert outputs == poll(api, tenant, body["id"])["output"]
+    # The same files; each answer signs its links afresh, so their expiry (and signature) can differ by a second.
+    assert [urlsplit(u).path for u in outputs] == [urlsplit(u).path for u in poll(api, tenant, body["id"])["output"]]
 
 
 def test_files_upload_read_use_as_input_and_delete(world, api, tenant, pipeline):
