@@ -901,6 +901,11 @@ def _kept_sections(doc: Path) -> str:
     return "\n" + text[min(starts):] if starts else ""
 
 
+def jsonl_line(row: Any) -> str:
+    """One benchmark row (a dataclass) as a line of a --jsonl file."""
+    return json.dumps(dataclasses.asdict(row)) + "\n"
+
+
 def read_rows(path: Path) -> list[FullRow]:
     if not path.exists():
         return []
@@ -948,7 +953,7 @@ def run_full_size(models: list[ModelSpec], args: argparse.Namespace, argv: list[
         if args.jsonl:
             args.jsonl.parent.mkdir(parents=True, exist_ok=True)
             with args.jsonl.open("a") as f:
-                f.write(json.dumps(dataclasses.asdict(row)) + "\n")
+                f.write(jsonl_line(row))
 
     for model in models:
         started = time.perf_counter()
@@ -1029,7 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out} from {len(rows)} full-size rows of {args.jsonl}")
         if args.out == DEFAULT_OUT and args.jsonl.resolve() != FULL_SIZE_ROWS.resolve():
             # The repo keeps the rows its page shows: docs/cost.md prices GPU time from them.
-            FULL_SIZE_ROWS.write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in rows))
+            FULL_SIZE_ROWS.write_text("".join(map(jsonl_line, rows)))
             print(f"kept them in {FULL_SIZE_ROWS}: rerun `python -m infra.bench_calls --write docs/cost.md`")
         return 0
     if args.repeat is None:

@@ -99,10 +99,6 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _first_line(exc: BaseException) -> str:
-    return bench._first_line(exc)
-
-
 # --- measuring -----------------------------------------------------------------------------------------------------
 
 
@@ -158,7 +154,7 @@ def measure(pipe: Any, model: ModelSpec, *, size: tuple[int, int], steps: int, f
         wall_s=wall, throughput=len(latencies) / wall if wall > 0 else 0.0, p50=_percentile(latencies, 0.5),
         p95=_percentile(latencies, 0.95), mean_batch=sum(shared) / len(shared) if shared else None,
         width=size[0], height=size[1], steps=steps, frames=frames,
-        note=f"failed: {_first_line(errors[0])}" if errors else "")
+        note=f"failed: {bench._first_line(errors[0])}" if errors else "")
 
 
 def warm_up(pipe: Any, model: ModelSpec, *, size: tuple[int, int], steps: int, frames: int | None,
@@ -479,7 +475,7 @@ def run(models: Sequence[ModelSpec], args: argparse.Namespace) -> int:
         if jsonl:
             Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
             with Path(jsonl).open("a") as f:
-                f.write(json.dumps(dataclasses.asdict(result)) + "\n")
+                f.write(bench.jsonl_line(result))
 
     for model in models:
         size, steps, frames = bench.full_size_shape(model, shape_args, on_gpu=not tiny)
@@ -491,7 +487,7 @@ def run(models: Sequence[ModelSpec], args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001 - a model that cannot be built or run is a row that says why
             failed = ServingResult(model=model.id, scale="tiny" if tiny else "full", max_images=1, wait_ms=0,
                                    clients=1, width=size[0], height=size[1], steps=steps, frames=frames,
-                                   note=f"failed to {stage}: {_first_line(exc)}")
+                                   note=f"failed to {stage}: {bench._first_line(exc)}")
             pipe = None
             bench._free(device)
             emit(failed)

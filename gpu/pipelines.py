@@ -174,8 +174,6 @@ if TYPE_CHECKING:
     PIPELINE_CLASSES: dict[str, type]
 
 
-
-
 def lora_families() -> set[str]:
     """The families whose pipeline class has diffusers' LoRA loader (`load_lora_weights`): they take
     GenerationRequest.loras (gpu/loras.py)."""

@@ -214,6 +214,8 @@ _CACHE_BREAKS = {
 
 
 def _cache(models: list[tuple[str, Any]], cache: CacheSettings, family: str, unscoped: Sequence[str]) -> str:
+    from functions.core.errors import describe
+
     try:
         config, note = _cache_config(cache, family)
     except ValueError as exc:
@@ -233,7 +235,7 @@ def _cache(models: list[tuple[str, Any]], cache: CacheSettings, family: str, uns
             except Exception as exc:  # noqa: BLE001 - a model the hook cannot find its blocks in (ValueError, IndexError)
                 with contextlib.suppress(Exception):  # hooks registered before the failure come off again
                     module.disable_cache()
-                refused.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                refused.append(f"{name}: {describe(exc).splitlines()[0]}")
                 continue
             applied.append(name)
     knobs = ", ".join(f"{k}={v}" for k, v in sorted(cache.options().items()) if k != "mag_ratios")

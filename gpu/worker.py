@@ -279,7 +279,7 @@ def _turn_off_what_failed(model: ModelSpec, pipe, exc: Exception) -> bool:
     off = speed.turn_off(pipe)
     if not off:
         return False
-    why = f"failed at warm-up ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc) else ''})"
+    why = f"failed at warm-up ({describe(exc).splitlines()[0][:200]})"
     report = speed_report(pipe)
     for setting in off:
         note_speed(pipe, setting, f"{report.get(setting, setting)}; {why}: off")
