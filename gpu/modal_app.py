@@ -27,6 +27,8 @@ LORAS_DIR = "/loras"
 LORAS_VOLUME = "darkroom-loras"
 # torch.compile's artifacts per pool, GPU type, torch version and settings (gpu/compile_cache.py), on the weights Volume.
 COMPILE_CACHE = ".compile-cache"
+# Weights load on the CPU in the GPU's dtype (before a snapshot, the GPU may not be attached yet).
+LOAD_DTYPE = "bfloat16"
 
 app = modal.App(APP_NAME)
 
@@ -126,7 +128,7 @@ class _Generator:
         self.source = worker.weights_source(pool)
         # A built-in adapter (a distillation LoRA) is fused here, on CPU, so the snapshot holds the fused weights.
         self.builtin = worker.builtin_adapter(pool)
-        self.pipe = pipelines.load_pipeline(self.family, self.source, device="cpu", dtype="bfloat16",
+        self.pipe = pipelines.load_pipeline(self.family, self.source, device="cpu", dtype=LOAD_DTYPE,
                                             builtin=self.builtin)
         self.load_seconds = time.perf_counter() - started
         self.started = False
@@ -176,7 +178,12 @@ class _Generator:
             import torch._inductor.config
 
             torch._inductor.config.compile_threads = 1
-        self.pipe.to(device=device, dtype=getattr(torch, dtype))
+        if dtype == LOAD_DTYPE:
+            # The device only: a dtype cast would take the modules from_pretrained keeps in float32
+            # (_keep_in_fp32_modules: Wan's norms, time embedder and scale-shift table) down to bfloat16.
+            self.pipe.to(device)
+        else:  # .local() on a CPU: float32 throughout
+            self.pipe.to(device=device, dtype=getattr(torch, dtype))
         # The pool's speed settings (compile, cache hooks, fp8, ...) on the GPU: what they make is device-specific.
         # The worker logs what they did with each job (pipelines.speed_report).
         speed = self._pool().speed

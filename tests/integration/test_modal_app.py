@@ -180,6 +180,26 @@ def test_with_a_gpu_snapshot_the_whole_start_runs_before_it(monkeypatch):
     assert note.endswith(" s after it was taken")
 
 
+def test_the_move_to_the_gpu_keeps_the_modules_loaded_in_float32(monkeypatch):
+    """On the GPU (bfloat16, the load dtype) the start moves the pipeline without a dtype cast: the modules
+    from_pretrained keeps in float32 (Wan's _keep_in_fp32_modules) stay so, as the benchmark measures them."""
+    import torch
+
+    from functions.core.catalog import Catalog
+    from gpu import pipelines, worker
+
+    pipelines.clear_cache()
+    monkeypatch.setattr(Catalog, "class_gpu_snapshot", lambda self, name: True)
+    monkeypatch.setattr(worker, "device_and_dtype", lambda: ("cpu", "bfloat16"))  # the GPU's dtype, on this CPU
+    instance = _user_instance("WanGenerator", "wan2.2-ti2v-5b")
+    instance.load()
+    transformer = instance.pipe.transformer
+    assert transformer.scale_shift_table.dtype == torch.float32
+    assert {p.dtype for p in transformer.condition_embedder.time_embedder.parameters()} == {torch.float32}
+    assert transformer.proj_out.weight.dtype == torch.bfloat16
+    pipelines.clear_cache()
+
+
 def test_without_a_gpu_snapshot_the_device_start_runs_after_the_restore(monkeypatch):
     from functions.core.catalog import Catalog
     from gpu import pipelines
