@@ -9,7 +9,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 JS_CLIENTS := tests/clients/js
 JS_STAMP   := $(JS_CLIENTS)/node_modules/.installed
 
-.PHONY: dev test install lint bench bench-cuda bench-cuda-wheels stress clean artifacts-doc openapi chromium screenshots lock
+.PHONY: dev test install lint bench bench-cuda bench-cuda-wheels bench-cuda-rehearsal stress clean artifacts-doc openapi chromium screenshots lock
 
 $(STAMP): pyproject.toml gpu/requirements.txt gpu/requirements-nodeps.txt functions/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench-cuda-wheels: $(STAMP)
 
 bench-cuda:
 	infra/bench/cuda_full_size.sh
+
+# Every step of bench-cuda on this CPU at tiny size, with this venv's packages, under .darkroom/bench-rehearsal:
+# a step that breaks here would have cost device time there.
+bench-cuda-rehearsal: $(STAMP)
+	REHEARSAL=1 WHEELS= PYTHON=$(BIN)/python OUT=.darkroom/bench-rehearsal infra/bench/cuda_full_size.sh
 
 # 200 jobs from 20 concurrent clients through a darkroom dev of its own; rewrites docs/stress.md.
 # Fails if a job is lost or credits drift.

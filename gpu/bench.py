@@ -984,7 +984,7 @@ def print_full_table(rows: list[FullRow], *, tiny: bool) -> None:
     Console(width=260).print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gpu.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated catalog ids (default: every model)")
     parser.add_argument("--sizes", help="comma-separated WIDTHxHEIGHT (default: two per model)")
@@ -1023,20 +1023,20 @@ def main(argv: list[str] | None = None) -> int:
                                                          "loaded when there, saved after a compile")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked through: its flags, variants, batch sizes and catalog ids (`models`, the
+    ModelSpecs), so that a run fails here, before it builds anything. An error exits 2, as argparse does."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.report_only:
         args.jsonl = args.jsonl or FULL_SIZE_ROWS
         if not args.jsonl.exists():
             parser.error(f"--report-only renders --jsonl FILE (a CUDA run's rows; default {FULL_SIZE_ROWS.name}); "
                          "give an existing file")
-        rows = [row for row in read_rows(args.jsonl) if row.scale == "full"]
-        write_full_size_section(args.out, full_size_markdown(rows))
-        print(f"wrote {args.out} from {len(rows)} full-size rows of {args.jsonl}")
-        if args.out == DEFAULT_OUT and args.jsonl.resolve() != FULL_SIZE_ROWS.resolve():
-            # The repo keeps the rows its page shows: docs/cost.md prices GPU time from them.
-            FULL_SIZE_ROWS.write_text("".join(map(jsonl_line, rows)))
-            print(f"kept them in {FULL_SIZE_ROWS}: rerun `python -m infra.bench_calls --write docs/cost.md`")
-        return 0
+        return args
     if args.repeat is None:
         args.repeat = 1 if args.full_size else 3
     if args.full_size and (args.speed or args.compile or args.weights or args.lora):
@@ -1050,13 +1050,29 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(b) for b in args.batch_sizes.split(",")]
         if not sizes or min(sizes) < 1:
             raise ValueError(f"--batch-sizes: positive integers, not {args.batch_sizes!r}")
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.speed:
-        try:
+        if args.speed:
             parse_speed(args.speed)
-        except ValueError as exc:  # pydantic's ValidationError is one
-            parser.error(str(exc))
+    except ValueError as exc:  # pydantic's ValidationError is one
+        parser.error(str(exc))
+    catalog = get_catalog()
+    models = [catalog.model(m) for m in args.models.split(",")] if args.models else list(catalog.models)
+    if None in models:
+        parser.error(f"unknown model in {args.models!r}")
+    args.model_specs = models
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report_only:
+        rows = [row for row in read_rows(args.jsonl) if row.scale == "full"]
+        write_full_size_section(args.out, full_size_markdown(rows))
+        print(f"wrote {args.out} from {len(rows)} full-size rows of {args.jsonl}")
+        if args.out == DEFAULT_OUT and args.jsonl.resolve() != FULL_SIZE_ROWS.resolve():
+            # The repo keeps the rows its page shows: docs/cost.md prices GPU time from them.
+            FULL_SIZE_ROWS.write_text("".join(map(jsonl_line, rows)))
+            print(f"kept them in {FULL_SIZE_ROWS}: rerun `python -m infra.bench_calls --write docs/cost.md`")
+        return 0
 
     if args.weights:
         os.environ["DARKROOM_WEIGHTS"] = args.weights
@@ -1069,12 +1085,9 @@ def main(argv: list[str] | None = None) -> int:
     if _weights() != "hub":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    catalog = get_catalog()
-    models = [catalog.model(m) for m in args.models.split(",")] if args.models else list(catalog.models)
-    if None in models:
-        parser.error(f"unknown model in {args.models!r}")
+    models = args.model_specs
     if args.full_size:
-        return run_full_size([m for m in models if m is not None], args, argv if argv is not None else sys.argv[1:])
+        return run_full_size(models, args, argv if argv is not None else sys.argv[1:])
 
     from gpu import worker
 

@@ -511,7 +511,8 @@ def run(models: Sequence[ModelSpec], args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked through (check_args, and the catalog ids as `model_specs`); errors exit 2."""
     parser = argparse.ArgumentParser(prog="python -m gpu.bench_serving", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="flux-schnell", help="comma-separated catalog ids (default flux-schnell)")
     parser.add_argument("--sizes", help="WIDTHxHEIGHT (default: 1024x1024 or the video default on CUDA, "
@@ -529,15 +530,20 @@ def main(argv: list[str] | None = None) -> int:
         check_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    catalog = get_catalog()
+    args.model_specs = [catalog.model(m) for m in args.models.split(",")]
+    if None in args.model_specs:
+        parser.error(f"unknown model in {args.models!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     for quiet in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
         os.environ.setdefault(quiet, "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    catalog = get_catalog()
-    models = [catalog.model(m) for m in args.models.split(",")]
-    if None in models:
-        parser.error(f"unknown model in {args.models!r}")
-    return run([m for m in models if m is not None], args)
+    return run(args.model_specs, args)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def _attention(models: list[tuple[str, Any]], backend: str, device: str) -> str:
     return f"{backend} on {', '.join(applied)}" + (f" (native: {'; '.join(refused)})" if refused else "")
 
 
-def _cache_config(cache: CacheSettings, family: str) -> tuple[Any, str]:
+def cache_config(cache: CacheSettings, family: str) -> tuple[Any, str]:
     """The diffusers config for `cache`, and a note on what it was given; ValueError when it cannot be made."""
     from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig, TaylorSeerCacheConfig
 
@@ -213,20 +213,26 @@ _CACHE_BREAKS = {
 }
 
 
+def cache_refusal(kind: str, denoiser: Any) -> str | None:
+    """Why diffusers' `kind` cache cannot go on `denoiser` (a module, or its class), or None when it can."""
+    cls = denoiser if isinstance(denoiser, type) else type(denoiser)
+    if not hasattr(cls, "enable_cache"):
+        return "no cache hooks"
+    return _CACHE_BREAKS.get((kind, cls.__name__))
+
+
 def _cache(models: list[tuple[str, Any]], cache: CacheSettings, family: str, unscoped: Sequence[str]) -> str:
     from functions.core.errors import describe
 
     try:
-        config, note = _cache_config(cache, family)
+        config, note = cache_config(cache, family)
     except ValueError as exc:
         return f"{cache.kind}: {exc}: none"
     applied, refused = [], []
     for name, module in models:
-        breaks = _CACHE_BREAKS.get((cache.kind, type(module).__name__))
-        if not hasattr(module, "enable_cache"):
-            refused.append(f"{name} ({type(module).__name__}) has no cache hooks")
-        elif breaks:
-            refused.append(f"{name} ({type(module).__name__}): {breaks}")
+        why = cache_refusal(cache.kind, module)
+        if why:
+            refused.append(f"{name} ({type(module).__name__}): {why}")
         elif unscoped:
             refused.append(f"{name}: {', '.join(unscoped)} run two passes a step without naming the cache context")
         else:

@@ -17,17 +17,20 @@
 # serving sweep (gpu/bench_serving.py), then the speed variants at batch size 1 while time is left, each compared
 # with the eager output. Each step is its own process under `timeout`, with a --budget inside it, and every row
 # is appended to $OUT/full_size.jsonl (or serving.jsonl) as it finishes, so a step cut off keeps what it measured
-# and the next step still runs. The whole run stays within BENCH_SECONDS (default 480).
-# At the end $OUT holds: log.txt, versions.txt, full_size.jsonl, serving.jsonl and benchmarks.md. Here, afterwards:
+# and the next step still runs. The whole run stays within BENCH_SECONDS (default 480). It writes under $OUT only:
+# at the end $OUT holds log.txt, versions.txt, full_size.jsonl, serving.jsonl and benchmarks.md. Here, afterwards:
 #   .venv/bin/python -m gpu.bench --full-size --report-only --jsonl <files_at>/full_size.jsonl
 #   .venv/bin/python -m gpu.bench_serving --report-only --jsonl <files_at>/serving.jsonl
 #   .venv/bin/python -m infra.bench_calls --jobs 20 --write docs/cost.md
 # rewrite this checkout's docs/benchmarks.md sections from the rows (the first also keeps them in
 # docs/full-size-rows.jsonl) and reprice docs/cost.md from the measured GPU time.
+#
+#   REHEARSAL=1 infra/bench/cuda_full_size.sh   # HERE, or `make bench-cuda-rehearsal`: every step of the run, on
+#                                               # this CPU at tiny size, so a broken step costs no device time
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-WHEELS=.darkroom/cuda-wheels
+WHEELS=${WHEELS-.darkroom/cuda-wheels}  # WHEELS= (empty): the python's own packages, none installed
 # gpu/requirements.txt's pins of what the CUDA image lacks, and what those need (their Requires-Dist).
 PACKAGES=(diffusers==0.42.1 transformers==5.24.0 pydantic==2.13.5 pydantic-core==2.46.5 annotated-types==0.8.0
           typing-inspection==0.4.5 ftfy==6.3.1 wcwidth==0.9.5 regex==2026.12.2 torchao==0.18.0)
@@ -35,23 +38,28 @@ PACKAGES=(diffusers==0.42.1 transformers==5.24.0 pydantic==2.13.5 pydantic-core=
 if [[ "${1:-}" == "wheels" ]]; then
   rm -rf "$WHEELS" && mkdir -p "$WHEELS"
   PIP=${PIP:-.venv/bin/pip}
-  exec "$PIP" download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  exec "$PIP" download -q --no-deps --only-binary=:all: --python-version "${WHEEL_PYTHON:-3.12}" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform any -d "$WHEELS" "${PACKAGES[@]}"
 fi
 
 OUT=${OUT:-.darkroom/bench-cuda}
-mkdir -p "$OUT"
+mkdir -p "$OUT" && rm -f "$OUT"/{log.txt,versions.txt,full_size.jsonl,serving.jsonl,benchmarks.md}
 PY=${PYTHON:-python3}
 TOTAL=${BENCH_SECONDS:-480}
 JSONL="$OUT/full_size.jsonl"
 CACHE=/tmp/darkroom-compile-cache
+rm -rf "$CACHE"  # the first compile step compiles; the next loads what it saved
 log() { echo "[$(date -u +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/log.txt"; }
 
-if compgen -G "$WHEELS/*.whl" >/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/darkroom-site \
+SITE=/tmp/darkroom-site
+rm -rf "$SITE"
+if [[ -z "$WHEELS" ]]; then
+  log "WHEELS is empty: $PY's own packages"
+elif compgen -G "$WHEELS/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
     "$WHEELS"/*.whl 2>&1 | tail -3 | tee -a "$OUT/log.txt"
-  export PYTHONPATH=/tmp/darkroom-site
+  export PYTHONPATH=$SITE
 else
   log "no wheels under $WHEELS: run 'infra/bench/cuda_full_size.sh wheels' here first and carry .darkroom/cuda-wheels"
 fi
@@ -69,9 +77,14 @@ print("cuda available:", torch.cuda.is_available(), torch.cuda.get_device_name(0
 import gpu.bench, gpu.full_size  # noqa: F401 - the benchmark imports here
 EOF
 } 2>&1 | tee "$OUT/versions.txt"
-if [[ ${PIPESTATUS[0]} -ne 0 ]] || ! grep -q "cuda available: True" "$OUT/versions.txt"; then
-  log "no usable CUDA python: see versions.txt"; exit 1
+if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
+  log "the benchmark does not import: see versions.txt"; exit 1
+elif ! grep -q "cuda available: True" "$OUT/versions.txt"; then
+  [[ -n "${REHEARSAL:-}" ]] || { log "no usable CUDA python: see versions.txt"; exit 1; }
+  log "REHEARSAL without CUDA: every step at tiny size; no time or row here is a GPU's"
 fi
+REPORT="$OUT/benchmarks.md"  # the repo's page, its sections rewritten from this run's rows
+cp docs/benchmarks.md "$REPORT"
 
 # step CAP_SECONDS BUDGET_SECONDS ARGS...: one `gpu.bench --full-size` process, cut at CAP (or what is left of TOTAL).
 step() {
@@ -81,7 +94,7 @@ step() {
   ((cap > left)) && cap=$left
   ((budget > cap - 10)) && budget=$((cap - 10))
   log "START (cap ${cap}s, budget ${budget}s): $*"
-  timeout -k 10 "$cap" "$PY" -m gpu.bench --full-size --jsonl "$JSONL" --out docs/benchmarks.md --budget "$budget" "$@" \
+  timeout -k 10 "$cap" "$PY" -m gpu.bench --full-size --jsonl "$JSONL" --out "$REPORT" --budget "$budget" "$@" \
     >>"$OUT/log.txt" 2>&1
   log "END rc=$?: $*"
 }
@@ -100,22 +113,23 @@ if ((left >= 60)); then
   cap=$((left < 110 ? left : 110))
   log "START (cap ${cap}s): gpu.bench_serving --models flux2-klein"
   timeout -k 10 "$cap" "$PY" -m gpu.bench_serving --models flux2-klein --requests 3 --jsonl "$OUT/serving.jsonl" \
-    --out docs/benchmarks.md >>"$OUT/log.txt" 2>&1
+    --out "$REPORT" >>"$OUT/log.txt" 2>&1
   log "END rc=$?: gpu.bench_serving"
 fi
 # 3. Speed settings at batch size 1 while time is left, each compared with the eager output of step 1 (PSNR against
 #    its floor: gpu/quality.py): regional compile (then its artifacts loaded by a fresh process: the cache-load
-#    stage), fp8 matmuls (torchao), First Block Cache (its skip rate on noise is not the real one).
+#    stage), fp8 matmuls (torchao), First Block Cache (its skip rate on noise is not the real one) on Qwen-Image: of
+#    the four, only its and Wan's transformers take diffusers' cache hooks (Z-Image's has none; FLUX.2's breaks
+#    First Block Cache, gpu/speed.py), and its many steps are where a cache pays.
 step 120 100 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
 step 60 45 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
 step 60 45 --models flux2-klein --variant quantize=fp8,compile=regional --batch-sizes 1
-step 50 35 --models z-image-turbo --variant cache=first_block --batch-sizes 1
+step 100 80 --models qwen-image --variant cache=first_block --steps 10 --batch-sizes 1
 step 120 100 --models z-image-turbo --variant compile=regional --batch-sizes 1
 step 120 100 --models qwen-image --variant compile=regional --steps 10 --batch-sizes 1
 
 # Rendered once more from every row: a step cut off by its timeout did not rewrite the page itself.
-"$PY" -m gpu.bench --full-size --report-only --jsonl "$JSONL" --out docs/benchmarks.md >>"$OUT/log.txt" 2>&1
+[[ -s "$JSONL" ]] && "$PY" -m gpu.bench --full-size --report-only --jsonl "$JSONL" --out "$REPORT" >>"$OUT/log.txt" 2>&1
 [[ -s "$OUT/serving.jsonl" ]] && "$PY" -m gpu.bench_serving --report-only --jsonl "$OUT/serving.jsonl" \
-  --out docs/benchmarks.md >>"$OUT/log.txt" 2>&1
-cp docs/benchmarks.md "$OUT/benchmarks.md"
+  --out "$REPORT" >>"$OUT/log.txt" 2>&1
 log "done: $(wc -l <"$JSONL" 2>/dev/null || echo 0) rows in $JSONL"

@@ -64,7 +64,7 @@ CASES = [
     ("flux", {"cache": {"kind": "taylorseer"}}, LOSSY_DB, "taylorseer (diffusers defaults) on transformer"),
     ("flux", {"cache": {"kind": "magcache", "num_inference_steps": 4}}, LOSSY_DB, "FLUX_MAG_RATIOS, laid out for 4 steps"),
     ("sdxl", {"channels_last": True}, LOSSLESS_DB, "on unet, vae"),
-    ("sdxl", {"cache": {"kind": "first_block"}}, LOSSLESS_DB, "unet (UNet2DConditionModel) has no cache hooks: none"),
+    ("sdxl", {"cache": {"kind": "first_block"}}, LOSSLESS_DB, "unet (UNet2DConditionModel): no cache hooks: none"),
     ("sdxl", {"attention": "sage"}, LOSSLESS_DB, ": native"),
 ]
 
