@@ -150,7 +150,9 @@ def _quantize(models: list[tuple[str, Any]], mode: str, device: str) -> str:
     for name, module in models:
         linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
         quantized = sum(fits(m) for m in linears)
-        quantization.quantize_(module, config_cls(), filter_fn=fits)
+        # set_inductor_config=False: torchao would otherwise turn on inductor's coordinate-descent tuning for the
+        # whole process, which makes every later compile (this model's, the warm-up's) far slower
+        quantization.quantize_(module, config_cls(set_inductor_config=False), filter_fn=fits)
         counts.append(f"{name} ({quantized} of {len(linears)} linear layers"
                       + (f"; {len(linears) - quantized} not multiples of {FP8_MATMUL_MULTIPLE} kept" if
                          quantized < len(linears) else "") + ")")

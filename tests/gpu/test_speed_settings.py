@@ -89,6 +89,8 @@ def test_setting_runs_reports_and_stays_near_eager(speed_root, eager, family, se
         denoiser = pipe.transformer if family == "flux" else pipe.unet
         linears = [m for m in denoiser.modules() if isinstance(m, torch.nn.Linear)]
         assert linears and all(m.weight.qdata.dtype == torch.float8_e4m3fn for m in linears)
+        # and torchao left inductor's process-wide settings alone (its tuning would slow every later compile)
+        assert not torch._inductor.config.coordinate_descent_tuning
     assert floor in (LOSSLESS_DB, floor_db(speed))  # the benchmark's floor, unless the setting fell back here
     assert psnr(_image(pipe, family), eager[family]) >= floor
 
