@@ -416,6 +416,7 @@ class FullRow:
     warmup: float | None = None  # the first call at this batch size (with compile on: the compile)
     text_encode: float | None = None  # the text encoders' forwards (hooks)
     vae_decode: float | None = None  # the VAE decoder's forwards (hooks)
+    postprocess: float | None = None  # decoded tensors to images or frames (the processor's postprocess, CPU)
     inference: float | None = None  # the whole pipeline call
     encode: float | None = None  # png + thumbnail, or mp4 + poster, per output (the worker's encode)
     peak_gib: float | None = None  # torch.cuda.max_memory_allocated over the measured call
@@ -434,10 +435,10 @@ class FullRow:
 
     @property
     def denoise(self) -> float | None:
-        """The rest of the call: denoising steps, latents, scheduler and post-processing."""
+        """The rest of the call: the denoising steps, with the latents' preparation and the scheduler."""
         if self.inference is None:
             return None
-        return max(0.0, self.inference - (self.text_encode or 0) - (self.vae_decode or 0))
+        return max(0.0, self.inference - (self.text_encode or 0) - (self.vae_decode or 0) - (self.postprocess or 0))
 
     @property
     def per_step(self) -> float | None:
@@ -453,7 +454,8 @@ class FullRow:
 
 
 FULL_HEADERS = ["model", "variant", "size", "frames", "n", "steps", "params B", "build s", "cache load s",
-                "warm-up s", "text encode s", "denoise s", "s/step", "VAE decode s", "encode s", "inference s",
+                "warm-up s", "text encode s", "denoise s", "s/step", "VAE decode s", "post-process s", "encode s",
+                "inference s",
                 "throughput", "peak GiB", "PSNR vs eager dB", "speed settings", "note"]
 
 
@@ -466,7 +468,8 @@ def full_row_cells(row: FullRow) -> list[str]:
         row.model + (" (tiny)" if row.scale == "tiny" else ""), row.variant, f"{row.width}x{row.height}",
         f"{row.frames} @ {row.fps:g} fps" if row.frames and row.fps else "-", str(row.n), str(row.steps),
         _f(row.parameters), _f(row.build), _f(row.cache_load), _f(row.warmup), _f(row.text_encode, 3),
-        _f(row.denoise, 3), _f(row.per_step, 3), _f(row.vae_decode, 3), _f(row.encode, 3), _f(row.inference, 3),
+        _f(row.denoise, 3), _f(row.per_step, 3), _f(row.vae_decode, 3), _f(row.postprocess, 3), _f(row.encode, 3),
+        _f(row.inference, 3),
         row.throughput, _f(row.peak_gib, 1), psnr_cell(row), row.speed, row.note or "-",
     ]
 
@@ -689,7 +692,7 @@ def bench_full_size(model: ModelSpec, variant: str, args: argparse.Namespace, *,
             pipelines.generate(pipe, model.family, warm)
             _sync(device)
             row.warmup = time.perf_counter() - t0
-            best: tuple[float, float, float, Any] | None = None
+            best: tuple[float, float, Any] | None = None
             for _ in range(max(1, args.repeat)):
                 if on_gpu:
                     torch.cuda.reset_peak_memory_stats()
@@ -701,16 +704,17 @@ def bench_full_size(model: ModelSpec, variant: str, args: argparse.Namespace, *,
                     seconds = time.perf_counter() - t0
                     text = sum(timer() for timer in timers)
                 if best is None or seconds < best[0]:
-                    best = (seconds, text, result.vae_decode, result)
+                    best = (seconds, text, result)
                 if on_gpu:
                     row.peak_gib = torch.cuda.max_memory_allocated() / 2**30
             assert best is not None
-            row.inference, row.text_encode, row.vae_decode = best[0], best[1], best[2]
+            row.inference, row.text_encode, result = best
+            row.vae_decode, row.postprocess = result.vae_decode, result.postprocess
             if n == 1:
-                row.psnr, row.floor, missing = _against_eager(model, speed, best[3],
+                row.psnr, row.floor, missing = _against_eager(model, speed, result,
                                                               reference_path(args, model, size, steps, frames))
                 row.note = missing
-            encoded = _encode_outputs(model, best[3], req.fps)
+            encoded = _encode_outputs(model, result, req.fps)
             if isinstance(encoded, str):
                 row.note = "; ".join(filter(None, [row.note, encoded]))
             else:
@@ -748,8 +752,9 @@ def full_size_markdown(rows: list[FullRow]) -> str:
         ("Stages, in seconds: **build** (the pipeline built and random-initialised on the GPU; a real container's "
         "load reads weights instead), **cache load** (compiled artifacts from `--compile-cache`, gpu/compile_cache.py), "
         "**warm-up** (the first call at that batch size, with fewer steps; with compile on, the compile), **text "
-        "encode**, **denoise** (the rest of the call: steps, scheduler, post-processing), **s/step** (denoise / steps), "
-        "**VAE decode**, **encode** (PNG + thumbnail, or H.264 + poster, per output) and **inference** (the whole "
+        "encode**, **denoise** (the rest of the call: the steps, latents and scheduler), **s/step** (denoise / steps), "
+        "**VAE decode**, **post-process** (the decoded tensors made images or frames, on the CPU: a cost per output, "
+        "kept out of s/step), **encode** (PNG + thumbnail, or H.264 + poster, per output) and **inference** (the whole "
         "call). Each row is one measured call (or the best of `--repeat`). n is the batch (num_images_per_prompt). "
         "A row's steps may be fewer than the model's default to fit the benchmark's time on a lent GPU: s/step is "
         "what carries over. **PSNR vs eager** (batch size 1): the first image, or a video's first, middle and last "
@@ -861,9 +866,10 @@ def gpu_time_per_output(rows: list[FullRow]) -> dict[str, GpuTime]:
         if model is None or row.per_step is None:
             continue
         steps = model.defaults.steps
-        seconds = (row.text_encode or 0) + row.per_step * steps + (row.vae_decode or 0) + (row.encode or 0)
+        seconds = ((row.text_encode or 0) + row.per_step * steps + (row.vae_decode or 0) + (row.postprocess or 0)
+                   + (row.encode or 0))
         basis = (f"{row.variant} at {row.width}x{row.height}" + (f", {row.frames} frames" if row.frames else "")
-                 + f": {row.per_step:.3f} s/step x {steps} steps + text encode, VAE decode"
+                 + f": {row.per_step:.3f} s/step x {steps} steps + text encode, VAE decode, post-process"
                  + (" and encode" if row.encode is not None else " (encode not measured)"))
         times[model_id] = GpuTime(model_id, seconds, row.variant, row.machine.get("accelerator", "?"), basis)
     return times

@@ -422,6 +422,9 @@ class GenerationResult:
     videos: list[list[Image]] = field(default_factory=list)  # video families: the frames of each video
     # Seconds spent in the VAE decoder (part of the call): the benchmark reports it as its own stage.
     vae_decode: float = 0.0
+    # Seconds spent turning the decoded tensors into images or frames (the processor's postprocess, on the CPU):
+    # a fixed cost per output, which the benchmark keeps out of its seconds per step.
+    postprocess: float = 0.0
     # With GenerationRequest.audio: each video's soundtrack, [channels, samples] floats in [-1, 1], at audio_rate.
     audio: list[Any] = field(default_factory=list)
     audio_rate: int = 0
@@ -632,14 +635,15 @@ def generate_together(
     # Adapters go on and come off under the run lock: pipelines derived from one base share its modules.
     # LoRA layers are made outside inference mode (they are parameters); the call runs inside it.
     with (_run_lock(pipe), loras.applied(pipe, family, req.loras) as lora_load, torch.inference_mode(),
-          _timed(pipe.vae.decoder) as decode_time, cache_context(pipe)):
+          _timed(pipe.vae.decoder) as decode_time, _timed_postprocess(pipe) as postprocess_time, cache_context(pipe)):
         out = pipe(**kwargs)
     total = sum(r.n for r in reqs)
     results, first = [], 0
     for r, seed in zip(reqs, seeds, strict=True):
         outputs = slice(first, first + r.n)
         first += r.n
-        result = GenerationResult(seed=seed, vae_decode=decode_time() * r.n / total, lora_load=lora_load)
+        result = GenerationResult(seed=seed, vae_decode=decode_time() * r.n / total,
+                                  postprocess=postprocess_time() * r.n / total, lora_load=lora_load)
         if spec.output == "video":
             result.videos = [list(frames) for frames in out.frames[outputs]]
             if clip is not None and tail is not None:  # the whole clip, then what follows its last frame
@@ -696,6 +700,44 @@ def _timed(module: Any) -> Iterator[Callable[[], float]]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+# The processor methods diffusers' pipelines end with: decoded tensors to PIL images, or to each video's frames.
+_POSTPROCESS = (("video_processor", "postprocess_video"), ("image_processor", "postprocess"))
+
+
+@contextmanager
+def _timed_postprocess(pipe: Any) -> Iterator[Callable[[], float]]:
+    """Time the pipeline's post-processing (its processor's postprocess method, wrapped on the instance for the
+    call, under the run lock); yields a function returning the total (0 where the pipeline has no such method)."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    total = [0.0]
+    wrapped = next(((processor, name) for attr, name in _POSTPROCESS
+                    if (processor := getattr(pipe, attr, None)) is not None and hasattr(processor, name)), None)
+    if wrapped is None:
+        yield lambda: total[0]
+        return
+    processor, name = wrapped
+    original, own = getattr(processor, name), name in vars(processor)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        sync()
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - started
+
+    setattr(processor, name, timed)
+    try:
+        yield lambda: total[0]
+    finally:
+        if own:
+            setattr(processor, name, original)
+        else:
+            delattr(processor, name)  # the class's method again
 
 
 def _run_lock(pipe: Any) -> threading.Lock:

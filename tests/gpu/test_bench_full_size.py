@@ -154,6 +154,8 @@ def test_full_size_without_cuda_runs_tiny_batches_and_says_so(tmp_path, monkeypa
     written = [json.loads(line) for line in rows.read_text().splitlines()]
     assert [r["n"] for r in written] == [1, 2, 4]
     assert all(r["scale"] == "tiny" and r["inference"] > 0 and r["encode"] > 0 and not r["note"] for r in written)
+    # The processor's post-processing is timed on its own, and neither it nor the decode counts as denoising.
+    assert all(0 < r["postprocess"] < r["inference"] - r["vae_decode"] for r in written)
     assert (bench.TINY_IMAGE[0], bench.TINY_IMAGE[1]) == (written[0]["width"], written[0]["height"])
     assert {(n, images) for n, images in sizes if n == images} >= {(1, 1), (2, 2), (4, 4)}  # warm-up + measured
 
@@ -262,15 +264,17 @@ def test_gpu_time_per_image_comes_from_the_chosen_variant_at_the_default_steps()
     model = get_catalog().model("flux2-klein")
     machine = {"accelerator": "NVIDIA H100 80GB HBM3"}
     eager = bench.FullRow(model=model.id, scale="full", variant="eager", width=1024, height=1024, n=1, steps=2,
-                          text_encode=0.05, vae_decode=0.1, inference=0.55, encode=0.2, machine=machine)
+                          text_encode=0.05, vae_decode=0.1, postprocess=0.08, inference=0.63, encode=0.2,
+                          machine=machine)
     compiled = bench.FullRow(model=model.id, scale="full", variant="compile=regional", width=1024, height=1024, n=1,
-                             steps=2, text_encode=0.05, vae_decode=0.1, inference=0.35, encode=0.2, psnr=45.0,
-                             floor=40.0, machine=machine)
+                             steps=2, text_encode=0.05, vae_decode=0.1, postprocess=0.08, inference=0.43, encode=0.2,
+                             psnr=45.0, floor=40.0, machine=machine)
     tiny = dataclasses.replace(eager, model="z-image-turbo", scale="tiny")  # never priced
     times = bench.gpu_time_per_output([eager, compiled, tiny])
     assert set(times) == {model.id}
-    per_step = 0.2 / 2  # (0.35 - 0.05 - 0.1) over the row's 2 steps, scaled to the model's default steps
-    assert times[model.id].seconds == pytest.approx(0.05 + per_step * model.defaults.steps + 0.1 + 0.2)
+    # (0.43 - 0.05 - 0.1 - 0.08) over the row's 2 steps, scaled to the model's default steps; the fixed costs once
+    per_step = 0.2 / 2
+    assert times[model.id].seconds == pytest.approx(0.05 + per_step * model.defaults.steps + 0.1 + 0.08 + 0.2)
     assert times[model.id].variant == "compile=regional" and "H100" in times[model.id].accelerator
 
 
