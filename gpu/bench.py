@@ -419,7 +419,9 @@ class FullRow:
     postprocess: float | None = None  # decoded tensors to images or frames (the processor's postprocess, CPU)
     inference: float | None = None  # the whole pipeline call
     encode: float | None = None  # png + thumbnail, or mp4 + poster, per output (the worker's encode)
-    peak_gib: float | None = None  # torch.cuda.max_memory_allocated over the measured call
+    # torch.cuda.max_memory_reserved over the measured call: what the allocator held (tensors and its cache), the
+    # memory a GPU must have, not only what tensors used
+    peak_gib: float | None = None
     parameters: float | None = None  # billions, the pipeline's components together
     speed: str = "-"
     # Batch size 1 only: the first output's PSNR against the eager variant's for the same weights and seed, and the
@@ -706,7 +708,7 @@ def bench_full_size(model: ModelSpec, variant: str, args: argparse.Namespace, *,
                 if best is None or seconds < best[0]:
                     best = (seconds, text, result)
                 if on_gpu:
-                    row.peak_gib = torch.cuda.max_memory_allocated() / 2**30
+                    row.peak_gib = torch.cuda.max_memory_reserved() / 2**30
             assert best is not None
             row.inference, row.text_encode, result = best
             row.vae_decode, row.postprocess = result.vae_decode, result.postprocess
@@ -807,17 +809,24 @@ def full_size_markdown(rows: list[FullRow]) -> str:
     return "\n".join(lines)
 
 
+# A setting must save at least this much of eager's time to be chosen: one call's timing varies by a few percent, and
+# a setting that did nothing (fell back, or a cache that skipped no step) must not win by noise.
+MIN_SPEEDUP = 1.05
+
+
 def chosen_defaults(rows: list[FullRow]) -> dict[str, tuple[FullRow, FullRow]]:
     """Per model, the speed variant these rows choose as its default, with the eager row it was measured against:
     the fastest inference at batch size 1 among the variants that kept their quality floor (gpu/quality.py) against
-    that eager output. A variant that failed, or was not compared with eager, is not chosen; eager always qualifies."""
+    that eager output and are at least MIN_SPEEDUP faster than it. A variant that failed, or was not compared with
+    eager, is not chosen; eager always qualifies."""
     chosen: dict[str, tuple[FullRow, FullRow]] = {}
     for model_id in dict.fromkeys(r.model for r in rows):
         ones = [r for r in rows if r.model == model_id and r.n == 1 and r.inference is not None]
         eager = next((r for r in ones if r.variant == "eager"), None)
-        if eager is None:
+        if eager is None or eager.inference is None:
             continue
-        kept = [r for r in ones if r is eager or (r.psnr is not None and not r.below_floor)]
+        kept = [r for r in ones if r is eager or (
+            r.psnr is not None and not r.below_floor and (r.inference or 0) * MIN_SPEEDUP <= eager.inference)]
         chosen[model_id] = (min(kept, key=lambda r: r.inference or 0.0), eager)
     return chosen
 
@@ -827,7 +836,8 @@ def defaults_markdown(rows: list[FullRow]) -> list[str]:
     catalog = get_catalog()
     lines = ["## Defaults these figures choose", "",
              ("Per model: the fastest variant at batch size 1 that kept its PSNR floor against eager "
-              "(gpu/quality.py), and whether catalog.yaml's `speed` already says so."), ""]
+              f"(gpu/quality.py) and saved at least {MIN_SPEEDUP - 1:.0%} of eager's time, and whether "
+              "catalog.yaml's `speed` already says so."), ""]
     chosen = chosen_defaults(rows)
     if not chosen:
         return [*lines, f"- {NOT_MEASURED}: no CUDA run has measured an eager row and its variants."]

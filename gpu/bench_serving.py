@@ -404,7 +404,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-sizes", dest="batch_images", default=",".join(map(str, BATCH_IMAGES)),
                         help="batched policies' max_images, comma-separated (default 2,4)")
     parser.add_argument("--wait-ms", dest="wait_ms", help="batched policies' wait windows in ms, comma-separated "
-                                                          f"(default 0 and {WINDOW_FRACTION:.0%} of the unbatched "
+                                                          f"(default 0 and {WINDOW_FRACTION:.0%}% of the unbatched "  # %% in argparse
                                                           "lone request's p50)")
     parser.add_argument("--window-fraction", type=float, default=WINDOW_FRACTION,
                         help="the short window as a share of the unbatched lone p50 (default %(default)s)")

@@ -17,7 +17,7 @@
 # serving sweep (gpu/bench_serving.py), then the speed variants at batch size 1 while time is left, each compared
 # with the eager output. Each step is its own process under `timeout`, with a --budget inside it, and every row
 # is appended to $OUT/full_size.jsonl (or serving.jsonl) as it finishes, so a step cut off keeps what it measured
-# and the next step still runs. The whole run stays within BENCH_SECONDS (default 480). It writes under $OUT only:
+# and the next step still runs. The whole run stays within BENCH_SECONDS (default 560). It writes under $OUT only:
 # at the end $OUT holds log.txt, versions.txt, full_size.jsonl, serving.jsonl and benchmarks.md. Here, afterwards:
 #   .venv/bin/python -m gpu.bench --full-size --report-only --jsonl <files_at>/full_size.jsonl
 #   .venv/bin/python -m gpu.bench_serving --report-only --jsonl <files_at>/serving.jsonl
@@ -33,7 +33,8 @@ cd "$(dirname "$0")/../.."
 WHEELS=${WHEELS-.darkroom/cuda-wheels}  # WHEELS= (empty): the python's own packages, none installed
 # gpu/requirements.txt's pins of what the CUDA image lacks, and what those need (their Requires-Dist).
 PACKAGES=(diffusers==0.42.1 transformers==5.24.0 pydantic==2.13.5 pydantic-core==2.46.5 annotated-types==0.8.0
-          typing-inspection==0.4.5 ftfy==6.3.1 wcwidth==0.9.5 regex==2026.12.2 torchao==0.18.0)
+          typing-inspection==0.4.5 typing-extensions==4.16.0 ftfy==6.3.1 wcwidth==0.9.5 regex==2026.12.2
+          torchao==0.18.0)
 
 if [[ "${1:-}" == "wheels" ]]; then
   rm -rf "$WHEELS" && mkdir -p "$WHEELS"
@@ -46,7 +47,7 @@ fi
 OUT=${OUT:-.darkroom/bench-cuda}
 mkdir -p "$OUT" && rm -f "$OUT"/{log.txt,versions.txt,full_size.jsonl,serving.jsonl,benchmarks.md}
 PY=${PYTHON:-python3}
-TOTAL=${BENCH_SECONDS:-480}
+TOTAL=${BENCH_SECONDS:-560}  # the run tool's timeout_s=600, less the preflight and the final render
 JSONL="$OUT/full_size.jsonl"
 CACHE=/tmp/darkroom-compile-cache
 rm -rf "$CACHE"  # the first compile step compiles; the next loads what it saved
@@ -74,7 +75,14 @@ import platform, torch, diffusers, transformers, pydantic
 print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
       f"diffusers {diffusers.__version__}, transformers {transformers.__version__}, pydantic {pydantic.__version__}")
 print("cuda available:", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
-import gpu.bench, gpu.full_size  # noqa: F401 - the benchmark imports here
+import diffusers, peft, torchao  # noqa: F401
+from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig  # noqa: F401
+import gpu.bench
+from functions.core.catalog import get_catalog
+from gpu import full_size, pipelines
+# Each must-have's pipeline class, as this diffusers names it: a missing one fails here, not in a step.
+print("pipelines:", ", ".join(getattr(diffusers, pipelines.FAMILIES[get_catalog().model(m).family].pipeline).__name__
+                              for m in full_size.MUST_HAVE), "; peft", peft.__version__, "; torchao", torchao.__version__)
 EOF
 } 2>&1 | tee "$OUT/versions.txt"
 if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
@@ -94,39 +102,44 @@ step() {
   ((cap > left)) && cap=$left
   ((budget > cap - 10)) && budget=$((cap - 10))
   log "START (cap ${cap}s, budget ${budget}s): $*"
-  timeout -k 10 "$cap" "$PY" -m gpu.bench --full-size --jsonl "$JSONL" --out "$REPORT" --budget "$budget" "$@" \
-    >>"$OUT/log.txt" 2>&1
+  # Empty inductor and Triton caches: a step compiles, or loads --compile-cache, as a new container would.
+  TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) timeout -k 10 "$cap" \
+    "$PY" -m gpu.bench --full-size --jsonl "$JSONL" --out "$REPORT" --budget "$budget" "$@" >>"$OUT/log.txt" 2>&1
   log "END rc=$?: $*"
 }
 
-# 1. The must-haves, eager, at batch sizes 1, 2 and 4: 1024x1024 images at their default steps; Qwen-Image at 10 of
-#    its 50 (true-CFG: two transformer passes a step) and Wan's default clip (1280x704, 121 frames) at 4 of its 50:
-#    s/step is what carries over to the full count.
+# 1. The must-haves, eager: 1024x1024 images at their default steps, at batch sizes 1, 2 and 4; Qwen-Image at 10 of
+#    its 50 steps (true CFG: two transformer passes a step) and Wan's default clip (1280x704, 121 frames) at 4 of its
+#    50, one video (two come last, if time is left): s/step is what carries over to the full count.
 step 70 45 --models flux2-klein --variant eager
 step 80 55 --models z-image-turbo --variant eager
-step 160 120 --models qwen-image --variant eager --steps 10
-step 150 110 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 1,2
-# 2. Serving: FLUX.2 [klein] through the worker's Batcher, unbatched and batched, at 1, 2 and 4 concurrent clients
-#    (gpu/bench_serving.py): throughput and latency both ways, and the Serving defaults they choose.
+step 150 110 --models qwen-image --variant eager --steps 10
+step 120 90 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 1
+# 2. Regional compile at batch size 1, then its artifacts loaded by a fresh process (the cache-load stage: each step
+#    has empty inductor and Triton caches of its own, so only --compile-cache can spare it the compile), compared
+#    with the eager output of step 1 (PSNR against its floor: gpu/quality.py).
+step 120 100 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
+step 70 55 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
+# 3. Serving: FLUX.2 [klein] through the worker's Batcher, unbatched and in batches of up to 4, from 1 and 4
+#    concurrent clients (gpu/bench_serving.py): throughput and latency both ways, and the Serving defaults they choose.
 left=$((TOTAL - SECONDS - 5))
 if ((left >= 60)); then
-  cap=$((left < 110 ? left : 110))
+  cap=$((left < 100 ? left : 100))
   log "START (cap ${cap}s): gpu.bench_serving --models flux2-klein"
-  timeout -k 10 "$cap" "$PY" -m gpu.bench_serving --models flux2-klein --requests 3 --jsonl "$OUT/serving.jsonl" \
-    --out "$REPORT" >>"$OUT/log.txt" 2>&1
+  TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) timeout -k 10 "$cap" \
+    "$PY" -m gpu.bench_serving --models flux2-klein --clients 1,4 --batch-sizes 4 --requests 3 \
+    --jsonl "$OUT/serving.jsonl" --out "$REPORT" >>"$OUT/log.txt" 2>&1
   log "END rc=$?: gpu.bench_serving"
 fi
-# 3. Speed settings at batch size 1 while time is left, each compared with the eager output of step 1 (PSNR against
-#    its floor: gpu/quality.py): regional compile (then its artifacts loaded by a fresh process: the cache-load
-#    stage), fp8 matmuls (torchao), First Block Cache (its skip rate on noise is not the real one) on Qwen-Image: of
-#    the four, only its and Wan's transformers take diffusers' cache hooks (Z-Image's has none; FLUX.2's breaks
-#    First Block Cache, gpu/speed.py), and its many steps are where a cache pays.
-step 120 100 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
-step 60 45 --models flux2-klein --variant compile=regional --batch-sizes 1 --compile-cache "$CACHE"
-step 60 45 --models flux2-klein --variant quantize=fp8,compile=regional --batch-sizes 1
+# 4. More settings at batch size 1 while time is left: fp8 matmuls (torchao) under compile, First Block Cache on
+#    Qwen-Image (its skip rate on noise is not the real one; of the four, only Qwen-Image's and Wan's transformers
+#    take diffusers' cache hooks: Z-Image's has none, FLUX.2's breaks First Block Cache, gpu/speed.py; and its many
+#    steps are where a cache pays), the other models compiled, and Wan's two-video batch.
+step 120 100 --models flux2-klein --variant quantize=fp8,compile=regional --batch-sizes 1
 step 100 80 --models qwen-image --variant cache=first_block --steps 10 --batch-sizes 1
 step 120 100 --models z-image-turbo --variant compile=regional --batch-sizes 1
-step 120 100 --models qwen-image --variant compile=regional --steps 10 --batch-sizes 1
+step 150 130 --models qwen-image --variant compile=regional --steps 10 --batch-sizes 1
+step 150 130 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 2
 
 # Rendered once more from every row: a step cut off by its timeout did not rewrite the page itself.
 [[ -s "$JSONL" ]] && "$PY" -m gpu.bench --full-size --report-only --jsonl "$JSONL" --out "$REPORT" >>"$OUT/log.txt" 2>&1
