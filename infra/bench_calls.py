@@ -42,7 +42,7 @@ from infra.local.pollers import SqsPoller, parse_rate
 from infra.local.receiver import WebhookReceiver
 from infra.local.stack import local_environment, reset_process_caches
 from infra.local.template import Resolver, functions, http_routes, load
-from infra.prices import PRICES
+from infra.prices import PRICES, gpu_price_key
 
 # ---- assumptions (not measured here: this box is a noisy 2-core CPU against moto on loopback)
 # Warm p50 handler durations in AWS, ms: a few DynamoDB/SQS round trips (~5-10 ms each) plus Python.
@@ -510,12 +510,14 @@ def per_thousand_images(m: Measurement) -> list[Line]:
     measured = measured_gpu_times().get(m.model)
     per_image = measured.seconds if measured else ASSUMED_GPU_SECONDS_PER_IMAGE
     gpu_seconds = 1000 * per_image
-    gpu_price = PRICES["modal_gpu_second"][m.gpu]
+    # Measured seconds are priced at the rate of the GPU that measured them.
+    gpu = (gpu_price_key(measured.accelerator) if measured else None) or m.gpu
+    gpu_price = PRICES["modal_gpu_second"][gpu]
     basis = (f"measured: {per_image:.3f} s per image on {measured.accelerator} ({measured.basis}; "
              f"docs/benchmarks.md)" if measured else
              f"assumed {ASSUMED_GPU_SECONDS_PER_IMAGE} s per 1024x1024 image (shared/REFERENCE.md: Modal's "
              "FLUX.1-schnell example; no CUDA run has measured it here)")
-    lines.append(Line(f"Modal GPU ({m.gpu})", gpu_seconds, "GPU-s", gpu_seconds * gpu_price,
+    lines.append(Line(f"Modal GPU ({gpu})", gpu_seconds, "GPU-s", gpu_seconds * gpu_price,
                       f"{basis} at ${gpu_price}/s"))
     container = gpu_seconds * (ASSUMED_CONTAINER["cpu_cores"] * PRICES["modal_cpu_core_second"]
                                + ASSUMED_CONTAINER["memory_gib"] * PRICES["modal_memory_gib_second"])
@@ -542,12 +544,14 @@ def gpu_time_rows(times: dict) -> list[str]:
         if model.type != "image" or model.task != "text-to-image":
             continue
         time = times.get(model.id)
-        price = PRICES["modal_gpu_second"].get(model.gpu)
-        if time is None or price is None:
+        gpu = gpu_price_key(time.accelerator) if time is not None else None
+        if time is None or gpu is None:
             rows.append(f"| {model.id} | {model.gpu} | not measured yet | | | |")
             continue
+        # Priced at the rate of the GPU that measured it: its seconds on another GPU are not known.
+        other = "" if gpu == model.gpu else f"; at {gpu}'s rate: its {model.gpu}'s time is not measured"
         rows.append(f"| {model.id} | {model.gpu} | {time.accelerator}, {time.variant} | {time.seconds:.3f} | "
-                    f"{1000 * time.seconds * price:.2f} | {time.basis} |")
+                    f"{1000 * time.seconds * PRICES['modal_gpu_second'][gpu]:.2f} | {time.basis}{other} |")
     return rows
 
 
@@ -752,8 +756,8 @@ def render(m: Measurement) -> str:
         "",
         ("From the last CUDA run of `python -m gpu.bench --full-size` the repo keeps (docs/full-size-rows.jsonl, "
          "rendered in docs/benchmarks.md): each text-to-image model at 1024x1024 and its default steps, under the "
-         "speed settings those figures choose, priced at its catalog GPU's rate. Random weights time the same work "
-         "as real ones. A model measured on another GPU than its catalog's is priced with that GPU's time."),
+         "speed settings those figures choose, priced at the rate of the GPU that measured it (a model whose catalog "
+         "GPU is another says so: its time there is not measured). Random weights time the same work as real ones."),
         "",
         "| model | catalog GPU | measured on, variant | GPU-s per image | GPU cost per 1,000 (USD) | basis |",
         "|---|---|---|---:|---:|---|",

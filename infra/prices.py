@@ -25,3 +25,11 @@ PRICES = {
     "modal_cpu_core_second": 0.0000131,
     "modal_memory_gib_second": 0.00000222,
 }
+
+
+def gpu_price_key(accelerator: str) -> str | None:
+    """The modal_gpu_second key of a GPU as torch names it ("NVIDIA H100 80GB HBM3" -> "H100"), or None."""
+    name = accelerator.upper()
+    if "A100" in name:
+        return "A100-80GB" if "80G" in name else None
+    return next((key for key in PRICES["modal_gpu_second"] if key in name), None)

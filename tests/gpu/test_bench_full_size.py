@@ -286,17 +286,26 @@ def test_cost_page_prices_gpu_time_from_the_kept_rows(tmp_path, monkeypatch):
 
     assert all("not measured yet" in row for row in bench_calls.gpu_time_rows({}))
     rows = tmp_path / "rows.jsonl"
+    h100 = {"accelerator": "NVIDIA H100 80GB HBM3"}
     row = bench.FullRow(model="flux-schnell", scale="full", variant="eager", width=1024, height=1024, n=1, steps=4,
-                        text_encode=0.1, vae_decode=0.1, inference=1.0, encode=0.1, machine={"accelerator": "H100"})
-    rows.write_text(json.dumps(dataclasses.asdict(row)) + "\n")
+                        text_encode=0.1, vae_decode=0.1, inference=1.0, encode=0.1, machine=h100)
+    # flux2-klein's catalog GPU is an L40S: its H100 seconds are priced at the H100's rate, and the row says so.
+    klein = dataclasses.replace(row, model="flux2-klein")
+    rows.write_text(json.dumps(dataclasses.asdict(row)) + "\n" + json.dumps(dataclasses.asdict(klein)) + "\n")
     times = bench_calls.measured_gpu_times(rows)
-    priced = next(r for r in bench_calls.gpu_time_rows(times) if r.startswith("| flux-schnell |"))
+    table = bench_calls.gpu_time_rows(times)
+    priced = next(r for r in table if r.startswith("| flux-schnell |"))
     seconds = 0.1 + 0.8 / 4 * get_catalog().model("flux-schnell").defaults.steps + 0.1 + 0.1
     assert f"| {seconds:.3f} | {1000 * seconds * bench_calls.PRICES['modal_gpu_second']['H100']:.2f} |" in priced
+    assert "not measured" not in priced
+    priced = next(r for r in table if r.startswith("| flux2-klein | L40S |"))
+    seconds = 0.1 + 0.8 / 4 * get_catalog().model("flux2-klein").defaults.steps + 0.1 + 0.1
+    assert f"| {1000 * seconds * bench_calls.PRICES['modal_gpu_second']['H100']:.2f} |" in priced
+    assert "at H100's rate: its L40S's time is not measured" in priced
 
     # --report-only of a run's rows into the repo's page keeps those rows for the cost page.
     monkeypatch.setattr(bench, "FULL_SIZE_ROWS", tmp_path / "kept.jsonl")
     monkeypatch.setattr(bench, "DEFAULT_OUT", tmp_path / "benchmarks.md")
     assert bench.main(["--full-size", "--report-only", "--jsonl", str(rows), "--out", str(tmp_path / "benchmarks.md")
                        ]) == 0
-    assert bench.read_rows(tmp_path / "kept.jsonl") == [row]
+    assert bench.read_rows(tmp_path / "kept.jsonl") == [row, klein]
