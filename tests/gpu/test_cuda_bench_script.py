@@ -110,7 +110,7 @@ def test_the_serving_step_parses(tmp_path):
 
 
 def test_the_carried_wheels_are_the_versions_the_tests_run():
-    match = re.search(r"PACKAGES=\((.+?)\)", _script(), re.S)
+    match = re.search(r"PACKAGES=\((.+?)\)", _script(), re.DOTALL)
     assert match
     pins = dict(p.split("==") for p in match[1].split())
     assert {"diffusers", "transformers", "torchao", "pydantic"} <= set(pins)
