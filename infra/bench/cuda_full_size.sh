@@ -114,7 +114,7 @@ step() {
 step 70 45 --models flux2-klein --variant eager
 step 80 55 --models z-image-turbo --variant eager
 step 150 110 --models qwen-image --variant eager --steps 10
-step 120 90 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 1
+step 150 120 --models wan2.2-ti2v-5b --variant eager --steps 4 --batch-sizes 1
 # 2. Regional compile at batch size 1, then its artifacts loaded by a fresh process (the cache-load stage: each step
 #    has empty inductor and Triton caches of its own, so only --compile-cache can spare it the compile), compared
 #    with the eager output of step 1 (PSNR against its floor: gpu/quality.py).

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from functions.core.catalog import get_catalog
-from gpu import bench, footprint, full_size, pipelines
+from gpu import bench, footprint, full_size, pipelines, quality
 
 TOLERANCE = 0.05
 # (component, published parameters, source): the must-haves' denoisers and the text encoders whose size is published.
@@ -233,11 +233,23 @@ def test_each_variant_is_held_to_its_floor_against_eager(tmp_path, monkeypatch):
                            "--no-write"]) == 0
     eager, tiled, fp8 = bench.read_rows(rows)
     assert (eager.psnr, eager.floor) == (None, None) and len(list(refs.glob("flux2-klein-*.npy"))) == 1
-    assert tiled.floor == 40.0 and tiled.psnr >= 40.0 and not tiled.below_floor
-    assert fp8.floor == 35.0 and 35.0 <= fp8.psnr < float("inf") and not fp8.below_floor  # real fp8 weights: lossy
-    assert "(floor 35)" in bench.psnr_cell(fp8)
+    # Eager's own rounding drift (the math attention kernel here), kept beside its output for the other variants.
+    assert eager.rounding_db is not None and len(list(refs.glob("flux2-klein-*.rounding.json"))) == 1
+    assert bench.psnr_cell(eager).startswith("rounding drift ")
+    assert tiled.floor == quality.held_floor(40.0, eager.rounding_db) and not tiled.below_floor
+    assert fp8.floor == quality.held_floor(35.0, eager.rounding_db) and not fp8.below_floor
+    assert fp8.psnr < float("inf")  # real fp8 weights: lossy
+    assert f"(floor {fp8.floor:g})" in bench.psnr_cell(fp8)
     chosen, against = bench.chosen_defaults([eager, tiled, fp8])["flux2-klein"]
-    assert against is eager and chosen.inference == min(r.inference for r in (eager, tiled, fp8))
+    faster = [r for r in (tiled, fp8) if r.inference * bench.MIN_SPEEDUP <= eager.inference]
+    assert against is eager and chosen is min(faster or [eager], key=lambda r: r.inference)
+
+
+def test_floors_allow_for_the_models_own_rounding_drift():
+    assert quality.held_floor(40.0, None) == 40.0  # not measured: the floor as it is
+    assert quality.held_floor(40.0, 55.0) == 40.0  # a drift smaller than the floor changes nothing
+    assert quality.held_floor(40.0, 31.5) == 31.5  # random weights drifting further: held to the drift
+    assert quality.held_floor(35.0, 9.0) == quality.BROKEN_DB  # but never down to noise
 
 
 def test_the_defaults_chosen_are_the_fastest_within_their_floor():
