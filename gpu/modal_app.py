@@ -79,7 +79,9 @@ def class_options(modal_class: str) -> dict:
         "scaledown_window": get_catalog().class_scaledown_window(modal_class),
         # GPU memory snapshots (alpha): single-GPU CUDA classes, as Modal documents them. A restore that fails
         # boots the container without the snapshot (modal 1.5.1+), which then loads as a CPU snapshot would.
-        "experimental_options": {"enable_gpu_snapshot": get_catalog().class_gpu_snapshot(modal_class)},
+        # Off is the option left out: modal sends each value as a string (str(False) is "False"), which a server
+        # reading the option's presence or non-emptiness would take for on.
+        "experimental_options": {"enable_gpu_snapshot": True} if get_catalog().class_gpu_snapshot(modal_class) else {},
         # Per instance, so per set of weights: "each unique combination of parameters behaves like an
         # individual Modal Function with its own auto-scaling" (Modal, parametrized functions).
         "max_containers": pools.max_containers(),
