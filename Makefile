@@ -103,7 +103,7 @@ artifacts-doc: $(STAMP)
 
 # Exports the OpenAPI document the API serves (GET /openapi.json) to docs/openapi.json; a test fails when stale.
 openapi: $(STAMP)
-	$(BIN)/python -m functions.api.openapi docs/openapi.json
+	$(BIN)/python -m infra.openapi_doc docs/openapi.json
 
 # The console's browser tests (tests/e2e/test_console.py) drive Debian's chromium; Playwright never downloads one.
 chromium:

@@ -78,12 +78,12 @@ app.use(middlewares=[auth_middleware])
 # The API's own description, served without a key (functions/api/auth.py); generated on first request.
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    return openapi.openapi_response(app.current_event)  # built from every router (openapi.build includes them)
+    return openapi.openapi_response(app)  # built from every router (openapi.build includes them)
 
 
 @app.get("/docs", include_in_schema=False)
 def swagger_ui() -> Response[str]:
-    return openapi.swagger_response(app.current_event)
+    return openapi.swagger_response(app)
 
 
 @app.exception_handler(DarkroomError)

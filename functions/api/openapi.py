@@ -188,15 +188,14 @@ def build(app) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def document_json() -> str:
-    """The document as served and exported (generated once per container)."""
-    from functions.api.app import app
-
+def document_json(app) -> str:
+    """`app`'s document as served and exported (generated once per container). The app is passed in: it imports
+    this module, not the other way round."""
     return json.dumps(build(app), indent=2) + "\n"
 
 
 @lru_cache(maxsize=1)
-def _swagger_html() -> str:
+def _swagger_html(app) -> str:
     # Powertools' page with the Swagger UI assets its package ships, inlined: /docs works with no CDN
     # (air-gapped and local stacks too), at the price of a 1.7 MB page (gzip-compressed when accepted).
     from aws_lambda_powertools.event_handler.openapi import swagger_ui
@@ -204,54 +203,40 @@ def _swagger_html() -> str:
 
     assets = Path(swagger_ui.__file__).parent
     return generate_swagger_html(
-        document_json().replace("</", "<\\/"),  # the spec sits in a <script>: never close it early
+        document_json(app).replace("</", "<\\/"),  # the spec sits in a <script>: never close it early
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
         (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
         # A key typed into the page stays in the tab's memory only, as the console's: not in localStorage.
         swagger_base_url="", oauth2_config=None, persist_authorization=False)
 
 
-def openapi_response(event) -> Response:
+def openapi_response(app) -> Response:
     from functions.api import pages
 
-    return pages.page(event, document_json(), content_type=JSON, csp="default-src 'none'; frame-ancestors 'none'",
+    return pages.page(app.current_event, document_json(app), content_type=JSON, csp="default-src 'none'; frame-ancestors 'none'",
                       cache="public, max-age=300")
 
 
 @lru_cache(maxsize=1)
-def _swagger_csp() -> str:
+def _swagger_csp(app) -> str:
     from functions.api import pages
 
-    html = _swagger_html()
+    html = _swagger_html(app)
     # Swagger UI's own script is inline, allowed by its hash; its React styles elements at run time.
     return pages.content_security_policy(script=pages.inline_hashes(html, "script"),
                                          style="'self' 'unsafe-inline'", media=False)
 
 
-def swagger_response(event) -> Response:
+def swagger_response(app) -> Response:
     """1.7 MB uncompressed, about 0.5 MB gzipped; cached, and revalidated for free (an ETag, then 304s)."""
     from functions.api import pages
 
-    return pages.page(event, _swagger_html(), content_type="text/html; charset=utf-8", csp=_swagger_csp(),
-                      cache="public, max-age=300", etag=_swagger_etag())
+    return pages.page(app.current_event, _swagger_html(app), content_type="text/html; charset=utf-8",
+                      csp=_swagger_csp(app), cache="public, max-age=300", etag=_swagger_etag(app))
 
 
 @lru_cache(maxsize=1)
-def _swagger_etag() -> str:
+def _swagger_etag(app) -> str:
     from functions.api import pages
 
-    return pages.etag_of(_swagger_html())
-
-
-def export(path: Path) -> None:
-    """`make openapi`: write the document the API serves to `path` (docs/openapi.json)."""
-    path.write_text(document_json(), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    import importlib
-    import sys
-
-    # Through the imported module: the one the routes registered their request models with, not __main__.
-    module = importlib.import_module("functions.api.openapi")
-    module.export(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/openapi.json"))
+    return pages.etag_of(_swagger_html(app))
