@@ -592,6 +592,10 @@ def _against_eager(model: ModelSpec, speed: SpeedSettings, result: Any,
     return quality.psnr(pixels, np.load(reference)), held, note
 
 
+def _joined(*notes: str) -> str:
+    return "; ".join(filter(None, notes))
+
+
 def _rounding_file(reference: Path) -> Path:
     return reference.with_suffix(".rounding.json")
 
@@ -726,10 +730,14 @@ def bench_full_size(model: ModelSpec, variant: str, args: argparse.Namespace, *,
             # Warm-up: kernel selection, and with compile the compile itself. Fewer steps unless a cache is on
             # (MagCache's schedule is laid out for the real step count).
             warm = dataclasses.replace(req, steps=steps if speed.cache else min(steps, 2))
+            graphs = compile_cache.graph_counts()
             t0 = time.perf_counter()
             pipelines.generate(pipe, model.family, warm)
             _sync(device)
             row.warmup = time.perf_counter() - t0
+            if speed.compile != "none":  # what the cache-load row spared: graphs loaded, not compiled
+                hits, misses = (now - before for now, before in zip(compile_cache.graph_counts(), graphs, strict=True))
+                row.note = f"warm-up: {hits} graphs from the cache, {misses} compiled"
             best: tuple[float, float, Any] | None = None
             for _ in range(max(1, args.repeat)):
                 if on_gpu:
@@ -750,16 +758,17 @@ def bench_full_size(model: ModelSpec, variant: str, args: argparse.Namespace, *,
             row.vae_decode, row.postprocess = result.vae_decode, result.postprocess
             if n == 1:
                 reference = reference_path(args, model, size, steps, frames)
-                row.psnr, row.floor, row.note = _against_eager(model, speed, result, reference)
+                row.psnr, row.floor, note = _against_eager(model, speed, result, reference)
+                row.note = _joined(row.note, note)
                 if row.floor is None:  # eager: also its own rounding drift, while the budget allows one more call
                     _rounding_file(reference).unlink(missing_ok=True)
                     if args.budget and time.perf_counter() - started + row.inference > args.budget:
-                        row.note = "rounding drift not measured: over the model's budget"
+                        row.note = _joined(row.note, "rounding drift not measured: over the model's budget")
                     else:
                         row.rounding_db = _rounding_drift(pipe, model, req, reference)
             encoded = _encode_outputs(model, result, req.fps)
             if isinstance(encoded, str):
-                row.note = "; ".join(filter(None, [row.note, encoded]))
+                row.note = _joined(row.note, encoded)
             else:
                 row.encode = encoded
             del result, best
