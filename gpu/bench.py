@@ -460,8 +460,7 @@ class FullRow:
 
 FULL_HEADERS = ["model", "variant", "size", "frames", "n", "steps", "params B", "build s", "cache load s",
                 "warm-up s", "text encode s", "denoise s", "s/step", "VAE decode s", "post-process s", "encode s",
-                "inference s",
-                "throughput", "peak GiB", "PSNR vs eager dB", "speed settings", "note"]
+                "inference s", "throughput", "peak GiB", "PSNR vs eager dB", "speed settings", "note"]
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -474,8 +473,7 @@ def full_row_cells(row: FullRow) -> list[str]:
         f"{row.frames} @ {row.fps:g} fps" if row.frames and row.fps else "-", str(row.n), str(row.steps),
         _f(row.parameters), _f(row.build), _f(row.cache_load), _f(row.warmup), _f(row.text_encode, 3),
         _f(row.denoise, 3), _f(row.per_step, 3), _f(row.vae_decode, 3), _f(row.postprocess, 3), _f(row.encode, 3),
-        _f(row.inference, 3),
-        row.throughput, _f(row.peak_gib, 1), psnr_cell(row), row.speed, row.note or "-",
+        _f(row.inference, 3), row.throughput, _f(row.peak_gib, 1), psnr_cell(row), row.speed, row.note or "-",
     ]
 
 
