@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m infra.bench
 
 # The full-size benchmark (python -m gpu.bench --full-size: real architectures, random weights) on a CUDA machine,
-# as one prepared run of about 8 minutes (infra/bench/cuda_full_size.sh; gpu/README.md says how to run it on a lent
+# as one prepared run of about 9 minutes (infra/bench/cuda_full_size.sh; gpu/README.md says how to run it on a lent
 # machine). Fetch the wheels that machine lacks here first: bench-cuda-wheels.
 bench-cuda-wheels: $(STAMP)
 	PIP=$(BIN)/pip infra/bench/cuda_full_size.sh wheels
