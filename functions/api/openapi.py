@@ -213,8 +213,8 @@ def _swagger_html(app) -> str:
 def openapi_response(app) -> Response:
     from functions.api import pages
 
-    return pages.page(app.current_event, document_json(app), content_type=JSON, csp="default-src 'none'; frame-ancestors 'none'",
-                      cache="public, max-age=300")
+    return pages.page(app.current_event, document_json(app), content_type=JSON,
+                      csp="default-src 'none'; frame-ancestors 'none'", cache="public, max-age=300")
 
 
 @lru_cache(maxsize=1)
