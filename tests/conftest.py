@@ -7,6 +7,21 @@ from collections import Counter
 
 import pytest
 
+
+def _torch_threads_per_worker() -> None:
+    """Give each pytest-xdist worker its share of the cores for torch's (OpenMP's) thread pool, before anything
+    imports torch. Each pool is as large as the machine by default, and OpenMP threads spin while they wait:
+    two workers on two cores, each with two threads, ran the tiny pipelines' tests about 4x slower (measured:
+    tests/gpu/test_loras.py and test_pipelines.py, 200 s against 49 s). The stacks the e2e tests start inherit it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))  # set in the workers only
+    if not workers:
+        return  # one process: torch's default, the whole machine
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))
+
+
+_torch_threads_per_worker()
+
 # As the local stack does (infra/local/stack.py): the tiny random weights are under no model's license, so every
 # catalog model runs in tests. tests/unit/test_capabilities.py clears it to test the refusal.
 os.environ.setdefault("DARKROOM_ACCEPTED_LICENSES", "*")
