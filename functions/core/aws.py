@@ -61,6 +61,30 @@ def token_expiry(token_env: str = MODAL_IDENTITY_TOKEN_ENV) -> float | None:
         return None
 
 
+# botocore's data loader (service models and endpoint rules: read-only JSON, cached as it is read) is shared by
+# every session this process makes: a new session (a new identity, or the local stack's and the tests' new
+# endpoints) then makes its clients in about 30 ms instead of 230 (measured, three clients).
+_data_loader: Any = None
+
+
+def _botocore_session() -> botocore.session.Session:
+    global _data_loader
+    core = botocore.session.get_session()
+    if _data_loader is None:
+        _data_loader = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _data_loader)
+    return core
+
+
+def _boto3_session(core: botocore.session.Session, region: str | None = None) -> boto3.session.Session:
+    session = boto3.session.Session(botocore_session=core, region_name=region)
+    # boto3 appends its own data folder to the loader's search paths at every session: once is enough.
+    paths = core.get_component("data_loader").search_paths
+    paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
 class _SharedCredentials(CredentialProvider):
     """Hands one refreshable credentials object to every client's session: one STS call per expiry, not per
     client."""
@@ -84,7 +108,7 @@ class WebIdentity:
     credentials: DeferredRefreshableCredentials = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        sts_session = botocore.session.get_session()
+        sts_session = _botocore_session()
         fetcher = AssumeRoleWithWebIdentityCredentialFetcher(
             # botocore's fetcher calls STS unsigned: the token is the only credential.
             client_creator=partial(sts_session.create_client, region_name=self.region),
@@ -104,10 +128,10 @@ class WebIdentity:
         return token
 
     def session(self) -> boto3.session.Session:
-        core = botocore.session.get_session()
+        core = _botocore_session()
         # Before the environment provider: this identity wins over any stray AWS_* keys.
         core.get_component("credential_provider").insert_before("env", _SharedCredentials(self.credentials))
-        return boto3.session.Session(botocore_session=core, region_name=self.region)
+        return _boto3_session(core, self.region)
 
 
 _identity: WebIdentity | None = None
@@ -151,7 +175,7 @@ def client(service: str) -> Any:
     with _clients_lock:
         if service not in _clients:
             if _session is None:
-                _session = _identity.session() if _identity else boto3.session.Session()
+                _session = _identity.session() if _identity else _boto3_session(_botocore_session())
             _clients[service] = _session.client(service, config=_S3_CONFIG if service == "s3" else _CONFIG)
         return _clients[service]
 

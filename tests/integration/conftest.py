@@ -3,6 +3,7 @@ driven the way the local stack drives them (gateway events, SQS batches from the
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import uuid
@@ -78,6 +79,10 @@ class AwsWorld:
         return self.physical[logical_id].ref
 
     def sqs(self):
+        return self._sqs
+
+    @functools.cached_property
+    def _sqs(self):  # one client for the session: making one per call cost ~10 ms a call
         return boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1",
                             aws_access_key_id="local", aws_secret_access_key="local")
 
