@@ -33,3 +33,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     repeated = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
     if repeated:
         raise pytest.UsageError(f"{len(repeated)} test ids name more than one test, e.g. {repeated[:3]}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # `--dist loadgroup` keeps each xdist_group on one worker (one build of the Lambda artifacts, one moto
+    # server for the integration tests) by suffixing node ids with "@group" at collection. Where pytest ignores
+    # that (9.2: pytest-dev/pytest-xdist#1386) the groups are silently spread over the workers: fail instead.
+    if (getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group")
+            and "@" not in item.nodeid.rpartition("]")[2]):
+        pytest.fail("--dist loadgroup lost this test's xdist_group (pytest-dev/pytest-xdist#1386): pyproject.toml "
+                    "pins a pytest that keeps it", pytrace=False)
