@@ -9,8 +9,6 @@ from functions.core import credits
 from functions.core.keys import KeyStore
 from infra.cli import app as cli
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 def test_account_shows_credits_and_the_key(api, tenant):
     body = api.get("/api/account", headers=tenant.headers).json

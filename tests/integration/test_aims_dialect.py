@@ -22,8 +22,6 @@ from functions.core.settings import get_settings
 from functions.core.styles import get_styles
 from tests.integration.conftest import fetch_media, serve_files
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 IMAGES = "/api/v1/images/generate"
 VIDEOS = "/api/v1/videos/generate"
 SMALL = {"prompt": "a lighthouse at dusk", "size": "256x256"}

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import boto3
-import pytest
 
 from functions.core.jobs import JobStore
 from functions.core.keys import KeyStore
-
-pytestmark = pytest.mark.xdist_group("integration")
 
 RUN = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": "256x256"}}
 

@@ -9,8 +9,6 @@ from functions.api import auth
 from functions.core import keys, ratelimit
 from functions.core.keys import KeyStore
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 @pytest.fixture
 def reads(monkeypatch):

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
 from infra.bench import __main__ as bench
 from infra.bench import coldstart, first_request, orchestration
-
-pytestmark = pytest.mark.xdist_group("integration")
 
 
 def test_orchestration_measures_every_stage_of_a_job(tmp_path):

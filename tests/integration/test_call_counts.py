@@ -13,8 +13,6 @@ import pytest
 
 from infra import bench_calls
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 COST_PAGE = Path(__file__).resolve().parents[2] / "docs" / "cost.md"
 
 

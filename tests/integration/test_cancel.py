@@ -20,8 +20,6 @@ from functions.core.messages import ResultMessage
 from functions.dispatch.dispatchers import get_dispatcher
 from gpu import worker
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 STEP_SECONDS = 0.15
 
 

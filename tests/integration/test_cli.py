@@ -14,7 +14,6 @@ from functions.core.messages import WebhookMessage, send
 from functions.core.signing import new_secret
 from infra.cli import app
 
-pytestmark = pytest.mark.xdist_group("integration")
 runner = CliRunner()
 
 

@@ -14,8 +14,6 @@ from functions.core.lifecycle import finish
 from functions.core.submit import SubmitRequest, submit
 from functions.core.workspaces import WorkspaceStore
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 # At the model's reference size and steps (1024x1024, flux-schnell's 4): 1 credit an image.
 RUN = {"tool": "create-image", "model": "flux-schnell", "input": {"prompt": "a lighthouse", "size": "1024x1024", "n": 2}}
 

@@ -21,8 +21,6 @@ from functions.dispatch.logic import dispatch
 from functions.sweeper.logic import sweep
 from infra.local.template import Resolver, functions, load
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 # What the worker needs, and nothing it cannot get from the payload (the Modal container has no settings).
 # The AWS role and region are how the worker gets credentials (by web identity; none locally). The provenance
 # fields name the C2PA signing certificate's secret (or local files) and the watermark switch (gpu/provenance.py).

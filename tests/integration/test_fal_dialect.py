@@ -23,8 +23,6 @@ from functions.core.workspaces import WorkspaceStore
 from infra.local.receiver import WebhookReceiver
 from tests.integration.conftest import fetch_media, serve_files
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 SCHNELL = "fal-ai/flux/schnell"
 QUEUE = f"/fal/queue/{SCHNELL}"
 SMALL = {"prompt": "a lighthouse at dusk", "image_size": {"width": 256, "height": 256}}

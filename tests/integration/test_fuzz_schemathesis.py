@@ -24,8 +24,6 @@ from infra.local.stack import reset_process_caches
 from infra.local.template import functions, http_routes, load
 from tests.integration.conftest import Tenant, make_tenant
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 # Per operation (36 of them); the whole run stays within a minute on two cores.
 MAX_EXAMPLES = 12
 SEED = 20240611

@@ -16,8 +16,6 @@ from functions.core.errors import ValidationFailed
 from functions.dialects import AIMS, FAL, OPENAI, REPLICATE, dialect_for_path
 from infra.local.template import http_routes, load
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 BODY_ROUTES = sorted({path for method, path, _ in http_routes(load()) if method in ("POST", "PUT")})
 # Routes that take multipart/form-data only: OpenAI's variations (its edits also take a JSON body, as OpenAI's
 # API allows).

@@ -28,8 +28,6 @@ from functions.core.keys import DEFAULT_SCOPES, KeyStore
 from functions.dialects import FAL, NATIVE, REPLICATE, dialect_for_path
 from infra.local.template import http_routes, load
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 ROUTES = [(method, path) for method, path, _ in http_routes(load())]
 PARAM_ROUTES = sorted({r for r in ROUTES if "{" in r[1]})
 

@@ -21,8 +21,6 @@ from functions.core import keys
 from functions.core.keys import KEY_PREFIX, KeyStore
 from functions.core.settings import get_settings
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

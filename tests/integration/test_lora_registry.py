@@ -20,8 +20,6 @@ from safetensors.numpy import save
 from functions.core import lora_files, loras, storage, urls
 from functions.core.settings import get_settings
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 # The local stack judges LoRAs against the tiny weights' signatures; a fixture catalog stands in for the
 # generated functions/core/lora_signatures.json.
 SIGNATURES = {"families": {"flux": {"tiny": {"transformer.single_transformer_blocks.0.attn.to_q": [32, 32],

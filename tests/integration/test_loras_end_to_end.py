@@ -20,8 +20,6 @@ from functions.core.settings import get_settings
 from functions.dialects import native
 from gpu import adapters
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 SMALL = {"prompt": "a lighthouse at dusk", "size": "256x256", "steps": 2, "seed": 7}
 
 

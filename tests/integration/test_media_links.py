@@ -20,8 +20,6 @@ from functions.api import files
 from functions.core import aws, clock
 from tests.integration.conftest import PUBLIC_BASE_URL, fetch_media
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 def finished(api, tenant, drain) -> dict:
     body = {"tool": "create-image", "input": {"prompt": "a red lighthouse", "size": "256x256"}}

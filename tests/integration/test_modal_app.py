@@ -14,8 +14,6 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.messages import WorkRequest
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 def _work(world, job) -> WorkRequest:
     return WorkRequest(job_id=job.id, workspace_id=job.workspace_id, model=job.model, params=job.params,

@@ -19,8 +19,6 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 SMALL = {"prompt": "a lighthouse at dusk", "size": "256x256"}
 SYNC = {**SMALL, "model": "sdxl-turbo"}  # the OpenAI and AI Media Studio bodies name the model
 

@@ -17,8 +17,6 @@ from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from tests.integration.conftest import fetch_media
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 IMAGES = "/api/v1/images/generate"
 COLLAGE = "Combine these images into a beautiful collage"
 

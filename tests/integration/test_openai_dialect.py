@@ -18,8 +18,6 @@ from functions.core.settings import get_settings
 from functions.core.styles import get_styles
 from tests.integration.conftest import fetch_media, serve_files
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 GEN = "/v1/images/generations"
 EDIT = "/v1/images/edits"
 SMALL = {"prompt": "a lighthouse at dusk", "size": "256x256"}
@@ -294,7 +292,6 @@ def test_models_list_and_retrieve(api, tenant):
     error_of(api.get("/v1/models/dall-e-9", headers=tenant.headers), 404, None, "model_not_found",
              "invalid_request_error")
     error_of(api.get("/v1/models/ltx-video", headers=tenant.headers), 404, None, "model_not_found")
-
 
 
 def data_url(data: bytes) -> str:

@@ -21,8 +21,6 @@ from functions.dialects import openai as openai_dialect
 from infra.local.template import http_routes, load
 from tests.integration.conftest import REPO
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 EXPORTED = REPO / "docs" / "openapi.json"
 SERVED_ONLY = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/console"), ("GET", "/console/{}")}
 ERROR_MODEL = {NATIVE: "NativeError", OPENAI: "OpenAIError", AIMS: "AIMSError", FAL: "FalError",

@@ -6,7 +6,6 @@ import io
 import threading
 
 import boto3
-import pytest
 from PIL import Image
 
 from functions.core import clock
@@ -17,7 +16,6 @@ from functions.sweeper.logic import MAX_DISPATCH_ATTEMPTS, sweep
 from infra.local.lambda_runtime import LambdaContext
 from tests.integration.conftest import PUBLIC_BASE_URL, fetch_media
 
-pytestmark = pytest.mark.xdist_group("integration")
 CTX = LambdaContext("DispatchFunction", 512, 60)
 
 RUN = {"tool": "create-image", "input": {"prompt": "a lighthouse", "size": "256x256", "seed": 7}}

@@ -23,8 +23,6 @@ from functions.core.workspaces import WorkspaceStore
 from functions.dialects import webhook_payload
 from infra.local.receiver import WebhookReceiver
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 PROMPT = "a lighthouse at dusk"
 MODEL = "sdxl-turbo"
 ENHANCE = "/api/prompts/enhance"

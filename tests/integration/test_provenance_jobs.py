@@ -17,8 +17,6 @@ from functions.core.settings import get_settings
 from gpu import provenance
 from infra.local.signing_cert import ensure_dev_certificate
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 @pytest.fixture
 def signing(tmp_path, monkeypatch):

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from functions.core import ratelimit
 from functions.core.errors import RateLimited
 from functions.core.keys import KeyStore
-
-pytestmark = pytest.mark.xdist_group("integration")
 
 
 def limited_key(tenant, limit: int) -> dict[str, str]:

@@ -14,8 +14,6 @@ from functions.core.schema import MAX_STRING_CHARS
 from functions.webhooks.delivery import MAX_ERROR_CHARS
 from infra.bench_calls import _item_bytes
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 LONG = "https://127.0.0.1/" + "a" * 60_000
 # Every string field a caller can send that is not a prompt, per route: each must be a 400 naming it at 60 KB.
 FIELDS = {

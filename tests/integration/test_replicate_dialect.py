@@ -27,8 +27,6 @@ from functions.core.workspaces import WorkspaceStore
 from infra.local.receiver import WebhookReceiver
 from tests.integration.conftest import RecordingDispatcher, fetch_media
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 FLUX = "/v1/models/black-forest-labs/flux-schnell/predictions"
 SMALL = {"prompt": "a lighthouse at dusk", "width": 256, "height": 256, "num_inference_steps": 2}
 # replicate-python's own progress pattern (Prediction.Progress._pattern).

@@ -12,8 +12,6 @@ from functions.api import scopes
 from functions.core.keys import ALL_SCOPES
 from infra.local.template import http_routes, load
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 ROUTES = [f"{method} {path}" for method, path, _ in http_routes(load())]
 IMAGE = {"prompt": "a lighthouse", "size": "256x256"}
 BODIES = {

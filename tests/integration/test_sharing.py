@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import pytest
-
 from tests.integration.conftest import fetch_media
-
-pytestmark = pytest.mark.xdist_group("integration")
 
 
 def made(api, tenant, dispatcher, drain, public: bool) -> dict:

@@ -17,7 +17,6 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 
-pytestmark = pytest.mark.xdist_group("integration")
 REPO = Path(__file__).resolve().parents[2]
 
 

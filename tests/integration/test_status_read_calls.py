@@ -17,8 +17,6 @@ from infra.bench.calls import warm_ops
 from infra.bench.harness import image_body
 from infra.bench_calls import count_aws_calls
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 @pytest.fixture
 def warm_keys(world, monkeypatch):

@@ -18,8 +18,6 @@ from infra.bench.harness import image_body
 from infra.bench_calls import count_aws_calls
 from tests.integration.conftest import RecordingDispatcher
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 @pytest.fixture
 def counted(world):

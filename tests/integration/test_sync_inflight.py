@@ -9,8 +9,6 @@ import pytest
 from functions.core import clock, inflight, settings
 from functions.core.jobs import JobStore
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 OPENAI = {"model": "flux-schnell", "prompt": "a lighthouse", "size": "256x256"}
 AIMS = {"model": "flux-schnell", "prompt": "a lighthouse", "size": "256x256"}
 

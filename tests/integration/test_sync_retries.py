@@ -9,8 +9,6 @@ import pytest
 from functions.core.jobs import JobStore
 from functions.core.settings import get_settings
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 GEN = "/v1/images/generations"
 VIDEOS = "/api/v1/videos/generate"
 BODY = {"prompt": "a lighthouse at dusk", "size": "256x256"}

@@ -13,8 +13,6 @@ from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStore
 from tests.integration.conftest import fetch_media
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 
 def png_bytes(size=(64, 64), color=(200, 30, 30)) -> bytes:
     buffer = io.BytesIO()

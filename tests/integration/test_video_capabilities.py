@@ -16,8 +16,6 @@ from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from tests.integration.conftest import fetch_media, serve_files
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 VIDEOS = "/api/v1/videos/generate"
 
 

@@ -16,8 +16,6 @@ from functions.core.jobs import JobStatus, JobStore
 from functions.core.workspaces import WorkspaceStore
 from infra.local.receiver import WebhookReceiver
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 SEED_KEYS = {"_id", "status", "output", "model", "type", "payload", "error"}
 
 

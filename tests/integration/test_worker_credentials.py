@@ -18,8 +18,6 @@ from functions.core.messages import WorkRequest
 from functions.dispatch.logic import dispatch
 from tests.integration.conftest import RecordingDispatcher
 
-pytestmark = pytest.mark.xdist_group("integration")
-
 ROLE_NAME = "darkroom-ModalWorkerRole"
 
 
