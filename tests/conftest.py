@@ -36,8 +36,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    # `--dist loadgroup` keeps each xdist_group on one worker (one build of the Lambda artifacts, one moto
-    # server for the integration tests) by suffixing node ids with "@group" at collection. Where pytest ignores
+    # `--dist loadgroup` keeps each xdist_group on one worker (one build of the Lambda artifacts, one stack
+    # for a module's e2e tests) by suffixing node ids with "@group" at collection. Where pytest ignores
     # that (9.2: pytest-dev/pytest-xdist#1386) the groups are silently spread over the workers: fail instead.
     if (getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group")
             and "@" not in item.nodeid.rpartition("]")[2]):
