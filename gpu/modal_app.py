@@ -44,13 +44,22 @@ NO_DEPS_REQUIREMENTS = Path(__file__).with_name("requirements-nodeps.txt")
 # styles.yaml at run time.
 SOURCE_FILES_IGNORED = ~modal.FilePatternMatcher("**/*.py", "**/*.yaml", "**/*.json", "**/*.html")
 
+# The attention kernels a model's `attention` setting may load from the Hub (FlashAttention 3 and 2, SageAttention 2),
+# built for the image's torch: fetched while the image builds, into the image, because the serving containers are
+# offline. The script runs alone (it imports nothing of ours), so only its own changes rebuild this layer.
+ATTENTION_KERNELS_SCRIPT = Path(__file__).with_name("attention_kernels.py")
+ATTENTION_KERNELS_IN_IMAGE = "/opt/darkroom/attention_kernels.py"
+KERNELS_CACHE = "/opt/darkroom/kernels"
+
 packages = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .pip_install_from_requirements(str(REQUIREMENTS))
     .pip_install_from_requirements(str(IMAGE_REQUIREMENTS))
     .pip_install_from_requirements(str(NO_DEPS_REQUIREMENTS), extra_options="--no-deps")
     .env({"DARKROOM_WEIGHTS": WEIGHTS_DIR, "DARKROOM_LORA_CACHE": LORAS_DIR, "POWERTOOLS_SERVICE_NAME": "darkroom-gpu",
-          "HF_HUB_DISABLE_TELEMETRY": "1"})
+          "HF_HUB_DISABLE_TELEMETRY": "1", "KERNELS_CACHE": KERNELS_CACHE})
+    .add_local_file(ATTENTION_KERNELS_SCRIPT, ATTENTION_KERNELS_IN_IMAGE, copy=True)
+    .run_commands(f"python {ATTENTION_KERNELS_IN_IMAGE}")
 )
 # The GPU classes load only from the Volume: offline, so no library reaches for the Hub in a job.
 image = packages.env({"HF_HUB_OFFLINE": "1"}).add_local_python_source(

@@ -10,7 +10,8 @@ The order follows what each step needs of the others (diffusers 0.42.1's source)
    each activation to fp8 and multiplies in fp8 (torch._scaled_mm: compute capability 8.9+); "fp8_weight_only"
    dequantizes the weights for a matmul in the model's dtype, so it halves weight memory on any device.
 2. attention: `set_attention_backend` sets `_attention_backend` on each processor, which the dispatcher reads when
-   the forward runs (and dynamo when it traces): before compile.
+   the forward runs (and dynamo when it traces): before compile. The first of the setting's backends for this GPU
+   that loads (gpu/attention_kernels.py: a package, or a Hub kernel the image build fetched) is the one set.
 3. cache: `enable_cache` registers hooks (diffusers.hooks.HookRegistry) that replace the forward of the denoiser's
    blocks. `compile_repeated_blocks` / `Module.compile` wrap the module's call, which then runs the hooked forward,
    so the hooks must exist before the first compiled call; their data-dependent branches (skip or compute a step)
@@ -35,8 +36,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from functions.core.catalog import CacheSettings, LoraHotswap, SpeedSettings
 
-# The attention backends a setting names, and the package each needs (diffusers.models.attention_dispatch).
-_ATTENTION_PACKAGES = {"flash": "flash_attn", "sage": "sageattention"}
 # The base families whose denoiser diffusers' FLUX_MAG_RATIOS were measured on (MagCache without mag_ratios).
 _FLUX_MAG_FAMILIES = frozenset({"flux"})
 
@@ -112,13 +111,20 @@ _TORCHAO_CONFIGS = {
 FP8_MATMUL_MULTIPLE = 16  # torch._scaled_mm's constraint on both dimensions of a weight
 
 
-def _fp8_matmul_missing(device: str) -> str | None:
-    """Why `device` cannot run fp8 matmuls (torch._scaled_mm), or None when it can."""
+def _cuda_capability(device: str) -> tuple[int, int] | None:
+    """The compute capability of `device`, or None when it is not a CUDA device this process can use."""
     import torch
 
     if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_capability(torch.device(device))
+
+
+def _fp8_matmul_missing(device: str) -> str | None:
+    """Why `device` cannot run fp8 matmuls (torch._scaled_mm), or None when it can."""
+    capability = _cuda_capability(device)
+    if capability is None:
         return f"unavailable on {device}"
-    capability = torch.cuda.get_device_capability(torch.device(device))
     if capability < (8, 9):
         return f"unavailable on compute capability {capability[0]}.{capability[1]} (needs 8.9+)"
     return None
@@ -159,27 +165,58 @@ def _quantize(models: list[tuple[str, Any]], mode: str, device: str) -> str:
     return f"{mode} (torchao {config_name}) on {', '.join(counts)}, computing in {kept}"
 
 
-def _attention(models: list[tuple[str, Any]], backend: str, device: str) -> str:
-    package = _ATTENTION_PACKAGES[backend]
-    if importlib.util.find_spec(package) is None:
-        return f"{backend} unavailable: {package} not installed: native"
-    if not device.startswith("cuda"):
-        return f"{backend} needs a CUDA device, not {device}: native"
-    applied, refused = [], []
+@contextlib.contextmanager
+def _process_default_kept():
+    """`set_attention_backend` also makes its backend the process's default (diffusers' _AttentionBackendRegistry),
+    which every processor without a backend of its own then runs: other models' in this process, and this model's
+    once `turn_off` resets them. Put back, a setting stays on the model that names it."""
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    default = _AttentionBackendRegistry._active_backend
+    try:
+        yield
+    finally:
+        _AttentionBackendRegistry.set_active_backend(default)
+
+
+def _attention(models: list[tuple[str, Any]], setting: str, device: str) -> str:
+    """The first backend of `setting` (gpu/attention_kernels.py: best first for this GPU) that every denoiser with
+    dispatchable attention takes; what each one tried lacked, when none does."""
+    from gpu import attention_kernels
+
+    capability = _cuda_capability(device)
+    if capability is None:
+        return f"{setting} needs a CUDA device, not {device}: native"
+    dispatchable, refused = [], []
     for name, module in models:
-        dispatched = any(hasattr(getattr(m, "processor", None), "_attention_backend") for m in module.modules())
-        if not hasattr(module, "set_attention_backend") or not dispatched:
+        if hasattr(module, "set_attention_backend") and any(
+                hasattr(getattr(m, "processor", None), "_attention_backend") for m in module.modules()):
+            dispatchable.append((name, module))
+        else:
             refused.append(f"{name} ({type(module).__name__}) has no dispatchable attention processors")
+    tried = []
+    for backend in attention_kernels.candidates(setting, capability) if dispatchable else ():
+        if why := attention_kernels.missing(backend):
+            tried.append(f"{backend.name}: {why}")
             continue
         try:
-            module.set_attention_backend(backend)
-        except (RuntimeError, ValueError) as exc:  # diffusers' requirement checks (package version, kernels)
-            refused.append(f"{name}: {str(exc).splitlines()[0]}")
+            with _process_default_kept():
+                for _, module in dispatchable:
+                    module.set_attention_backend(backend.name)
+        except Exception as exc:  # noqa: BLE001 - diffusers' requirement checks, and a Hub kernel's load: not in the
+            # cache (FileNotFoundError), no build for this GPU or torch (ValueError), its own imports (ImportError)
+            for _, module in dispatchable:
+                module.reset_attention_backend()
+            tried.append(f"{backend.name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
             continue
-        applied.append(name)
-    if not applied:
-        return f"{backend} unavailable: {'; '.join(refused)}: native"
-    return f"{backend} on {', '.join(applied)}" + (f" (native: {'; '.join(refused)})" if refused else "")
+        source = f"{'/'.join(map(str, attention_kernels.hub_kernel(backend)))} from the Hub" if backend.from_hub \
+            else backend.package
+        applied = ", ".join(name for name, _ in dispatchable)
+        return (f"{setting}: {backend.kernel} ({backend.name}, {source}) on {applied}"
+                + (f" (native: {'; '.join(refused)})" if refused else ""))
+    if dispatchable and not tried:
+        tried.append(f"no {setting} kernel for compute capability {capability[0]}.{capability[1]}")
+    return f"{setting} unavailable: {'; '.join(refused + tried)}: native"
 
 
 def cache_config(cache: CacheSettings, family: str) -> tuple[Any, str]:

@@ -154,8 +154,8 @@ class SpeedSettings(Schema):
     # where its class names none), "full" the whole denoiser.
     compile: Literal["none", "regional", "full"] = "none"
     cache: CacheSettings | None = None
-    # The attention backend of the denoiser's attention processors (set_attention_backend): "flash" needs flash-attn,
-    # "sage" sageattention, both a CUDA device.
+    # The attention kernels of the denoiser's attention processors (set_attention_backend), on a CUDA device:
+    # "flash" FlashAttention 3 on Hopper, else 2; "sage" SageAttention 2 (gpu/attention_kernels.py says which runs).
     attention: Literal["native", "flash", "sage"] = "native"
     vae_tiling: bool = False  # decode (and encode) in tiles: less peak memory at large sizes and long videos
     channels_last: bool = False  # the convolutional modules (UNet, VAE) in channels-last memory format

@@ -76,15 +76,16 @@ print(json.dumps({"calls": calls, "python": modal_app.PYTHON_VERSION}))
 """
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     seen = json.loads(result.stdout.strip().splitlines()[-1])
+    from gpu import modal_app
 
     assert seen["calls"] == [
         ["debian_slim", [], ["python_version"]],
         ["pip_install_from_requirements", [str(REQUIREMENTS)], []],
         ["pip_install_from_requirements", [str(IMAGE_REQUIREMENTS)], []],
         ["pip_install_from_requirements", [str(NO_DEPS_REQUIREMENTS)], ["extra_options"]],
+        # the attention kernels for the torch just installed (gpu/attention_kernels.py)
+        ["run_commands", [f"python {modal_app.ATTENTION_KERNELS_IN_IMAGE}"], []],
     ]
-    from gpu import modal_app
-
     assert modal_app.PYTHON_VERSION == seen["python"]
     assert modal_app.REQUIREMENTS == REQUIREMENTS
     assert modal_app.IMAGE_REQUIREMENTS == IMAGE_REQUIREMENTS
