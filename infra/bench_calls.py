@@ -41,7 +41,7 @@ from infra.local.moto_server import MotoServer
 from infra.local.pollers import SqsPoller, parse_rate
 from infra.local.receiver import WebhookReceiver
 from infra.local.stack import local_environment, reset_process_caches
-from infra.local.template import Resolver, functions, http_routes, load
+from infra.local.template import ACCOUNT, REGION, Resolver, functions, http_routes, load
 from infra.prices import PRICES, gpu_price_key
 
 # ---- assumptions (not measured here: this box is a noisy 2-core CPU against moto on loopback)
@@ -84,6 +84,8 @@ class Calls:
     # The IAM actions each call needs, by (the template resource whose role makes it, action): a function's
     # logical id, or the worker's role. The event source's own receives and deletes are not here.
     actions: Counter = field(default_factory=Counter)
+    # The same with the ARN each action is on: (principal, action, resource).
+    requests: Counter = field(default_factory=Counter)
     empty_receives: Counter = field(default_factory=Counter)
     dynamodb_requests: list[tuple[str, dict, dict]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,8 +110,14 @@ class Calls:
         def before_build(model, params, context, **_kwargs) -> None:
             principal = WORKER_ROLE if threading.current_thread().name.startswith("gpu-worker") else _function.get()
             if principal is not None:
+                try:
+                    wanted = iam_requests(service, model.name, params, region=client.meta.region_name)
+                except (ValueError, KeyError) as exc:  # recorded as a resource no grant names: the check lists it
+                    wanted = [(f"{service}:{model.name}", f"<no IAM resource rule: {exc}>")]
                 with self.lock:
-                    for action in iam_actions(service, model.name, params):
+                    for action, resource in wanted:
+                        self.requests[(principal, action, resource)] += 1
+                    for action in sorted({action for action, _ in wanted}):
                         self.actions[(principal, action)] += 1
             # The API parameters (before-call sees the serialized request): request units depend on them.
             if service == "dynamodb":
@@ -138,17 +146,69 @@ class Calls:
         return out
 
 
-def iam_actions(service: str, operation: str, params: dict) -> list[str]:
-    """The IAM actions a call is authorized by: its own, except DynamoDB transactions, which need the
-    action of each item (there is no TransactWriteItems action)."""
-    if service == "dynamodb" and operation == "TransactWriteItems":
-        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
-        return sorted({f"dynamodb:{kinds[kind]}" for entry in params["TransactItems"] for kind in entry})
-    if service == "dynamodb" and operation == "TransactGetItems":
-        return ["dynamodb:GetItem"]
-    if service == "s3" and operation == "DeleteObjects":
-        return ["s3:DeleteObject"]  # a batch delete is authorized object by object
-    return [f"{service}:{operation}"]
+_DYNAMODB_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                          "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+# Calls whose caller's policy grants nothing: STS takes the web identity token itself.
+_UNGRANTED = {("sts", "AssumeRoleWithWebIdentity"), ("sts", "GetCallerIdentity")}
+
+
+def iam_requests(service: str, operation: str, params: dict, *, region: str = REGION,
+                 account: str = ACCOUNT) -> list[tuple[str, str]]:
+    """The (IAM action, resource ARN) pairs a call is authorized by: its own action on what it names, except
+    DynamoDB transactions and batches, which need each item's action on each item's table (there is no
+    TransactWriteItems action), and S3's batch delete, authorized object by object. A call this has no rule for
+    is a ValueError, so a new kind of call cannot pass the grant check unexamined."""
+    if (service, operation) in _UNGRANTED:
+        return []
+    if service == "dynamodb":
+        def table(name: str, index: str | None = None) -> str:
+            arn = name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+            return f"{arn}/index/{index}" if index else arn
+
+        if operation in ("TransactWriteItems", "TransactGetItems"):
+            return sorted({(f"dynamodb:{_DYNAMODB_ITEM_ACTIONS[kind]}", table(item["TableName"]))
+                           for entry in params["TransactItems"] for kind, item in entry.items()})
+        if operation == "BatchGetItem":
+            return [("dynamodb:BatchGetItem", table(name)) for name in params["RequestItems"]]
+        if operation == "BatchWriteItem":
+            return [("dynamodb:BatchWriteItem", table(name)) for name in params["RequestItems"]]
+        return [(f"dynamodb:{operation}", table(params["TableName"], params.get("IndexName")))]
+    if service == "s3":
+        bucket = f"arn:aws:s3:::{params['Bucket']}"
+        if operation == "DeleteObjects":
+            return [("s3:DeleteObject", f"{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
+        if "Key" in params:
+            return [(f"s3:{operation}", f"{bucket}/{params['Key']}")]
+        return [(f"s3:{operation}", bucket)]
+    if service == "sqs":
+        name = urlsplit(params["QueueUrl"]).path.rsplit("/", 1)[-1]
+        return [(f"sqs:{operation}", f"arn:aws:sqs:{region}:{account}:{name}")]
+    if service == "ssm" and operation == "GetParameter":
+        return [("ssm:GetParameter", f"arn:aws:ssm:{region}:{account}:parameter/{params['Name'].lstrip('/')}")]
+    if service == "secretsmanager" and "SecretId" in params:
+        # Its Ref, as the template's grant names it: the ARN deployed; the name in the local stack (whose Ref is the
+        # name: infra/local/resources.py says why), where the grant resolves to the name too.
+        return [(f"secretsmanager:{operation}", params["SecretId"])]
+    raise ValueError(f"no IAM resource rule for {service}:{operation} ({sorted(params)})")
+
+
+def _iam_match(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
+    """IAM's matching of an Action or Resource element: `*` any run of characters, `?` any one, nothing else special."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
+def granted(statements: list[dict], action: str, resource: str) -> bool:
+    """Whether any of these Allow statements (their intrinsics resolved) grants `action` on `resource`. Actions
+    match case-insensitively, resources case-sensitively, as IAM matches them."""
+    def listed(value: str | list[str]) -> list[str]:
+        return value if isinstance(value, list) else [value]
+
+    return any(
+        statement.get("Effect") == "Allow"
+        and any(_iam_match(a, action, case_sensitive=False) for a in listed(statement["Action"]))
+        and any(_iam_match(r, resource) for r in listed(statement["Resource"]))
+        for statement in statements)
 
 
 @contextmanager
@@ -219,6 +279,7 @@ class Measurement:
     sweep_dynamodb: list                   # the sweep's own DynamoDB requests
     template: dict
     cached_calls: Counter                  # (caller, service, op): reads each container caches (PER_CONTAINER)
+    resolver: Resolver                     # the template's intrinsics, resolved to this run's resources
 
 
 def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256") -> Measurement:
@@ -245,7 +306,8 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
     try:
         endpoint = server.start()
         physical = resources.create_all(template, endpoint, public_base_url="http://localhost")
-        os.environ.update(local_environment(Resolver(template, physical), specs, endpoint, data_dir))
+        resolver = Resolver(template, physical)
+        os.environ.update(local_environment(resolver, specs, endpoint, data_dir))
         os.environ["DARKROOM_KEY_CACHE_TTL_SECONDS"] = "0"
         os.environ["DARKROOM_LOCAL_WORKERS"] = "1"
         os.environ.pop("AWS_PROFILE", None)
@@ -309,7 +371,7 @@ def measure(jobs: int = 20, data_dir: Path | None = None, size: str = "256x256")
                            local_seconds=seconds, api_requests=api_requests, deliveries=len(receiver.requests),
                            max_item_bytes=_max_item_bytes(physical, template), tables=_tables(physical, template),
                            sweep_calls=sweep_calls, sweep_dynamodb=sweep_dynamodb, template=template,
-                           cached_calls=cached_calls)
+                           cached_calls=cached_calls, resolver=resolver)
     finally:
         from functions.dispatch import dispatchers
 

@@ -77,35 +77,70 @@ def test_request_units_follow_the_on_demand_rules(measured):
     assert units == {"rru": 1.5, "wru": write_units + 3}
 
 
-def _granted_actions(resource: dict) -> set[str]:
-    """The IAM actions a function's (or the worker role's) inline statements allow, from template.yaml."""
+def _statements(resource: dict, resolver) -> list[dict]:
+    """A function's (or the worker role's) inline policy statements in template.yaml, their intrinsics resolved to
+    the resources this run made."""
     properties = resource["Properties"]
-    documents = [p.get("PolicyDocument", p) for p in properties.get("Policies", [])]
-    actions: set[str] = set()
-    for document in documents:
+    statements = []
+    for document in [p.get("PolicyDocument", p) for p in properties.get("Policies", [])]:
         for statement in document["Statement"]:
             if "Fn::If" in statement:  # a grant on a condition (the provenance secret): counted as granted
                 statement = statement["Fn::If"][1]
-            if isinstance(statement, dict) and statement.get("Effect") == "Allow":
-                listed = statement["Action"]
-                actions.update([listed] if isinstance(listed, str) else listed)
-    return actions
+            statements.append(resolver.resolve(statement))
+    return statements
 
 
 def test_every_call_is_granted_to_its_caller_by_the_template(measured):
-    # Deployed, a call the caller's role does not allow is an AccessDenied at run time: catch it here, from
-    # the calls the real handlers and worker made.
+    # Deployed, a call the caller's role does not allow is an AccessDenied at run time: catch it here, from the
+    # calls the real handlers and worker made, each action on the very table, index, object key, queue, parameter
+    # or secret it named (a grant on the table but not its index, or on another key prefix, fails here).
     resources = measured.template["Resources"]
     assert {principal for principal, _ in measured.calls.actions} == {
         "ApiFunction", "DispatchFunction", "CompleteFunction", "WebhooksFunction", "SweeperFunction",
         bench_calls.WORKER_ROLE}
-    missing = sorted(f"{principal}: {action}" for principal, action in measured.calls.actions
-                     if action not in _granted_actions(resources[principal]))
-    assert missing == []
+    assert {principal for principal, *_ in measured.calls.requests} == {p for p, _ in measured.calls.actions}
+    statements = {principal: _statements(resources[principal], measured.resolver)
+                  for principal, _ in measured.calls.actions}
+    denied = sorted(f"{principal}: {action} on {resource}" for principal, action, resource in measured.calls.requests
+                    if not bench_calls.granted(statements[principal], action, resource))
+    assert denied == []
+    # the worker's keys, for one: its outputs under <workspace>/generations/, which its role names
+    worker_puts = {r for p, a, r in measured.calls.requests if p == bench_calls.WORKER_ROLE and a == "s3:PutObject"}
+    assert worker_puts and all("/generations/" in r for r in worker_puts)
+
+
+def test_a_grant_covers_only_what_it_names():
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/jobs"
+    statements = [{"Effect": "Allow", "Action": ["dynamodb:Query", "dynamodb:GetItem"], "Resource": table},
+                  {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::out/*/generations/*"}]
+    assert bench_calls.granted(statements, "dynamodb:getitem", table)  # actions match case-insensitively
+    assert not bench_calls.granted(statements, "dynamodb:Query", f"{table}/index/by-workspace")  # the index: no
+    assert not bench_calls.granted(statements, "dynamodb:PutItem", table)
+    assert bench_calls.granted(statements, "s3:PutObject", "arn:aws:s3:::out/ws1/generations/a.png")
+    assert not bench_calls.granted(statements, "s3:PutObject", "arn:aws:s3:::out/ws1/uploads/a.png")
+    assert not bench_calls.granted(statements, "s3:PutObject", "arn:aws:s3:::outputs/ws1/generations/a.png")
+    assert not bench_calls.granted([{**statements[0], "Effect": "Deny"}], "dynamodb:GetItem", table)
+
+
+def test_each_call_names_the_arn_iam_checks():
+    assert bench_calls.iam_requests("dynamodb", "Query", {"TableName": "jobs", "IndexName": "by-workspace"}) == [
+        ("dynamodb:Query", "arn:aws:dynamodb:us-east-1:123456789012:table/jobs/index/by-workspace")]
+    assert bench_calls.iam_requests("s3", "DeleteObjects", {"Bucket": "out", "Delete": {"Objects": [
+        {"Key": "w/generations/a.png"}, {"Key": "w/generations/b.png"}]}}) == [
+        ("s3:DeleteObject", "arn:aws:s3:::out/w/generations/a.png"),
+        ("s3:DeleteObject", "arn:aws:s3:::out/w/generations/b.png")]
+    assert bench_calls.iam_requests("sqs", "SendMessage", {"QueueUrl": "http://127.0.0.1:5000/123456789012/jobs"}) \
+        == [("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:jobs")]
+    assert bench_calls.iam_requests("ssm", "GetParameter", {"Name": "/stack/public-base-url"}) == [
+        ("ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/stack/public-base-url")]
+    with pytest.raises(ValueError, match="no IAM resource rule for kms:Decrypt"):
+        bench_calls.iam_requests("kms", "Decrypt", {"CiphertextBlob": b""})
 
 
 def test_transactions_need_the_actions_of_their_items():
-    transaction = {"TransactItems": [{"Put": {}}, {"Update": {}}, {"ConditionCheck": {}}]}
-    assert bench_calls.iam_actions("dynamodb", "TransactWriteItems", transaction) == [
-        "dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
-    assert bench_calls.iam_actions("sqs", "SendMessage", {}) == ["sqs:SendMessage"]
+    transaction = {"TransactItems": [{"Put": {"TableName": "jobs"}}, {"Update": {"TableName": "workspaces"}},
+                                     {"ConditionCheck": {"TableName": "jobs"}}]}
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/"
+    assert bench_calls.iam_requests("dynamodb", "TransactWriteItems", transaction) == [
+        ("dynamodb:ConditionCheckItem", f"{arn}jobs"), ("dynamodb:PutItem", f"{arn}jobs"),
+        ("dynamodb:UpdateItem", f"{arn}workspaces")]
