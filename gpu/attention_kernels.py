@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,31 @@ def prefetch() -> list[str]:
     for (repo_id, version), names in hub_kernels().items():
         try:
             path = install_kernel(repo_id, version=version, trust_remote_code=[repo_id])
+            name_version_ref(path, version)
         except Exception as exc:  # noqa: BLE001 - the Hub's errors vary (no build for this torch, network, auth)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             lines.append(f"{repo_id} v{version} ({', '.join(names)}): not fetched, {type(exc).__name__}: {reason}")
         else:
             lines.append(f"{repo_id} v{version} ({', '.join(names)}): {path.name}")
     return lines
+
+
+def name_version_ref(variant_path: Path, version: int | None) -> None:
+    """Record which commit the kernel's version branch named, as the Hub cache records a branch it downloaded.
+
+    install_kernel resolves `version` to its branch's commit online and downloads that commit, and the Hub cache
+    keeps refs only for downloads by branch name; offline, `kernels` finds a version through those refs alone
+    (HubCacheResolver: refs/v<version>). Without this, every kernel fetched here would be "not available in the
+    local cache" to the serving containers. variant_path: <cache>/<repo folder>/snapshots/<commit>/build/<variant>.
+    """
+    if version is None:
+        return
+    build, commit_dir, _snapshots, repo_folder = variant_path.parents[:4]
+    if build.name != "build" or _snapshots.name != "snapshots":
+        raise ValueError(f"not a Hub cache snapshot: {variant_path}")
+    refs = repo_folder / "refs"
+    refs.mkdir(exist_ok=True)
+    (refs / f"v{version}").write_text(commit_dir.name)
 
 
 if __name__ == "__main__":  # the image build step (gpu/modal_app.py)

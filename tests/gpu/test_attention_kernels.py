@@ -61,7 +61,10 @@ def test_every_backend_is_one_diffusers_has():
 
 # ---------------------------------------------------------------- the image build
 
-def test_prefetch_fetches_each_kernel_trusting_it_by_name_and_goes_on_past_one_it_cannot(monkeypatch):
+def test_prefetch_fetches_each_kernel_trusting_it_by_name_and_goes_on_past_one_it_cannot(monkeypatch, offline_kernels):
+    """install_kernel stands in for the Hub: it leaves each kernel in the cache as `kernels` does online (the version
+    branch resolved to a commit, that commit downloaded, no ref). What the build fetched must then load offline, by
+    version, as the serving containers load it."""
     import kernels
 
     calls = []
@@ -70,7 +73,7 @@ def test_prefetch_fetches_each_kernel_trusting_it_by_name_and_goes_on_past_one_i
         calls.append((repo_id, version, trust_remote_code))
         if repo_id == "kernels-community/flash-attn3":
             raise FileNotFoundError("Cannot find a build variant for this system in kernels-community/flash-attn3")
-        return Path(f"/cache/{repo_id}/build/torch213-cxx11-cu130-x86_64-linux")
+        return _put_in_cache(offline_kernels, repo_id, version, ref=False)
 
     monkeypatch.setattr(kernels, "install_kernel", install_kernel)
     lines = attention_kernels.prefetch()
@@ -78,9 +81,12 @@ def test_prefetch_fetches_each_kernel_trusting_it_by_name_and_goes_on_past_one_i
     assert lines == [
         ("kernels-community/flash-attn3 v1 (_flash_3_hub): not fetched, FileNotFoundError: Cannot find a build "
          "variant for this system in kernels-community/flash-attn3"),
-        "kernels-community/flash-attn2 v3 (flash_hub): torch213-cxx11-cu130-x86_64-linux",
-        "SageAttention/sage-attention v3 (sage_hub): torch213-cxx11-cu130-x86_64-linux",
+        "kernels-community/flash-attn2 v3 (flash_hub): torch-cpu",
+        "SageAttention/sage-attention v3 (sage_hub): torch-cpu",
     ]
+    # offline (HF_HUB_OFFLINE=1 here, as in the serving image), by version: found through the ref prefetch wrote
+    assert kernels.get_kernel("kernels-community/flash-attn2", version=3).flash_attn_func
+    assert kernels.get_kernel("SageAttention/sage-attention", version=3).flash_attn_func
 
 
 def test_the_build_step_runs_alone_under_the_image_env_and_survives_an_unreachable_hub(tmp_path):
@@ -179,15 +185,16 @@ flash_attn_interface = types.SimpleNamespace(_flash_attn_forward=_unused, _flash
 '''
 
 
-def _put_in_cache(cache: Path, repo_id: str, version: int) -> Path:
-    """A kernel laid out in the cache as `kernels` downloads one: the Hub's snapshot layout, its version branch a
-    ref, a build variant with its metadata."""
+def _put_in_cache(cache: Path, repo_id: str, version: int, *, ref: bool = True) -> Path:
+    """A kernel laid out in the cache as `kernels` downloads one: the Hub's snapshot layout, a build variant with
+    its metadata, and (`ref`) its version branch's ref, as the image build leaves it (attention_kernels.prefetch)."""
     from huggingface_hub.file_download import repo_folder_name
 
     folder = cache / repo_folder_name(repo_id=repo_id, repo_type="kernel")
     commit = "0" * 40
-    (folder / "refs").mkdir(parents=True)
-    (folder / "refs" / f"v{version}").write_text(commit)
+    if ref:
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / f"v{version}").write_text(commit)
     variant = folder / "snapshots" / commit / "build" / "torch-cpu"
     variant.mkdir(parents=True)
     name = repo_id.split("/")[1]
