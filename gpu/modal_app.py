@@ -61,11 +61,24 @@ packages = (
     .add_local_file(ATTENTION_KERNELS_SCRIPT, ATTENTION_KERNELS_IN_IMAGE, copy=True)
     .run_commands(f"python {ATTENTION_KERNELS_IN_IMAGE}")
 )
+# The operator's catalog additions (functions/core/catalog.py: DARKROOM_CATALOG_EXTRA, a revision pin, a model, its
+# speed settings), read where `modal deploy` runs: the classes below are defined from them, so the containers must
+# read the same file, or a class would serve (and snapshot) another catalog than the one it was defined from.
+CATALOG_EXTRA_IN_IMAGE = "/opt/darkroom/catalog-extra.yaml"
+
+
+def with_catalog_extra(base: modal.Image) -> modal.Image:
+    extra = os.environ.get("DARKROOM_CATALOG_EXTRA")
+    if not extra:
+        return base
+    return base.env({"DARKROOM_CATALOG_EXTRA": CATALOG_EXTRA_IN_IMAGE}).add_local_file(extra, CATALOG_EXTRA_IN_IMAGE)
+
+
 # The GPU classes load only from the Volume: offline, so no library reaches for the Hub in a job.
-image = packages.env({"HF_HUB_OFFLINE": "1"}).add_local_python_source(
+image = with_catalog_extra(packages.env({"HF_HUB_OFFLINE": "1"})).add_local_python_source(
     "functions", "gpu", ignore=SOURCE_FILES_IGNORED)
 # The download is the one function that must reach the Hub: the same packages, online.
-download_image = packages.add_local_python_source("functions", "gpu", ignore=SOURCE_FILES_IGNORED)
+download_image = with_catalog_extra(packages).add_local_python_source("functions", "gpu", ignore=SOURCE_FILES_IGNORED)
 
 weights = modal.Volume.from_name(WEIGHTS_VOLUME, create_if_missing=True)
 loras = modal.Volume.from_name(LORAS_VOLUME, create_if_missing=True)

@@ -55,6 +55,26 @@ def image_env(image) -> dict[str, str]:
     return env
 
 
+def image_files(image) -> dict[str, str]:
+    """The local files an image adds to its containers (add_local_file), by the path they have there."""
+    from modal._image import _Image
+    from modal.mount import _Mount, _MountFile
+
+    files, seen, todo = {}, set(), [_raw(image)]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for value in _closure(current._load).values():
+            if isinstance(value, _Image):
+                todo.append(value)
+            elif isinstance(value, _Mount):
+                files.update({str(e.remote_path): str(e.local_file) for e in value._entries or []
+                              if isinstance(e, _MountFile)})
+    return files
+
+
 def function_image(function):
     return _raw(function)._spec.image
 
@@ -335,3 +355,40 @@ def test_a_pool_that_takes_several_jobs_at_once_makes_its_class_concurrent(tmp_p
     definitions = _definitions_under({"DARKROOM_CATALOG_EXTRA": str(extra)})
     assert definitions["FluxGenerator"]["concurrent_inputs"] == 4
     assert {d["concurrent_inputs"] for name, d in definitions.items() if name != "FluxGenerator"} == {None}
+
+
+def test_the_operators_catalog_additions_reach_the_containers(tmp_path):
+    """The classes are defined from DARKROOM_CATALOG_EXTRA where `modal deploy` runs (a pinned revision, a model, its
+    speed and serving settings); the containers must read the same file, or a class would load and snapshot another
+    catalog's weights than the one its instance was named for (a pinned revision's pool not found at start)."""
+    import yaml
+
+    extra = tmp_path / "pins.yaml"
+    models = yaml.safe_load((ROOT / "functions/core/catalog.yaml").read_text())["models"]
+    pinned = [dict(m, revision="0123456789abcdef0123456789abcdef01234567") for m in models
+              if m["id"] in ("sdxl-turbo", "sdxl-turbo-edit")]
+    extra.write_text(yaml.safe_dump({"models": pinned}))
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'tests' / 'gpu')!r})\n"
+        "from test_modal_definition import class_definition, function_image, image_env, image_files\n"
+        "from gpu import modal_app\n"
+        "images = {'download': function_image(modal_app.download),\n"
+        "          'SDXLGenerator': class_definition(modal_app.SDXLGenerator)['image']}\n"
+        "print(json.dumps({name: [image_env(i).get('DARKROOM_CATALOG_EXTRA'), image_files(i)]\n"
+        "                  for name, i in images.items()}))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DARKROOM_CATALOG_EXTRA": str(extra), "PYTHONPATH": str(ROOT / "tests")},
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    from gpu import modal_app
+
+    for name, (env_value, files) in seen.items():
+        assert env_value == modal_app.CATALOG_EXTRA_IN_IMAGE, name
+        assert files == {modal_app.CATALOG_EXTRA_IN_IMAGE: str(extra)}, name
+    # and without the variable, the images add nothing
+    from gpu import modal_app
+
+    assert "DARKROOM_CATALOG_EXTRA" not in image_env(function_image(modal_app.download))
+    assert image_files(function_image(modal_app.download)) == {}
