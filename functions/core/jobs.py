@@ -383,18 +383,21 @@ class JobStore:
         return Job.from_item(dynamo.deserialize(resp["Attributes"])) if resp else None
 
     def record_dispatch(self, job_id: str, claim: str, dispatcher: str, call_id: str, now: float,
-                        deadline: float) -> bool:
-        """The call is spawned: record it, with the deadline by which it must have taken the job (its
-        container's startup included), after which the sweeper has the call checked (sweeper/logic.py)."""
-        return self._update_if(
-            job_id,
-            "SET #d = :d, deadline = :deadline",
-            "#d.claim = :claim",
-            {"#d": "dispatch"},
-            {":d": {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id,
-                    "spawned_at": now},
-             ":claim": claim, ":deadline": deadline},
-        ) is not None
+                        deadline: float) -> JobStatus | None:
+        """The call is spawned: record it. A job still queued gets the deadline by which the call must have taken
+        it (its container's startup included), after which the sweeper has the call checked (sweeper/logic.py).
+        A warm container may have taken the job already: it keeps its running deadline (which a start deadline
+        would cut short, and the sweeper would then fail the job while it runs). Returns the job's status then
+        (queued or running), or None when it ended meanwhile or this claim is no longer the job's: nothing waits
+        on the call then (a cancel before it was recorded could not name it), and the caller cancels it."""
+        entry = {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id, "spawned_at": now}
+        for status, expression, deadline_value in ((JobStatus.QUEUED, "SET #d = :d, deadline = :deadline",
+                                                    {":deadline": deadline}),
+                                                   (JobStatus.RUNNING, "SET #d = :d", {})):
+            if self._update_if(job_id, expression, "#d.claim = :claim AND #s = :status", {"#d": "dispatch", "#s": "status"},
+                               {":d": entry, ":claim": claim, ":status": status.value, **deadline_value}) is not None:
+                return status
+        return None
 
     def keep_dispatch(self, job_id: str, call_id: str, now: float, deadline: float) -> bool:
         """The recorded call is still waiting (a queue, a cold start): give it until `deadline`. Only while the

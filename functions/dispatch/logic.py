@@ -6,7 +6,8 @@ busy, can take that long, so Modal is asked about the call before anything else 
 - still pending: it is kept, with a new deadline (until the job has waited queue_deadline_seconds);
 - finished without taking the job, unknown to Modal, or waiting too long: it is canceled (so no GPU
   container starts for it later), and the job is dispatched afresh (or given up, and the sweeper fails it).
-A call for a job that no longer needs it (finished, canceled, run by another call) is canceled too.
+A call for a job that no longer needs it (finished, canceled, replaced by another call) is canceled too; the call
+that took its job meanwhile is running it, and is left alone.
 """
 
 from __future__ import annotations
@@ -57,8 +58,16 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
         # and the sweeper fails (and refunds) the job, so nothing is silently lost.
         store.release_dispatch(job.id, claim, now)
         raise
-    store.record_dispatch(job.id, claim, dispatcher.name, call_id, now, deadline=start_deadline(job, dispatcher, now))
-    logger.info("dispatched", extra={"job_id": job.id, "call_id": call_id, "dispatcher": dispatcher.name})
+    status = store.record_dispatch(job.id, claim, dispatcher.name, call_id, now,
+                                   deadline=start_deadline(job, dispatcher, now))
+    if status is None:
+        # The job ended (a cancel) before the call was recorded: nothing will stop the call but this, and a
+        # container would otherwise start (a cold start, paid for) only to find its job gone.
+        dispatcher.cancel(call_id)
+        logger.info("canceled a GPU call whose job ended as it was spawned", extra={"job_id": job.id, "call_id": call_id})
+        return None
+    logger.info("dispatched", extra={"job_id": job.id, "call_id": call_id, "dispatcher": dispatcher.name,
+                                     "status": status.value})
     return call_id
 
 
@@ -97,8 +106,12 @@ def _recheck(job_id: str, call_id: str, dispatcher: Dispatcher, store: JobStore,
     """Ask about an overdue call. True when the job is to be dispatched afresh now."""
     job = store.get(job_id)
     recorded = (job.dispatch or {}).get("call_id") if job else None
+    if job is not None and job.status == JobStatus.RUNNING and recorded == call_id:
+        # The call took its job after the sweeper asked: it is running it (Modal's "pending" is any call without
+        # an output yet, a running one too), so it is left alone.
+        return False
     if job is None or job.status != JobStatus.QUEUED or recorded != call_id:
-        # Nothing waits on this call any more (the job ended, or runs, or another call replaced it).
+        # Nothing waits on this call any more (the job ended, or another call replaced it).
         if dispatcher.call_state(call_id) == "pending":
             dispatcher.cancel(call_id)
             logger.info("canceled a superseded GPU call", extra={"job_id": job_id, "call_id": call_id})

@@ -184,6 +184,68 @@ def test_a_pending_call_of_a_finished_job_is_canceled(world, api, tenant, modal)
     assert modal.canceled == ["fc-1"] and len(modal.of("spawn")) == 1
 
 
+def test_a_call_that_took_its_job_before_the_recheck_is_left_running(world, api, tenant, modal):
+    """The sweeper asks about a call past its start deadline; before the dispatch function handles that, the call
+    gets its container and takes the job. Modal still says "pending" (no output yet): the call is running the job,
+    and canceling it would lose the job (its worker sends no result) until the run deadline fails it."""
+    job_id = submit(api, tenant, "flux-schnell")
+    world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world)
+    dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1")
+    assert sweep(now=_overdue(job_id))["rechecked"] >= 1
+    (recheck,) = [m for m in world.messages("JobsQueue") if m["job_id"] == job_id]
+    store = JobStore()
+    store.transition(store.get(job_id), JobStatus.RUNNING)  # fc-1 took it
+    assert dispatch(JobMessage(**recheck), dispatcher, claim="m-2") is None
+    assert modal.canceled == [] and len(modal.of("spawn")) == 1
+    assert store.get(job_id).status == JobStatus.RUNNING
+
+
+def _spawn_then(monkeypatch, dispatcher, then) -> None:
+    """The dispatcher's spawn, with `then(job_id)` happening before the dispatch function records the call."""
+    spawn = dispatcher.spawn
+
+    def spawn_and_then(request):
+        call_id = spawn(request)
+        then(request.job_id)
+        return call_id
+
+    monkeypatch.setattr(dispatcher, "spawn", spawn_and_then)
+
+
+def test_a_warm_container_that_took_the_job_first_keeps_its_run_deadline(world, api, tenant, modal, monkeypatch):
+    """A warm container can take the job before the dispatch function records its call: the record must not cut
+    the running job's deadline back to a start deadline, or the sweeper fails (and refunds) a job that runs."""
+    from functions.core.settings import get_settings
+
+    job_id = submit(api, tenant, "flux-schnell")
+    world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world)
+    store = JobStore()
+    _spawn_then(monkeypatch, dispatcher, lambda job_id: store.transition(store.get(job_id), JobStatus.RUNNING))
+    assert dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1") == "fc-1"
+    job = store.get(job_id)
+    assert job.status == JobStatus.RUNNING and job.dispatch["call_id"] == "fc-1"  # recorded, for a cancel to name
+    assert job.deadline == pytest.approx(job.started_at + get_settings().run_deadline_seconds)
+    assert modal.canceled == []
+
+
+def test_a_job_canceled_before_its_call_was_recorded_has_the_call_canceled(world, api, tenant, modal, monkeypatch):
+    """A cancel between the claim and the record finds no call to stop: the dispatch function, recording it, finds
+    the job ended and cancels the call, so no container starts (paid for) for a job already refunded."""
+    from functions.core.lifecycle import cancel
+
+    job_id = submit(api, tenant)
+    world.messages("JobsQueue")
+    dispatcher = deployed_dispatcher(world)
+    store = JobStore()
+    _spawn_then(monkeypatch, dispatcher, lambda job_id: cancel(store.get(job_id), store=store))
+    assert dispatch(JobMessage(job_id=job_id), dispatcher, claim="m-1") is None
+    assert modal.canceled == ["fc-1"]
+    job = store.get(job_id)
+    assert job.status == JobStatus.CANCELED and job.refunded == job.cost
+
+
 def test_a_rotated_modal_token_is_read_again_from_the_stacks_secret(world, api, tenant, modal):
     """`darkroom deploy` rewrites the secret when the operator rotates the token; a warm dispatch function still
     holds the old one, which Modal now refuses: it reads the secret again, past its cache, and spawns."""
