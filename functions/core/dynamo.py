@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -52,3 +54,28 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 def is_conditional_failure(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+# DynamoDB cancels a transaction that meets another one in flight on the same item (a CancellationReason of
+# "TransactionConflict"), and botocore does not retry that: to it, it is neither throttling nor a transient error.
+# Jobs of one workspace meet on its credits item (a submit's reservation, another job's refund), so a busy workspace
+# would see 500s. Nothing of a canceled transaction was written, so it is retried, with jitter, a few times.
+CONFLICT_RETRIES = 4
+
+
+def conflicted(exc: Exception) -> bool:
+    """Whether a TransactionCanceledException was (only) another transaction in the way."""
+    reasons = {r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])} - {"None", None}
+    return bool(reasons) and reasons <= {"TransactionConflict"}
+
+
+def transact_write(ddb: Any, items: list[dict[str, Any]], *, retries: int = CONFLICT_RETRIES) -> dict[str, Any]:
+    """TransactWriteItems, retried while it conflicts with another transaction; the last conflict is raised."""
+    for attempt in range(retries + 1):
+        try:
+            return ddb.transact_write_items(TransactItems=items)
+        except ddb.exceptions.TransactionCanceledException as exc:
+            if attempt == retries or not conflicted(exc):
+                raise
+            time.sleep(random.uniform(0.5, 1.0) * 0.025 * 2 ** attempt)  # 12-25 ms, doubling: about 0.4 s at most
+    raise AssertionError("unreachable")

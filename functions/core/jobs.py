@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from pydantic import Field
 
 from . import aws, clock, dynamo
-from .errors import Conflict, NotFound, TransitionRejected
+from .errors import Conflict, NotFound, ServiceUnavailable, TransitionRejected
 from .schema import Schema
 from .settings import get_settings
 
@@ -331,8 +331,7 @@ class JobStore:
         update = self.transition_update(job, target, set_fields=set_fields)
         try:
             if together_with:
-                self.ddb.transact_write_items(TransactItems=[{"Update": update},
-                                                             *({"Update": u} for u in together_with)])
+                dynamo.transact_write(self.ddb, [{"Update": update}, *({"Update": u} for u in together_with)])
                 stored = self.get(job.id)
                 assert stored is not None
                 return stored, True
@@ -347,6 +346,8 @@ class JobStore:
             if stored.status == target:
                 return stored, False
             if stored.status in TRANSITIONS[target]:
+                if dynamo.conflicted(exc):  # other transactions on its workspace's credits, still, after retries
+                    raise ServiceUnavailable("The job is being updated by other requests; please retry") from exc
                 raise  # the condition held, so something else failed in the transaction
             raise TransitionRejected(job.id, target.value, stored.status.value) from exc
 

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core.catalog import ModelSpec
 
-from . import clock, credits, messages, sharing
+from . import clock, credits, dynamo, messages, sharing
 from .errors import FieldError, ServiceUnavailable, ValidationFailed
 from .jobs import Job, JobError, JobStatus, JobStore
 from .lifecycle import finish
@@ -93,9 +93,12 @@ def reserve(job: Job, store: JobStore) -> None:
     if job.cost:
         items.append({"Update": credits.reserve_update(job.workspace_id, job.cost)})
     try:
-        store.ddb.transact_write_items(TransactItems=items)
+        dynamo.transact_write(store.ddb, items)
     except store.ddb.exceptions.TransactionCanceledException as exc:
         reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
         if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
             raise credits.insufficient(job.workspace_id, job.cost) from None
+        if dynamo.conflicted(exc):
+            raise ServiceUnavailable("The workspace's credits are being updated by other requests; nothing was "
+                                     "charged, please retry") from exc
         raise
