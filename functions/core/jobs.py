@@ -119,6 +119,8 @@ class Job(Schema):
     attempts: int = 0
     # Why dispatching gave up (a GPU call that waited too long), for the sweeper's error.
     dispatch_failure: str | None = None
+    # A terminal job whose webhook event could not be queued (lifecycle.finish): the sweeper queues it again.
+    event_unsent: bool = False
     # Set by make_public at submit or by POST /api/generations/{id}/share: the outputs' keyless share page.
     share_url: str | None = None
     # Credits reserved at submit; `refunded` is set (once, with the failed/canceled transition) when returned:
@@ -410,6 +412,20 @@ class JobStore:
             {"#d": "dispatch", "#s": "status"},
             {":deadline": deadline, ":now": now, ":queued": "queued", ":call": call_id},
         ) is not None
+
+    def mark_event_unsent(self, job: Job, now: float) -> bool:
+        """A terminal job whose webhook event could not be queued goes back into the sweeper's index, due now, so
+        the next sweep queues it (sent_event clears the mark). Only while the job is in that terminal state."""
+        return self._update_if(
+            job.id, "SET event_unsent = :yes, active_shard = :shard, deadline = :now", "#s = :status",
+            {"#s": "status"},
+            {":yes": True, ":shard": str(random.randrange(ACTIVE_SHARDS)), ":now": now, ":status": job.status.value},
+        ) is not None
+
+    def sent_event(self, job_id: str) -> bool:
+        """The event the mark stood for is queued: out of the sweeper's index again."""
+        return self._update_if(job_id, "REMOVE event_unsent, active_shard, deadline", "event_unsent = :yes", {},
+                               {":yes": True}) is not None
 
     def release_dispatch(self, job_id: str, claim: str | None, now: float, *, give_up: str | None = None) -> bool:
         """Give up a claim (spawn failed) or a lost dispatch, so the job can be dispatched again. With `give_up`

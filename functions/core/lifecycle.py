@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import credits, messages
+from . import clock, credits, messages
 from .errors import TransitionRejected
 from .jobs import Job, JobKey, JobStatus, JobStore
 from .moderation import BLOCKED
@@ -69,8 +69,24 @@ def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | Non
     except TransitionRejected as exc:
         logger.info("job already finished", extra={"job_id": job.id, "target": target, "current": exc.current})
         raise
-    emit(job, target)
+    try:
+        emit(job, target)
+    except Exception:
+        # The state is written and its event is not queued. A caller that retries (an SQS redelivery) re-emits
+        # it, but not every path retries (the sweeper, a deadline, a cancel answered with an error): marked, the
+        # job is back in the sweeper's index, and the next sweep queues the event (the same id).
+        try:
+            store.mark_event_unsent(job, clock.now())
+        except Exception:  # noqa: BLE001 - the send's error is the one to raise
+            logger.exception("webhook event neither queued nor marked for the sweeper", extra={"job_id": job.id})
+        raise
     return job, applied
+
+
+def resend_unsent_event(job: Job, store: JobStore) -> None:
+    """Queue the event of a terminal job marked unsent (the sweeper), then clear the mark."""
+    emit(job, job.status)
+    store.sent_event(job.id)
 
 
 def cancel(job: Job, *, store: JobStore | None = None, fields: dict[str, Any] | None = None) -> Job:

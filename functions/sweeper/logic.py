@@ -6,6 +6,9 @@
   up there (it waited too long, or too many ended without running the job) comes back here to be failed;
 - running past its deadline (the GPU call died without reporting): failed, and its call canceled.
 Failing goes through lifecycle.finish, so the job is refunded and its webhook is sent like any other.
+- finished, but its webhook event could not be queued then (lifecycle.finish marked it): queued now.
+One job that cannot be swept (a throttled read or send) is logged and left for the next sweep; the others are swept,
+and then the invocation fails, so its alarm says so.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import Counter
 from functions.core import clock, messages
 from functions.core.errors import TransitionRejected
 from functions.core.jobs import MAX_DISPATCH_ATTEMPTS, Job, JobError, JobStatus, JobStore
-from functions.core.lifecycle import finish
+from functions.core.lifecycle import finish, resend_unsent_event
 from functions.core.observability import logger
 from functions.core.settings import get_settings
 
@@ -24,17 +27,32 @@ def sweep(*, now: float | None = None, store: JobStore | None = None) -> Counter
     store = store or JobStore()
     now = now if now is not None else clock.now()
     counts: Counter = Counter()
+    failed: list[str] = []
     for job_id in store.overdue(now):
-        job = store.get(job_id)
-        if job is None or job.terminal or (job.deadline or 0) >= now:
-            continue
         try:
+            job = store.get(job_id)
+            if job is None or (job.deadline or 0) >= now:
+                continue
+            if job.terminal:
+                if job.event_unsent:
+                    resend_unsent_event(job, store)
+                    counts["event resent"] += 1
+                continue
             counts[_sweep_one(job, store, now)] += 1
         except TransitionRejected:
             counts["raced"] += 1
+        except Exception:  # noqa: BLE001 - one job's failure (a throttled write, a failed send) must not stop the sweep
+            logger.exception("sweep of one job failed", extra={"job_id": job_id})
+            failed.append(job_id)
     if counts:
         logger.info("sweep", extra=dict(counts))
+    if failed:  # the invocation fails (its alarm), after every other job had its turn; the next sweep retries
+        raise SweepIncomplete(f"{len(failed)} job(s) not swept: {', '.join(failed[:10])}")
     return counts
+
+
+class SweepIncomplete(RuntimeError):
+    """Some jobs could not be swept this time (each is logged); the rest were."""
 
 
 def _sweep_one(job: Job, store: JobStore, now: float) -> str:

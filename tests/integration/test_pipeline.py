@@ -6,13 +6,14 @@ import io
 import threading
 
 import boto3
+import pytest
 from PIL import Image
 
 from functions.core import clock
 from functions.core.errors import TransitionRejected
 from functions.core.jobs import Job, JobStatus, JobStore
 from functions.core.messages import ResultMessage
-from functions.sweeper.logic import MAX_DISPATCH_ATTEMPTS, sweep
+from functions.sweeper.logic import MAX_DISPATCH_ATTEMPTS, SweepIncomplete, sweep
 from infra.local.lambda_runtime import LambdaContext
 from tests.integration.conftest import PUBLIC_BASE_URL, fetch_media
 
@@ -177,6 +178,69 @@ def test_sweeper_fails_a_job_stuck_running(world, api, tenant):
     store.transition(store.get(job_id), JobStatus.RUNNING)
     assert sweep(now=clock.now() + 7200)["failed"] >= 1
     assert store.get(job_id).status == JobStatus.FAILED
+
+
+def _webhooks_queue_down(monkeypatch) -> None:
+    """Sends to the webhooks queue fail (SQS throttling past botocore's retries, say); the others go through."""
+    from botocore.exceptions import ClientError
+
+    from functions.core import messages
+    from functions.core.settings import get_settings
+
+    send = messages.send
+
+    def failing(queue_url, message, **kwargs):
+        if queue_url == get_settings().webhooks_queue_url:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage")
+        return send(queue_url, message, **kwargs)
+
+    monkeypatch.setattr(messages, "send", failing)
+
+
+def test_a_webhook_event_the_sweeper_could_not_queue_is_queued_by_the_next_sweep(world, api, tenant, monkeypatch):
+    """The sweeper fails a job stuck running, but the webhook event cannot be queued: the job is failed (and
+    refunded), and out of the sweeper's index it would never get its webhook. Marked, the next sweep queues it."""
+
+    job_id = submit(api, tenant, body={**RUN, "webhook": "http://127.0.0.1:9/hook"})
+    store = JobStore()
+    store.transition(store.get(job_id), JobStatus.RUNNING)
+    world.messages("WebhooksQueue")  # the started event
+    later = clock.now() + 7200
+    with monkeypatch.context() as patch:
+        _webhooks_queue_down(patch)
+        with pytest.raises(SweepIncomplete, match=job_id):
+            sweep(now=later)
+    failed = store.get(job_id)
+    assert failed.status == JobStatus.FAILED and failed.refunded == failed.cost and failed.event_unsent
+    assert world.messages("WebhooksQueue") == []
+    assert sweep(now=later + 60)["event resent"] >= 1
+    (event,) = [m for m in world.messages("WebhooksQueue") if m["job_id"] == job_id]
+    assert event["event_id"] == f"evt_{job_id}_failed" and event["event"] == "generation.failed"
+    assert not store.get(job_id).event_unsent and job_id not in store.overdue(later + 90000)
+    sweep(now=later + 120)
+    assert [m for m in world.messages("WebhooksQueue") if m["job_id"] == job_id] == []  # once
+
+
+def test_one_job_the_sweeper_cannot_sweep_does_not_stop_the_others(world, api, tenant, monkeypatch):
+    first, second = submit(api, tenant), submit(api, tenant)
+    store = JobStore()
+    for job_id in (first, second):
+        store.transition(store.get(job_id), JobStatus.RUNNING)
+    get = JobStore.get
+
+    def get_failing_for_first(self, job_id, **kwargs):
+        if job_id == first:
+            raise RuntimeError("DynamoDB throttled this read")
+        return get(self, job_id, **kwargs)
+
+    monkeypatch.setattr(JobStore, "get", get_failing_for_first)
+    with pytest.raises(SweepIncomplete, match=first):
+        sweep(now=clock.now() + 7200)
+    monkeypatch.setattr(JobStore, "get", get)
+    assert store.get(second).status == JobStatus.FAILED  # swept all the same
+    assert store.get(first).status == JobStatus.RUNNING  # and the next sweep takes it
+    sweep(now=clock.now() + 7200)
+    assert store.get(first).status == JobStatus.FAILED
 
 
 def test_enqueue_failure_fails_the_job_and_answers_503(world, api, tenant, monkeypatch):
