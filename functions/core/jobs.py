@@ -299,11 +299,12 @@ class JobStore:
         remove: list[str] = []
         if target == JobStatus.RUNNING:
             fields["started_at"] = now
-            fields["deadline"] = now + get_settings().run_deadline_seconds
+            # run_deadline too: a dispatch recorded after the take keeps it (record_dispatch)
+            fields["deadline"] = fields["run_deadline"] = now + get_settings().run_deadline_seconds
         if target.terminal:
             fields["finished_at"] = now
             # Leaving the sweeper's sparse index: finished jobs need no watching.
-            remove += ["active_shard", "deadline"]
+            remove += ["active_shard", "deadline", "run_deadline"]
         names = {f"#f{i}": k for i, k in enumerate(fields)}
         values = {f":v{i}": dynamo.value(v) for i, v in enumerate(fields.values())}
         from_values = {f":from{i}": {"S": s.value} for i, s in enumerate(sorted(allowed))}
@@ -386,21 +387,23 @@ class JobStore:
         return Job.from_item(dynamo.deserialize(resp["Attributes"])) if resp else None
 
     def record_dispatch(self, job_id: str, claim: str, dispatcher: str, call_id: str, now: float,
-                        deadline: float) -> JobStatus | None:
+                        deadline: float) -> bool:
         """The call is spawned: record it. A job still queued gets the deadline by which the call must have taken
         it (its container's startup included), after which the sweeper has the call checked (sweeper/logic.py).
-        A warm container may have taken the job already: it keeps its running deadline (which a start deadline
-        would cut short, and the sweeper would then fail the job while it runs). Returns the job's status then
-        (queued or running), or None when it ended meanwhile or this claim is no longer the job's: nothing waits
-        on the call then (a cancel before it was recorded could not name it), and the caller cancels it."""
-        entry = {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id, "spawned_at": now}
-        for status, expression, deadline_value in ((JobStatus.QUEUED, "SET #d = :d, deadline = :deadline",
-                                                    {":deadline": deadline}),
-                                                   (JobStatus.RUNNING, "SET #d = :d", {})):
-            if self._update_if(job_id, expression, "#d.claim = :claim AND #s = :status", {"#d": "dispatch", "#s": "status"},
-                               {":d": entry, ":claim": claim, ":status": status.value, **deadline_value}) is not None:
-                return status
-        return None
+        A warm container may have taken the job already: it keeps its running deadline (`run_deadline`, which a
+        start deadline would cut short, and the sweeper would then fail the job while it runs). One write either
+        way. False when the job ended meanwhile or this claim is no longer the job's: nothing waits on the call
+        then (a cancel before it was recorded could not name it), and the caller cancels it."""
+        return self._update_if(
+            job_id,
+            "SET #d = :d, deadline = if_not_exists(run_deadline, :deadline)",
+            "#d.claim = :claim AND #s IN (:queued, :running)",
+            {"#d": "dispatch", "#s": "status"},
+            {":d": {"claim": claim, "claimed_at": now, "dispatcher": dispatcher, "call_id": call_id,
+                    "spawned_at": now},
+             ":claim": claim, ":deadline": deadline, ":queued": JobStatus.QUEUED.value,
+             ":running": JobStatus.RUNNING.value},
+        ) is not None
 
     def keep_dispatch(self, job_id: str, call_id: str, now: float, deadline: float) -> bool:
         """The recorded call is still waiting (a queue, a cold start): give it until `deadline`. Only while the

@@ -58,16 +58,14 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
         # and the sweeper fails (and refunds) the job, so nothing is silently lost.
         store.release_dispatch(job.id, claim, now)
         raise
-    status = store.record_dispatch(job.id, claim, dispatcher.name, call_id, now,
-                                   deadline=start_deadline(job, dispatcher, now))
-    if status is None:
+    if not store.record_dispatch(job.id, claim, dispatcher.name, call_id, now,
+                                 deadline=start_deadline(job, dispatcher, now)):
         # The job ended (a cancel) before the call was recorded: nothing will stop the call but this, and a
         # container would otherwise start (a cold start, paid for) only to find its job gone.
         dispatcher.cancel(call_id)
         logger.info("canceled a GPU call whose job ended as it was spawned", extra={"job_id": job.id, "call_id": call_id})
         return None
-    logger.info("dispatched", extra={"job_id": job.id, "call_id": call_id, "dispatcher": dispatcher.name,
-                                     "status": status.value})
+    logger.info("dispatched", extra={"job_id": job.id, "call_id": call_id, "dispatcher": dispatcher.name})
     return call_id
 
 
