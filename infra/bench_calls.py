@@ -66,8 +66,9 @@ GPU_WORKER = "GPU worker (on Modal)"
 # check, gpu/worker.CancelWatch): on a GPU about one write per step; here, as many as the speed makes.
 PROGRESS_OP = "UpdateItem (progress)"
 _caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="Lambda functions")
-# The template function being invoked (its logical id), for telling each call's IAM principal.
-_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
+# Whose role makes the calls now (a template function's logical id, or the worker's role), for telling each
+# call's IAM principal: set by acting_as.
+_principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("principal", default=None)
 # Whose permissions the GPU worker's calls need: its role in template.yaml.
 WORKER_ROLE = "ModalWorkerRole"
 
@@ -108,7 +109,8 @@ class Calls:
                 self.ops[(who, service, op)] += 1
 
         def before_build(model, params, context, **_kwargs) -> None:
-            principal = WORKER_ROLE if threading.current_thread().name.startswith("gpu-worker") else _function.get()
+            # The local dispatcher's pool threads run the worker (a new thread starts with an empty context).
+            principal = WORKER_ROLE if threading.current_thread().name.startswith("gpu-worker") else _principal.get()
             if principal is not None:
                 try:
                     wanted = iam_requests(service, model.name, params, region=client.meta.region_name)
@@ -152,6 +154,34 @@ _DYNAMODB_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "D
 _UNGRANTED = {("sts", "AssumeRoleWithWebIdentity"), ("sts", "GetCallerIdentity")}
 
 
+# S3 operations and the action that authorizes each (the service authorization reference): not always their name.
+_S3_OBJECT_ACTIONS = {"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
+                      "DeleteObject": "s3:DeleteObject", "CreateMultipartUpload": "s3:PutObject",
+                      "UploadPart": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject",
+                      "AbortMultipartUpload": "s3:AbortMultipartUpload"}
+_S3_BUCKET_ACTIONS = {"ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", "HeadBucket": "s3:ListBucket"}
+
+
+def _s3_requests(operation: str, params: dict) -> list[tuple[str, str]]:
+    bucket = f"arn:aws:s3:::{params['Bucket']}"
+    # A read needs s3:ListBucket on its bucket too: without it S3 answers a missing key with 403 AccessDenied,
+    # not the 404 NoSuchKey the code tells apart (S3's GetObject and HeadObject permissions), so a deleted file
+    # or an unknown id would be a 500 deployed while moto, which checks no permission, answers 404.
+    read = [("s3:ListBucket", bucket)]
+    if operation in _S3_BUCKET_ACTIONS:
+        return [(_S3_BUCKET_ACTIONS[operation], bucket)]
+    if operation == "DeleteObjects":  # authorized object by object
+        return [("s3:DeleteObject", f"{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
+    if operation == "CopyObject":  # reads the source, writes the destination
+        source = params["CopySource"]
+        source_bucket, source_key = ((source["Bucket"], source["Key"]) if isinstance(source, dict)
+                                     else source.lstrip("/").split("/", 1))
+        return [("s3:GetObject", f"arn:aws:s3:::{source_bucket}/{source_key}"),
+                ("s3:ListBucket", f"arn:aws:s3:::{source_bucket}"), ("s3:PutObject", f"{bucket}/{params['Key']}")]
+    action = _S3_OBJECT_ACTIONS[operation]  # a KeyError names an operation with no rule yet
+    return [(action, f"{bucket}/{params['Key']}"), *(read if action == "s3:GetObject" else [])]
+
+
 def iam_requests(service: str, operation: str, params: dict, *, region: str = REGION,
                  account: str = ACCOUNT) -> list[tuple[str, str]]:
     """The (IAM action, resource ARN) pairs a call is authorized by: its own action on what it names, except
@@ -174,15 +204,10 @@ def iam_requests(service: str, operation: str, params: dict, *, region: str = RE
             return [("dynamodb:BatchWriteItem", table(name)) for name in params["RequestItems"]]
         return [(f"dynamodb:{operation}", table(params["TableName"], params.get("IndexName")))]
     if service == "s3":
-        bucket = f"arn:aws:s3:::{params['Bucket']}"
-        if operation == "DeleteObjects":
-            return [("s3:DeleteObject", f"{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
-        if "Key" in params:
-            return [(f"s3:{operation}", f"{bucket}/{params['Key']}")]
-        return [(f"s3:{operation}", bucket)]
+        return _s3_requests(operation, params)
     if service == "sqs":
         name = urlsplit(params["QueueUrl"]).path.rsplit("/", 1)[-1]
-        return [(f"sqs:{operation}", f"arn:aws:sqs:{region}:{account}:{name}")]
+        return [(f"sqs:{operation.removesuffix('Batch')}", f"arn:aws:sqs:{region}:{account}:{name}")]
     if service == "ssm" and operation == "GetParameter":
         return [("ssm:GetParameter", f"arn:aws:ssm:{region}:{account}:parameter/{params['Name'].lstrip('/')}")]
     if service == "secretsmanager" and "SecretId" in params:
@@ -190,6 +215,32 @@ def iam_requests(service: str, operation: str, params: dict, *, region: str = RE
         # name: infra/local/resources.py says why), where the grant resolves to the name too.
         return [(f"secretsmanager:{operation}", params["SecretId"])]
     raise ValueError(f"no IAM resource rule for {service}:{operation} ({sorted(params)})")
+
+
+def template_statements(template: dict, principal: str, resolver: Resolver) -> list[dict]:
+    """A function's (or the worker role's) inline policy statements in template.yaml, their intrinsics resolved to a
+    stack's resources. A statement on a condition (the provenance secret) counts as granted."""
+    properties = template["Resources"][principal]["Properties"]
+    statements = []
+    for document in [p.get("PolicyDocument", p) for p in properties.get("Policies", [])]:
+        for statement in document["Statement"]:
+            if "Fn::If" in statement:
+                statement = statement["Fn::If"][1]
+            statements.append(resolver.resolve(statement))
+    return statements
+
+
+def ungranted(requests: Counter, template: dict, resolver: Resolver) -> list[str]:
+    """The recorded (principal, action, resource) requests that the principal's statements do not grant: each one an
+    AccessDenied, deployed."""
+    statements: dict[str, list[dict]] = {}
+    denied = []
+    for principal, action, resource in sorted(requests):
+        if principal not in statements:
+            statements[principal] = template_statements(template, principal, resolver)
+        if not granted(statements[principal], action, resource):
+            denied.append(f"{principal}: {action} on {resource}")
+    return denied
 
 
 def _iam_match(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
@@ -233,6 +284,17 @@ def count_aws_calls() -> Iterator[Calls]:
 
 
 @contextmanager
+def acting_as(principal: str) -> Iterator[None]:
+    """The AWS calls made inside the block need `principal`'s grants: a template function's logical id, or
+    WORKER_ROLE."""
+    token = _principal.set(principal)
+    try:
+        yield
+    finally:
+        _principal.reset(token)
+
+
+@contextmanager
 def calling_as(caller: str) -> Iterator[None]:
     token = _caller.set(caller)
     try:
@@ -250,11 +312,10 @@ class CountedFunction(LocalFunction):
 
     def invoke(self, event: dict) -> Any:
         started = time.perf_counter()
-        token = _function.set(self.spec.logical_id)
         try:
-            return super().invoke(event)
+            with acting_as(self.spec.logical_id):
+                return super().invoke(event)
         finally:
-            _function.reset(token)
             self.invocations[self.spec.logical_id] += 1
             self.seconds[self.spec.logical_id] += time.perf_counter() - started
 

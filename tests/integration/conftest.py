@@ -7,6 +7,7 @@ import functools
 import json
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from werkzeug.test import Client
 
+from infra import bench_calls
 from infra.local import resources
 from infra.local.gateway import Gateway, Route
 from infra.local.lambda_runtime import LocalFunction
@@ -74,6 +76,7 @@ class AwsWorld:
     endpoint: str
     physical: dict[str, Any]
     env: dict[str, str]
+    resolver: Resolver
 
     def queue_url(self, logical_id: str) -> str:
         return self.physical[logical_id].ref
@@ -106,15 +109,17 @@ def aws_world(tmp_path_factory) -> AwsWorld:
     endpoint = server.start()
     template = load()
     physical = resources.create_all(template, endpoint, public_base_url=PUBLIC_BASE_URL)
-    env = local_environment(Resolver(template, physical), functions(template), endpoint,
-                            tmp_path_factory.mktemp("data"))
-    yield AwsWorld(endpoint, physical, env)
+    resolver = Resolver(template, physical)
+    env = local_environment(resolver, functions(template), endpoint, tmp_path_factory.mktemp("data"))
+    yield AwsWorld(endpoint, physical, env, resolver)
     server.close()
 
 
 @pytest.fixture
 def world(aws_world: AwsWorld, monkeypatch) -> AwsWorld:
-    """Each test: the process pointed at the moto server, caches fresh, queues empty."""
+    """Each test: the process pointed at the moto server, caches fresh, queues empty. Every AWS call a handler (or
+    the worker) makes in the test must be one its role in template.yaml grants, on the very resource it names:
+    deployed, any other is an AccessDenied (bench_calls.ungranted). A test that made one errors at teardown."""
     for key, value in aws_world.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DARKROOM_KEY_CACHE_TTL_SECONDS", "0")
@@ -126,8 +131,22 @@ def world(aws_world: AwsWorld, monkeypatch) -> AwsWorld:
     reset_process_caches()
     for logical_id in ("JobsQueue", "ResultsQueue", "WebhooksQueue"):
         aws_world.messages(logical_id)  # PurgeQueue is limited to once a minute; draining is not
-    yield aws_world
+    invoke = LocalFunction.invoke
+
+    def invoke_as_its_role(self, event):
+        with bench_calls.acting_as(self.spec.logical_id):
+            return invoke(self, event)
+
+    monkeypatch.setattr(LocalFunction, "invoke", invoke_as_its_role)
+    with bench_calls.count_aws_calls() as calls:  # the clients the test's handlers make (caches were just reset)
+        yield aws_world
     reset_process_caches()
+    # The stack's own resources (a fault test's missing queue is no grant's business)
+    names = {str(value).rsplit("/", 1)[-1] for p in aws_world.physical.values() for value in (p.ref, *p.attrs.values())
+             if value} - {""}
+    ours = Counter({request: n for request, n in calls.requests.items() if any(name in request[2] for name in names)})
+    denied = bench_calls.ungranted(ours, load(), aws_world.resolver)
+    assert not denied, f"calls template.yaml does not grant to their caller: {denied}"
 
 
 @dataclass
@@ -211,7 +230,8 @@ class InlineDispatcher:
 
         with self.lock:
             self.spawned.append(request.job_id)
-        worker.run(request)
+        with bench_calls.acting_as(bench_calls.WORKER_ROLE):  # on Modal, under the worker's role
+            worker.run(request)
         return f"inline-{len(self.spawned)}"
 
     def call_state(self, call_id: str) -> str:

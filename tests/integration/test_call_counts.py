@@ -77,33 +77,15 @@ def test_request_units_follow_the_on_demand_rules(measured):
     assert units == {"rru": 1.5, "wru": write_units + 3}
 
 
-def _statements(resource: dict, resolver) -> list[dict]:
-    """A function's (or the worker role's) inline policy statements in template.yaml, their intrinsics resolved to
-    the resources this run made."""
-    properties = resource["Properties"]
-    statements = []
-    for document in [p.get("PolicyDocument", p) for p in properties.get("Policies", [])]:
-        for statement in document["Statement"]:
-            if "Fn::If" in statement:  # a grant on a condition (the provenance secret): counted as granted
-                statement = statement["Fn::If"][1]
-            statements.append(resolver.resolve(statement))
-    return statements
-
-
 def test_every_call_is_granted_to_its_caller_by_the_template(measured):
     # Deployed, a call the caller's role does not allow is an AccessDenied at run time: catch it here, from the
     # calls the real handlers and worker made, each action on the very table, index, object key, queue, parameter
     # or secret it named (a grant on the table but not its index, or on another key prefix, fails here).
-    resources = measured.template["Resources"]
     assert {principal for principal, _ in measured.calls.actions} == {
         "ApiFunction", "DispatchFunction", "CompleteFunction", "WebhooksFunction", "SweeperFunction",
         bench_calls.WORKER_ROLE}
     assert {principal for principal, *_ in measured.calls.requests} == {p for p, _ in measured.calls.actions}
-    statements = {principal: _statements(resources[principal], measured.resolver)
-                  for principal, _ in measured.calls.actions}
-    denied = sorted(f"{principal}: {action} on {resource}" for principal, action, resource in measured.calls.requests
-                    if not bench_calls.granted(statements[principal], action, resource))
-    assert denied == []
+    assert bench_calls.ungranted(measured.calls.requests, measured.template, measured.resolver) == []
     # the worker's keys, for one: its outputs under <workspace>/generations/, which its role names
     worker_puts = {r for p, a, r in measured.calls.requests if p == bench_calls.WORKER_ROLE and a == "s3:PutObject"}
     assert worker_puts and all("/generations/" in r for r in worker_puts)
@@ -129,8 +111,17 @@ def test_each_call_names_the_arn_iam_checks():
         {"Key": "w/generations/a.png"}, {"Key": "w/generations/b.png"}]}}) == [
         ("s3:DeleteObject", "arn:aws:s3:::out/w/generations/a.png"),
         ("s3:DeleteObject", "arn:aws:s3:::out/w/generations/b.png")]
-    assert bench_calls.iam_requests("sqs", "SendMessage", {"QueueUrl": "http://127.0.0.1:5000/123456789012/jobs"}) \
+    assert bench_calls.iam_requests("sqs", "SendMessageBatch", {"QueueUrl": "http://127.0.0.1:5000/123456789012/jobs"}) \
         == [("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:jobs")]
+    # a read is authorized by GetObject, and its missing key is a 404 only with ListBucket on the bucket
+    assert bench_calls.iam_requests("s3", "HeadObject", {"Bucket": "out", "Key": "w/uploads/u"}) == [
+        ("s3:GetObject", "arn:aws:s3:::out/w/uploads/u"), ("s3:ListBucket", "arn:aws:s3:::out")]
+    assert bench_calls.iam_requests("s3", "ListObjectsV2", {"Bucket": "out", "Prefix": "w/files/"}) == [
+        ("s3:ListBucket", "arn:aws:s3:::out")]
+    assert bench_calls.iam_requests("s3", "CopyObject", {"Bucket": "ad", "Key": "w/loras/l", "CopySource": {
+        "Bucket": "out", "Key": "w/uploads/u"}}) == [
+        ("s3:GetObject", "arn:aws:s3:::out/w/uploads/u"), ("s3:ListBucket", "arn:aws:s3:::out"),
+        ("s3:PutObject", "arn:aws:s3:::ad/w/loras/l")]
     assert bench_calls.iam_requests("ssm", "GetParameter", {"Name": "/stack/public-base-url"}) == [
         ("ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/stack/public-base-url")]
     with pytest.raises(ValueError, match="no IAM resource rule for kms:Decrypt"):

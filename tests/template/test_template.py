@@ -506,8 +506,11 @@ def test_worker_role_allows_only_what_the_worker_does(source):
         for action in actions:
             assert "*" not in action, action
             granted.setdefault(action, []).extend(json.dumps(r) for r in resources_)
-    assert set(granted) == {"s3:PutObject", "s3:GetObject", "dynamodb:GetItem", "dynamodb:UpdateItem",
+    assert set(granted) == {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:UpdateItem",
                             "sqs:SendMessage"}
+    # the buckets themselves, not their objects (ListBucket makes a missing key a 404 NoSuchKey, not a 403)
+    assert granted["s3:ListBucket"] == [json.dumps({"Fn::GetAtt": ["OutputsBucket", "Arn"]}),
+                                        json.dumps({"Fn::GetAtt": ["AdaptersBucket", "Arn"]})]
     assert granted["s3:PutObject"] == [json.dumps({"Fn::Sub": "${OutputsBucket.Arn}/*/generations/*"})]
     assert granted["s3:GetObject"] == [json.dumps({"Fn::Sub": "${OutputsBucket.Arn}/*/uploads/*"}),
                                        json.dumps({"Fn::Sub": "${AdaptersBucket.Arn}/*/loras/*"})]
@@ -525,7 +528,7 @@ def test_worker_policy_covers_the_keys_the_worker_uses(source):
     (policy,) = _worker_role(source)["Policies"]
     by_action: dict[str, list[str]] = {}
     for statement in policy["PolicyDocument"]["Statement"]:
-        if str(statement.get("Action")).startswith("s3:"):
+        if str(statement.get("Action")).startswith("s3:") and statement["Action"] != "s3:ListBucket":
             by_action.setdefault(statement["Action"], []).append(statement["Resource"]["Fn::Sub"])
     outputs, adapters = "OutputsBucket", "AdaptersBucket"
     assert allowed(by_action["s3:PutObject"], outputs, storage.output_key("ws1", "job1", 0, "png"))
