@@ -290,6 +290,10 @@ def webhooks_listen(
         server.server_close()
 
 
+# How long `webhooks replay-dlq` keeps the copies it read hidden while it reads the rest and replays.
+REPLAY_HIDE_SECONDS = 600
+
+
 @webhooks_app.command("replay-dlq")
 def webhooks_replay_dlq(
     local: Local = False,
@@ -297,25 +301,46 @@ def webhooks_replay_dlq(
     data_dir: DataDir = Path(".darkroom"),
     limit: Annotated[int, typer.Option(help="At most this many events.")] = 1000,
 ) -> None:
-    """Send dead-lettered webhook events again (same webhook-id, fresh schedule), then remove them from the DLQ."""
+    """Send dead-lettered webhook events again (same webhook-id, fresh schedule), then remove them from the DLQ.
+
+    One event may be in the DLQ more than once (a batch redelivered after its copy was sent): each event is sent
+    once, as its copy with the most attempts, and every copy of it is removed."""
     queues = _webhook_queues(local, stack_name, data_dir)
     from functions.core import aws
     from functions.core.messages import WebhookMessage, send
 
     sqs = aws.client("sqs")
-    replayed = 0
-    while replayed < limit:
+    # The whole DLQ is read before anything is sent, so copies of an event are found wherever they are; the
+    # copies stay hidden meanwhile (what is read first must not come back while the rest is read).
+    read: dict[str, dict] = {}
+    while True:
         batch = sqs.receive_message(QueueUrl=queues["dlq"], MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                    VisibilityTimeout=REPLAY_HIDE_SECONDS,
                                     MessageAttributeNames=["All"]).get("Messages", [])
-        if not batch:
+        fresh = [m for m in batch if m["MessageId"] not in read]
+        # A copy read again (a very long DLQ outlasted its hiding) is deleted by its newest receipt handle only.
+        read |= {m["MessageId"]: m for m in batch}
+        if not fresh:
             break
-        for message in batch:
-            event = WebhookMessage.model_validate_json(message["Body"])
-            send(queues["queue"], event.model_copy(update={"attempt": 0, "not_before": 0, "forced": True}))
+    copies: dict[str, list[tuple[WebhookMessage, dict]]] = {}
+    for message in read.values():
+        event = WebhookMessage.model_validate_json(message["Body"])
+        copies.setdefault(event.event_id, []).append((event, message))
+    replayed = 0
+    for event_id, found in copies.items():
+        if replayed >= limit:  # the rest are left for another run, visible again now
+            for _, message in found:
+                sqs.change_message_visibility(QueueUrl=queues["dlq"], ReceiptHandle=message["ReceiptHandle"],
+                                              VisibilityTimeout=0)
+            continue
+        event, kept = max(found, key=lambda pair: pair[0].attempt)
+        send(queues["queue"], event.model_copy(update={"attempt": 0, "not_before": 0, "forced": True}))
+        for _, message in found:
             sqs.delete_message(QueueUrl=queues["dlq"], ReceiptHandle=message["ReceiptHandle"])
-            replayed += 1
-            reason = message.get("MessageAttributes", {}).get("reason", {}).get("StringValue", "")
-            console.print(f"replayed {event.event_id} ({reason})")
+        replayed += 1
+        reason = kept.get("MessageAttributes", {}).get("reason", {}).get("StringValue", "")
+        extra = f", {len(found) - 1} duplicate(s) removed" if len(found) > 1 else ""
+        console.print(f"replayed {event_id} ({reason}{extra})")
     console.print(f"{replayed} event(s) replayed")
 
 

@@ -12,6 +12,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Literal
@@ -132,6 +133,30 @@ def already_delivered(job: Job, event_id: str) -> bool:
     return any(d.get("event_id") == event_id and d.get("outcome") == "delivered" for d in job.deliveries)
 
 
+def resume(job: Job, message: WebhookMessage, now: float) -> Decision | None:
+    """What was decided when this message was handled before, or None if it was not.
+
+    SQS redelivers a message whose invocation failed or timed out after the attempt was made: the attempt is
+    then in the log, and POSTing again would send the event twice and start a second retry chain. The decision
+    is repeated instead: its retry (or dead letter) may not have been sent before the failure."""
+    number = message.attempt + 1
+    mine = [d for d in job.deliveries if d.get("event_id") == message.event_id]
+    if any(int(d.get("attempt") or 0) > number for d in mine):
+        return Decision("done", reason="a later attempt was made")  # a duplicate of a chain that went on
+    done = next((d for d in reversed(mine) if d.get("attempt") == number), None)
+    if done is None:
+        return None
+    outcome = done.get("outcome")
+    if outcome == "retrying":
+        at = datetime.fromisoformat(done["next_attempt_at"]).timestamp() if done.get("next_attempt_at") else now
+        nxt = message.model_copy(update={"attempt": number, "not_before": at})
+        return Decision("retry", delay=max(0.0, at - now), next=nxt, reason="attempt made before", attempt=done)
+    if outcome == "failed":
+        return Decision("dead_letter", reason=f"after {number} attempts: {done.get('error') or 'delivery failed'}",
+                        next=message.model_copy(update={"attempt": number}), attempt=done)
+    return Decision("done", reason=f"attempt made before: {outcome}", attempt=done)
+
+
 def read_job_and_workspace(message: WebhookMessage, store: JobStore) -> tuple[Job | None, Workspace | None]:
     """The job (its deliveries so far) and its workspace (the signing secrets), both strongly consistent.
 
@@ -182,6 +207,10 @@ def process(message: WebhookMessage, *, store: JobStore | None = None, now: floa
         return Decision("done", reason="no job or no webhook")
     if not message.forced and (job.webhook_disabled or already_delivered(job, message.event_id)):
         return Decision("done", reason="disabled" if job.webhook_disabled else "already delivered")
+    # A forced replay reuses the event's attempt numbers, so only an unforced message can be a redelivery.
+    resumed = None if message.forced else resume(job, message, now)
+    if resumed is not None:
+        return resumed
     signing_secrets = workspace.active_webhook_secrets(now) if workspace else []
     if not signing_secrets:
         return Decision("dead_letter", reason="workspace has no webhook signing secret")

@@ -226,3 +226,69 @@ def test_a_delivered_webhook_is_never_sent_again_because_recording_it_failed(wor
     assert len(rx.requests) == 1
     assert world.messages("WebhooksQueue") == [] and world.messages("WebhooksDeadLetterQueue") == []
     assert any(r.levelname == "ERROR" and "not recorded" in r.getMessage() for r in caplog.records), job_id
+
+
+def test_a_redelivered_attempt_is_not_posted_again(world, api, tenant, drain, receiver, monkeypatch):
+    """A batch cut off after some of its POSTs comes back whole: an attempt already made (it is in the log) is not
+    made again, its retry is queued as it was (it may not have been sent before the cut)."""
+    from functions.core.messages import WebhookMessage, send
+
+    monkeypatch.setenv("DARKROOM_WEBHOOK_RETRY_SCHEDULE", "1")
+    settings.get_settings.cache_clear()
+    rx = receiver([(500, 0, {})])
+    job_id = finished_job(api, tenant, rx.url)
+    (first,) = world.messages("WebhooksQueue")
+    for _ in range(2):  # the message, and SQS's redelivery of it
+        send(world.queue_url("WebhooksQueue"), WebhookMessage(**first))
+    drain("WebhooksFunction", "WebhooksQueue")
+    drain("WebhooksFunction", "WebhooksQueue")
+    assert len(rx.requests) == 1
+    assert [(d["attempt"], d["outcome"]) for d in JobStore().get(job_id).deliveries] == [(1, "retrying")]
+    time.sleep(1.5)  # the retries' delay
+    retries = world.messages("WebhooksQueue")
+    assert [m["attempt"] for m in retries] == [1, 1]
+    assert retries[0]["not_before"] == pytest.approx(retries[1]["not_before"], abs=0.01)
+
+
+def test_a_redelivered_last_attempt_is_dead_lettered_again_without_posting(world, api, tenant, receiver, monkeypatch):
+    from functions.core.messages import WebhookMessage
+    from functions.webhooks.delivery import process
+
+    monkeypatch.setenv("DARKROOM_WEBHOOK_RETRY_SCHEDULE", "1")
+    settings.get_settings.cache_clear()
+    rx = receiver([(500, 0, {})] * 3)
+    finished_job(api, tenant, rx.url)
+    (first,) = world.messages("WebhooksQueue")
+    last = WebhookMessage(**first).model_copy(update={"attempt": 1})
+    made = process(last)
+    assert made.action == "dead_letter" and len(rx.requests) == 1
+    again = process(last)
+    assert (again.action, again.reason, again.next) == ("dead_letter", made.reason, made.next)
+    assert len(rx.requests) == 1
+    # A stale copy of an earlier attempt (the event went on past it) is dropped.
+    assert process(WebhookMessage(**first)).action == "done" and len(rx.requests) == 1
+    # A replay the user asked for is sent whatever the log says.
+    process(last.model_copy(update={"forced": True}))
+    assert len(rx.requests) == 2
+
+
+def test_a_record_with_too_little_time_left_is_put_off_not_posted(world, api, tenant, drain, receiver, monkeypatch):
+    """Lambda would cut the POST off mid-batch, and SQS redeliver the batch: the record is queued again, as a new
+    message (its receive count starts over), and made by a later invocation."""
+    from functions.core.messages import WebhookMessage, send
+    from infra.local.lambda_runtime import LambdaContext
+
+    left_ms = {"now": 3000}
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: left_ms["now"])
+    rx = receiver()
+    job_id = finished_job(api, tenant, rx.url)
+    queued = world.messages("WebhooksQueue")
+    send(world.queue_url("WebhooksQueue"), WebhookMessage(**queued[0]))
+    drain("WebhooksFunction", "WebhooksQueue")
+    assert rx.requests == [] and JobStore().get(job_id).deliveries == []
+    put_off = world.messages("WebhooksQueue")
+    assert put_off == queued
+    left_ms["now"] = 60_000
+    send(world.queue_url("WebhooksQueue"), WebhookMessage(**put_off[0]))
+    deliver_until(drain, lambda: rx.requests)
+    assert [d["outcome"] for d in JobStore().get(job_id).deliveries] == ["delivered"]

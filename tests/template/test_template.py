@@ -660,6 +660,51 @@ def test_every_consumed_queue_outlasts_its_consumer(source, queue, function):
     assert visibility >= 6 * _function_timeout(source, function)
 
 
+def test_webhooks_function_outlasts_a_batch_of_hanging_receivers(source):
+    """Each record of a batch may POST for the whole webhook timeout, one after another: a batch cut off by the
+    function's timeout is redelivered whole, and the records that had POSTed POST again."""
+    from functions.core.settings import Settings
+    from functions.webhooks.handler import RECORD_MARGIN_SECONDS
+
+    props = source["Resources"]["WebhooksFunction"]["Properties"]
+    env = {**source["Globals"]["Function"]["Environment"]["Variables"], **props["Environment"]["Variables"]}
+    default = Settings.model_fields["webhook_timeout_seconds"].default
+    per_post = float(env.get("DARKROOM_WEBHOOK_TIMEOUT_SECONDS", default))
+    batch = max(int(e["Properties"].get("BatchSize", 10)) for e in props["Events"].values() if e["Type"] == "SQS")
+    timeout = _function_timeout(source, "WebhooksFunction")
+    assert timeout >= batch * (per_post + RECORD_MARGIN_SECONDS)
+    assert int(source["Resources"]["WebhooksQueue"]["Properties"]["VisibilityTimeout"]) >= timeout
+
+
+def _conditional(value) -> tuple[str | None, object]:
+    """(condition, value) of `!If [condition, value, !Ref AWS::NoValue]`; (None, value) of a plain value."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        condition, then, otherwise = value["Fn::If"]
+        assert otherwise == {"Ref": "AWS::NoValue"}, value
+        return condition, then
+    return None, value
+
+
+def test_sqs_event_sources_of_reserved_functions_stay_within_the_reservation(source, transformed):
+    """An SQS event source ignores reserved concurrency: past it, invocations are throttled and the messages come
+    back with their receive count raised, towards the dead-letter queue. Its MaximumConcurrency is the cap."""
+    from infra.deploy.preflight import FINISHING_CONCURRENCY
+
+    capped = set()
+    for mapping in resources(transformed, "AWS::Lambda::EventSourceMapping").values():
+        function = ref_name(mapping["Properties"]["FunctionName"])
+        reserved = transformed["Resources"][function]["Properties"].get("ReservedConcurrentExecutions")
+        if reserved is None:
+            continue
+        condition, cap = _conditional(reserved)
+        assert _conditional(mapping["Properties"].get("ScalingConfig")) == (condition, {"MaximumConcurrency": cap})
+        capped.add(function)
+        if condition:  # the reservation, when made, is one Lambda allows as an event source's maximum (2 to 1000)
+            parameter = source["Parameters"][cap["Ref"]]
+            assert 2 <= FINISHING_CONCURRENCY <= int(parameter["MaxValue"]) <= 1000
+    assert capped == {"CompleteFunction", "WebhooksFunction"}
+
+
 def test_function_timeouts_in_the_transformed_template(source, transformed):
     for name in FUNCTIONS:
         assert transformed["Resources"][name]["Properties"]["Timeout"] == _function_timeout(source, name), name
