@@ -610,9 +610,29 @@ def _run(request: messages.WorkRequest) -> messages.ResultMessage | None:
         # The result never overtakes the started report; if that one failed, it is sent again first.
         if started.exception() is not None:
             logger.warning("started report failed; sending it again", extra={"job_id": job.id})
-            messages.send(request.results_queue_url, started_report)
-        messages.send(request.results_queue_url, result)
+            send_report(request.results_queue_url, started_report)
+        send_report(request.results_queue_url, result)
     return result
+
+
+# The result is the only record of the work (its outputs are uploaded, the GPU time spent): a send that fails past
+# botocore's own retries (a throttled or unreachable SQS) is tried again for about two minutes before the call
+# fails. A failed call is no help: Modal's retry finds the job running and does nothing, and the sweeper fails it.
+REPORT_RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 60)
+_wait = time.sleep  # the waits between tries (a test's to replace)
+
+
+def send_report(queue_url: str, report: messages.ResultMessage) -> None:
+    for delay in (*REPORT_RETRY_DELAYS, None):
+        try:
+            messages.send(queue_url, report)
+            return
+        except Exception as exc:
+            if delay is None or aws.token_refused(exc):
+                raise
+            logger.warning("report not sent; trying again", extra={"job_id": report.job_id, "outcome": report.outcome,
+                                                                   "in_seconds": delay, "error": describe(exc)})
+            _wait(delay)
 
 
 def run_safely(request: messages.WorkRequest) -> None:

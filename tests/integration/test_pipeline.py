@@ -58,6 +58,32 @@ def test_pipeline_runs_to_success_and_writes_outputs(world, api, tenant, dispatc
     assert fetch_media(api, body["output"]) == s3.get_object(Bucket=bucket, Key=job.outputs[0].key)["Body"].read()
 
 
+def test_a_result_the_queue_refuses_for_a_while_is_sent_again_not_lost(world, api, tenant, dispatcher, drain,
+                                                                          monkeypatch):
+    """The result is the work's only record: a send that fails past botocore's retries is tried again (a failed
+    call would be retried by Modal to no effect, and the job failed at its run deadline with its outputs)."""
+    from botocore.exceptions import ClientError
+
+    from functions.core import messages
+    from gpu import worker
+
+    send, refused, waits = messages.send, [], []
+
+    def refusing_twice(queue_url, message, **kwargs):
+        if getattr(message, "outcome", None) == "succeeded" and len(refused) < 2:
+            refused.append(message.job_id)
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage")
+        return send(queue_url, message, **kwargs)
+
+    monkeypatch.setattr(messages, "send", refusing_twice)
+    monkeypatch.setattr(worker, "_wait", waits.append)
+    job_id = submit(api, tenant)
+    assert drain("DispatchFunction", "JobsQueue") == 1
+    assert refused == [job_id, job_id] and waits == list(worker.REPORT_RETRY_DELAYS[:2])
+    assert drain("CompleteFunction", "ResultsQueue") == 2
+    assert JobStore().get(job_id).status == JobStatus.SUCCEEDED
+
+
 def test_dispatch_skips_canceled_job(world, api, tenant, dispatcher, drain):
     job_id = submit(api, tenant)
     resp = api.post(f"/api/generations/{job_id}/cancel", headers=tenant.headers)
