@@ -224,6 +224,15 @@ class _Generator:
         if worker.warm_up(self._pool(), self.pipe, self.family, device, Path(WEIGHTS_DIR) / COMPILE_CACHE,
                           always=snapshotting) and not modal.is_local():
             weights.commit()
+        if snapshotting and device == "cuda":
+            # The warm-up's freed activations stay reserved in torch's caching allocator, and a GPU snapshot copies
+            # every device allocation: given back, the snapshot holds the weights and kernels, not a video decode's
+            # workspace (smaller, and faster to restore). The first job reserves what it needs again.
+            import gc
+
+            gc.collect()
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
         self.device_seconds = time.perf_counter() - started
         self.started = True
 
