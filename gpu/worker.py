@@ -15,7 +15,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
-from functions.core import aws, messages, storage
+from functions.core import aws, clock, messages, storage
 from functions.core import moderation as policy
 from functions.core.catalog import (
     BackgroundRemoverSpec,
@@ -67,16 +67,26 @@ class CancelWatch:
     report thread when there is one, so a slow write never holds a step back or queues behind fast steps:
     a cancel stops the work within a step or two, whatever the step time."""
 
-    def __init__(self, store: JobStore, job_id: str, reports: Executor | None) -> None:
+    def __init__(self, store: JobStore, job_id: str, reports: Executor | None, *,
+                 run_deadline_seconds: int | None = None) -> None:
         self.store, self.job_id, self.reports = store, job_id, reports
         self.canceled = threading.Event()
         self.in_flight: Future | None = None
         self.latest: tuple[int, int] | None = None  # the last step seen
         self.recorded: tuple[int, int] | None = None  # the last step a write was made for
+        # The heartbeat: a progress write pushes the job's run deadline out once it is past half-way, so a job
+        # longer than run_deadline_seconds is not failed while it makes progress (and a short one writes no more).
+        self.run_deadline_seconds = run_deadline_seconds
+        self.deadline = clock.now() + run_deadline_seconds if run_deadline_seconds else None
 
     def _record(self, step: int, total: int) -> None:
-        if not self.store.record_progress(self.job_id, step, total):
+        now, extend = clock.now(), None
+        if self.deadline is not None and self.run_deadline_seconds and now > self.deadline - self.run_deadline_seconds / 2:
+            extend = now + self.run_deadline_seconds
+        if not self.store.record_progress(self.job_id, step, total, deadline=extend):
             self.canceled.set()
+        elif extend is not None:
+            self.deadline = extend
 
     def on_step(self, step: int, total: int) -> None:
         self._raise_if_canceled(step, total)
@@ -389,7 +399,7 @@ def execute(request: messages.WorkRequest, store: JobStore,
     # The C2PA signing certificate, before any GPU time: one configured but unusable fails the job here.
     stamp = provenance.stamp_for(request, model, images, edit=model.type == "image")
 
-    watch = CancelWatch(store, request.job_id, reports)
+    watch = CancelWatch(store, request.job_id, reports, run_deadline_seconds=request.run_deadline_seconds)
     specs = params.get("loras") or []
     t0 = time.perf_counter()
     # The adapters' files before the model: a bad one fails the job before any GPU time is spent. They stay

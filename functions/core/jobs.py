@@ -510,10 +510,14 @@ class JobStore:
             raise Conflict(f"Generation {job.id} {stored.status.value}; only a generation that has or will have "
                            "outputs can be shared", code="not_shareable") from None
 
-    def record_progress(self, job_id: str, step: int, total: int) -> bool:
+    def record_progress(self, job_id: str, step: int, total: int, *, deadline: float | None = None) -> bool:
+        """The job's progress, while it runs (False once it does not: the worker's cancel check). With `deadline`,
+        its run deadline moves there too (a heartbeat: the sweeper fails a running job that stops reporting)."""
+        expression = "SET progress = :p, updated_at = :now" + (", deadline = :d, run_deadline = :d" if deadline else "")
         return self._update_if(
-            job_id, "SET progress = :p, updated_at = :now", "#s = :running",
-            {"#s": "status"}, {":p": {"step": step, "total": total}, ":running": "running", ":now": clock.now()},
+            job_id, expression, "#s = :running", {"#s": "status"},
+            {":p": {"step": step, "total": total}, ":running": "running", ":now": clock.now(),
+             **({":d": deadline} if deadline else {})},
         ) is not None
 
 

@@ -96,3 +96,7 @@ class WorkRequest(Schema):
     provenance_cert_file: str | None = None
     provenance_key_file: str | None = None
     provenance_watermark: bool = False
+    # How long a running job may go without a sign of life before the sweeper fails it (run_deadline_seconds): the
+    # worker's progress writes push its deadline out (gpu/worker.py, CancelWatch), so a long video is not failed
+    # while it runs, and a stalled one still is.
+    run_deadline_seconds: int | None = None

@@ -50,7 +50,8 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
                           provenance_secret_arn=settings.provenance_secret_arn or None,
                           provenance_cert_file=settings.provenance_cert_file or None,
                           provenance_key_file=settings.provenance_key_file or None,
-                          provenance_watermark=settings.provenance_watermark)
+                          provenance_watermark=settings.provenance_watermark,
+                          run_deadline_seconds=settings.run_deadline_seconds)
     try:
         call_id = dispatcher.spawn(request)
     except Exception:

@@ -24,9 +24,11 @@ from infra.local.template import Resolver, functions, load
 # What the worker needs, and nothing it cannot get from the payload (the Modal container has no settings).
 # The AWS role and region are how the worker gets credentials (by web identity; none locally). The provenance
 # fields name the C2PA signing certificate's secret (or local files) and the watermark switch (gpu/provenance.py).
+# run_deadline_seconds: how long the worker may go without reporting before the sweeper fails its job (its progress
+# writes push the deadline out).
 PINNED_FIELDS = {"job_id", "workspace_id", "model", "params", "jobs_table", "results_queue_url", "bucket",
                  "allow_loopback_urls", "aws_role_arn", "aws_region", "provenance_secret_arn",
-                 "provenance_cert_file", "provenance_key_file", "provenance_watermark"}
+                 "provenance_cert_file", "provenance_key_file", "provenance_watermark", "run_deadline_seconds"}
 
 
 @pytest.fixture

@@ -269,6 +269,52 @@ def test_one_job_the_sweeper_cannot_sweep_does_not_stop_the_others(world, api, t
     assert store.get(first).status == JobStatus.FAILED
 
 
+def test_a_long_job_that_reports_progress_is_not_failed_by_its_run_deadline(world, api, tenant):
+    """A job may run longer than run_deadline_seconds (a 14B video model's clip): its worker's progress writes push
+    the deadline out (the heartbeat), so the sweeper fails only a job that stopped reporting."""
+    from functions.core.settings import get_settings
+
+    job_id = submit(api, tenant)
+    store = JobStore()
+    job, _ = store.transition(store.get(job_id), JobStatus.RUNNING)
+    run = get_settings().run_deadline_seconds
+    later = job.started_at + run * 0.9
+    assert store.record_progress(job_id, 20, 40, deadline=later + run)  # the heartbeat, at 90 % of the deadline
+    sweep(now=job.started_at + run + 60)  # past the first deadline: still running
+    assert store.get(job_id).status == JobStatus.RUNNING
+    # the dispatch record that lands late keeps the pushed deadline (record_dispatch: run_deadline)
+    assert store.get(job_id).deadline == pytest.approx(later + run, abs=1)
+    sweep(now=later + run + 60)  # no report since: failed
+    assert store.get(job_id).status == JobStatus.FAILED
+
+
+def test_the_worker_pushes_the_run_deadline_out_once_past_half_way(monkeypatch):
+    from gpu import worker
+
+    class Store:
+        def __init__(self):
+            self.deadlines = []
+
+        def record_progress(self, job_id, step, total, *, deadline=None):
+            self.deadlines.append(deadline)
+            return True
+
+    now = [1000.0]
+    monkeypatch.setattr(worker.clock, "now", lambda: now[0])
+    store = Store()
+    watch = worker.CancelWatch(store, "job", None, run_deadline_seconds=1000)  # deadline 2000
+    for at in (1000, 1100, 1600, 1700, 2200, 2300):
+        now[0] = at
+        watch.on_step(1, 10)
+    assert store.deadlines == [None, None, 2600, None, 3200, None]
+    unset = Store()
+    watch = worker.CancelWatch(unset, "job", None)  # a request from before the field: no heartbeat
+    for at in (1000, 5000):
+        now[0] = at
+        watch.on_step(1, 10)
+    assert unset.deadlines == [None, None]
+
+
 def test_enqueue_failure_fails_the_job_and_answers_503(world, api, tenant, monkeypatch):
     from functions.core import settings
 
