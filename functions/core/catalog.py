@@ -334,10 +334,21 @@ class ModelSpec(Schema):
             return self.credits_per_second
         return self.credits_per_image
 
+    def denoiser_passes(self, guidance: float | None) -> int:
+        """The denoiser passes a step makes at `guidance` (None: the model's default): two with classifier-free
+        guidance (the prompt's and the negative, or empty, prompt's), else one. The pipelines run it where a
+        negative prompt acts (uses_negative_prompt; Qwen-Image's with the " " gpu/pipelines.py sends), and LTX-2's
+        (the audio models) at any guidance: diffusers' audio_guidance_scale, 7 unless set (the worker never sets
+        it), turns it on for the video too (its two further passes a step, spatio-temporal and modality guidance,
+        run at any guidance as well: they are in its credits). `work` prices the ratio to the default's;
+        tests/gpu/test_catalog_families.py counts the passes the pipelines make."""
+        return 2 if self.uses_negative_prompt(guidance) or (self.negative_prompt and self.audio) else 1
+
     def work(self, params: dict[str, Any]) -> float:
         """How much GPU work one output of `params` is, against the model's own defaults (1.0): a denoiser's
-        time grows with the pixels (or pixels of each frame) and the steps that run (img2img runs
-        steps × strength). At least MIN_WORK: the text encoder, the decode and the upload do not shrink."""
+        time grows with the pixels (or pixels of each frame), the steps that run (img2img runs steps × strength)
+        and the passes each step makes (two with classifier-free guidance: denoiser_passes). At least MIN_WORK:
+        the text encoder, the decode and the upload do not shrink."""
         d = self.defaults
         pixels = (params.get("width") or d.width or 1) * (params.get("height") or d.height or 1)
         reference_pixels = (d.width or 1) * (d.height or 1)
@@ -347,20 +358,30 @@ class ModelSpec(Schema):
 
         steps = run(params.get("steps") or d.steps, params.get("strength"))
         reference_steps = run(d.steps, d.strength if self.takes_references and self.type == "image" else None)
+        passes = self.denoiser_passes(params.get("guidance")) / self.denoiser_passes(None)
         if self.references:
             # A multi-reference editor attends to every reference's tokens as well as the output's: each counts
             # as an image of the output's size, up to the megapixel the pipelines shrink references to.
             pixels += len(params.get("references") or ()) * min(pixels, REFERENCE_PIXELS)
-        return max(MIN_WORK, pixels / reference_pixels * steps / reference_steps)
+        return max(MIN_WORK, pixels / reference_pixels * steps / reference_steps * passes)
+
+    def seconds(self, params: dict[str, Any]) -> float:
+        """The seconds of video a job is priced as: its duration, times the frames it makes against those the
+        duration takes at the model's default rate (a higher fps makes more frames, each a denoised one: LTX takes
+        1-60). An extension also runs the clip's last frames through the model: EXTEND_CONDITION_SECONDS more,
+        whatever the rate asked for (at most CONDITION_FRAMES of the clip, gpu/pipelines.py)."""
+        duration = params.get("duration") or self.defaults.duration or 0
+        if duration <= 0:
+            return 0.0
+        frames = params.get("frames") or self.frames_for(duration, params.get("fps"))
+        seconds = duration * frames / self.frames_for(duration)
+        return seconds + (EXTEND_CONDITION_SECONDS if params.get("extend_video") else 0)
 
     def price(self, params: dict[str, Any]) -> float:
         """What a job of `params` costs: base credits × outputs (images, or seconds of video) × work."""
         outputs = params.get("n", 1)
         if self.type == "video":
-            # An extension also runs the clip's last second through the model, as much work as a second it makes.
-            seconds = (params.get("duration") or self.defaults.duration or 0) + (
-                EXTEND_CONDITION_SECONDS if params.get("extend_video") else 0)
-            outputs *= seconds
+            outputs *= self.seconds(params)
         adapters = len(params.get("loras") or ())
         return round(self.base_credits * (outputs * self.work(params) + adapters * LORA_LOAD_WORK), 4)
 
@@ -368,15 +389,26 @@ class ModelSpec(Schema):
         """The price rule, as GET /api/models publishes it."""
         d = self.defaults
         unit = "second" if self.type == "video" else "image"
+        passes = self.denoiser_passes(None)
+        # Only where guidance can change the passes (a model whose guidance runs one pass whatever it is says none).
+        guided = self.denoiser_passes(self.cfg_above + 1) != self.denoiser_passes(0.0)
+        # Frames against those at the default rate: only where the rate may change (Wan makes its one rate).
+        outputs = "n × seconds" + (f" × frames / frames at {d.fps} fps" if len(self.frame_rates) != 1 else "") \
+            if unit == "second" else "n"
         return {"credits": self.base_credits, "per": unit,
                 "reference": {"width": d.width, "height": d.height, "steps": d.steps},
                 "minimum_work": MIN_WORK,
-                "formula": f"credits × {'n × seconds' if unit == 'second' else 'n'} × max({MIN_WORK}, "
-                           f"width × height / ({d.width} × {d.height}) × steps / {d.steps})"
+                "formula": f"credits × {outputs} × max({MIN_WORK}, "
+                           f"width × height / ({d.width} × {d.height}) × steps / {d.steps}"
+                           + (f" × passes / {passes}" if guided else "") + ")"
                            + (" (img2img: steps × strength against the default strength's)"
                               if self.takes_references and self.type == "image" and d.strength else "")
                            + (f" (each reference adds the output's pixels, at most {REFERENCE_PIXELS})"
                               if self.references else "")
+                           + (f" (passes: 2 a step with guidance above {self.cfg_above:g}, classifier-free "
+                              f"guidance; else 1)" if guided else "")
+                           + (f" (an extension: seconds + {EXTEND_CONDITION_SECONDS:g}, for the clip's end it "
+                              "continues from)" if self.extend else "")
                            + f" + credits × {LORA_LOAD_WORK} per LoRA adapter (its load time)"}
 
     def snap_duration(self, seconds: float) -> float:

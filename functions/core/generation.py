@@ -187,6 +187,8 @@ def resolve_params(model: ModelSpec, inp: GenerationInput, *, prefix: str = "") 
     steps = inp.steps if inp.steps is not None else model.defaults.steps
     if steps > model.max_steps:
         raise _bad(prefix + "steps", f"must be at most {model.max_steps} for {model.id}")
+    if steps < model.min_steps:  # else charged, then refused by the worker (gpu/pipelines.py, Family.min_steps)
+        raise _bad(prefix + "steps", f"must be at least {model.min_steps} for {model.id}")
     params: dict[str, Any] = {
         "prompt": inp.prompt,
         "n": inp.n,

@@ -84,6 +84,46 @@ def test_the_price_follows_pixels_steps_and_outputs():
     assert dev.pricing()["formula"].startswith("credits × n × max(0.25, width × height / (1024 × 1024)")
 
 
+def test_a_video_is_priced_by_the_frames_it_makes():
+    """fps changes the frames an LTX model makes in a duration; the price follows them, and at a model's default rate
+    every duration costs what it did (credits per second)."""
+    catalog = get_catalog()
+    for model in (m for m in catalog.models if m.type == "video"):
+        for duration in model.durations:
+            at_default = {"duration": duration, "fps": model.defaults.fps, "frames": model.frames_for(duration)}
+            assert model.price(at_default) == duration * model.credits_per_second, (model.id, duration)
+    ltx = catalog.model("ltx-video")  # 2 credits a second: 97 frames in 4 s at 24 fps
+    assert ltx.frames_for(4, 60) == 241
+    assert ltx.price({"duration": 4, "fps": 60, "frames": 241}) == round(2 * 4 * 241 / 97, 4)
+    assert ltx.price({"duration": 4, "fps": 60}) == ltx.price({"duration": 4, "fps": 60, "frames": 241})
+    assert ltx.price({"duration": 6, "fps": 60, "frames": ltx.max_frames}) == round(2 * 6 * 257 / 145, 4)  # capped
+    ltx2 = catalog.model("ltx-2")  # an extension: the new frames, plus the clip's end it conditions on
+    clip = {"extend_video": {"upload_key": "clip.mp4"}}
+    assert ltx2.price({"duration": 5, "fps": 24, "frames": 121, **clip}) == (5 + 1) * ltx2.credits_per_second
+    frames = ltx2.frames_for(5, 48)
+    assert ltx2.price({"duration": 5, "fps": 48, "frames": frames, **clip}) == \
+        round((5 * frames / 121 + 1) * ltx2.credits_per_second, 4)
+    assert "frames / frames at 24 fps" in ltx.pricing()["formula"]
+    assert "frames" not in catalog.model("wan2.2-ti2v-5b").pricing()["formula"]  # one rate: frames follow seconds
+
+
+@pytest.mark.parametrize("model_id, guidance, factor", [
+    ("sdxl-turbo", 2.0, 2), ("sdxl-turbo", 1.0, 1),  # distilled: no guidance (one pass) by default
+    ("z-image-turbo", 0.5, 2), ("qwen-image-lightning", 4.0, 2), ("qwen-image-lightning-edit", 4.0, 2),
+    ("qwen-image", 1.0, 0.5), ("playground-v2", 0.0, 0.5), ("ltx-video", 1.0, 0.5),  # guided by default: two
+    ("qwen-image", 7.0, 1), ("flux-dev", 10.0, 1), ("flux2-dev", 1.0, 1),  # guidance-distilled: one pass always
+    ("ltx-2", 1.0, 1),  # its audio guidance runs the second pass at any guidance
+])
+def test_the_price_follows_the_denoiser_passes_guidance_makes(model_id, guidance, factor):
+    model = get_catalog().model(model_id)
+    d = model.defaults
+    params = {"width": d.width, "height": d.height, "steps": d.steps, "strength": d.strength}
+    assert model.price({**params, "guidance": d.guidance}) == model.price(params) == model.base_credits * (
+        d.duration or 1)
+    assert model.price({**params, "guidance": guidance}) == model.price(params) * factor
+    assert ("passes" in model.pricing()["formula"]) == (model.negative_prompt and not model.audio)
+
+
 def test_image_credits_and_edit_strength():
     catalog = get_catalog()
     assert catalog.model("sdxl-turbo-edit").defaults.strength == 0.5

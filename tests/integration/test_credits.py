@@ -122,3 +122,23 @@ def test_concurrent_submits_and_refunds_never_overspend(world, new_tenant):
 def test_new_workspaces_start_with_the_default_credits(world):
     workspace = WorkspaceStore().ensure("ws-default-credits")
     assert workspace.credits == credits.balance("ws-default-credits") == 1000
+
+
+@pytest.mark.parametrize("tool,model_id,extra,cost", [
+    ("create-video", "ltx-video", {}, 8),  # 4 s at 24 fps: 97 frames
+    ("create-video", "ltx-video", {"fps": 60}, round(8 * 241 / 97, 4)),  # 241 frames in the same 4 s
+    ("create-video", "ltx-video", {"fps": 12, "duration": 2}, round(4 * 25 / 49, 4)),  # 25 frames, not 49
+    ("create-image", "sdxl-turbo", {"guidance": 2.0}, 2),  # classifier-free guidance: two passes a step, not one
+    ("create-image", "qwen-image-lightning", {"guidance": 4.0}, 20),
+    ("create-image", "qwen-image", {"guidance": 1.0}, 62.5),  # its default guidance runs two; none runs one
+])
+def test_the_price_follows_the_frames_and_denoiser_passes_that_run(world, api, new_tenant, tool, model_id, extra,
+                                                                     cost):
+    """A higher frame rate made more frames for the same credits, and guidance doubled the denoiser's passes for
+    free: the price ignored both."""
+    tenant = funded_workspace(new_tenant, 1000)
+    body = {"tool": tool, "model": model_id, "input": {"prompt": "a lighthouse", **extra}}
+    resp = api.post("/api/run", json=body, headers=tenant.headers)
+    assert resp.status_code in (200, 201, 202), resp.get_data(as_text=True)
+    assert JobStore().get(resp.json["id"]).cost == cost
+    assert credits.balance(tenant.workspace_id) == 1000 - cost

@@ -17,6 +17,7 @@ from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
 from functions.core import credits
+from functions.core.catalog import get_catalog
 from functions.core.jobs import JobStatus, JobStore
 from functions.core.settings import get_settings
 from functions.core.workspaces import WorkspaceStore
@@ -289,6 +290,15 @@ def test_invalid_input_is_a_422_naming_each_field(world, api, tenant):
             "query", "logs")
     invalid(api.post(QUEUE, data="not json", headers={**headers, "Content-Type": "application/json"}), "body")
     assert JobStore().list_for_workspace(tenant.workspace_id)[1] == 1  # none of the refused ones made a job
+
+
+def test_steps_below_the_models_minimum_are_a_422_naming_the_field(world, api, tenant):
+    """Fewer steps than the model's pipeline runs were accepted and charged, then failed on the GPU."""
+    minimum = get_catalog().model("ltx-video").min_steps
+    item = invalid(api.post("/fal/queue/fal-ai/ltx-video", json={"prompt": "x", "num_inference_steps": minimum - 1},
+                            headers=key(tenant)), "body", "num_inference_steps")
+    assert f"at least {minimum}" in item["msg"]
+    assert JobStore().list_for_workspace(tenant.workspace_id)[1] == 0
 
 
 def test_a_license_not_accepted_names_the_endpoint_in_the_path(world, api, tenant, monkeypatch):

@@ -212,6 +212,17 @@ def test_steps_above_model_maximum():
     assert resolve("sdxl-turbo", prompt="fox", steps=model.max_steps)["steps"] == model.max_steps
 
 
+@pytest.mark.parametrize("model_id", ["qwen-image", "ltx-video", "ltx-2"])
+def test_steps_below_model_minimum(model_id):
+    """Accepted and charged, then refused by the worker: the pipeline cannot run fewer (gpu/pipelines.py)."""
+    model = get_catalog().model(model_id)
+    assert model.min_steps > 1
+    exc = resolve_error(model_id, prompt="fox", steps=model.min_steps - 1)
+    assert fields_of(exc) == {"input.steps": "invalid_value"}
+    assert f"at least {model.min_steps}" in exc.errors[0].message
+    assert resolve(model_id, prompt="fox", steps=model.min_steps)["steps"] == model.min_steps
+
+
 # ---------------------------------------------------------------- the catalog
 
 

@@ -65,7 +65,7 @@ def assert_names_a_field(exc: ValidationFailed, allowed: set[str]) -> None:
 def assert_in_range(model: ModelSpec, params: dict) -> None:
     assert model.min_side <= params["width"] <= model.max_side and params["width"] % model.multiple_of == 0
     assert model.min_side <= params["height"] <= model.max_side and params["height"] % model.multiple_of == 0
-    assert 1 <= params["steps"] <= model.max_steps
+    assert model.min_steps <= params["steps"] <= model.max_steps
     assert 1 <= params["n"] <= 10
     assert 0 < len(params["prompt"]) <= MAX_PROMPT_CHARS
     if model.type == "video":
