@@ -90,7 +90,7 @@ hf_secret = modal.Secret.from_name("darkroom-hf", required_keys=["HF_TOKEN"])
 
 def class_options(modal_class: str) -> dict:
     """What a class reserves, from the catalog's models it serves: one GPU type (they must agree), the largest
-    memory request, startup timeout and scale-down window, and the per-pool container cap."""
+    memory request, startup timeout, run timeout and scale-down window, and the per-pool container cap."""
     gpus = {p.gpu for p in get_catalog().class_pools(modal_class)}
     if len(gpus) != 1:
         raise ValueError(f"models served by {modal_class} must name exactly one GPU type, got {sorted(gpus)}")
@@ -98,6 +98,7 @@ def class_options(modal_class: str) -> dict:
         "gpu": gpus.pop(),
         "memory": get_catalog().class_memory_gib(modal_class) * 1024,  # MiB
         "startup_timeout": get_catalog().class_startup_timeout(modal_class),
+        "timeout": get_catalog().class_run_timeout(modal_class),
         "scaledown_window": get_catalog().class_scaledown_window(modal_class),
         # GPU memory snapshots (alpha): single-GPU CUDA classes, as Modal documents them. A restore that fails
         # boots the container without the snapshot (modal 1.5.1+), which then loads as a CPU snapshot would.
@@ -262,7 +263,6 @@ class _Generator:
 _class_options = {
     "image": image,
     "volumes": {WEIGHTS_DIR: weights, LORAS_DIR: loras},
-    "timeout": 900,
     "enable_memory_snapshot": True,
     # An input whose container stopped taking inputs (a refused identity token), or died, runs again on
     # another container; a job already taken is not run twice (the worker's conditional take).

@@ -238,6 +238,10 @@ class ModelSpec(Schema):
     # How long a container may take to load the weights from the Volume and snapshot them before it takes
     # inputs (Modal's startup_timeout); the dispatch deadline covers it.
     startup_timeout: int = Field(600, ge=60, le=3600)
+    # The longest one job may run on its GPU (Modal's input timeout, set per class: the longest of its models').
+    # Past it Modal stops the input, and nothing reports the job until the sweeper fails it: it must cover the
+    # model's largest request at its defaults. A running job's progress writes keep the sweeper off meanwhile.
+    run_timeout: int = Field(900, ge=60, le=86400)
     # How long an idle container waits for the next job before it stops (Modal's scaledown_window, set per class:
     # the longest of its models'). Each burst of work ends with this much idle GPU time (docs/cost.md); with a
     # memory snapshot a cold start is a restore, so a short window costs a sparse user little latency.
@@ -659,6 +663,9 @@ class Catalog(Schema):
 
     def class_startup_timeout(self, modal_class: str) -> int:
         return max(p.startup_timeout for p in self.class_pools(modal_class))
+
+    def class_run_timeout(self, modal_class: str) -> int:
+        return max(m.run_timeout for m in self.models if m.modal_class == modal_class)
 
     def class_scaledown_window(self, modal_class: str) -> int:
         return max(m.scaledown_window for m in self.models if m.modal_class == modal_class)

@@ -325,6 +325,8 @@ def test_each_class_reserves_its_models_memory_gpu_and_startup_time():
         assert definition["memory"] == max(m.memory_gib for m in models) * 1024, name
         assert definition["memory"] >= 16 * 1024, name
         assert definition["startup_timeout"] == catalog.class_startup_timeout(name) >= 300, name
+        # Modal stops an input past the class's timeout: the longest any of its models' jobs may run
+        assert definition["timeout"] == catalog.class_run_timeout(name) == max(m.run_timeout for m in models), name
         assert definition["snapshot"] is True and definition["retries"] >= 1, name
         assert definition["scaledown_window"] == max(m.scaledown_window for m in models), name
 
