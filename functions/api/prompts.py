@@ -2,8 +2,9 @@
 review the rewrite before spending a generation on it.
 
 The rewrite runs on a GPU (gpu/enhance.py), and the api function loads no torch, so it is a job like any other:
-written with its credit reservation, queued, dispatched to the GPU pool of the model named (the one the caller
-means to generate with: the rewrite runs where that model is warm, or warms it for the generation that follows),
+written with its credit reservation, queued, dispatched to the GPU pool of the create-image tool's default model
+(whatever model is named: the enhancer is the same on every pool, and a rewrite priced at the enhancer's few credits
+must not start a 14B video model's GPU, which would then idle out its scale-down window on the operator's account),
 run by the same worker (which rewrites and generates nothing: `enhance_only`), completed, settled and refunded on
 failure by the same functions. The call waits for it as the synchronous dialects do (functions/api/sync.py); past
 that wait it answers `status: "processing"` with the job's id (this is the native, asynchronous dialect: no 5xx for a
@@ -46,8 +47,9 @@ class EnhanceRequest(Request):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="The prompt to rewrite.")
     model: str | None = Field(None, min_length=1, description="The image or video model you mean to generate with "
                                                               "(an id or alias; default: the create-image tool's "
-                                                              "model): the rewrite runs on its GPU, and the key needs "
-                                                              "its <type>:generate scope.")
+                                                              "model): the key needs its <type>:generate scope. The "
+                                                              "rewrite itself runs on the create-image tool's model's "
+                                                              "GPU, the smallest.")
 
 
 def _model(name: str | None) -> ModelSpec:
@@ -82,8 +84,9 @@ def enhance_prompt() -> Response[dict]:
     check_license(model)
     check_enhancer("prompt")
     record = body.model_dump(exclude_none=True)
-    request = SubmitRequest(workspace_id=caller.workspace_id, model=model,
-                            params={"prompt": body.prompt, "enhance_only": True}, input=record, task=TASK, type=TYPE)
+    request = SubmitRequest(workspace_id=caller.workspace_id, model=_model(None),
+                            params={"prompt": body.prompt, "enhance_only": True, "for_model": model.id},
+                            input=record, task=TASK, type=TYPE)
     event = router.current_event
     host = host_of(event.raw_event.get("requestContext") or {})
     with inflight.sync_call(caller.key_id, caller.workspace_id):
@@ -105,7 +108,8 @@ def enhancement(job: Job, prompt: str) -> dict[str, Any]:
     record = job.prompt_enhancement or {}
     body: dict[str, Any] = {
         "id": job.id, "status": "succeeded", "prompt": prompt, "revised_prompt": job.revised_prompt or prompt,
-        "enhanced": bool(record.get("enhanced")), "enhancer": record.get("model"), "model": job.model,
+        "enhanced": bool(record.get("enhanced")), "enhancer": record.get("model"),
+        "model": job.params.get("for_model", job.model),
         "credits_used": round(job.cost - (job.refunded or 0), 6),
     }
     if record.get("note"):

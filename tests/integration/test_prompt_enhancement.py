@@ -184,5 +184,26 @@ def test_a_rewrite_that_outlasts_the_wait_names_its_job(world, api, tenant, monk
     assert response.status_code == 200 and response.json["status"] == "processing", response.json
     job = JobStore().get(response.json["id"])
     assert job.status == "queued" and job.type == "prompt" and job.task == "prompt-enhance"
-    assert job.params == {"prompt": "a fox", "enhance_only": True}
+    assert job.params == {"prompt": "a fox", "enhance_only": True, "for_model": job.model}  # the default model
+    assert job.cost == pytest.approx(get_catalog().prompt_enhancer.credits)
+
+
+def test_a_rewrite_for_a_large_model_runs_on_the_smallest_pool(world, api, tenant, drain, monkeypatch):
+    """The rewrite costs the enhancer's few credits: it must not start (and leave idling) a 14B video model's GPU.
+    Whatever model is named (for its scope), it runs on the create-image tool's default model's pool."""
+    from functions.dispatch import handler
+    from tests.integration.conftest import RecordingDispatcher
+
+    monkeypatch.setenv("DARKROOM_SYNC_WAIT_SECONDS", "1")
+    get_settings.cache_clear()
+    recording = RecordingDispatcher()
+    monkeypatch.setattr(handler, "get_dispatcher", lambda: recording)
+    answer = api.post(ENHANCE, json={"prompt": PROMPT, "model": "wan2.2-t2v-a14b"}, headers=tenant.headers)
+    assert answer.status_code == 200 and answer.json["status"] == "processing", answer.json
+    assert drain("DispatchFunction", "JobsQueue") == 1
+    (request,) = recording.requests
+    default = get_catalog().tool("create-image").default_model
+    assert request.model == default and request.params["enhance_only"] is True
+    job = JobStore().get(answer.json["id"])
+    assert job.model == default and job.params["for_model"] == "wan2.2-t2v-a14b"
     assert job.cost == pytest.approx(get_catalog().prompt_enhancer.credits)
