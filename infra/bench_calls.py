@@ -802,9 +802,12 @@ def pricing_section() -> list[str]:
     return [
         "## Credits follow the work",
         "",
-        (f"A job costs a model's credits (per image, or per second of video) × n (× seconds) × its work: "
-         f"`max({MIN_WORK}, width × height / default pixels × steps / default steps)` (img2img counts the steps "
-         "that run, steps × strength). Steps are exact: a step is the same computation whatever its number. "
+        (f"A job costs a model's credits (per image, or per second of video) × n (× seconds, × the frames made "
+         "against those the duration makes at the model's default frame rate) × its work: "
+         f"`max({MIN_WORK}, width × height / default pixels × steps / default steps × passes / default passes)` "
+         "(img2img counts the steps that run, steps × strength; passes: two a step where classifier-free guidance "
+         "runs, one where it does not). Steps and passes are exact: each is the same computation whatever its "
+         "number. "
          "Pixels are priced linearly, while a transformer's attention grows with their square and its text "
          "tokens do not shrink with the image: the table holds the rule against FLUX.1's compute per step "
          "(dense layers and attention, from its published configuration), relative to its default size. Between "
