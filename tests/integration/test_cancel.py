@@ -118,7 +118,7 @@ def test_a_watch_stops_at_the_next_step_once_a_progress_write_is_refused():
             self.running = True
             self.writes = 0
 
-        def record_progress(self, job_id, step, total):
+        def record_progress(self, job_id, step, total, *, deadline=None):
             self.writes += 1
             return self.running
 

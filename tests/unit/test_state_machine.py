@@ -161,7 +161,7 @@ def test_update_sets_status_and_index_key(store, target):
 @pytest.mark.parametrize("target", sorted(TERMINAL))
 def test_terminal_targets_leave_the_sweeper_index(store, target):
     sets, removes, _ = parse_update(store.transition_update(make_job(R), target, now=NOW))
-    assert sorted(removes) == ["active_shard", "deadline"]
+    assert sorted(removes) == ["active_shard", "deadline", "run_deadline"]
     assert sets["finished_at"] == NOW
     assert "deadline" not in sets and "active_shard" not in sets
     assert "started_at" not in sets
@@ -172,6 +172,7 @@ def test_running_sets_start_and_run_deadline_and_stays_indexed(store):
     assert removes == []
     assert sets["started_at"] == NOW
     assert sets["deadline"] == NOW + 900  # DARKROOM_RUN_DEADLINE_SECONDS
+    assert sets["run_deadline"] == sets["deadline"]  # what a dispatch recorded later keeps (record_dispatch)
     assert "finished_at" not in sets
 
 
