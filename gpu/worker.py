@@ -76,12 +76,12 @@ class CancelWatch:
         self.recorded: tuple[int, int] | None = None  # the last step a write was made for
         # The heartbeat: a progress write pushes the job's run deadline out once it is past half-way, so a job
         # longer than run_deadline_seconds is not failed while it makes progress (and a short one writes no more).
-        self.run_deadline_seconds = run_deadline_seconds
+        self.run_deadline_seconds = run_deadline_seconds or 0
         self.deadline = clock.now() + run_deadline_seconds if run_deadline_seconds else None
 
     def _record(self, step: int, total: int) -> None:
         now, extend = clock.now(), None
-        if self.deadline is not None and self.run_deadline_seconds and now > self.deadline - self.run_deadline_seconds / 2:
+        if self.deadline is not None and now > self.deadline - self.run_deadline_seconds / 2:
             extend = now + self.run_deadline_seconds
         if not self.store.record_progress(self.job_id, step, total, deadline=extend):
             self.canceled.set()

@@ -82,10 +82,8 @@ class Calls:
     # The same calls by (thread name, service, operation): infra/bench/calls.py attributes a request's
     # calls to the thread that served it (the gateway's invoke-<function> thread).
     by_thread: Counter = field(default_factory=Counter)
-    # The IAM actions each call needs, by (the template resource whose role makes it, action): a function's
-    # logical id, or the worker's role. The event source's own receives and deletes are not here.
-    actions: Counter = field(default_factory=Counter)
-    # The same with the ARN each action is on: (principal, action, resource).
+    # What IAM checks of each call, by (the template resource whose role makes it, action, resource ARN): a
+    # function's logical id, or the worker's role. The event source's own receives and deletes are not here.
     requests: Counter = field(default_factory=Counter)
     empty_receives: Counter = field(default_factory=Counter)
     dynamodb_requests: list[tuple[str, dict, dict]] = field(default_factory=list)
@@ -119,8 +117,6 @@ class Calls:
                 with self.lock:
                     for action, resource in wanted:
                         self.requests[(principal, action, resource)] += 1
-                    for action in sorted({action for action, _ in wanted}):
-                        self.actions[(principal, action)] += 1
             # The API parameters (before-call sees the serialized request): request units depend on them.
             if service == "dynamodb":
                 if params.get("UpdateExpression", "").startswith("SET progress"):
@@ -140,6 +136,11 @@ class Calls:
                                 meta["items"] = parsed.get("Count", 0)
                                 break
             client.meta.events.register("after-call", after_query)
+
+    @property
+    def actions(self) -> set[tuple[str, str]]:
+        """The (principal, action) pairs the calls needed, whatever they were on."""
+        return {(principal, action) for principal, action, _ in self.requests}
 
     def by_service(self) -> Counter:
         out: Counter = Counter()

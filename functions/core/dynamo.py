@@ -71,11 +71,11 @@ def conflicted(exc: Exception) -> bool:
 
 def transact_write(ddb: Any, items: list[dict[str, Any]], *, retries: int = CONFLICT_RETRIES) -> dict[str, Any]:
     """TransactWriteItems, retried while it conflicts with another transaction; the last conflict is raised."""
-    for attempt in range(retries + 1):
+    for attempt in range(retries):
         try:
             return ddb.transact_write_items(TransactItems=items)
         except ddb.exceptions.TransactionCanceledException as exc:
-            if attempt == retries or not conflicted(exc):
+            if not conflicted(exc):
                 raise
-            time.sleep(random.uniform(0.5, 1.0) * 0.025 * 2 ** attempt)  # 12-25 ms, doubling: about 0.4 s at most
-    raise AssertionError("unreachable")
+        time.sleep(random.uniform(0.5, 1.0) * 0.025 * 2 ** attempt)  # 12-25 ms, doubling: about 0.4 s at most
+    return ddb.transact_write_items(TransactItems=items)
