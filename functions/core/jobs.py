@@ -286,8 +286,10 @@ class JobStore:
 
     # ---- state transitions
     def transition_update(self, job: Job | JobKey, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
-                          now: float | None = None) -> dict[str, Any]:
-        """The conditional Update that moves `job` to `target`, for use alone or inside a transaction."""
+                          now: float | None = None, unchanged: bool = False) -> dict[str, Any]:
+        """The conditional Update that moves `job` to `target`, for use alone or inside a transaction. With
+        `unchanged`, only while the job's status and progress are still as `job` was read (what was computed
+        from them, a cancel's refund, stays true)."""
         now = now if now is not None else clock.now()
         allowed = TRANSITIONS[target]
         fields: dict[str, Any] = {
@@ -312,26 +314,44 @@ class JobStore:
         if remove:
             names.update({f"#r{i}": k for i, k in enumerate(remove)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        condition = f"#status_ IN ({', '.join(from_values)}) AND #workspace_ = :workspace_"
+        names.update({"#status_": "status", "#workspace_": "workspace_id"})
+        values.update({**from_values, ":workspace_": {"S": job.workspace_id}})
+        if unchanged:
+            if not isinstance(job, Job):
+                raise TypeError("an unchanged-since-read transition needs the job as read")
+            condition += " AND #status_ = :read_status"
+            values[":read_status"] = {"S": job.status.value}
+            progress = job.progress or {}
+            if progress:
+                condition += " AND #progress_.#step_ = :read_step AND #progress_.#total_ = :read_total"
+                names.update({"#progress_": "progress", "#step_": "step", "#total_": "total"})
+                values[":read_step"] = dynamo.value(progress.get("step", 0))
+                values[":read_total"] = dynamo.value(progress.get("total", 0))
+            else:
+                condition += " AND attribute_not_exists(#progress_)"
+                names["#progress_"] = "progress"
         return {
             "TableName": self.table,
             "Key": {"id": {"S": job.id}},
             "UpdateExpression": expression,
-            "ConditionExpression": f"#status_ IN ({', '.join(from_values)}) AND #workspace_ = :workspace_",
-            "ExpressionAttributeNames": {**names, "#status_": "status", "#workspace_": "workspace_id"},
-            "ExpressionAttributeValues": {**values, **from_values, ":workspace_": {"S": job.workspace_id}},
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
 
     def transition(self, job: Job | JobKey, target: JobStatus, *, set_fields: dict[str, Any] | None = None,
-                   together_with: list[dict[str, Any]] | None = None) -> tuple[Job, bool]:
+                   together_with: list[dict[str, Any]] | None = None, unchanged: bool = False) -> tuple[Job, bool]:
         """Move the job to `target`. Returns (job as stored now, applied).
 
         Applying the same transition twice returns (job, False): a no-op, not an error, so every handler
         is safe to run twice on the same message. A transition from a state it does not start from (a
         canceled job that finishes anyway) raises TransitionRejected with the current state.
         `together_with` are Update items (a credit refund) committed in the same transaction, so they
-        happen exactly when the transition does.
+        happen exactly when the transition does. With `unchanged` (transition_update), a job whose status or
+        progress moved since it was read raises StaleJob with the job as it is now, to recompute and retry.
         """
-        update = self.transition_update(job, target, set_fields=set_fields)
+        update = self.transition_update(job, target, set_fields=set_fields, unchanged=unchanged)
         try:
             if together_with:
                 dynamo.transact_write(self.ddb, [{"Update": update}, *({"Update": u} for u in together_with)])
@@ -349,6 +369,8 @@ class JobStore:
             if stored.status == target:
                 return stored, False
             if stored.status in TRANSITIONS[target]:
+                if unchanged and isinstance(job, Job) and _moved(job, stored):
+                    raise StaleJob(stored) from exc
                 if dynamo.conflicted(exc):  # other transactions on its workspace's credits, still, after retries
                     raise ServiceUnavailable("The job is being updated by other requests; please retry") from exc
                 raise  # the condition held, so something else failed in the transaction
@@ -519,6 +541,18 @@ class JobStore:
             {":p": {"step": step, "total": total}, ":running": "running", ":now": clock.now(),
              **({":d": deadline} if deadline else {})},
         ) is not None
+
+
+class StaleJob(Exception):
+    """The job changed between its read and a transition conditioned on it; `current` is the job now."""
+
+    def __init__(self, current: Job):
+        super().__init__(f"job {current.id} changed since it was read")
+        self.current = current
+
+
+def _moved(read: Job, stored: Job) -> bool:
+    return read.status != stored.status or (read.progress or {}) != (stored.progress or {})
 
 
 def _plausible_id(job_id: str) -> bool:

@@ -9,11 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from . import clock, credits, messages
-from .errors import TransitionRejected
-from .jobs import Job, JobKey, JobStatus, JobStore
+from .errors import ServiceUnavailable, TransitionRejected
+from .jobs import Job, JobKey, JobStatus, JobStore, StaleJob
 from .moderation import BLOCKED
 from .observability import logger
 from .settings import get_settings
+
+# A worker records a step at most every few tens of milliseconds; a read and a write take a few. A cancel that
+# finds the job moved this many times in a row answers 503 (nothing written) rather than loop.
+CANCEL_TRIES = 8
 
 EVENT_NAMES = {
     JobStatus.RUNNING: "generation.started",
@@ -49,26 +53,24 @@ def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | Non
     a success; a failure or cancel refunds the job's cost, so it needs the job as read.
     """
     store = store or JobStore()
-    fields = dict(fields or {})
-    refund = []
-    if target in (JobStatus.FAILED, JobStatus.CANCELED):
-        if not isinstance(job, Job):
-            raise TypeError(f"{target.value}: a refunding transition needs the job as read, not only its key")
-        # A failure gives back what it reserved; a cancel, what the steps not run were to cost. In the
-        # transition's own transaction, so it happens exactly once.
-        amount = credits.cancel_refund(job) if target == JobStatus.CANCELED else job.cost
-        if target == JobStatus.FAILED and (fields.get("error") or {}).get("code") == BLOCKED:
-            amount = 0  # a blocked output spent its GPU time: charged, not refunded (README: Guarantees)
-        if target == JobStatus.CANCELED and job.status == JobStatus.RUNNING:
-            fields["billed_progress"] = job.progress  # what the charge was computed from, for the record
-        if amount:
-            fields["refunded"] = amount
-            refund = [credits.refund_update(job.workspace_id, amount)]
-    try:
-        job, applied = store.transition(job, target, set_fields=fields, together_with=refund)
-    except TransitionRejected as exc:
-        logger.info("job already finished", extra={"job_id": job.id, "target": target, "current": exc.current})
-        raise
+    if target in (JobStatus.FAILED, JobStatus.CANCELED) and not isinstance(job, Job):
+        raise TypeError(f"{target.value}: a refunding transition needs the job as read, not only its key")
+    # A cancel's refund depends on the progress as read, which a running worker keeps moving: the transition
+    # holds only while the job is as read, and a job that moved is read again and its refund recomputed.
+    unchanged = target == JobStatus.CANCELED
+    for _ in range(CANCEL_TRIES):
+        set_fields, refund = _refunding(job, target, dict(fields or {}))
+        try:
+            job, applied = store.transition(job, target, set_fields=set_fields, together_with=refund,
+                                            unchanged=unchanged)
+            break
+        except StaleJob as stale:
+            job = stale.current
+        except TransitionRejected as exc:
+            logger.info("job already finished", extra={"job_id": job.id, "target": target, "current": exc.current})
+            raise
+    else:
+        raise ServiceUnavailable("The job is changing too fast to cancel; please retry")
     try:
         emit(job, target)
     except Exception:
@@ -81,6 +83,24 @@ def finish(job: Job | JobKey, target: JobStatus, *, fields: dict[str, Any] | Non
             logger.exception("webhook event neither queued nor marked for the sweeper", extra={"job_id": job.id})
         raise
     return job, applied
+
+
+def _refunding(job: Job | JobKey, target: JobStatus, fields: dict[str, Any]) -> tuple[dict[str, Any], list[dict]]:
+    """The transition's fields and the credit refund that rides with it, computed from the job as read."""
+    if target not in (JobStatus.FAILED, JobStatus.CANCELED):
+        return fields, []
+    assert isinstance(job, Job)
+    # A failure gives back what it reserved; a cancel, what the steps not run were to cost. In the
+    # transition's own transaction, so it happens exactly once.
+    amount = credits.cancel_refund(job) if target == JobStatus.CANCELED else job.cost
+    if target == JobStatus.FAILED and (fields.get("error") or {}).get("code") == BLOCKED:
+        amount = 0  # a blocked output spent its GPU time: charged, not refunded (README: Guarantees)
+    if target == JobStatus.CANCELED and job.status == JobStatus.RUNNING:
+        fields["billed_progress"] = job.progress  # what the charge was computed from, for the record
+    if not amount:
+        return fields, []
+    fields["refunded"] = amount
+    return fields, [credits.refund_update(job.workspace_id, amount)]
 
 
 def resend_unsent_event(job: Job, store: JobStore) -> None:

@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from functions.complete.logic import complete
-from functions.core import aws, credits
-from functions.core.jobs import JobStatus, JobStore, Output
+from functions.core import aws, credits, lifecycle
+from functions.core.errors import ServiceUnavailable
+from functions.core.jobs import JobKey, JobStatus, JobStore, Output
 from functions.core.messages import ResultMessage
 from functions.dispatch.dispatchers import get_dispatcher
 from gpu import worker
@@ -133,3 +134,42 @@ def test_a_watch_stops_at_the_next_step_once_a_progress_write_is_refused():
         with pytest.raises(worker.JobCanceled):
             watch.on_step(3, 10)  # ...so the next step stops the pipeline
     assert store.writes == 2
+
+
+def test_a_cancel_read_before_the_worker_moved_charges_the_steps_done_when_it_lands(world, api, tenant):
+    """The refund is computed from the job as read; the worker takes it and records steps before the cancel's
+    write: the write is refused, the job read again, and the charge follows the steps done when it landed."""
+    before = credits.balance(tenant.workspace_id)
+    body = {"model": "flux-dev", "input": {"prompt": "a lighthouse", "size": "256x256", "steps": 10}}
+    job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["id"]
+    store = JobStore()
+    as_read = store.get(job_id)
+    assert as_read.status == JobStatus.QUEUED
+    store.transition(JobKey(job_id, tenant.workspace_id), JobStatus.RUNNING)  # the worker takes it...
+    assert store.record_progress(job_id, 4, 10)  # ...and runs four of ten steps
+
+    job = lifecycle.cancel(as_read, store=store)
+    assert job.status == JobStatus.CANCELED and job.billed_progress == {"step": 4, "total": 10}
+    assert job.refunded == round(job.cost * 0.6, 6)
+    assert credits.balance(tenant.workspace_id) == pytest.approx(before - job.cost * 0.4, abs=1e-6)
+
+
+def test_a_cancel_racing_every_step_answers_503_and_writes_nothing(world, api, tenant, monkeypatch):
+    body = {"model": "flux-dev", "input": {"prompt": "a lighthouse", "size": "256x256", "steps": 30}}
+    job_id = api.post("/api/generate", json=body, headers=tenant.headers).json["id"]
+    store = JobStore()
+    store.transition(JobKey(job_id, tenant.workspace_id), JobStatus.RUNNING)
+    before = credits.balance(tenant.workspace_id)
+    steps = iter(range(1, 31))
+    original = store.transition
+
+    def worker_steps_first(*args, **kwargs):  # a step lands between every read and the cancel's write
+        store.record_progress(job_id, next(steps), 30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "transition", worker_steps_first)
+    with pytest.raises(ServiceUnavailable):
+        lifecycle.cancel(store.get(job_id), store=store)
+    job = store.get(job_id)
+    assert job.status == JobStatus.RUNNING and job.refunded is None
+    assert credits.balance(tenant.workspace_id) == before
