@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import re
 from typing import Any
 
@@ -26,7 +25,7 @@ from functions.api.auth import Principal
 from functions.api.multipart import decode_data_url, parse_form, sniff_content_type
 from functions.api.openapi import doc, query
 from functions.api.request import json_body, json_response
-from functions.core import aws, clock, inflight, messages, storage, uploads
+from functions.core import aws, clock, inflight, storage, uploads
 from functions.core.catalog import ModelSpec
 from functions.core.errors import DarkroomError, GatewayTimeout, NotFound, TransitionRejected
 from functions.core.generation import GenerationInput, parse_input, resolve_params, resolve_request
@@ -48,8 +47,6 @@ MAX_WAIT_SECONDS = 60
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 CANCEL_AFTER_RANGE = (1.0, 24 * 3600.0)
-# SQS holds a delayed message at most 15 minutes; a later deadline is carried forward in steps.
-MAX_DELAY_SECONDS = 900
 PAGE_SIZE = 100
 _FILE_ID = re.compile(r"^up_[0-9a-f]{24}$")
 FILES_PREFIX = "replicate-files"
@@ -195,11 +192,7 @@ def _create(model: ModelSpec, body: dialect.PredictionRequest) -> Response:
             raise _renamed(exc) from None
         job = submit(SubmitRequest(workspace_id=caller.workspace_id, model=ran, params=params, input=record,
                                    dialect=REPLICATE, tool=sync.tool_for(ran), webhook=webhook,
-                                   webhook_events=events))
-        if deadline is not None:
-            messages.send(get_settings().jobs_queue_url,
-                          messages.JobMessage(job_id=job.id, cancel_at=job.created_at + deadline),
-                          delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(deadline)))
+                                   webhook_events=events, cancel_after=deadline))
         return job.model_dump(mode="json")
 
     fingerprint = {"route": event.path, "body": body.model_dump(mode="json"), "cancel_after": deadline}

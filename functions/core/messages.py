@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -63,6 +64,15 @@ class WebhookMessage(Schema):
     not_before: float = 0
     # A redelivery the user asked for: sent even if the event was delivered or the endpoint disabled.
     forced: bool = False
+
+
+# SQS delays a message at most 15 minutes: a later time is reached in steps (the receiver sends it on again).
+MAX_DELAY_SECONDS = 900
+
+
+def send_later(queue_url: str, message: BaseModel, after_seconds: float) -> str:
+    """Send `message` to arrive `after_seconds` from now, or in MAX_DELAY_SECONDS when that is further off."""
+    return send(queue_url, message, delay_seconds=max(0, min(math.ceil(after_seconds), MAX_DELAY_SECONDS)))
 
 
 def send(queue_url: str, message: BaseModel, *, delay_seconds: int = 0, **attributes: Any) -> str:

@@ -41,6 +41,9 @@ class SubmitRequest:
     # task "prompt-enhance", type "prompt", on the GPU pool of the model named.
     task: str | None = None
     type: str | None = None
+    # A deadline in seconds from now (Replicate's Cancel-After): a delayed message has the dispatch function
+    # cancel the job then if it has not finished (functions/dispatch/logic.py).
+    cancel_after: float | None = None
 
 
 def check_webhook(url: str | None, *, field_name: str = "webhook") -> None:
@@ -79,6 +82,11 @@ def submit(request: SubmitRequest, *, store: JobStore | None = None) -> Job:
         job.share_url = sharing.share_url(job.id)
     reserve(job, store)
     try:
+        # The deadline first: a job dispatched without it could run past it, uncanceled.
+        if request.cancel_after is not None:
+            messages.send_later(settings.jobs_queue_url,
+                                messages.JobMessage(job_id=job.id, cancel_at=now + request.cancel_after),
+                                request.cancel_after)
         messages.send(settings.jobs_queue_url, messages.JobMessage(job_id=job.id))
     except (BotoCoreError, ClientError) as exc:
         finish(job, JobStatus.FAILED, store=store, fields={

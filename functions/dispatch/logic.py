@@ -12,7 +12,6 @@ that took its job meanwhile is running it, and is left alone.
 
 from __future__ import annotations
 
-import math
 import os
 
 from functions.core import clock, messages
@@ -70,10 +69,6 @@ def dispatch(message: JobMessage, dispatcher: Dispatcher, *, claim: str, store: 
     return call_id
 
 
-# SQS delays a message at most 15 minutes: a deadline further off is carried forward in steps.
-MAX_DELAY_SECONDS = 900
-
-
 def _deadline(message: JobMessage, store: JobStore, now: float) -> None:
     """A caller's deadline (Cancel-After) has come: cancel the job unless it has finished, recording why (the
     Replicate dialect shows a job canceled before it started as `aborted`). The cancel stops its GPU call as any
@@ -83,7 +78,7 @@ def _deadline(message: JobMessage, store: JobStore, now: float) -> None:
         return
     left = (message.cancel_at or 0) - now
     if left > 0:
-        messages.send(get_settings().jobs_queue_url, message, delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(left)))
+        messages.send_later(get_settings().jobs_queue_url, message, left)
         return
     error = JobError(code="cancel_after", message="Canceled: the deadline set with Cancel-After passed")
     try:

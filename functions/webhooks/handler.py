@@ -19,7 +19,6 @@ with imports_without_gc():  # the import makes no garbage; collecting during it 
     from functions.webhooks.delivery import process
 
 
-MAX_DELAY_SECONDS = 900  # SQS DelaySeconds limit
 MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS visibility timeout limit
 # Time a record needs besides its POST (the address check's DNS lookup, reading the job, recording the attempt,
 # queueing what comes next). template.yaml's WebhooksFunction Timeout fits a whole batch of them.
@@ -38,8 +37,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     if _out_of_time(lambda_context, settings.webhook_timeout_seconds + RECORD_MARGIN_SECONDS):
         # Lambda would cut the POST off and SQS redeliver the whole batch. A new message, not a failed record:
         # its receive count starts over, so being put off never counts towards the dead-letter queue.
-        messages.send(settings.webhooks_queue_url, message,
-                      delay_seconds=max(0, min(int(message.not_before - clock.now()), MAX_DELAY_SECONDS)))
+        messages.send_later(settings.webhooks_queue_url, message, int(message.not_before - clock.now()))
         logger.info("webhook put off: too little time left", extra={"event_id": message.event_id})
         return
     decision = process(message)
@@ -49,8 +47,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             VisibilityTimeout=max(1, min(int(decision.delay) + 1, MAX_VISIBILITY_SECONDS)))
         raise NotYet(message.event_id)
     if decision.action == "retry":
-        messages.send(settings.webhooks_queue_url, decision.next,
-                      delay_seconds=max(0, min(round(decision.delay), MAX_DELAY_SECONDS)))
+        messages.send_later(settings.webhooks_queue_url, decision.next, round(decision.delay))
     elif decision.action == "dead_letter":
         logger.warning("webhook dead-lettered", extra={"event_id": message.event_id, "reason": decision.reason})
         messages.send(settings.webhooks_dlq_url, decision.next or message, MessageAttributes={

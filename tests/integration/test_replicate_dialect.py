@@ -291,6 +291,45 @@ def test_cancel_after_aborts_before_start_and_cancels_while_running(world, api, 
     assert api.get(f"/v1/predictions/{late['id']}", headers=bearer(tenant)).json["status"] == "starting"
 
 
+def delayed_messages(world) -> int:
+    attributes = world.sqs().get_queue_attributes(QueueUrl=get_settings().jobs_queue_url,
+                                                  AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_a_cancel_after_that_cannot_be_queued_charges_nothing_and_a_retry_makes_one_job(world, api, new_tenant,
+                                                                                       monkeypatch):
+    """The deadline's delayed message is sent before the job is dispatched; a failed send fails the job (refunded,
+    never dispatched) with a 503, and a retry with the same Idempotency-Key makes the one job that is charged."""
+    from botocore.exceptions import ClientError
+
+    from functions.core import credits, messages
+
+    tenant = new_tenant()
+    before, delayed_before = credits.balance(tenant.workspace_id), delayed_messages(world)
+    send = messages.send
+
+    def deadline_send_fails(queue_url, message, **kwargs):
+        if getattr(message, "cancel_at", None) is not None:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage")
+        return send(queue_url, message, **kwargs)
+
+    headers = {**bearer(tenant), "Cancel-After": "5m", "Idempotency-Key": "create-once"}
+    with monkeypatch.context() as patch:
+        patch.setattr(messages, "send", deadline_send_fails)
+        problem(api.post(FLUX, json={"input": SMALL}, headers=headers), 503, None, "nothing was charged")
+    assert credits.balance(tenant.workspace_id) == before
+    assert world.messages("JobsQueue") == []  # the failed job was never dispatched
+
+    retried = created(api.post(FLUX, json={"input": SMALL}, headers=headers))
+    again = created(api.post(FLUX, json={"input": SMALL}, headers=headers))
+    assert again["id"] == retried["id"]
+    job = JobStore().get(retried["id"])
+    assert credits.balance(tenant.workspace_id) == pytest.approx(before - job.cost, abs=1e-6)
+    assert world.messages("JobsQueue") == [{"job_id": job.id}]
+    assert delayed_messages(world) == delayed_before + 1  # the deadline, on its way in 5 minutes
+
+
 # ---------------------------------------------------------------- stream, files, webhooks
 
 
