@@ -8,13 +8,14 @@ Retry-After); any other answer gets one short retry, then counts as final.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from typing import Literal
 
 import httpx
@@ -33,6 +34,8 @@ from functions.dialects import webhook_payload
 USER_AGENT = "Darkroom-Webhooks/1.0"
 # An attempt's error text as recorded (an exception's text can be long).
 MAX_ERROR_CHARS = 300
+# The most of a receiver's answer read; the rest is never read.
+MAX_RESPONSE_BYTES = 64 * 1024
 # Longest Retry-After we honour; beyond it the schedule's own delay applies.
 MAX_RETRY_AFTER = 24 * 3600
 
@@ -59,14 +62,47 @@ class Decision:
     attempt: dict = field(default_factory=dict)
 
 
-@lru_cache(maxsize=32)
-def http_client(tls_name: str | None = None) -> httpx.Client:
+# httpx's timeouts bound each read and write, not a request: a receiver that trickles a byte at a time would hold
+# an attempt (and the Lambda) for hours. Each POST runs on an event loop under one deadline for all of it, and
+# its connection is closed when the deadline cancels it. A loop (and its clients) per thread: the local stack
+# delivers from several.
+_per_thread = threading.local()
+
+
+def _loop() -> asyncio.Runner:
+    if not hasattr(_per_thread, "runner"):
+        _per_thread.runner = asyncio.Runner()
+    return _per_thread.runner
+
+
+def http_client(tls_name: str | None = None) -> httpx.AsyncClient:
     # Clients live across invocations of a warm Lambda, so connections to the same receivers are reused. One per
     # TLS name: requests go to pinned addresses, and a pooled connection verified for one name must not carry
     # another name's request to the same address.
     # trust_env=False: a proxy from the environment would make the connection, and the address check, moot.
-    return httpx.Client(follow_redirects=False, trust_env=False, headers={"user-agent": USER_AGENT},
-                        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
+    clients = _per_thread.__dict__.setdefault("clients", {})
+    if tls_name not in clients:
+        clients[tls_name] = httpx.AsyncClient(
+            follow_redirects=False, trust_env=False, headers={"user-agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
+    return clients[tls_name]
+
+
+async def _post_within(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
+                       extensions: dict[str, str], seconds: float) -> httpx.Response:
+    """The status and headers are all a delivery needs. A short body is read, so the connection can carry the next
+    POST; past MAX_RESPONSE_BYTES the rest is left unread and the connection closed (a receiver may send gigabytes)."""
+    async with asyncio.timeout(seconds):
+        async with client.stream("POST", url, content=body, headers=headers, extensions=extensions,
+                                 timeout=seconds) as response:
+            if response.is_stream_consumed:  # an in-memory answer (httpx's MockTransport)
+                return response
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > MAX_RESPONSE_BYTES:
+                    break
+            return response
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -105,10 +141,9 @@ def post(job: Job, message: WebhookMessage, signing_secrets: list[str]) -> Attem
     }
     started = time.perf_counter()
     try:
-        response = http_client(target.sni_hostname).post(target.url, content=body.encode(), headers=headers,
-                                                         extensions=target.extensions,
-                                                         timeout=settings.webhook_timeout_seconds)
-    except httpx.TimeoutException:
+        response = _loop().run(_post_within(http_client(target.sni_hostname), target.url, body.encode(), headers,
+                                            target.extensions, settings.webhook_timeout_seconds))
+    except (httpx.TimeoutException, TimeoutError):
         return Attempt("retry", error=f"timed out after {settings.webhook_timeout_seconds:g}s",
                        duration_ms=int((time.perf_counter() - started) * 1000))
     except httpx.HTTPError as exc:

@@ -6,6 +6,8 @@ Receivers verify with the `standardwebhooks` package, not the project's own code
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -126,6 +128,50 @@ def test_hanging_receiver_times_out(world, api, tenant, drain, receiver, monkeyp
     attempt = JobStore().get(job_id).deliveries[0]
     assert attempt["outcome"] == "retrying" and "timed out after 1s" in attempt["error"]
     assert attempt["duration_ms"] < 2500 and time.time() - started < 4
+
+
+@pytest.fixture
+def trickling_receiver():
+    """A loopback endpoint that answers a byte every 0.2 s and never finishes: each read arrives well within
+    httpx's read timeout, so only a deadline on the whole attempt ends it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\n" + b"x-slow: " + b"y" * 10_000:
+                    if stop.wait(0.2):
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    stop.set()
+    server.close()
+
+
+def test_a_receiver_that_trickles_its_answer_times_out_at_the_deadline(world, api, tenant, drain,
+                                                                      trickling_receiver, monkeypatch):
+    monkeypatch.setenv("DARKROOM_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("DARKROOM_WEBHOOK_RETRY_SCHEDULE", "60")
+    settings.get_settings.cache_clear()
+    job_id = finished_job(api, tenant, trickling_receiver)
+    started = time.time()
+    deliver_until(drain, lambda: JobStore().get(job_id).deliveries)
+    attempt = JobStore().get(job_id).deliveries[0]
+    assert attempt["outcome"] == "retrying" and "timed out after 1s" in attempt["error"]
+    assert attempt["duration_ms"] < 2500 and time.time() - started < 5
 
 
 def test_410_disables_the_endpoint(world, api, tenant, drain, receiver, fast_retries):

@@ -350,7 +350,7 @@ def sent(monkeypatch) -> list[httpx.Request]:
 
     clients: dict = {}
     monkeypatch.setattr(delivery, "http_client", lambda name=None: clients.setdefault(
-        name, httpx.Client(transport=httpx.MockTransport(handle), follow_redirects=False)))
+        name, httpx.AsyncClient(transport=httpx.MockTransport(handle), follow_redirects=False)))
     monkeypatch.delenv("DARKROOM_LOCAL", raising=False)
     from functions.core.settings import get_settings
     get_settings.cache_clear()
