@@ -359,7 +359,12 @@ class WanFirstLastFrameGenerator(_Generator):
     weights: str = modal.parameter()
 
 
-@app.function(image=download_image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret], timeout=3600)
+# One repo's download in one container, all of them at once: in a row, every model's weights (some 400 GB) do not
+# fit one function's time. A repo of over 100 GB at a slow 50 MB/s takes about 40 minutes.
+FETCH_TIMEOUT_SECONDS = 3 * 3600
+
+
+@app.function(image=download_image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret], timeout=6 * 3600)
 def download(models: str = "") -> list[str]:
     """Fill the Volume with each catalog model's weights at its revision (gpu/weights.py's layout), once per
     set of weights; already complete commits are skipped.
@@ -368,45 +373,85 @@ def download(models: str = "") -> list[str]:
     With any image model comes the catalog's background remover (for `background: transparent`); with any model, the
     output safety checker (catalog `moderation.checker`), which every job runs before it stores its outputs, and the
     prompt enhancer (catalog `prompt_enhancer`), which any job may ask for (`enhance_prompt`, gpu/enhance.py).
+    Each repo is fetched by its own call of `fetch_weights`, in parallel on Modal (in a row when run locally); one
+    that fails does not stop the others, and the download fails after them, naming it.
     Prints one line per set of weights: the commit, and whether a branch moved (a redeploy picks that up).
     """
-    from gpu import weights as layout
+    targets = download_targets(models)
+    runs = [(repo, revision, sorted(patterns) if patterns is not None else None, ignore_others)
+            for (repo, revision), (patterns, ignore_others, _) in targets.items()]
+    if modal.is_local():
+        results: list = []
+        for run in runs:
+            try:
+                results.append(fetch_weights.local(*run))
+            except Exception as exc:  # noqa: BLE001 - reported with the others, below
+                results.append(exc)
+    else:
+        results = list(fetch_weights.starmap(runs, return_exceptions=True, wrap_returned_exceptions=False))
+    done: list[str] = []
+    failed: list[str] = []
+    for ((repo, revision), (_, _, ids)), result in zip(targets.items(), results, strict=True):
+        if isinstance(result, BaseException):
+            print(f"{', '.join(ids)}: {repo}@{revision} FAILED: {result!r}")
+            failed.append(repo)
+            continue
+        commit, moved = result
+        note = f" (was {moved}: redeploy so warm snapshots load it)" if moved else ""
+        print(f"{', '.join(ids)}: {repo}@{revision} -> {commit}{note}")
+        done.extend(i for i in ids if i not in done)
+    if failed:
+        raise RuntimeError(f"weights not downloaded: {', '.join(failed)} (the others are; run it again to retry)")
+    return done
 
+
+def download_targets(models: str) -> dict[tuple[str, str], tuple[set[str] | None, bool, list[str]]]:
+    """(repo, revision) -> (allow patterns, None for the whole repo; whether other checkpoint formats are left out;
+    the catalog ids it serves). Everything asked of one repo is one download, so no two containers write one
+    commit directory: pools on one repo (a model and its variant with a built-in adapter) share it."""
     catalog = get_catalog()
     wanted = {m.strip() for m in models.split(",") if m.strip()}
     pools = [p for p in catalog.weights_pools().values() if not wanted or wanted & set(p.models)]
-    # (repo, revision, allow_patterns, ignore other checkpoint formats) -> catalog ids. Pools on one repo (a model
-    # and its variant with a built-in adapter) share its download.
-    targets: dict[tuple, list[str]] = {}
+    targets: dict[tuple[str, str], tuple[set[str] | None, bool, list[str]]] = {}
+
+    def add(repo: str, revision: str, patterns, ignore_others: bool, ids: list[str]) -> None:
+        known, ignoring, serving = targets.get((repo, revision), (set(), True, []))
+        merged = None if patterns is None or (known is None) else known | set(patterns)
+        targets[(repo, revision)] = merged, ignoring and ignore_others, serving + [i for i in ids if i not in serving]
+
     for p in pools:
-        targets.setdefault((p.repo, p.revision, p.allow_patterns, True), []).extend(p.models)
+        add(p.repo, p.revision, p.allow_patterns, True, p.models)
         if p.adapter is not None:  # the built-in adapter: its one file, in its repo's own commit directory
-            adapter = (p.adapter.repo, p.adapter.revision, (p.adapter.weight_name,), True)
-            targets.setdefault(adapter, []).extend(p.models)
+            add(p.adapter.repo, p.adapter.revision, (p.adapter.weight_name,), True, p.models)
     remover = catalog.background_remover
     image_models = {m.id for m in catalog.models if m.type == "image"}
     if remover is not None and (not wanted or image_models & wanted):
         # Its checkpoint may be a pytorch_model.bin only: nothing is ignored for it.
-        patterns = tuple(remover.allow_patterns) if remover.allow_patterns else None
-        targets.setdefault((remover.repo, remover.revision, patterns, False), []).append(remover.id)
+        add(remover.repo, remover.revision, remover.allow_patterns or None, False, [remover.id])
     enhancer = catalog.prompt_enhancer
     if enhancer is not None and pools:
         # Any model's job may ask for enhance_prompt (and POST /api/prompts/enhance runs on any model's pool).
-        patterns = tuple(enhancer.allow_patterns) if enhancer.allow_patterns else None
-        targets.setdefault((enhancer.repo, enhancer.revision, patterns, True), []).append(enhancer.id)
+        add(enhancer.repo, enhancer.revision, enhancer.allow_patterns or None, True, [enhancer.id])
     checker = catalog.moderation.checker
     if pools or checker.id in wanted:  # the output safety checker runs on every job of every model
-        patterns = tuple(checker.allow_patterns) if checker.allow_patterns else None
-        targets.setdefault((checker.repo, checker.revision, patterns, False), []).append(checker.id)
+        add(checker.repo, checker.revision, checker.allow_patterns or None, False, [checker.id])
+    return targets
 
-    done: list[str] = []
-    for (repo, revision, patterns, ignore_others), ids in targets.items():
-        commit, moved = _fetch(layout, repo, revision, patterns, ignore_others)
-        note = f" (was {moved}: redeploy so warm snapshots load it)" if moved else ""
-        print(f"{', '.join(ids)}: {repo}@{revision} -> {commit}{note}")
-        done.extend(i for i in ids if i not in done)
+
+@app.function(image=download_image, volumes={WEIGHTS_DIR: weights}, secrets=[hf_secret],
+              timeout=FETCH_TIMEOUT_SECONDS)
+def fetch_weights(repo: str, revision: str, patterns: list[str] | None, ignore_others: bool) -> tuple[str, str | None]:
+    """One repo's download (`download` calls it): its commit, and the one its branch named before if that moved."""
+    from gpu import weights as layout
+
+    fetched = _fetch(layout, repo, revision, tuple(patterns) if patterns else None, ignore_others)
     weights.commit()
-    return done
+    return fetched
+
+
+# Formats and variants no pipeline here loads: other frameworks' checkpoints, and the fp16 copies beside full-precision
+# files (SDXL's `*.fp16.safetensors`; the pipelines load without `variant=`, so the fp16 files were never read).
+OTHER_CHECKPOINT_FORMATS = ["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack", "*.fp16.safetensors"]
 
 
 def _fetch(layout, repo: str, revision: str, patterns, ignore_others: bool) -> tuple[str, str | None]:
@@ -425,7 +470,7 @@ def _fetch(layout, repo: str, revision: str, patterns, ignore_others: bool) -> t
     if not (root / layout.marker_path(repo, commit)).is_file() or not all((target / p).is_file() for p in named):
         snapshot_download(repo, revision=commit, local_dir=target, token=token,
                           allow_patterns=list(patterns) if patterns else None,
-                          ignore_patterns=["*.ckpt", "*.bin", "*.pth", "*.onnx*", "*.msgpack"] if ignore_others else None)
+                          ignore_patterns=OTHER_CHECKPOINT_FORMATS if ignore_others else None)
         files = [str(p.relative_to(target)) for p in target.rglob("*") if p.is_file() and ".cache" not in p.parts]
         layout.mark_complete(root, repo, revision, commit, files)
     return commit, layout.point(root, repo, revision, commit)

@@ -248,6 +248,59 @@ def test_a_builtin_adapter_is_downloaded_as_its_one_file(tmp_path):
         del os.environ["DARKROOM_WEIGHTS"]
 
 
+def test_on_modal_each_repo_is_fetched_by_its_own_call_and_one_failure_stops_none_of_the_others(monkeypatch,
+                                                                                                  capsys):
+    """Deployed, `download` fans out one `fetch_weights` call per repo (each with its own time limit); a repo that
+    fails is named, after every other has been fetched, and the download fails."""
+    from gpu import modal_app
+
+    assert _closure(_raw(modal_app.fetch_weights)._load)["timeout"] == modal_app.FETCH_TIMEOUT_SECONDS
+    asked = []
+
+    class FetchCalls:
+        @staticmethod
+        def starmap(runs, **options):
+            assert options == {"return_exceptions": True, "wrap_returned_exceptions": False}
+            for repo, revision, patterns, ignore_others in runs:
+                asked.append((repo, revision, patterns))
+                yield RuntimeError("Hub unreachable") if repo == "Qwen/Qwen-Image" else ("c0ffee", None)
+
+    monkeypatch.setattr(modal_app.modal, "is_local", lambda: False)
+    monkeypatch.setattr(modal_app, "fetch_weights", FetchCalls)
+    with pytest.raises(RuntimeError, match=r"weights not downloaded: Qwen/Qwen-Image \("):
+        modal_app.download.local(models="")
+    repos = [(repo, revision) for repo, revision, _ in asked]
+    catalog = get_catalog()
+    assert sorted(repos) == sorted({(p.repo, p.revision) for p in catalog.weights_pools().values()}
+                                   | {(p.adapter.repo, p.adapter.revision) for p in catalog.weights_pools().values()
+                                      if p.adapter} | {(catalog.background_remover.repo, catalog.background_remover.revision),
+                                                       (catalog.prompt_enhancer.repo, catalog.prompt_enhancer.revision),
+                                                       (catalog.moderation.checker.repo,
+                                                        catalog.moderation.checker.revision)})
+    assert len(repos) == len(set(repos))  # one call per repo: no two containers write one commit directory
+    out = capsys.readouterr().out
+    assert "Qwen/Qwen-Image@main FAILED: RuntimeError('Hub unreachable')" in out
+    assert "black-forest-labs/FLUX.1-schnell@768d12a373ed5cc9ef9a9dea7504dc09fcc14842 -> c0ffee" in out
+
+
+def test_every_model_downloads_its_pipeline_folders_and_no_single_file_checkpoint():
+    """A repo with no allow_patterns came whole: FLUX.1's and SDXL-Turbo's single-file checkpoints (some 24 GB each)
+    beside the diffusers folders the pipeline loads. Each pool names its files, and they cover every folder of the
+    model's configuration (gpu/model_configs, copied from the repo)."""
+    from fnmatch import fnmatch
+
+    from gpu import footprint
+
+    for pool in get_catalog().weights_pools().values():
+        assert pool.allow_patterns, f"{pool.repo}: no allow_patterns, so the whole repo would be downloaded"
+        assert "model_index.json" in pool.allow_patterns, pool.repo
+        for component in footprint.component_configs(pool.repo):
+            inside = f"{component}/diffusion_pytorch_model.safetensors"
+            assert any(fnmatch(inside, p) for p in pool.allow_patterns), f"{pool.repo}: {component}/ not downloaded"
+        assert not any(fnmatch(name, p) for p in pool.allow_patterns
+                       for name in ("flux1-schnell.safetensors", "sd_xl_turbo_1.0_fp16.safetensors", "ae.safetensors"))
+
+
 def test_the_inference_image_env_could_not_have_downloaded(tmp_path):
     """The same download under the GPU classes' env (the one image before) never reaches the stand-in."""
     from gpu import modal_app
@@ -256,8 +309,9 @@ def test_the_inference_image_env_could_not_have_downloaded(tmp_path):
         env = image_env(class_definition(modal_app.SDXLGenerator)["image"]) | {"HF_ENDPOINT": hub.endpoint}
         done = _run_download(env, tmp_path / "weights", "sdxl-turbo")
         assert hub.requests == []
-    assert done.returncode != 0
-    assert "offline" in done.stderr.lower() or "LocalEntryNotFoundError" in done.stderr, done.stderr[-2000:]
+    assert done.returncode != 0 and "weights not downloaded" in done.stderr, done.stderr[-2000:]
+    failures = [line for line in done.stdout.splitlines() if "FAILED" in line]  # each repo, and why
+    assert failures and all("offline" in f.lower() or "LocalEntryNotFoundError" in f for f in failures), done.stdout
 
 
 def test_a_second_download_keeps_the_files_a_snapshot_was_taken_with(tmp_path):
