@@ -9,7 +9,9 @@ instance, so one pool of containers, serves every model on those weights (a text
 and variations), and the dispatch function spawns `generate` on the instance of the job's model's weights.
 """
 
+import logging
 import os
+import threading
 from pathlib import Path
 
 import modal
@@ -224,7 +226,7 @@ class _Generator:
         snapshotting = before_snapshot and not modal.is_local()  # .local() runs the snap=True hook, but takes none
         if worker.warm_up(self._pool(), self.pipe, self.family, device, Path(WEIGHTS_DIR) / COMPILE_CACHE,
                           always=snapshotting) and not modal.is_local():
-            weights.commit()
+            commit_cache(weights, "compiled artifacts")
         if snapshotting and device == "cuda":
             # The warm-up's freed activations stay reserved in torch's caching allocator, and a GPU snapshot copies
             # every device allocation: given back, the snapshot holds the weights and kernels, not a video decode's
@@ -250,7 +252,7 @@ class _Generator:
         try:
             result = worker.run(work)
             if adapters.take_added() and not modal.is_local():
-                loras.commit()  # the adapter files this job fetched, for containers started later
+                commit_cache(loras, "LoRA files")  # the adapter files this job fetched, for containers started later
         except aws.IdentityTokenRefused:
             # This container's token is read once and now refused: stop taking inputs, so the next job (and
             # this one, retried by Modal) runs on a fresh container with a fresh token instead of failing here.
@@ -258,6 +260,23 @@ class _Generator:
                 modal.experimental.stop_fetching_inputs()
             raise
         return result.model_dump() if result else None
+
+
+_commits = threading.Lock()
+
+
+def commit_cache(volume, what: str) -> bool:
+    """Commit a Volume that holds a cache (fetched LoRA files, compiled artifacts): one commit at a time in the
+    container, whose inputs run side by side (@modal.concurrent). A commit that fails costs a later container a
+    fetch or a compile, never this job, whose result is already sent: logged, not raised."""
+    try:
+        with _commits:
+            volume.commit()
+        return True
+    except Exception:  # noqa: BLE001 - see above
+        logging.getLogger("darkroom.gpu").warning("Volume commit failed (%s kept in this container only)", what,
+                                                  exc_info=True)
+        return False
 
 
 _class_options = {

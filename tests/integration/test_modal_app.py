@@ -221,3 +221,56 @@ def test_class_options_carry_the_catalogs_gpu_snapshot(monkeypatch):
     monkeypatch.setattr(modal_app, "get_catalog", lambda: catalog.model_copy(update={"models": off}))
     # one model of the class that cannot be snapshotted turns it off for the class
     assert modal_app.class_options("SDXLGenerator")["experimental_options"] == {}  # left out, not "False"
+
+
+def test_a_cache_volume_commits_one_at_a_time_and_a_failed_commit_fails_no_job(caplog):
+    """Concurrent inputs of one container commit the LoRA Volume after their jobs: one commit at a time, and a commit
+    Modal refuses (a file another input has open) is logged; the job's result was already sent."""
+    import threading
+    import time
+
+    from gpu import modal_app
+
+    class Volume:
+        def __init__(self, fail: bool) -> None:
+            self.fail, self.inside, self.most = fail, 0, 0
+
+        def commit(self) -> None:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            time.sleep(0.02)
+            self.inside -= 1
+            if self.fail:
+                raise RuntimeError("there are open files preventing the operation")
+
+    volume = Volume(fail=False)
+    threads = [threading.Thread(target=modal_app.commit_cache, args=(volume, "LoRA files")) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert volume.most == 1
+    assert modal_app.commit_cache(Volume(fail=True), "LoRA files") is False
+    assert "Volume commit failed (LoRA files" in caplog.text
+
+
+def test_a_failed_lora_commit_after_the_job_still_answers_its_result(world, api, tenant, monkeypatch):
+    from gpu import adapters, modal_app
+
+    body = {"model": "sdxl-turbo", "input": {"prompt": "a lighthouse", "size": "256x256", "seed": 3}}
+    first, second = (api.post("/api/generate", json=body, headers=tenant.headers).json["_id"] for _ in range(2))
+    world.messages("JobsQueue")
+    generator = modal_app.SDXLGenerator(weights=get_catalog().model("sdxl-turbo").weights)
+    generator.generate.local(_work(world, JobStore().get(first)).model_dump())  # the container starts (on the CPU)
+    tried = []
+
+    class RefusingVolume:
+        def commit(self) -> None:
+            tried.append(True)
+            raise RuntimeError("there are open files preventing the operation")
+
+    monkeypatch.setattr(adapters, "take_added", lambda: True)  # as if the job fetched a LoRA file
+    monkeypatch.setattr(modal_app, "loras", RefusingVolume())
+    monkeypatch.setattr(modal_app.modal, "is_local", lambda: False)  # on Modal: the Volume is committed
+    result = generator.generate.local(_work(world, JobStore().get(second)).model_dump())
+    assert tried and result["outcome"] == "succeeded"
