@@ -273,7 +273,7 @@ def commit_cache(volume, what: str) -> bool:
         with _commits:
             volume.commit()
         return True
-    except Exception:  # noqa: BLE001 - see above
+    except Exception:
         logging.getLogger("darkroom.gpu").warning("Volume commit failed (%s kept in this container only)", what,
                                                   exc_info=True)
         return False
