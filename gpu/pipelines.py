@@ -410,6 +410,9 @@ class GenerationRequest:
     audio: bool = False  # video: keep the soundtrack an audio family makes (GenerationResult.audio)
     # Extension: the frames of the clip to continue; `frames` is then the new frames (plus one) to add after it.
     clip: list[Image] | None = None
+    # The model's most frames in one pipeline call (its catalog max_frames): an extension's conditioning frames are
+    # generated too, so they take only the room `frames` leaves.
+    max_frames: int | None = None
     fps: float | None = None  # video: frames per second (LTX conditions on it)
     # LoRA adapters applied for this call only, each at its scale (gpu/loras.py); families in lora_families().
     loras: list[Adapter] = field(default_factory=list)
@@ -617,7 +620,8 @@ def generate_together(
         from diffusers.pipelines.ltx2 import LTX2VideoCondition
 
         clip = [fit(frame, req.width, req.height) for frame in req.clip]
-        tail = clip[-_condition_frames(len(clip), frame_multiple(pipe)):]
+        room = req.max_frames - req.frames + 1 if req.max_frames else len(clip)
+        tail = clip[-_condition_frames(min(len(clip), room), frame_multiple(pipe)):]
         # The clip's last frames are the video's first (its latents, kept); the pipeline continues from them.
         kwargs["conditions"] = [LTX2VideoCondition(frames=tail, index=0, strength=1.0)]
         kwargs["num_frames"] = len(tail) + req.frames - 1

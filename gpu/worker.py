@@ -390,6 +390,7 @@ def execute(request: messages.WorkRequest, store: JobStore,
             cover=(params["width"], params["height"]), max_frames=model.max_frames or 257,
             allow_loopback=request.allow_loopback_urls)
         gen.fps = clip_fps or gen.fps
+        gen.max_frames = model.max_frames
     if params.get("last_frame"):
         if not model.last_frame:
             raise references.InvalidReference(f"{model.id} takes no last frame")

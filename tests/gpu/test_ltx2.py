@@ -77,5 +77,25 @@ def test_an_extension_is_the_clip_then_what_follows_it(tiny_root, t2v):
     assert not np.array_equal(pixels(video[-1]), pixels(again[-1]))
     with pytest.raises(ValueError, match="needs a clip"):
         generate(extend, "ltx2-extend", _request())
+
+
+def test_an_extension_s_conditioning_frames_fit_within_the_model_s_most_frames(tiny_root, t2v, monkeypatch):
+    """The clip's last frames are generated again (the conditioning): with `frames` at the model's most, they shrink
+    (to one) so one pipeline call never makes more than max_frames."""
+    extend = load_pipeline("ltx2-extend", tiny_root / "tiny-ltx2-v1")
+    clip = generate(t2v, "ltx2", _request(frames=25)).videos[0]
+    made, call = [], type(extend).__call__
+
+    def counting(self, *args, **kwargs):
+        made.append(kwargs["num_frames"])
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(extend), "__call__", counting)
+    unbounded = generate(extend, "ltx2-extend", _request(clip=clip, frames=17)).videos[0]
+    bounded = generate(extend, "ltx2-extend", _request(clip=clip, frames=17, max_frames=25)).videos[0]
+    at_most = generate(extend, "ltx2-extend", _request(clip=clip, frames=25, max_frames=25)).videos[0]
+    assert made == [25 + 17 - 1, 25, 25]  # the clip's last 25 frames, then 9, then 1
+    assert len(unbounded) == len(bounded) == 25 + 16 and len(at_most) == 25 + 24
+    assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(at_most[:25], clip))
     with pytest.raises(ValueError, match="takes no clip"):
         generate(t2v, "ltx2", _request(clip=clip))
