@@ -88,7 +88,37 @@ def parameter_errors(template: dict[str, Any], overrides: dict[str, str]) -> lis
                 errors.append(f"{name}={value}: must be at least {spec['MinValue']}")
             if "MaxValue" in spec and number > float(spec["MaxValue"]):
                 errors.append(f"{name}={value}: must be at most {spec['MaxValue']}")
-    return errors
+    values = {name: str(spec.get("Default", "")) for name, spec in declared.items()} | overrides
+    return errors + [f"{rule}: {description}" for rule, description in failed_rules(template, values)]
+
+
+def failed_rules(template: dict[str, Any], values: dict[str, str]) -> list[tuple[str, str]]:
+    """The template's Rules whose assertions the parameter values break, with each assertion's description. The
+    intrinsic functions Rules take that the template uses (Not, Equals, And, Or over Ref of parameters)."""
+    failed = []
+    for rule, spec in (template.get("Rules") or {}).items():
+        if "RuleCondition" in spec and not _rule_value(spec["RuleCondition"], values):
+            continue
+        failed += [(rule, a.get("AssertDescription", "")) for a in spec.get("Assertions", [])
+                   if not _rule_value(a["Assert"], values)]
+    return failed
+
+
+def _rule_value(node: Any, values: dict[str, str]) -> Any:
+    if not isinstance(node, dict):
+        return str(node)
+    (function, argument), = node.items()
+    if function == "Ref":
+        return values[argument]
+    if function == "Fn::Not":
+        return not _rule_value(argument[0], values)
+    if function == "Fn::Equals":
+        return _rule_value(argument[0], values) == _rule_value(argument[1], values)
+    if function == "Fn::And":
+        return all(_rule_value(a, values) for a in argument)
+    if function == "Fn::Or":
+        return any(_rule_value(a, values) for a in argument)
+    raise ValueError(f"a template Rule uses {function}, which darkroom's preflight does not evaluate")
 
 
 def model_errors(models: list[str]) -> list[str]:

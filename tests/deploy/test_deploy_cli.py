@@ -170,14 +170,16 @@ def test_preflight_needs_the_hugging_face_secret(fake_tools, tmp_path, world):
 
 
 def test_preflight_lists_wrong_values_together(fake_tools, tmp_path, world):
-    """A workspace id the token does not belong to, an unknown model and an unknown parameter: all at once."""
+    """A workspace id the token does not belong to, an unknown model, an unknown parameter and a value a template
+    Rule refuses: all at once."""
     env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env() | {
         "DARKROOM_MODAL_WORKSPACE_ID": "ac-someoneelse"}
     result = darkroom(["deploy", "--stack-name", world.stack.name, "--download-weights", "no-such-model",
-                       "--parameter", "NoSuchParameter=1"], env, tmp_path)
+                       "--parameter", "NoSuchParameter=1", "--parameter", "FinishingConcurrency=1"], env, tmp_path)
     assert result.returncode == 1
     _no_traceback(result)
-    assert "Preflight found 3 problem(s)" in result.stdout
+    assert "Preflight found 4 problem(s)" in result.stdout
+    assert "FinishingConcurrency is 0 (none) or at least 2" in result.stdout
     assert f"belongs to workspace {WORKSPACE_ID}, not ac-someoneelse" in result.stdout
     assert "no-such-model: not a catalog model" in result.stdout
     assert "template.yaml has no parameter NoSuchParameter" in result.stdout
