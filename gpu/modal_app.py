@@ -407,7 +407,7 @@ def download(models: str = "") -> list[str]:
             except Exception as exc:  # noqa: BLE001 - reported with the others, below
                 results.append(exc)
     else:
-        results = list(fetch_weights.starmap(runs, return_exceptions=True, wrap_returned_exceptions=False))
+        results = list(fetch_weights.starmap(runs, return_exceptions=True))
     done: list[str] = []
     failed: list[str] = []
     for ((repo, revision), (_, _, ids)), result in zip(targets.items(), results, strict=True):

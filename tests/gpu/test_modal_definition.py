@@ -260,7 +260,7 @@ def test_on_modal_each_repo_is_fetched_by_its_own_call_and_one_failure_stops_non
     class FetchCalls:
         @staticmethod
         def starmap(runs, **options):
-            assert options == {"return_exceptions": True, "wrap_returned_exceptions": False}
+            assert options == {"return_exceptions": True}
             for repo, revision, patterns, ignore_others in runs:
                 asked.append((repo, revision, patterns))
                 yield RuntimeError("Hub unreachable") if repo == "Qwen/Qwen-Image" else ("c0ffee", None)
