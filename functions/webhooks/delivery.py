@@ -13,6 +13,7 @@ import json
 import random
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -36,6 +37,8 @@ USER_AGENT = "Darkroom-Webhooks/1.0"
 MAX_ERROR_CHARS = 300
 # The most of a receiver's answer read; the rest is never read.
 MAX_RESPONSE_BYTES = 64 * 1024
+# HTTP clients kept per thread, one per receiver TLS name, the most recently used.
+CLIENTS_KEPT = 32
 # Longest Retry-After we honour; beyond it the schedule's own delay applies.
 MAX_RETRY_AFTER = 24 * 3600
 
@@ -78,31 +81,43 @@ def _loop() -> asyncio.Runner:
 def http_client(tls_name: str | None = None) -> httpx.AsyncClient:
     # Clients live across invocations of a warm Lambda, so connections to the same receivers are reused. One per
     # TLS name: requests go to pinned addresses, and a pooled connection verified for one name must not carry
-    # another name's request to the same address.
+    # another name's request to the same address. The most recently used CLIENTS_KEPT are kept (each holds an SSL
+    # context and idle sockets); the one used longest ago is closed.
     # trust_env=False: a proxy from the environment would make the connection, and the address check, moot.
-    clients = _per_thread.__dict__.setdefault("clients", {})
-    if tls_name not in clients:
-        clients[tls_name] = httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, headers={"user-agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
+    clients: OrderedDict[str | None, httpx.AsyncClient] = _per_thread.__dict__.setdefault("clients", OrderedDict())
+    if tls_name in clients:
+        clients.move_to_end(tls_name)
+        return clients[tls_name]
+    if len(clients) >= CLIENTS_KEPT:
+        _, oldest = clients.popitem(last=False)
+        _loop().run(oldest.aclose())
+    clients[tls_name] = httpx.AsyncClient(
+        follow_redirects=False, trust_env=False, headers={"user-agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
     return clients[tls_name]
 
 
 async def _post_within(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
                        extensions: dict[str, str], seconds: float) -> httpx.Response:
-    """The status and headers are all a delivery needs. A short body is read, so the connection can carry the next
-    POST; past MAX_RESPONSE_BYTES the rest is left unread and the connection closed (a receiver may send gigabytes)."""
-    async with asyncio.timeout(seconds):
-        async with client.stream("POST", url, content=body, headers=headers, extensions=extensions,
-                                 timeout=seconds) as response:
-            if response.is_stream_consumed:  # an in-memory answer (httpx's MockTransport)
-                return response
+    """The status and headers are all a delivery needs: TimeoutError if they have not come within `seconds`. Then, in
+    what is left of them, a short body is read so the connection can carry the next POST; a body past
+    MAX_RESPONSE_BYTES, or still arriving at the deadline, is left unread and the connection closed."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    request = client.build_request("POST", url, content=body, headers=headers, extensions=extensions, timeout=seconds)
+    async with asyncio.timeout_at(deadline):
+        response = await client.send(request, stream=True)
+    try:
+        async with asyncio.timeout_at(deadline):
             read = 0
             async for chunk in response.aiter_raw():
                 read += len(chunk)
                 if read > MAX_RESPONSE_BYTES:
                     break
-            return response
+    except (TimeoutError, httpx.HTTPError, httpx.StreamError):
+        pass  # the answer is in: the body was never needed (an in-memory answer is read already: StreamConsumed)
+    finally:
+        await response.aclose()
+    return response
 
 
 def _retry_after(response: httpx.Response) -> float | None:

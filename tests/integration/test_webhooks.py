@@ -131,34 +131,49 @@ def test_hanging_receiver_times_out(world, api, tenant, drain, receiver, monkeyp
 
 
 @pytest.fixture
-def trickling_receiver():
-    """A loopback endpoint that answers a byte every 0.2 s and never finishes: each read arrives well within
-    httpx's read timeout, so only a deadline on the whole attempt ends it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    stop = threading.Event()
+def raw_endpoint():
+    """A loopback endpoint that reads a request and sends `head` at once, then each of `chunks` `pause` seconds
+    apart, until they run out or the sender hangs up: answers no HTTP server library would send."""
+    servers, stop = [], threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                for byte in b"HTTP/1.1 200 OK\r\n" + b"x-slow: " + b"y" * 10_000:
-                    if stop.wait(0.2):
-                        return
+    def make(head: bytes, chunks, pause: float) -> str:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        servers.append(server)
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(65536)
                     try:
-                        conn.sendall(bytes([byte]))
+                        conn.sendall(head)
+                        for chunk in chunks:
+                            if stop.wait(pause):
+                                return
+                            conn.sendall(chunk)
                     except OSError:
-                        break
+                        continue  # the sender hung up
 
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+    yield make
     stop.set()
-    server.close()
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def trickling_receiver(raw_endpoint):
+    """Answers a byte every 0.2 s and never finishes its headers: each read arrives well within httpx's read timeout,
+    so only a deadline on the whole attempt ends it."""
+    head = b"HTTP/1.1 200 OK\r\nx-slow: "
+    return raw_endpoint(head[:1], (bytes([b]) for b in head[1:] + b"y" * 10_000), 0.2)
 
 
 def test_a_receiver_that_trickles_its_answer_times_out_at_the_deadline(world, api, tenant, drain,
@@ -172,6 +187,33 @@ def test_a_receiver_that_trickles_its_answer_times_out_at_the_deadline(world, ap
     attempt = JobStore().get(job_id).deliveries[0]
     assert attempt["outcome"] == "retrying" and "timed out after 1s" in attempt["error"]
     assert attempt["duration_ms"] < 2500 and time.time() - started < 5
+
+
+def test_a_2xx_whose_body_trickles_in_is_delivered_at_its_headers(world, api, tenant, drain, raw_endpoint,
+                                                                    monkeypatch):
+    monkeypatch.setenv("DARKROOM_WEBHOOK_TIMEOUT_SECONDS", "1")
+    settings.get_settings.cache_clear()
+    url = raw_endpoint(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n", (b"x" for _ in range(1000)), 0.2)
+    job_id = finished_job(api, tenant, url)
+    deliver_until(drain, lambda: JobStore().get(job_id).deliveries)
+    attempt = JobStore().get(job_id).deliveries[0]
+    assert attempt["outcome"] == "delivered" and attempt["status_code"] == 200, attempt
+    assert attempt["duration_ms"] < 2500
+
+
+def test_a_receiver_answering_gigabytes_is_read_no_further_than_64_kib(world, api, tenant, drain, raw_endpoint):
+    sent = []
+
+    def megabytes():
+        for _ in range(1024):  # a gigabyte, if it were all read
+            sent.append(1)
+            yield b"x" * (1 << 20)
+
+    url = raw_endpoint(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (1 << 30), megabytes(), 0)
+    job_id = finished_job(api, tenant, url)
+    deliver_until(drain, lambda: JobStore().get(job_id).deliveries)
+    assert JobStore().get(job_id).deliveries[0]["outcome"] == "delivered"
+    assert len(sent) < 64  # the socket buffers' worth at most: the sender hung up
 
 
 def test_410_disables_the_endpoint(world, api, tenant, drain, receiver, fast_retries):

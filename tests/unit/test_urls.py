@@ -413,3 +413,17 @@ def test_no_spelling_of_a_private_address_is_accepted_as_a_webhook_at_submit(url
     finally:
         get_settings.cache_clear()
     assert refused.value.status == 400 and refused.value.errors[0].field == "webhook"
+
+
+def test_webhook_clients_are_kept_for_the_most_recent_receivers_and_the_others_closed():
+    """One client per receiver TLS name, each with an SSL context and idle sockets: a warm function delivering to
+    many tenants keeps the CLIENTS_KEPT most recently used and closes the one used longest ago."""
+    from functions.webhooks import delivery
+
+    first = delivery.http_client("first.example")
+    kept = [delivery.http_client(f"r{i}.example") for i in range(delivery.CLIENTS_KEPT - 1)]
+    assert delivery.http_client("first.example") is first  # used again: now the most recent
+    delivery.http_client("one-more.example")
+    assert not first.is_closed and kept[0].is_closed
+    assert all(not c.is_closed for c in kept[1:])
+    assert delivery.http_client(f"r{delivery.CLIENTS_KEPT - 2}.example") is kept[-1]
