@@ -129,8 +129,10 @@ def deploy_steps(config: DeployConfig, region: str, overrides: dict[str, str],
     if models:
         steps.append(command(
             f"Download weights into the Modal Volume ({', '.join(models)})",
-            # --env belongs to `modal run`, before the function; after it come the function's own options.
-            ["modal", "run", "--env", environment, "gpu/modal_app.py::download", "--models", ",".join(models)]))
+            # --env belongs to `modal run`, before the function; after it come the function's own options. --detach:
+            # hours of downloads go on if this terminal's connection drops (run the deploy again to wait for them).
+            ["modal", "run", "--detach", "--env", environment, "gpu/modal_app.py::download", "--models",
+             ",".join(models)]))
     steps.append(command("Deploy the GPU app on Modal",
                          ["modal", "deploy", "gpu/modal_app.py", "--name", app, "--env", environment],
                          set_env={pools.MAX_CONTAINERS_ENV: overrides["MaxGpuConcurrency"]}))

@@ -3,6 +3,7 @@ how to fix it, all together; checks that depend on a missing piece are skipped r
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 
 import boto3
@@ -61,7 +62,7 @@ def run(config: DeployConfig) -> Report:
     for name in ("sam", "modal"):
         if tools.find(name) is None:
             report.problems.append(Problem(f"`{name}` is not on PATH", tools.INSTALL[name]))
-    has_modal = tools.find("modal") is not None and _check_modal_version(report)
+    has_modal = tools.find("modal") is not None and _check_modal_version(report) and _check_modal_python(report)
     version = artifacts.runtime_version(config.template)
     runtime = f"python{version}"
     if artifacts.interpreter(version) is None:
@@ -129,6 +130,25 @@ def _check_modal_version(report: Report) -> bool:
             "`source .venv/bin/activate`)"))
         return False
     return True
+
+
+def _check_modal_python(report: Report) -> bool:
+    """`modal run` and `modal deploy` import gpu/modal_app.py with the Python the `modal` on PATH runs, which the
+    project's own packages (pydantic, yaml) must be in: a modal installed alone (pipx, a global pip) would fail at
+    "Deploy the GPU app", after the stack is deployed."""
+    python = tools.script_interpreter(tools.find("modal") or "")
+    if python is None:
+        return True  # not a Python script (a compiled launcher): nothing to check before the run
+    done = subprocess.run([python, "-c", "import gpu.modal_app"], cwd=artifacts.REPO, capture_output=True, text=True,
+                          check=False, timeout=120)
+    if done.returncode == 0:
+        return True
+    error = (done.stderr.strip().splitlines() or ["exit status " + str(done.returncode)])[-1]
+    report.problems.append(Problem(
+        f"the `modal` CLI on PATH runs {python}, which cannot import the GPU app ({error})",
+        "run the deploy with the project's environment first on PATH (`source .venv/bin/activate`), whose modal "
+        "has the app's packages"))
+    return False
 
 
 def _check_aws(config: DeployConfig, report: Report) -> None:
@@ -244,7 +264,9 @@ def _check_modal(config: DeployConfig, report: Report, has_modal: bool) -> None:
                                                                       {"ModalWorkspaceId": facts.workspace_id}))
 
     if has_modal and facts.token:
-        environment = config.modal_environment or config.default("ModalEnvironment")
+        # The environment the deploy will use: the flag, else the stack's current one (a re-deploy keeps it).
+        current = facts.existing.parameters.get("ModalEnvironment") if facts.existing else None
+        environment = config.modal_environment or current or config.default("ModalEnvironment")
         try:
             names = modal_account.secret_names(environment)
         except (tools.ToolError, ValueError) as exc:

@@ -43,6 +43,24 @@ def find(name: str) -> str | None:
     return shutil.which(name)
 
 
+def script_interpreter(path: str) -> str | None:
+    """The interpreter a script's #! line names (an `env` line resolved on PATH), or None if it has none."""
+    try:
+        with open(path, "rb") as script:
+            first = script.readline(512).decode(errors="replace")
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    words = first[2:].split()
+    if not words:
+        return None
+    if Path(words[0]).name == "env":
+        names = [w for w in words[1:] if not w.startswith("-")]
+        return shutil.which(names[0]) if names else None
+    return words[0]
+
+
 def run(argv: list[str], *, cwd: Path | None = None, capture: bool = False,
         drop_env: tuple[str, ...] = (), set_env: dict[str, str] | None = None) -> Result:
     """Run one command. Captured output comes back; otherwise it streams to the terminal (sam's progress)."""

@@ -65,7 +65,7 @@ def test_deploy_end_to_end(world, fake_tools, point_at, tmp_path):
         # The account's concurrency (1,000, unreserved) leaves room: 5 each for the functions that finish jobs.
         "FinishingConcurrency": "5"}
     # The weights first, then the app: its containers snapshot what the Volume holds when they start.
-    assert argvs[5:] == [["modal", "run", "--env", "main", "gpu/modal_app.py::download", "--models",
+    assert argvs[5:] == [["modal", "run", "--detach", "--env", "main", "gpu/modal_app.py::download", "--models",
                           "flux-schnell,sdxl-turbo"],
                          ["modal", "deploy", "gpu/modal_app.py", "--name", "darkroom", "--env", "main"]]
     # The stack's MaxGpuConcurrency caps each GPU pool: gpu/modal_app.py reads it at `modal deploy`.
@@ -184,6 +184,38 @@ def test_preflight_lists_wrong_values_together(fake_tools, tmp_path, world):
     assert "no-such-model: not a catalog model" in result.stdout
     assert "template.yaml has no parameter NoSuchParameter" in result.stdout
     assert fake_tools.argvs() == MODAL_PREFLIGHT
+
+
+def test_preflight_refuses_a_modal_whose_python_cannot_import_the_gpu_app(fake_tools, tmp_path, world):
+    """A modal installed on its own (pipx, a global pip) runs a Python without the project's packages: `modal deploy
+    gpu/modal_app.py` would fail after the stack is deployed. Preflight says so first, and deploys nothing."""
+    import venv
+
+    bare = tmp_path / "bare-python"
+    venv.EnvBuilder(with_pip=False).create(bare)  # a Python with the standard library only
+    fake = fake_tools.bin / "modal"
+    fake.write_text(fake.read_text().replace(f"#!{sys.executable}", f"#!{bare / 'bin' / 'python'}", 1))
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["deploy", "--stack-name", world.stack.name], env, tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert f"the `modal` CLI on PATH runs {bare / 'bin' / 'python'}, which cannot import the GPU app" in result.stdout
+    assert "ModuleNotFoundError" in result.stdout and "source .venv/bin/activate" in result.stdout
+    assert [c for c in fake_tools.argvs() if c[0] == "sam"] == []
+
+
+def test_preflight_looks_for_the_hf_secret_in_the_environment_the_stack_already_uses(fake_tools, tmp_path, world):
+    """A re-deploy without --modal-environment keeps the stack's environment: the secret is looked for there."""
+    from moto_stack import create
+
+    staging = create(world.endpoint, "darkroom-staging", {"ModalWorkspaceId": WORKSPACE_ID, "ModalEnvironment": "staging",
+                                                          "ModalOidcProviderArn": world.oidc_provider_arn})
+    fake_tools.answer("modal secret list", stdout="[]")
+    env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
+    result = darkroom(["deploy", "--stack-name", staging.name], env, tmp_path)
+    assert result.returncode == 1
+    assert ["modal", "secret", "list", "--env", "staging", "--json"] in fake_tools.argvs()
+    assert "the Modal secret darkroom-hf does not exist in environment staging" in result.stdout
 
 
 # ---------------------------------------------------------------- dry run
