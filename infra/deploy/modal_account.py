@@ -19,6 +19,8 @@ WORKSPACE_ID = re.compile(r"\((ac-[A-Za-z0-9]+)\)")
 # `modal token info` names who the token acts as: a person ("User: …") or a service user ("Service User: …").
 SERVICE_USER = re.compile(r"^\s*Service User:", re.MULTILINE)
 PERSONAL_USER = re.compile(r"^\s*User:", re.MULTILINE)
+# `modal token info`'s line for a token with a lifetime (`modal token new --expires-in`, or a workspace's maximum).
+TOKEN_EXPIRES = re.compile(r"^\s*Expires at:\s*(.+)$", re.MULTILINE)
 CLI_VERSION = re.compile(r"modal client version:\s*(\S+)")
 
 
@@ -57,6 +59,8 @@ class TokenInfo:
     workspace_id: str
     # True for a service user's token, False for a person's, None when the CLI does not say.
     service_user: bool | None
+    # When the token stops working, as `modal token info` prints it (local time), or None: it does not expire.
+    expires_at: str | None = None
 
 
 def token_info() -> TokenInfo:
@@ -66,7 +70,8 @@ def token_info() -> TokenInfo:
     if not found:
         raise tools.ToolError("`modal token info` did not name a workspace id (ac-…)")
     service = True if SERVICE_USER.search(result.stdout) else False if PERSONAL_USER.search(result.stdout) else None
-    return TokenInfo(found.group(1), service)
+    expires = TOKEN_EXPIRES.search(result.stdout)
+    return TokenInfo(found.group(1), service, expires.group(1).strip() if expires else None)
 
 
 def workspace_id() -> str:

@@ -247,6 +247,12 @@ def _check_modal(config: DeployConfig, report: Report, has_modal: bool) -> None:
                     "the Modal token is a person's: the dispatch function will spawn GPU jobs with it",
                     "prefer a service user's token (Modal: workspace settings, service users), set with `modal token "
                     "set`; to rotate it, `darkroom deploy` again, which rewrites the stack's secret (README: Deploy)"))
+            if info.expires_at:
+                report.warnings.append(Problem(
+                    f"the Modal token expires at {info.expires_at}: the dispatch function spawns every GPU job with "
+                    "it, and from then on no job is dispatched (each is failed and refunded)",
+                    "use a token without an expiry (a service user's, `modal token new` without --expires-in), or "
+                    "`darkroom deploy` again with a new one before then: it rewrites the stack's secret"))
     given = config.modal_workspace_id
     if given and discovered and given != discovered:
         report.problems.append(Problem(

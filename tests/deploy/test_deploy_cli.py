@@ -370,9 +370,9 @@ def test_an_account_at_the_new_account_limit_reserves_nothing_and_says_so(moto_e
     assert preflight._finishing_concurrency(preflight.Report()) == preflight.FINISHING_CONCURRENCY
 
 
-def test_preflight_warns_of_a_region_a_personal_token_and_unpinned_weights(fake_tools, tmp_path, world):
+def test_preflight_warns_of_a_region_a_personal_expiring_token_and_unpinned_weights(fake_tools, tmp_path, world):
     fake_tools.answer("modal token info", stdout=f"Token: {TOKEN_ID}\nWorkspace: acme ({WORKSPACE_ID})\n"
-                                                 "User: alice (us-123)\n")
+                                                 "User: alice (us-123)\nExpires at: 2027-01-05 10:00:00 UTC\n")
     fake_tools.answer("sam build", exit=1, stderr="stop here\n")
     env = base_env(tmp_path, fake_tools) | aws_env(world.endpoint) | modal_env()
     result = darkroom(["deploy", "--stack-name", "darkroom-warn", "--region", "ap-south-2",
@@ -381,4 +381,5 @@ def test_preflight_warns_of_a_region_a_personal_token_and_unpinned_weights(fake_
     out = " ".join(result.stdout.split())
     assert "ap-south-2 has no Lambda function URLs" in out and "cut at 30 s" in out
     assert "the Modal token is a person's" in out and "service user" in out
+    assert "the Modal token expires at 2027-01-05 10:00:00 UTC" in out and "no job is dispatched" in out
     assert "playground-v2 follow a branch, not a commit" in out and "flux-schnell follow" not in out
