@@ -10,10 +10,10 @@ Every failure is an `InvalidReference` naming the reference; the worker fails th
 
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import posixpath
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -147,19 +147,26 @@ def read_workspace_object(key: str, label: str, *, prefix: str, bucket: str, max
 
 def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Limits = DEFAULT_LIMITS,
               accept: str = "image/*") -> bytes:
-    """GET `url` with the SSRF guard on every hop, at most `limits.max_bytes`, within `limits.timeout`."""
-    deadline = time.monotonic() + limits.timeout
+    """GET `url` with the SSRF guard on every hop, at most `limits.max_bytes`, within `limits.timeout` for all of it.
+
+    httpx's timeouts bound each read, so a server that answers a byte at a time, its headers included, would hold the
+    GPU container for as long as it liked (and a hostile key would bill the operator for it). The fetch runs on its
+    own event loop under one deadline, which closes the connection when it fires."""
+    try:
+        return asyncio.run(_fetch_within(url, label, allow_loopback, limits, accept))
+    except TimeoutError:
+        raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s") from None
+
+
+async def _fetch_within(url: str, label: str, allow_loopback: bool, limits: Limits, accept: str) -> bytes:
     # trust_env=False: a proxy from the environment would make the connection, and the check, moot.
-    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+    async with asyncio.timeout(limits.timeout), httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
         for _hop in range(limits.max_redirects + 1):
             target, headers, extensions = _pinned(url, label, allow_loopback)
             headers["Accept"] = accept
-            remaining = deadline - time.monotonic()  # one budget for every hop, connects included
-            if remaining <= 0:
-                raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s")
             try:
-                with client.stream("GET", target, headers=headers, extensions=extensions,
-                                   timeout=remaining) as resp:
+                async with client.stream("GET", target, headers=headers, extensions=extensions,
+                                         timeout=limits.timeout) as resp:
                     if resp.status_code in _REDIRECTS:
                         location = resp.headers.get("location")
                         if not location:
@@ -168,7 +175,7 @@ def fetch_url(url: str, label: str, *, allow_loopback: bool = False, limits: Lim
                         continue
                     if resp.status_code != 200:
                         raise InvalidReference(f"{label}: the server answered HTTP {resp.status_code}")
-                    return _read_capped(resp, label, limits, deadline)
+                    return await _read_capped(resp, label, limits)
             except httpx.TimeoutException:
                 raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s") from None
             except httpx.HTTPError as exc:
@@ -185,19 +192,16 @@ def _pinned(url: str, label: str, allow_loopback: bool) -> tuple[httpx.URL, dict
     return httpx.URL(pinned.url), {"Host": pinned.host_header}, pinned.extensions
 
 
-def _read_capped(resp: httpx.Response, label: str, limits: Limits, deadline: float) -> bytes:
+async def _read_capped(resp: httpx.Response, label: str, limits: Limits) -> bytes:
     too_big = InvalidReference(f"{label}: larger than {_size(limits.max_bytes)}")
     length = resp.headers.get("content-length")
     if length and length.isdigit() and int(length) > limits.max_bytes:
         raise too_big  # refused before reading a byte
     buf = bytearray()
-    for chunk in resp.iter_bytes():
+    async for chunk in resp.aiter_bytes():
         buf += chunk
         if len(buf) > limits.max_bytes:
             raise too_big
-        # httpx's timeout applies per read; a server dripping bytes must not hold the worker longer.
-        if time.monotonic() > deadline:
-            raise InvalidReference(f"{label}: timed out after {limits.timeout:g} s")
     return bytes(buf)
 
 

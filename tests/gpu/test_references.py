@@ -274,6 +274,40 @@ def test_a_slow_server_times_out(server):
     assert time.monotonic() - started < 2.5
 
 
+def test_a_server_trickling_its_headers_times_out_at_the_deadline():
+    """A byte every 0.2 s, headers included: each read is well within httpx's read timeout, so only a deadline on
+    the whole fetch ends it (a hostile reference URL would otherwise hold the GPU container for hours)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nx-slow: " + b"y" * 10_000:
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(InvalidReference, match="timed out after 1 s"):
+            fetch(f"http://127.0.0.1:{server.getsockname()[1]}/fox.png", limits=Limits(timeout=1.0))
+    finally:
+        stop.set()
+        server.close()
+    assert time.monotonic() - started < 2.5
+
+
 @pytest.mark.parametrize("path, match", [
     ("/text", "not a valid PNG, JPEG"),
     ("/truncated.png", "not a valid PNG, JPEG"),
@@ -398,7 +432,7 @@ class _Net:
         self.answers, self.routes = answers, routes
         self.lookups: list[str] = []
         self.requests: list[httpx.Request] = []
-        real_client = httpx.Client
+        real_client = httpx.AsyncClient
 
         def getaddrinfo(host, port, *args, **kwargs):
             self.lookups.append(host)
@@ -413,7 +447,7 @@ class _Net:
             return real_client(**kwargs, transport=httpx.MockTransport(self._handle))
 
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-        monkeypatch.setattr(httpx, "Client", client)
+        monkeypatch.setattr(httpx, "AsyncClient", client)
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
