@@ -328,9 +328,9 @@ class JobStore:
                 names.update({"#progress_": "progress", "#step_": "step", "#total_": "total"})
                 values[":read_step"] = dynamo.value(progress.get("step", 0))
                 values[":read_total"] = dynamo.value(progress.get("total", 0))
-            else:
-                condition += " AND attribute_not_exists(#progress_)"
-                names["#progress_"] = "progress"
+            else:  # no step recorded (no progress map, or one without a step)
+                condition += " AND attribute_not_exists(#progress_.#step_)"
+                names.update({"#progress_": "progress", "#step_": "step"})
         return {
             "TableName": self.table,
             "Key": {"id": {"S": job.id}},
