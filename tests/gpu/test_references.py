@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from gpu_helpers import gradient
 from PIL import Image
+from raw_endpoint import raw_endpoint, trickled
 
 from gpu.references import (
     DEFAULT_LIMITS,
@@ -277,34 +278,10 @@ def test_a_slow_server_times_out(server):
 def test_a_server_trickling_its_headers_times_out_at_the_deadline():
     """A byte every 0.2 s, headers included: each read is well within httpx's read timeout, so only a deadline on
     the whole fetch ends it (a hostile reference URL would otherwise hold the GPU container for hours)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    stop = threading.Event()
-
-    def serve() -> None:
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(65536)
-            for byte in b"HTTP/1.1 200 OK\r\nx-slow: " + b"y" * 10_000:
-                if stop.wait(0.2):
-                    return
-                try:
-                    conn.sendall(bytes([byte]))
-                except OSError:
-                    return
-
-    threading.Thread(target=serve, daemon=True).start()
     started = time.monotonic()
-    try:
-        with pytest.raises(InvalidReference, match="timed out after 1 s"):
-            fetch(f"http://127.0.0.1:{server.getsockname()[1]}/fox.png", limits=Limits(timeout=1.0))
-    finally:
-        stop.set()
-        server.close()
+    headers = trickled(b"HTTP/1.1 200 OK\r\nx-slow: " + b"y" * 10_000)
+    with raw_endpoint(b"", headers, 0.2) as url, pytest.raises(InvalidReference, match="timed out after 1 s"):
+        fetch(url, limits=Limits(timeout=1.0))
     assert time.monotonic() - started < 2.5
 
 

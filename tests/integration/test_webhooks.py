@@ -6,11 +6,12 @@ Receivers verify with the `standardwebhooks` package, not the project's own code
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
+from contextlib import ExitStack
 
 import pytest
+from raw_endpoint import raw_endpoint as endpoint
+from raw_endpoint import trickled
 from standardwebhooks.webhooks import Webhook
 
 from functions.core import settings
@@ -132,48 +133,16 @@ def test_hanging_receiver_times_out(world, api, tenant, drain, receiver, monkeyp
 
 @pytest.fixture
 def raw_endpoint():
-    """A loopback endpoint that reads a request and sends `head` at once, then each of `chunks` `pause` seconds
-    apart, until they run out or the sender hangs up: answers no HTTP server library would send."""
-    servers, stop = [], threading.Event()
-
-    def make(head: bytes, chunks, pause: float) -> str:
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        servers.append(server)
-
-        def serve() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                with conn:
-                    conn.recv(65536)
-                    try:
-                        conn.sendall(head)
-                        for chunk in chunks:
-                            if stop.wait(pause):
-                                return
-                            conn.sendall(chunk)
-                    except OSError:
-                        continue  # the sender hung up
-
-        threading.Thread(target=serve, daemon=True).start()
-        return f"http://127.0.0.1:{server.getsockname()[1]}/hook"
-
-    yield make
-    stop.set()
-    for server in servers:
-        server.close()
+    """raw_endpoint(head, chunks, pause) -> its URL, closed after the test (tests/raw_endpoint.py)."""
+    with ExitStack() as stack:
+        yield lambda head, chunks, pause: stack.enter_context(endpoint(head, chunks, pause))
 
 
 @pytest.fixture
 def trickling_receiver(raw_endpoint):
     """Answers a byte every 0.2 s and never finishes its headers: each read arrives well within httpx's read timeout,
     so only a deadline on the whole attempt ends it."""
-    head = b"HTTP/1.1 200 OK\r\nx-slow: "
-    return raw_endpoint(head[:1], (bytes([b]) for b in head[1:] + b"y" * 10_000), 0.2)
+    return raw_endpoint(b"", trickled(b"HTTP/1.1 200 OK\r\nx-slow: " + b"y" * 10_000), 0.2)
 
 
 def test_a_receiver_that_trickles_its_answer_times_out_at_the_deadline(world, api, tenant, drain,
