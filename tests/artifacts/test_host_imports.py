@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 
 import pytest
 
@@ -62,3 +63,26 @@ def test_the_shipped_bytecode_is_what_runs(host_artifacts, host_python, template
     assert result.returncode == 0, result.stderr[-3000:]
     tag = host_artifacts["ApiFunction"].artifact.target.cpython_tag
     assert result.stdout.strip().splitlines()[-1] == str(source.parent / "__pycache__" / f"handler.{tag}.pyc")
+
+
+def test_the_webhooks_artifact_alone_makes_an_asynchronous_post(host_artifacts, host_python, template, tmp_path):
+    """A delivery runs on httpx's AsyncClient, whose connection backend (anyio) is imported only when a request is
+    made: a POST from the artifact alone, to a closed loopback port, gets as far as the refused connection."""
+    spec = cfn.functions(template)["WebhooksFunction"]
+    built = host_artifacts["WebhooksFunction"]
+    with socket.socket() as placeholder:  # a port nothing listens on once this closes
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    code = (
+        "import sys\n"
+        "from functions.webhooks import delivery\n"
+        f"try:\n    delivery._loop().run(delivery._post_within(delivery.http_client(None), 'http://127.0.0.1:{port}/',"
+        " b'{}', {}, {}, 5.0))\n"
+        "except delivery.httpx.ConnectError as exc:\n    print('refused', type(exc).__name__)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('anyio', 'httpcore')))\n"
+    )
+    result = sandbox.run(host_python, code, [built.root, host_artifacts[SDK_LAYER].site],
+                         sandbox.lambda_environment(spec, template, tmp_path), cwd=built.root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused ConnectError" in result.stdout
+    assert "'anyio'" in result.stdout, result.stdout[-2000:]
